@@ -56,7 +56,8 @@ def root(
     ctx.obj = AppContext(settings=settings)
 
 
-def _settings(ctx: typer.Context) -> Settings:
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings loaded by the root callback (for plugin commands too)."""
     return ctx.ensure_object(AppContext).settings
 
 
@@ -68,7 +69,7 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending migrations (safe to run any time, and concurrently)."""
     from persona.store import open_store
 
-    store = open_store(_settings(ctx), migrate=False)
+    store = open_store(settings_of(ctx), migrate=False)
     applied = store.upgrade()
     for migration in applied:
         out.print(f"applied {migration.filename}")
@@ -84,7 +85,7 @@ def db_status(
     """Show the server, pgvector version, and applied/pending migrations."""
     from persona.store import open_store
 
-    store = open_store(_settings(ctx), migrate=False)
+    store = open_store(settings_of(ctx), migrate=False)
     info = store.server_info()
     state = store.migration_status()
     report: dict[str, Any] = {
@@ -127,7 +128,7 @@ def stats(
     """Count messages, channels, memories, feedback and adapters."""
     from persona.store import open_store
 
-    store = open_store(_settings(ctx))
+    store = open_store(settings_of(ctx))
     counts = store.stats()
     if as_json:
         print(json.dumps(counts))
@@ -153,6 +154,17 @@ def stats(
 # --- entry point -----------------------------------------------------------------------
 
 
+def register_plugins(target: typer.Typer) -> None:
+    """Add the commands of bot/, ingest/ and trainer/, declared as `persona.commands` entry points.
+
+    The core never imports those packages; they register themselves (see pyproject.toml).
+    """
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="persona.commands"), key=lambda e: e.name):
+        entry.load()(target)
+
+
 def _fail(message: str, code: int) -> None:
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     sys.exit(code)
@@ -163,6 +175,7 @@ def main() -> None:
     import psycopg
 
     try:
+        register_plugins(app)
         app(prog_name="persona")
     except PersonaError as exc:
         _fail(exc.message, exc.exit_code)

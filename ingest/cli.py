@@ -1,0 +1,64 @@
+"""`persona ingest ...`: one sub-command per source, one summary format for all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingest.loader import ImportSummary
+from ingest.progress import ImportProgress
+
+ingest_app = typer.Typer(help="Import the owner's history (scrubbed of personal data before storage).", no_args_is_help=True)
+out = Console(highlight=False, soft_wrap=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ingest_app, name="ingest")
+
+
+def _store(ctx: typer.Context):  # noqa: ANN202 - persona.store.Store
+    from persona.cli import settings_of
+    from persona.store import open_store
+
+    return open_store(settings_of(ctx))
+
+
+def print_summary(summary: ImportSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.as_json()))
+        return
+    table = Table("channel kind", "new", "updated", "duplicate", "skipped", box=None, pad_edge=False)
+    for kind, counts in sorted(summary.by_kind.items()):
+        table.add_row(kind, f"{counts.new:,}", f"{counts.updated:,}", f"{counts.duplicate:,}", f"{counts.skipped:,}")
+    total = summary.total
+    table.add_row("[bold]total", *(f"[bold]{total[k]:,}" for k in ("new", "updated", "duplicate", "skipped")))
+    out.print(table)
+    if summary.skipped_reasons:
+        out.print("skipped: " + ", ".join(f"{n:,} {reason.replace('_', ' ')}" for reason, n in summary.skipped_reasons.most_common()))
+    if summary.scrubbed:
+        out.print("scrubbed before storage: " + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in summary.scrubbed.most_common()))
+    out.print(f"import run {summary.run_id}: {summary.files:,} file(s), {total['new']:,} new message(s)")
+
+
+@ingest_app.command("discord-package")
+def discord_package(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="The package .zip, or the folder it unpacks to.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Discord's official data package (your own messages, every layout since 2018)."""
+    from ingest.discord_package import ingest_discord_package
+    from persona.cli import settings_of
+
+    store = _store(ctx)
+    summary = ingest_discord_package(
+        store, path, owner_id=settings_of(ctx).owner_id, progress=ImportProgress.for_terminal("discord package")
+    )
+    print_summary(summary, as_json)

@@ -1,0 +1,190 @@
+"""Scrubbing personal data out of text before anything is stored or sent.
+
+Each kind of personal data is replaced by a typed placeholder (`<EMAIL>`, `<PHONE>`,
+`<CARD>`, `<IP>`, `<IBAN>`, `<SECRET>`, `<PRIVATE_KEY>`); signed query strings on
+attachment URLs are cut off. Candidates that need a check beyond a pattern (Luhn for
+cards, mod-97 for IBANs, a real address for IPv6, a digit count for phones) are checked,
+so ordinary chat — times, versions, scores, dates, ids in code — survives.
+
+Cheap substring tests decide which patterns run at all: most chat lines contain no
+`@`, no long digit run and no `=`, and skip most of the work.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable
+
+EMAIL = "<EMAIL>"
+PHONE = "<PHONE>"
+CARD = "<CARD>"
+IP = "<IP>"
+IBAN = "<IBAN>"
+SECRET = "<SECRET>"
+PRIVATE_KEY = "<PRIVATE_KEY>"
+
+_PEM = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|\Z)", re.S
+)
+# Shapes of well-known credentials. Discord tokens: base64 user id, timestamp, HMAC.
+_TOKENS = re.compile(
+    r"""(?x)
+    (?<![\w-])(?:
+        [MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,40}   # Discord bot/user token
+      | mfa\.[A-Za-z\d_-]{60,90}                                         # Discord MFA token
+      | eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}    # JWT
+      | sk-(?:proj-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}                # OpenAI / Anthropic
+      | (?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}                      # Stripe
+      | gh[pousr]_[A-Za-z0-9]{30,}                                        # GitHub
+      | github_pat_[A-Za-z0-9_]{40,}
+      | glpat-[A-Za-z0-9_-]{20,}                                          # GitLab
+      | xox[abposr]-[A-Za-z0-9-]{10,}                                     # Slack
+      | (?:AKIA|ASIA)[0-9A-Z]{16}                                         # AWS access key id
+      | AIza[0-9A-Za-z_-]{35}                                             # Google API key
+      | hf_[A-Za-z]{30,}                                                  # Hugging Face
+      | npm_[A-Za-z0-9]{36}
+    )(?![\w-])
+    """
+)
+# `password = hunter2`, `API_KEY: abc`, `token=...` → keep the name, hide the value.
+_ASSIGNMENT = re.compile(
+    r"""(?ix)
+    \b((?:[a-z0-9]+[_-])*(?:password|passwd|passphrase|pwd|secret|api[_-]?key|apikey|access[_-]?key|
+        auth[_-]?token|access[_-]?token|token|client[_-]?secret)\b\s*(?:[:=]|\bis\b)\s*)
+    (["']?)(?!<)([^\s"',;]{3,})\2
+    """
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
+# Discord's CDN signs attachment links with ?ex=&is=&hm=; other signed links carry
+# well-known signature parameters. The query string goes, the link stays.
+_SIGNED_QUERY = re.compile(
+    r"(https?://[^\s?#<>]+)\?(?=[^\s#<>]*\b(?:ex|is|hm|X-Amz-Signature|X-Goog-Signature|Signature|sig|se|token|Expires)=)[^\s#<>]*",
+    re.I,
+)
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_CARD = re.compile(r"(?<![\d.,:/-])(?:\d[ -]?){12,18}\d(?![\d.,:/-]\d)")
+_IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?::\d{1,5})?(?![\d.]*\d)")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3}|:)(?![\w:])")
+_PHONE = re.compile(
+    r"""(?x)
+    (?<![\w+.:/-])(?:
+        \+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,5}){1,4}           # +44 20 7946 0958, +1 (555) 010-9999
+      | \(\d{3}\)\s?\d{3}[\s.-]\d{4}                                  # (555) 010-9999
+      | \d{3}[.-]\d{3}[.-]\d{4}                                       # 555-010-9999, 555.010.9999
+      | 0\d{1,4}[\s/-]\d{3,4}[\s-]?\d{3,5}                            # 030 1234567, 07700 900123
+      | 0[1-9]\d{8,10}                                                # 07700900123
+    )(?![\w-]|\.\d)
+    """
+)
+_LONG_DIGITS = re.compile(r"\d[\d .()/+-]{5,}\d")
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum every payment card number satisfies."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    """ISO 13616 mod-97 check."""
+    text = candidate.replace(" ", "")
+    if not 15 <= len(text) <= 34:
+        return False
+    rearranged = text[4:] + text[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+class Scrubber:
+    """Replace personal data with typed placeholders; `counts` totals what was found."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, text: str) -> str:
+        return self.scrub(text)
+
+    def scrub(self, text: str) -> str:
+        if not text:
+            return text
+        found = self.counts
+        if "PRIVATE KEY" in text:
+            text = _sub(_PEM, PRIVATE_KEY, text, found, "private_key")
+        if "http" in text and "?" in text:
+            text = _sub(_SIGNED_QUERY, r"\1", text, found, "signed_query")
+        if "." in text or "_" in text or "-" in text:
+            text = _sub(_TOKENS, SECRET, text, found, "secret")
+        if "=" in text or ":" in text or " is " in text:
+            text = _sub(_ASSIGNMENT, lambda m: f"{m.group(1)}{SECRET}", text, found, "secret")
+        if "@" in text:
+            text = _sub(_EMAIL, EMAIL, text, found, "email")
+        if not _has_digit_run(text):
+            return text
+        if ":" in text:
+            text = _sub_checked(_IPV6, IP, text, found, "ip", _is_ipv6)
+        text = _sub_checked(_IBAN, IBAN, text, found, "iban", iban_ok)
+        text = _sub_checked(_CARD, CARD, text, found, "card", _is_card)
+        if "." in text:
+            text = _sub(_IPV4, IP, text, found, "ip")
+        if _LONG_DIGITS.search(text):
+            text = _sub_checked(_PHONE, PHONE, text, found, "phone", _is_phone)
+        return text
+
+
+def _has_digit_run(text: str) -> bool:
+    """True if the text has 4+ digits in total (fewer cannot be card, phone, IP or IBAN)."""
+    count = 0
+    for ch in text:
+        if "0" <= ch <= "9":
+            count += 1
+            if count >= 4:
+                return True
+    return False
+
+
+def _sub(pattern: re.Pattern[str], repl: str | Callable[[re.Match[str]], str], text: str, found: Counter[str], kind: str) -> str:
+    new, n = pattern.subn(repl, text)
+    if n:
+        found[kind] += n
+    return new
+
+
+def _sub_checked(pattern: re.Pattern[str], placeholder: str, text: str, found: Counter[str], kind: str, check: Callable[[str], bool]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if check(match.group(0)):
+            found[kind] += 1
+            return placeholder
+        return match.group(0)
+
+    return pattern.sub(replace, text)
+
+
+def _is_card(candidate: str) -> bool:
+    digits = candidate.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
+
+
+def _is_phone(candidate: str) -> bool:
+    digits = sum(ch.isdigit() for ch in candidate)
+    return 7 <= digits <= 15
+
+
+def _is_ipv6(candidate: str) -> bool:
+    if candidate.count(":") < 2 or sum(1 for part in candidate.split(":") if part) < 3:
+        return False
+    try:
+        return isinstance(ipaddress.ip_address(candidate), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def scrub(text: str) -> str:
+    """Scrub one text with a throwaway Scrubber."""
+    return Scrubber().scrub(text)
