@@ -62,3 +62,18 @@ def discord_package(
         store, path, owner_id=settings_of(ctx).owner_id, progress=ImportProgress.for_terminal("discord package")
     )
     print_summary(summary, as_json)
+
+
+@ingest_app.command("dce")
+def dce(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="DiscordChatExporter JSON files, or folders of them.")],
+    as_json: JsonOption = False,
+) -> None:
+    """DiscordChatExporter JSON exports (whole conversations; needs PERSONA_OWNER_ID)."""
+    from ingest.dce import ingest_dce
+    from persona.cli import settings_of
+
+    store = _store(ctx)
+    summary = ingest_dce(store, paths, owner_id=settings_of(ctx).owner_id, progress=ImportProgress.for_terminal("dce"))
+    print_summary(summary, as_json)

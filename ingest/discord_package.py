@@ -19,7 +19,7 @@ from typing import Any
 
 from ingest.files import FileTree, decode_utf8
 from ingest.ids import synthetic_id
-from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person
+from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
 from ingest.progress import ImportProgress
 from persona.scopes import channel_scope
 from persona.store import Store
@@ -30,7 +30,6 @@ SOURCE = "package"
 _CHANNEL_FILE = re.compile(r"(?:^|/)c?(\d+)/channel\.json$", re.I)
 _USER_FILE = re.compile(r"(?:^|/)user\.json$", re.I)
 _INDEX_FILE = re.compile(r"(?:^|/)index\.json$", re.I)
-_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$")
 _CSV_HEADER = ["id", "timestamp", "contents", "attachments"]
 _DM_LABEL = re.compile(r"^Direct Message with (.+?)(?:#\d{1,4})?$")
 _KINDS: dict[Any, str] = {
@@ -149,7 +148,7 @@ def _import_messages(tree: FileTree, by_lower: dict[str, str], folder: str, chan
     count = 0
     for number, (raw_id, timestamp, contents, attachments) in enumerate(rows, 1):
         message_id = _message_id(raw_id, where, number)
-        created = _timestamp(timestamp, where, number)
+        created = iso_timestamp(timestamp, f"{where} message {number}")
         content = session.clean(contents) if contents else ""
         urls = [_strip_signature(u) for u in attachments.split()] if attachments else []
         if not content and not urls:
@@ -193,13 +192,6 @@ def _message_id(raw: Any, where: str, number: int) -> int:
     if isinstance(raw, str) and raw.isdigit():
         return int(raw)
     raise IngestError(f"{where} message {number} has no valid ID ({str(raw)[:30]!r})")
-
-
-def _timestamp(raw: Any, where: str, number: int) -> str:
-    if not isinstance(raw, str) or not _TIMESTAMP.match(raw):
-        raise IngestError(f"{where} message {number} has an unreadable Timestamp ({str(raw)[:40]!r})")
-    # Package timestamps without an offset are UTC.
-    return raw if raw[-6] in "+-" or raw.endswith("Z") or raw[-3] in "+-" else raw + "+00:00"
 
 
 def _strip_signature(url: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -124,6 +125,18 @@ GROUP BY c.kind
 
 class IngestError(PersonaError):
     """The input cannot be imported; nothing from it was stored."""
+
+
+_ISO_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$")
+
+
+def iso_timestamp(raw: object, where: str) -> str:
+    """Validate an ISO-8601 timestamp (text goes to PostgreSQL as is); naive means UTC."""
+    if not isinstance(raw, str) or not _ISO_TIMESTAMP.match(raw):
+        raise IngestError(f"{where} has an unreadable timestamp ({str(raw)[:40]!r})")
+    if raw.endswith("Z") or raw[-6:-5] in ("+", "-") or raw[-3:-2] in ("+", "-") or raw[-5:-4] in ("+", "-"):
+        return raw
+    return raw + "+00:00"
 
 
 @dataclass(slots=True)

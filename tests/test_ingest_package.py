@@ -182,7 +182,7 @@ BAD_INPUTS = {
     "truncated json": "is truncated",
     "wrong csv header": "expected ID,Timestamp,Contents,Attachments",
     "non-utf8": "is not UTF-8",
-    "bad timestamp": "unreadable Timestamp",
+    "bad timestamp": "unreadable timestamp",
 }
 
 

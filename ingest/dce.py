@@ -1,0 +1,208 @@
+"""DiscordChatExporter JSON exports: whole conversations, everyone's messages.
+
+Files can be gigabytes, so messages are parsed streaming (ijson, C backend): memory
+stays flat in the file size. `guild` and `channel` come before `messages` in the file
+and are read first with a short partial parse.
+
+Exporting DMs with DiscordChatExporter needs a user token, which Discord's terms
+forbid; persona imports files people already have and does not help make them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import ijson
+
+from ingest.ids import synthetic_id
+from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
+from ingest.progress import ImportProgress
+from persona.scopes import channel_scope, group_scope
+from persona.store import Store
+
+log = logging.getLogger(__name__)
+
+SOURCE = "dce"
+KEPT_TYPES = {"Default", "Reply"}
+_KINDS = {
+    "GuildTextChat": "guild_text", "GuildNews": "guild_text", "GuildAnnouncement": "guild_text",
+    "DirectTextChat": "dm", "DirectGroupTextChat": "group_dm",
+    "GuildPublicThread": "thread", "GuildPrivateThread": "thread", "GuildNewsThread": "thread",
+    "GuildVoiceChat": "voice", "GuildStageVoice": "voice", "GuildForum": "forum",
+}
+DM_GUILD_ID = "0"
+
+
+def find_exports(paths: Iterable[Path]) -> list[Path]:
+    """The .json files named, or inside the folders named, in a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise IngestError(f"{path} does not exist")
+    if not files:
+        raise IngestError(f"no .json files in {', '.join(map(str, paths))}: pass DiscordChatExporter JSON exports (Export format: JSON)")
+    return files
+
+
+def ingest_dce(store: Store, paths: list[Path], *, owner_id: int | None, progress: ImportProgress | None = None) -> ImportSummary:
+    """Import DiscordChatExporter JSON files (or folders of them) in one transaction."""
+    progress = progress or ImportProgress.quiet()
+    files = find_exports(paths)
+    with ImportSession(store, SOURCE, " ".join(map(str, paths))) as session, progress.task(len(files)) as task:
+        owner = owner_id if owner_id is not None else _stored_owner(store)
+        if owner is None:
+            raise IngestError("DiscordChatExporter files hold everyone's messages: set PERSONA_OWNER_ID to your Discord user id so persona knows which are yours")
+        for path in files:
+            count = _import_file(path, owner, session)
+            session.files += 1
+            task.advance(files=1, messages=count)
+        return session.finish()
+
+
+def _stored_owner(store: Store) -> int | None:
+    with store.connect() as conn:
+        row = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
+    return int(row[0]) if row else None
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise IngestError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _first(path: Path, prefix: str) -> Any:
+    """The value at top-level key `prefix`, parsing only as far as it."""
+    with _open(path) as stream:
+        try:
+            return next(iter(ijson.items(stream, prefix, use_float=True)), None)
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise _json_error(path, exc) from None
+
+
+def _json_error(path: Path, exc: Exception) -> IngestError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, ijson.IncompleteJSONError) and ("premature EOF" in text or "Incomplete" in text or not text):
+        return IngestError(f"{path} is truncated (incomplete download or copy?)")
+    if "UTF8" in text or isinstance(exc, UnicodeDecodeError):
+        return IngestError(f"{path} is not UTF-8 text: re-export it")
+    return IngestError(f"{path} is not valid JSON ({text})")
+
+
+def _import_file(path: Path, owner: int, session: ImportSession) -> int:
+    guild = _first(path, "guild")
+    channel_data = _first(path, "channel")
+    if not isinstance(guild, dict) or not isinstance(channel_data, dict) or "id" not in channel_data:
+        raise IngestError(f"{path} is not a DiscordChatExporter JSON export (no guild/channel at the top): export with format JSON")
+    channel_id = int(channel_data["id"])
+    kind = _KINDS.get(str(channel_data.get("type")), "other")
+    guild_id = int(guild["id"]) if str(guild.get("id", "")) not in ("", DM_GUILD_ID) else None
+    where = str(path)
+
+    others: set[int] = set()
+    count = 0
+    with _open(path) as stream:
+        try:
+            for number, message in enumerate(ijson.items(stream, "messages.item", use_float=True), 1):
+                author_id = _add_message(message, channel_id, kind, owner, session, f"{where} message {number}")
+                if author_id is None:
+                    continue
+                count += 1
+                if author_id != owner:
+                    others.add(author_id)
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise _json_error(path, exc) from None
+
+    session.add_channel(
+        Channel(
+            id=channel_id,
+            kind=kind,
+            scope=_scope(kind, channel_id, guild_id, others, channel_data),
+            name=channel_data.get("name"),
+            guild_id=guild_id,
+            guild_name=guild.get("name") if guild_id is not None else None,
+            parent_id=int(channel_data["categoryId"]) if kind == "thread" and str(channel_data.get("categoryId") or "").isdigit() else None,
+            recipients=sorted(others | {owner}) if kind in ("dm", "group_dm") else [],
+        )
+    )
+    return count
+
+
+def _scope(kind: str, channel_id: int, guild_id: int | None, others: set[int], data: dict[str, Any]) -> str:
+    if kind == "dm":
+        if len(others) == 1:
+            return channel_scope("dm", channel_id=channel_id, guild_id=None, other_user_id=next(iter(others)))
+        if len(others) > 1:  # not really a 1:1 conversation: treat it as a group
+            return group_scope(channel_id)
+        # Only the owner spoke: the other side is unknown, so only the owner may see it.
+        return channel_scope("dm", channel_id=channel_id, guild_id=None, other_user_id=synthetic_id("dce-unknown-dm", channel_id))
+    if kind == "group_dm":
+        return group_scope(channel_id)
+    scope_guild = guild_id if guild_id is not None else synthetic_id("dce-unknown-guild", channel_id)
+    return channel_scope(kind, channel_id=channel_id, guild_id=scope_guild, other_user_id=None)
+
+
+def _person(data: Any, owner: int) -> Person | None:
+    if not isinstance(data, dict) or not str(data.get("id", "")).isdigit():
+        return None
+    person_id = int(data["id"])
+    name = str(data.get("name") or "")
+    nickname = data.get("nickname")
+    return Person(
+        id=person_id,
+        name=name,
+        display_name=str(nickname) if nickname and nickname != name else None,
+        is_owner=person_id == owner,
+        is_bot=bool(data.get("isBot")),
+    )
+
+
+def _add_message(message: Any, channel_id: int, kind: str, owner: int, session: ImportSession, where: str) -> int | None:
+    """Stage one message; return its author id, or None when skipped."""
+    if not isinstance(message, dict):
+        raise IngestError(f"{where} is not a message object")
+    if message.get("type", "Default") not in KEPT_TYPES:
+        session.skip(kind, "system")
+        return None
+    author = _person(message.get("author"), owner)
+    if author is None or not str(message.get("id", "")).isdigit():
+        raise IngestError(f"{where} has no id or author: is this a DiscordChatExporter JSON export?")
+    session.add_person(author)
+    mention_ids = []
+    for mentioned in message.get("mentions") or ():
+        person = _person(mentioned, owner)
+        if person is not None:
+            session.add_person(person)
+            mention_ids.append(person.id)
+    content = session.clean(message.get("content") or "")
+    attachments = [
+        str(a["url"]).split("?", 1)[0] for a in message.get("attachments") or () if isinstance(a, dict) and a.get("url")
+    ]
+    if not content and not attachments:
+        session.skip(kind, "empty")
+        return None
+    reference = message.get("reference") or {}
+    reply_to = reference.get("messageId") if isinstance(reference, dict) else None
+    edited = message.get("timestampEdited")
+    session.add_message(
+        int(message["id"]),
+        channel_id,
+        author.id,
+        iso_timestamp(message.get("timestamp"), where),
+        content,
+        kind="reply" if message.get("type") == "Reply" else "default",
+        edited_at=iso_timestamp(edited, where) if edited else None,
+        reply_to_id=int(reply_to) if str(reply_to or "").isdigit() else None,
+        attachments=attachments,
+        mentions=mention_ids,
+    )
+    return author.id
+
