@@ -77,3 +77,59 @@ def dce(
     store = _store(ctx)
     summary = ingest_dce(store, paths, owner_id=settings_of(ctx).owner_id, progress=ImportProgress.for_terminal("dce"))
     print_summary(summary, as_json)
+
+
+@ingest_app.command("obsidian")
+def obsidian(
+    ctx: typer.Context,
+    vault: Annotated[Path, typer.Argument(help="The vault folder.")],
+    as_json: JsonOption = False,
+) -> None:
+    """An Obsidian vault: markdown notes, visible to the owner only."""
+    from ingest.obsidian import ingest_obsidian
+    from persona.cli import settings_of
+
+    summary = ingest_obsidian(_store(ctx), vault, owner_id=settings_of(ctx).owner_id, progress=ImportProgress.for_terminal("obsidian"))
+    print_summary(summary, as_json)
+
+
+@ingest_app.command("text")
+def text(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder of .txt / .md journal files.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Plain-text or markdown journals, visible to the owner only."""
+    from ingest.text import ingest_text
+    from persona.cli import settings_of
+
+    summary = ingest_text(_store(ctx), folder, owner_id=settings_of(ctx).owner_id, progress=ImportProgress.for_terminal("text"))
+    print_summary(summary, as_json)
+
+
+@ingest_app.command("whatsapp")
+def whatsapp(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="WhatsApp 'Export chat' .txt or .zip files, or folders of them.")],
+    me: Annotated[str | None, typer.Option(help="Your name as it appears in the chats (default: PERSONA_WHATSAPP_NAME).")] = None,
+    timezone: Annotated[str | None, typer.Option(help="The phone's time zone (default: PERSONA_TIMEZONE).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """WhatsApp chat exports (Android and iOS, any date locale)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from ingest.whatsapp import ingest_whatsapp
+    from persona.cli import settings_of
+    from persona.errors import ConfigError
+
+    settings = settings_of(ctx)
+    zone = timezone or settings.timezone
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--timezone: {zone!r} is not an IANA time zone such as 'Europe/Berlin'") from None
+    summary = ingest_whatsapp(
+        _store(ctx), paths, owner_id=settings.owner_id, me=me or settings.whatsapp_name or None, timezone=zone,
+        progress=ImportProgress.for_terminal("whatsapp"),
+    )
+    print_summary(summary, as_json)

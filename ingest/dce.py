@@ -56,20 +56,12 @@ def ingest_dce(store: Store, paths: list[Path], *, owner_id: int | None, progres
     progress = progress or ImportProgress.quiet()
     files = find_exports(paths)
     with ImportSession(store, SOURCE, " ".join(map(str, paths))) as session, progress.task(len(files)) as task:
-        owner = owner_id if owner_id is not None else _stored_owner(store)
-        if owner is None:
-            raise IngestError("DiscordChatExporter files hold everyone's messages: set PERSONA_OWNER_ID to your Discord user id so persona knows which are yours")
+        owner = session.resolve_owner(owner_id, "DiscordChatExporter files hold everyone's messages, and persona must know which are yours")
         for path in files:
             count = _import_file(path, owner, session)
             session.files += 1
             task.advance(files=1, messages=count)
         return session.finish()
-
-
-def _stored_owner(store: Store) -> int | None:
-    with store.connect() as conn:
-        row = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
-    return int(row[0]) if row else None
 
 
 def _open(path: Path) -> BinaryIO:

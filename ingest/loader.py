@@ -234,6 +234,8 @@ class ImportSession:
             self._stack.enter_context(conn.transaction())
             conn.execute("SET LOCAL work_mem = '256MB'")
             conn.execute(_STAGING)
+            owner = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
+            self.stored_owner_id: int | None = int(owner[0]) if owner else None
             self.names.update(conn.execute("SELECT id, coalesce(display_name, name) FROM people WHERE name <> ''").fetchall())
             self.channel_names.update(conn.execute("SELECT id, name FROM channels WHERE name IS NOT NULL").fetchall())
             cursor = self._stack.enter_context(conn.cursor())
@@ -267,6 +269,16 @@ class ImportSession:
         self._end_run("succeeded", counts=self.summary.as_json())
 
     # --- collecting --------------------------------------------------------------------
+
+    def resolve_owner(self, configured: int | None, why: str = "") -> int:
+        """PERSONA_OWNER_ID if set, else the owner an earlier import stored, else a clear error."""
+        owner = configured if configured is not None else self.stored_owner_id
+        if owner is None:
+            raise IngestError(
+                f"{why + ': ' if why else ''}set PERSONA_OWNER_ID to your Discord user id "
+                "(or import your Discord data package first)"
+            )
+        return owner
 
     def clean(self, text: str) -> str:
         """Render Discord markup readable, then scrub personal data (before anything is stored)."""

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         description="Data folder: embedded database, adapters, reports.",
     )
 
+    whatsapp_name: str = Field(
+        default="",
+        description="Your name as WhatsApp exports show it (for `persona ingest whatsapp`).",
+    )
+
     # --- Models ------------------------------------------------------------------
     base_model: str = Field(
         default="",
