@@ -65,12 +65,11 @@ CREATE TABLE messages (
     reply_to_id    bigint,         -- no foreign key: the target may never be imported
     attachments    jsonb NOT NULL DEFAULT '[]'::jsonb,
     mentions       bigint[] NOT NULL DEFAULT '{}',
-    import_run_id  bigint REFERENCES import_runs (id) ON DELETE SET NULL,
+    import_run_id  bigint,         -- lineage only; no foreign key (a per-row check on every bulk load)
     inserted_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX messages_channel_time ON messages (channel_id, created_at);
 CREATE INDEX messages_author_time ON messages (author_id, created_at);
-CREATE INDEX messages_scope ON messages (scope);
 
 -- Chunks of conversation or notes, embedded for recall. The embedding's dimension is
 -- not fixed here: it follows the embedding model (`embed_model`), and the memory code
