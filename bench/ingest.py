@@ -144,14 +144,27 @@ def persona_import(url: str, package: Path) -> tuple[float, dict, float]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen([str(exe), "ingest", "discord-package", str(package), "--json"], env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage
+        peak_kb = 0
+        while child.poll() is None:
+            # VmHWM is the child's own peak RSS since exec (rusage would inherit ours at fork).
+            peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))
+            time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if child.returncode != 0:
             raise SystemExit(f"import failed: {err.read().strip()}")
-        return elapsed, json.loads(out.read()), usage.ru_maxrss / 1024
+        return elapsed, json.loads(out.read()), peak_kb / 1024
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def naive_import(url: str, package: Path) -> tuple[float, int]:

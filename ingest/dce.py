@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from ingest.files import json_error
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
 from ingest.progress import ImportProgress
@@ -77,16 +78,7 @@ def _first(path: Path, prefix: str) -> Any:
         try:
             return next(iter(ijson.items(stream, prefix, use_float=True)), None)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
-            raise _json_error(path, exc) from None
-
-
-def _json_error(path: Path, exc: Exception) -> IngestError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, ijson.IncompleteJSONError) and ("premature EOF" in text or "Incomplete" in text or not text):
-        return IngestError(f"{path} is truncated (incomplete download or copy?)")
-    if "UTF8" in text or isinstance(exc, UnicodeDecodeError):
-        return IngestError(f"{path} is not UTF-8 text: re-export it")
-    return IngestError(f"{path} is not valid JSON ({text})")
+            raise json_error(str(path), exc) from None
 
 
 def _import_file(path: Path, owner: int, session: ImportSession) -> int:
@@ -111,7 +103,7 @@ def _import_file(path: Path, owner: int, session: ImportSession) -> int:
                 if author_id != owner:
                     others.add(author_id)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
-            raise _json_error(path, exc) from None
+            raise json_error(str(path), exc) from None
 
     session.add_channel(
         Channel(

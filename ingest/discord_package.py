@@ -10,14 +10,13 @@ pattern `*/c?<digits>/channel.json`, case-insensitively, never by fixed names.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ingest.files import FileTree, decode_utf8
+from ingest.files import FileTree
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
 from ingest.progress import ImportProgress
@@ -138,11 +137,11 @@ def _import_messages(tree: FileTree, by_lower: dict[str, str], folder: str, chan
     json_name = by_lower.get(f"{prefix}messages.json".lower())
     csv_name = by_lower.get(f"{prefix}messages.csv".lower())
     if json_name is not None:
-        rows: Iterable[tuple[Any, Any, Any, Any]] = _json_rows(tree.read_json(json_name), tree.describe(json_name))
         where = tree.describe(json_name)
+        rows: Iterable[tuple[Any, Any, Any, Any]] = _json_rows(tree.iter_json_array(json_name), where)
     elif csv_name is not None:
-        rows = _csv_rows(tree.read_bytes(csv_name), tree.describe(csv_name))
         where = tree.describe(csv_name)
+        rows = _csv_rows(tree, csv_name, where)
     else:
         return 0  # a channel folder without messages: an empty channel
     count = 0
@@ -159,17 +158,19 @@ def _import_messages(tree: FileTree, by_lower: dict[str, str], folder: str, chan
     return count
 
 
-def _json_rows(data: Any, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
-    if not isinstance(data, list):
-        raise IngestError(f"{where} should hold a list of messages")
-    for item in data:
+def _json_rows(items: Iterable[Any], where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
+    for item in items:
         if not isinstance(item, dict):
             raise IngestError(f"{where} holds something that is not a message: {str(item)[:60]!r}")
         yield item.get("ID"), item.get("Timestamp"), item.get("Contents") or "", item.get("Attachments") or ""
 
 
-def _csv_rows(data: bytes, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
-    reader = csv.reader(io.StringIO(decode_utf8(data, where), newline=""))
+def _csv_rows(tree: FileTree, name: str, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
+    with tree.open_text(name) as text:
+        yield from _parse_csv(csv.reader(text), where)
+
+
+def _parse_csv(reader: Any, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
     try:
         header = next(reader, None)
         if header is None:
@@ -184,6 +185,8 @@ def _csv_rows(data: bytes, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
             yield row[0], row[1], row[2], row[3]
     except csv.Error as exc:
         raise IngestError(f"{where} line {reader.line_num} is not valid CSV ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{where} is not UTF-8 text (bad byte near line {reader.line_num}): re-export it or convert it to UTF-8") from None
 
 
 def _message_id(raw: Any, where: str, number: int) -> int:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+import ijson
 
 from ingest.loader import IngestError
 
@@ -68,11 +72,44 @@ class FileTree:
             except (zipfile.BadZipFile, EOFError) as exc:
                 raise IngestError(f"{self.describe(name)} is damaged inside the zip ({exc}): re-download the archive") from None
 
+    def iter_json_array(self, name: str) -> Iterator[Any]:
+        """The items of a top-level JSON array, parsed streaming (memory flat in the file size)."""
+        where = self.describe(name)
+        with self.open(name) as stream:
+            try:
+                events = ijson.parse(stream, use_float=True)
+                first = next(events, None)
+                if first is None:
+                    raise IngestError(f"{where} is empty (incomplete download or copy?)")
+                if first[1] != "start_array":
+                    raise IngestError(f"{where} should hold a list of messages, but holds a JSON {first[1].removeprefix('start_')}")
+                yield from ijson.items(itertools.chain([first], events), "item")
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
+                raise json_error(where, exc) from None
+            except (zipfile.BadZipFile, EOFError) as exc:
+                raise IngestError(f"{where} is damaged inside the zip ({exc}): re-download the archive") from None
+
+    @contextmanager
+    def open_text(self, name: str) -> Iterator[io.TextIOWrapper]:
+        """The file as streaming UTF-8 text (newline="" as the csv module wants)."""
+        with self.open(name) as stream:
+            yield io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+
     def read_json(self, name: str) -> Any:
         return parse_json(self.read_bytes(name), self.describe(name))
 
     def read_text(self, name: str) -> str:
         return decode_utf8(self.read_bytes(name), self.describe(name))
+
+
+def json_error(where: str, exc: Exception) -> IngestError:
+    """One line for a streaming-parser failure: truncated, not UTF-8, or not JSON."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError) or "UTF8" in text or "UTF-8" in text:
+        return IngestError(f"{where} is not UTF-8 text: re-export it or convert it to UTF-8")
+    if isinstance(exc, ijson.IncompleteJSONError) and ("premature EOF" in text or "Incomplete" in text or "parse error: premature" in text):
+        return IngestError(f"{where} is truncated (incomplete download or copy?)")
+    return IngestError(f"{where} is not valid JSON ({text})")
 
 
 def decode_utf8(data: bytes, where: str) -> str:

@@ -158,8 +158,9 @@ def _corrupt(kind: str, tmp_path: Path) -> Path:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("photos/beach.txt", "sun")
         return path
-    root = write_package(tmp_path / "package", channels, layout="csv" if kind == "wrong csv header" else "current")
-    late = root / ("messages" if kind == "wrong csv header" else "Messages") / "c1000000000000000005"
+    csv_layout = kind in ("wrong csv header", "non-utf8 csv")
+    root = write_package(tmp_path / "package", channels, layout="csv" if csv_layout else "current")
+    late = root / ("messages" if csv_layout else "Messages") / "c1000000000000000005"
     if kind == "truncated json":
         target = late / "messages.json"
         target.write_bytes(target.read_bytes()[:-7])
@@ -169,6 +170,11 @@ def _corrupt(kind: str, tmp_path: Path) -> Path:
     elif kind == "non-utf8":
         target = late / "messages.json"
         target.write_bytes(b'[{"ID": 1, "Timestamp": "2021-01-01 00:00:00", "Contents": "caf\xe9", "Attachments": ""}]')
+    elif kind == "non-utf8 csv":
+        target = (root / "messages" / "c1000000000000000005" / "messages.csv")
+        target.write_bytes(b"ID,Timestamp,Contents,Attachments\n1,2021-01-01 00:00:00,caf\xe9,\n")
+    elif kind == "object instead of list":
+        (late / "messages.json").write_text('{"ID": 1}')
     elif kind == "bad timestamp":
         target = late / "messages.json"
         target.write_text('[{"ID": 1, "Timestamp": "yesterday", "Contents": "x", "Attachments": ""}]')
@@ -182,6 +188,8 @@ BAD_INPUTS = {
     "truncated json": "is truncated",
     "wrong csv header": "expected ID,Timestamp,Contents,Attachments",
     "non-utf8": "is not UTF-8",
+    "non-utf8 csv": "is not UTF-8",
+    "object instead of list": "should hold a list of messages",
     "bad timestamp": "unreadable timestamp",
 }
 
