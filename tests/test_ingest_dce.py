@@ -178,3 +178,13 @@ def test_memory_stays_flat_on_a_large_export(persona_exe: Path, database: Databa
     # 20x the messages (50+ MB more JSON) may cost at most a few MB more memory.
     assert growth < 15, f"peak RSS grew {growth:.1f} MB ({small_mb:.0f} → {large_mb:.0f} MB)"
     assert rows(Store(database), "SELECT count(*) FROM messages") == [(105_000,)]
+
+
+def test_opted_out_people_are_not_stored(store: Store, tmp_path: Path) -> None:
+    with store.connect() as conn:
+        conn.execute("INSERT INTO people (id, name, opted_out_at) VALUES (%s, 'sam', now())", (int(FRIEND["id"]),))
+    summary = ingest_dce(store, [dm_export(tmp_path)], owner_id=OWNER_ID)
+    assert summary.skipped_reasons["opted_out"] == 2
+    assert rows(store, "SELECT count(*) FROM messages WHERE author_id = %s", int(FRIEND["id"])) == [(0,)]
+    assert rows(store, "SELECT count(*) FROM messages WHERE author_id = %s", OWNER_ID) == [(1,)]
+    assert rows(store, "SELECT opted_out_at IS NOT NULL FROM people WHERE id = %s", int(FRIEND["id"])) == [(True,)]
