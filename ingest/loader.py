@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from persona.errors import PersonaError
+from persona.memory import forget_changed
 from persona.mentions import render_mentions
 from persona.privacy import Scrubber
 from persona.store import Store
@@ -366,6 +367,9 @@ class ImportSession:
             counts = by_kind.setdefault(kind, KindCounts())
             counts.new, counts.updated = inserted, updated
         log.debug("merged %d staged messages in %.2fs", self.messages_staged, time.perf_counter() - started)
+        stale = forget_changed(conn, self.run_id)
+        if stale:
+            log.info("dropped %d memories built from messages this import replaced; `persona memory build` re-chunks them", stale)
         staged_by_kind: Counter[str] = Counter()
         for channel_id, n in self.staged_per_channel.items():
             staged_by_kind[self.channels[channel_id].kind] += n

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: migrations and server status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+memory_app = typer.Typer(help="Memory: chunk, embed and search what was said.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+forget_app = typer.Typer(help="Delete for good: a person, a channel or a time range (messages, memories, replies).", no_args_is_help=True)
+app.add_typer(forget_app, name="forget")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -149,6 +154,221 @@ def stats(
     table.add_row("adapters", f"{counts['adapters']} (active: {'v' + str(active) if active else 'none'})")
     table.add_row("imports", str(counts["import_runs"]))
     out.print(table)
+
+
+# --- persona memory ---------------------------------------------------------------------
+
+
+def _embedder(settings: Settings):  # noqa: ANN202 - persona.embeddings.Embedder
+    from persona.embeddings import Embedder, resolve_embed_model
+
+    return Embedder(resolve_embed_model(settings.embed_model))
+
+
+def _embed_progress(total: int, label: str):  # noqa: ANN202 - a context manager yielding a callback
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar():  # noqa: ANN202
+        if not sys.stderr.isatty() or total == 0:
+            yield lambda n: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            yield lambda n: progress.advance(task, n)
+
+    return bar()
+
+
+@memory_app.command("build")
+def memory_build(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Chunk new messages into memories and embed everything not embedded yet (resumable)."""
+    from persona import memory
+    from persona.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    embedder = _embedder(settings)
+    with store.connect() as conn:
+        memory.prepare_vectors(conn, embedder)
+        conn.commit()
+        created = memory.chunk_pending(conn, embedder)
+        with _embed_progress(memory.unembedded_count(conn), "embedding") as advance:
+            embedded = memory.embed_pending(conn, embedder, progress=advance)
+        indexed = memory.ensure_index(conn)
+        total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+    result = {"created": created, "embedded": embedded, "memories": total, "model": embedder.name, "index_built": indexed}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"{created:,} new memories, {embedded:,} embedded with {embedder.name}; {total:,} memories in all")
+
+
+@memory_app.command("rebuild")
+def memory_rebuild(ctx: typer.Context) -> None:
+    """Re-embed every memory with PERSONA_EMBED_MODEL (after switching models)."""
+    from persona import memory
+    from persona.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    embedder = _embedder(settings)
+    with store.connect() as conn:
+        total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+        memory.prepare_vectors(conn, embedder, rebuild=True)
+        conn.commit()
+        with _embed_progress(total, "re-embedding") as advance:
+            embedded = memory.embed_pending(conn, embedder, progress=advance)
+        memory.ensure_index(conn)
+    out.print(f"{embedded:,} memories re-embedded with {embedder.name} ({embedder.dimension}-d)")
+
+
+@memory_app.command("search")
+def memory_search(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="What to look for.")],
+    as_user: Annotated[int | None, typer.Option("--as", help="Who asks (a Discord user id; default: the owner).")] = None,
+    channel: Annotated[int | None, typer.Option(help="Where they ask: a channel id (default: a DM with the bot).")] = None,
+    guild: Annotated[int | None, typer.Option(help="The server of --channel, if persona has not seen that channel.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=100, help="How many memories.")] = 10,
+    mode: Annotated[str, typer.Option(help="fused (default), vector or text.")] = "fused",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of {id, scope, score, content}.")] = False,
+) -> None:
+    """Show what the bot would recall for this asker in this place (scope rules applied)."""
+    from persona import memory
+    from persona.errors import ConfigError
+    from persona.store import open_store
+
+    if mode not in memory.MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(memory.MODES)}")
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    embedder = _embedder(settings)
+    with store.connect() as conn:
+        owner = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
+        owner_id = settings.owner_id or (owner[0] if owner else None)
+        asker = as_user if as_user is not None else owner_id
+        place = _place(conn, channel, guild)
+        from persona.scopes import readable_scopes
+
+        scopes = readable_scopes(asker, place, owner_id)
+        results = memory.search(conn, embedder, text, scopes, k=k, mode=mode)
+    if as_json:
+        print(json.dumps([m.as_json() for m in results]))
+        return
+    out.print(f"[dim]scopes: {'all' if scopes is None else ', '.join(scopes) or 'none'}[/]")
+    for m in results:
+        out.print(f"[bold]#{m.id}[/] [dim]{m.scope} · score {m.score:.4f}[/]")
+        out.print(m.content, markup=False)
+        out.print()
+    if not results:
+        out.print("nothing recalled")
+
+
+def _place(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.scopes.Place
+    from persona.errors import ConfigError
+    from persona.scopes import Place
+
+    if channel is None:
+        return Place(kind="guild", guild_id=guild) if guild is not None else Place.dm()
+    row = conn.execute("SELECT kind, guild_id FROM channels WHERE id = %s", (channel,)).fetchone()
+    if row is None:
+        if guild is None:
+            raise ConfigError(f"--channel {channel} is not a channel persona knows: add --guild GUILD_ID (or leave --channel out for a DM)")
+        return Place.guild(guild, channel)
+    kind, guild_id = row
+    if kind == "dm":
+        return Place.dm(channel)
+    if kind == "group_dm":
+        return Place("group_dm", channel_id=channel)
+    if guild_id is None and guild is None:
+        raise ConfigError(f"channel {channel} has no known server: add --guild GUILD_ID")
+    return Place.guild(guild_id or guild, channel)
+
+
+# --- persona forget / optout / optin -------------------------------------------------------
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _confirm(what: str, yes: bool) -> None:
+    from persona.errors import ConfigError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"refusing to delete {what} without confirmation: add --yes")
+    if not typer.confirm(f"Delete {what} for good?"):
+        raise typer.Exit(1)
+
+
+def _delete(ctx: typer.Context, action: Any) -> None:  # action(conn) -> Forgotten
+    from persona.store import open_store
+
+    with open_store(settings_of(ctx)).connect() as conn, conn.transaction():
+        result = action(conn)
+    out.print(result.describe())
+
+
+@forget_app.command("user")
+def forget_user(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False) -> None:
+    """Everything a person wrote, and your whole DM conversation with them."""
+    from persona.forget import forget_person
+
+    _confirm(f"everything from and with user {user_id}", yes)
+    _delete(ctx, lambda conn: forget_person(conn, user_id))
+
+
+@forget_app.command("channel")
+def forget_channel_cmd(ctx: typer.Context, channel_id: Annotated[int, typer.Argument(help="Channel id.")], yes: YesOption = False) -> None:
+    """Every message of a channel and the memories made from it."""
+    from persona.forget import forget_channel
+
+    _confirm(f"channel {channel_id}", yes)
+    _delete(ctx, lambda conn: forget_channel(conn, channel_id))
+
+
+@forget_app.command("range")
+def forget_range_cmd(
+    ctx: typer.Context,
+    start: Annotated[datetime, typer.Argument(help="From (inclusive), e.g. 2021-06-01 or 2021-06-01T18:00.")],
+    end: Annotated[datetime, typer.Argument(help="Until (exclusive).")],
+    yes: YesOption = False,
+) -> None:
+    """Messages written in a time range (UTC unless an offset is given)."""
+    from persona.errors import ConfigError
+    from persona.forget import forget_range
+
+    start, end = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (start, end))
+    if end <= start:
+        raise ConfigError("END must be after START")
+    _confirm(f"everything written from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", yes)
+    _delete(ctx, lambda conn: forget_range(conn, start, end))
+
+
+@app.command("optout")
+def optout(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False) -> None:
+    """Opt a person out (on their request): delete what they wrote and refuse it from now on."""
+    from persona.forget import opt_out
+
+    _confirm(f"everything user {user_id} wrote, and keep them out", yes)
+    _delete(ctx, lambda conn: opt_out(conn, user_id))
+
+
+@app.command("optin")
+def optin(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")]) -> None:
+    """Let an opted-out person's new messages be kept again."""
+    from persona.forget import opt_in
+    from persona.store import open_store
+
+    with open_store(settings_of(ctx)).connect() as conn, conn.transaction():
+        changed = opt_in(conn, user_id)
+    out.print(f"user {user_id} {'opted back in' if changed else 'was not opted out'}")
 
 
 # --- entry point -----------------------------------------------------------------------

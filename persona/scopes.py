@@ -8,6 +8,8 @@ does not name): nobody can ever ask from there, so only the owner sees it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PRIVATE = "private"
 CONVERSATION_KINDS = ("dm", "group_dm", "guild_text", "thread", "voice", "forum", "other")
 
@@ -37,3 +39,55 @@ def channel_scope(kind: str, *, channel_id: int, guild_id: int | None, other_use
     if guild_id is None:
         raise ValueError("a server channel's scope needs its guild id")
     return guild_scope(guild_id)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a question is asked: a DM with the bot, a group DM, a server channel, or
+    the owner's terminal (`persona chat`)."""
+
+    kind: str  # "dm" | "group_dm" | "guild" | "terminal"
+    channel_id: int | None = None
+    guild_id: int | None = None
+
+    @classmethod
+    def dm(cls, channel_id: int | None = None) -> Place:
+        return cls("dm", channel_id=channel_id)
+
+    @classmethod
+    def guild(cls, guild_id: int, channel_id: int | None = None) -> Place:
+        return cls("guild", channel_id=channel_id, guild_id=guild_id)
+
+    @classmethod
+    def terminal(cls) -> Place:
+        return cls("terminal")
+
+
+def readable_scopes(asker_id: int | None, place: Place, owner_id: int | None) -> list[str] | None:
+    """The scopes whose memories may be shown to `asker_id` at `place`; None means all.
+
+    The place decides first, because everyone there reads the answer: in a server only
+    that server's memories, even when the owner asks. In a DM with the bot, the owner
+    reads everything (private notes included) and anyone else only their own DMs with
+    the owner. The terminal is the owner's own.
+    """
+    if place.kind == "terminal":
+        return None
+    if place.kind == "guild":
+        if place.guild_id is None:
+            raise ValueError("a server place needs its guild id")
+        scopes = [guild_scope(place.guild_id)]
+        if place.channel_id is not None:
+            scopes.append(f"{guild_scope(place.guild_id)}/{place.channel_id}")
+        return scopes
+    if place.kind == "group_dm":
+        if place.channel_id is None:
+            raise ValueError("a group DM place needs its channel id")
+        return [group_scope(place.channel_id)]
+    if place.kind == "dm":
+        if asker_id is None:
+            return []
+        if owner_id is not None and asker_id == owner_id:
+            return None
+        return [dm_scope(asker_id)]
+    raise ValueError(f"unknown place kind {place.kind!r}")

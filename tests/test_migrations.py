@@ -19,11 +19,11 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "channels": {"id", "kind", "name", "guild_id", "guild_name", "parent_id", "scope", "recipients", "created_at"},
     "messages": {
         "id", "seq", "channel_id", "author_id", "source", "scope", "kind", "created_at", "edited_at",
-        "content", "reply_to_id", "attachments", "mentions", "import_run_id", "inserted_at",
+        "content", "reply_to_id", "attachments", "mentions", "import_run_id", "inserted_at", "memory_id",
     },
     "memories": {
         "id", "scope", "channel_id", "content", "embedding", "embed_model", "tsv",
-        "started_at", "ended_at", "message_ids", "created_at",
+        "started_at", "ended_at", "message_ids", "created_at", "author_ids",
     },
     "adapter_versions": {
         "id", "parent_id", "base_model", "path", "status", "status_reason", "data_watermark",
@@ -38,6 +38,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
         "completion", "memory_ids", "adapter_version_id", "base_model", "latency_ms", "created_at",
     },
     "feedback": {"id", "reply_id", "rater_id", "rating", "correction", "via", "created_at"},
+    "memory_config": {"singleton", "embed_model", "dimension", "updated_at"},
 }
 
 
