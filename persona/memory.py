@@ -267,10 +267,16 @@ _VECTOR_HITS = """
         SELECT id, embedding <=> %(q)s AS distance
         FROM memories
         WHERE embedding IS NOT NULL {filters}
-        ORDER BY embedding <=> %(q)s
+        ORDER BY {order}
         LIMIT %(n)s
     ) nearest
 """
+# HNSW (approximate) ordering, and an exact one the index cannot serve: for a small
+# scope, reading its rows through the scope index and sorting them is both exact and
+# faster than walking the graph until enough rows pass the filter.
+_ANN_ORDER = "embedding <=> %(q)s"
+_EXACT_ORDER = "(embedding <=> %(q)s) + 0"
+EXACT_SCOPE_ROWS = 10_000
 _TEXT_HITS = """
     SELECT id, row_number() OVER (ORDER BY rank_cd DESC, id) AS rank, %(text_weight)s AS weight FROM (
         SELECT id, ts_rank_cd(tsv, query, 32) AS rank_cd
@@ -316,7 +322,8 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
     filters = ("AND scope = ANY(%(scopes)s) " if scopes is not None else "") + _NOT_OPTED_OUT
     parts = []
     if mode in ("fused", "vector"):
-        parts.append(_VECTOR_HITS.format(filters=filters))
+        order = _EXACT_ORDER if _small_scope(conn, scopes) else _ANN_ORDER
+        parts.append(_VECTOR_HITS.format(filters=filters, order=order))
     tsquery = selective_tsquery(conn, query) if mode in ("fused", "text") else ""
     if tsquery:
         parts.append(_TEXT_HITS.format(filters=filters))
@@ -333,6 +340,15 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(EF_SEARCH, 4 * k))))
         rows = conn.execute(statement, params).fetchall()
     return list(_dedupe(Memory(r[0], r[1], r[2], float(r[6]), r[3], r[4], list(r[5])) for r in rows))[:k]
+
+
+def _small_scope(conn: psycopg.Connection, scopes: list[str] | None) -> bool:
+    if scopes is None:
+        return False
+    found = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM memories WHERE scope = ANY(%s) LIMIT %s) AS capped", (scopes, EXACT_SCOPE_ROWS + 1)
+    ).fetchone()[0]
+    return int(found) <= EXACT_SCOPE_ROWS
 
 
 def selective_tsquery(conn: psycopg.Connection, text: str) -> str:
