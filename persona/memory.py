@@ -224,6 +224,11 @@ def build(conn: psycopg.Connection, embedder: Embedder, *, close_open: bool = Tr
     return created, embedded
 
 
+def refresh(conn: psycopg.Connection, embedder: Embedder, *, now: datetime | None = None) -> tuple[int, int]:
+    """For a running bot: chunk conversations that have paused, embed them; cheap when idle."""
+    return build(conn, embedder, close_open=False, now=now)
+
+
 def rebuild(conn: psycopg.Connection, embedder: Embedder, *, progress: Callable[[int], None] | None = None) -> int:
     """Re-embed every memory with the configured model (after switching models)."""
     prepare_vectors(conn, embedder, rebuild=True)
@@ -312,8 +317,9 @@ MODES = ("fused", "vector", "text")
 
 
 def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: list[str] | None, *, k: int = 10,
-           mode: str = "fused") -> list[Memory]:
-    """Top-k memories for `query` within `scopes` (None: all). `mode`: fused, vector or text."""
+           mode: str = "fused", recency: float = RECENCY_WEIGHT) -> list[Memory]:
+    """Top-k memories for `query` within `scopes` (None: all). `mode`: fused, vector or text;
+    `recency`: how much more a memory from today counts than an old one (0: not at all)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     if scopes is not None and not scopes:
@@ -332,7 +338,7 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
     statement = _FUSE.format(hits=" UNION ALL ".join(f"({p})" for p in parts))
     params = {
         "q": embedder.embed_query(query) if mode != "text" else None, "tsquery": tsquery, "scopes": scopes,
-        "n": max(4 * k, 40), "fetch": 2 * k, "rrf_k": RRF_K, "text_weight": TEXT_WEIGHT, "recency": RECENCY_WEIGHT, "half_life": RECENCY_HALF_LIFE_DAYS,
+        "n": max(4 * k, 40), "fetch": 2 * k, "rrf_k": RRF_K, "text_weight": TEXT_WEIGHT, "recency": recency, "half_life": RECENCY_HALF_LIFE_DAYS,
     }
     with conn.transaction():
         # pgvector >= 0.8: keep scanning the graph until enough rows pass the scope filter.
