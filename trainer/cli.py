@@ -1,0 +1,152 @@
+"""`persona dataset`, `persona train`, `persona retrain`, `persona adapters`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+dataset_app = typer.Typer(help="The training set built from your history.", no_args_is_help=True)
+adapters_app = typer.Typer(help="Adapter versions: list, activate, roll back.", invoke_without_command=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
+    app.add_typer(adapters_app, name="adapters")
+    app.command("train")(train)
+    app.command("retrain")(retrain)
+
+
+def _context(ctx: typer.Context) -> tuple[Any, Any]:
+    from persona.cli import settings_of
+    from persona.store import open_store
+
+    settings = settings_of(ctx)
+    return settings, open_store(settings)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    ctx: typer.Context,
+    stats: Annotated[bool, typer.Option("--stats", help="Also count tokens with the base model's tokenizer.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Build the dataset into $PERSONA_HOME/datasets/latest and print counts and balance."""
+    from persona.model import load_tokenizer, resolve_base_model
+    from trainer.dataset import build_dataset
+    from trainer.pipeline import dataset_options
+
+    settings, store = _context(ctx)
+    count_tokens = None
+    if stats:
+        tokenizer = load_tokenizer(resolve_base_model(settings.base_model))
+
+        def count_tokens(messages: list[dict[str, str]]) -> int:
+            return len(tokenizer.apply_chat_template(messages, tokenize=True))
+
+    with store.connect() as conn:
+        dataset = build_dataset(conn, dataset_options(settings), count_tokens=count_tokens)
+    folder = dataset.write(settings.datasets_dir / "latest")
+    if as_json:
+        print(json.dumps(dataset.stats | {"folder": str(folder)}))
+        return
+    s = dataset.stats
+    out.print(f"{s['train_examples']:,} training examples ({s['owner_messages']:,} of your messages) from {s['channels']} channels; "
+              f"{s['heldout_examples']:,} held out")
+    if "train_tokens" in s:
+        out.print(f"tokens: {s['train_tokens']:,} train, {s['heldout_tokens']:,} held out")
+    out.print("by source: " + ", ".join(f"{k} {v:,}" for k, v in s["by_source"].items()))
+    out.print("tags: " + ", ".join(f"{k} {v:,}" for k, v in s["tags"].items()))
+    if s["filtered"]:
+        out.print("filtered out: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in s["filtered"].items()))
+    out.print(f"written to {folder}")
+
+
+def _run(ctx: typer.Context, incremental: bool, max_steps: int | None, time_budget: float | None, processes: int, eval_samples: int,
+         as_json: bool) -> None:
+    from trainer.pipeline import run
+
+    settings, store = _context(ctx)
+    outcome = run(store, settings, incremental=incremental, processes=processes, eval_samples=eval_samples,
+                  max_steps=max_steps, time_budget_s=time_budget)
+    if as_json:
+        print(json.dumps({k: v for k, v in outcome.as_json().items() if k != "metrics"} | {"heldout_loss": outcome.metrics.get("heldout_loss")}))
+    else:
+        out.print(outcome.line())
+        if outcome.report:
+            out.print(f"report: {outcome.report}")
+
+
+MaxSteps = Annotated[int | None, typer.Option(help="Stop after this many optimiser steps (default: PERSONA_TRAIN_EPOCHS epochs).")]
+TimeBudget = Annotated[float | None, typer.Option(help="Stop training after this many seconds (the adapter so far is kept).")]
+Processes = Annotated[int, typer.Option(min=1, help="Training processes (accelerate launch; GPUs, or CPU with gloo).")]
+EvalSamples = Annotated[int, typer.Option(min=0, help="Held-out contexts to generate replies for in the evaluation.")]
+
+
+def train(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
+          eval_samples: EvalSamples = 8, as_json: JsonOption = False) -> None:
+    """Train a LoRA adapter on your whole history, evaluate it, and activate it if it passes the gate."""
+    _run(ctx, False, max_steps, time_budget, processes, eval_samples, as_json)
+
+
+def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
+            eval_samples: EvalSamples = 8, as_json: JsonOption = False) -> None:
+    """Fold in what is new since the active adapter (messages and ratings), with replay of older examples."""
+    _run(ctx, True, max_steps, time_budget, processes, eval_samples, as_json)
+
+
+@adapters_app.callback()
+def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List adapter versions (when no sub-command is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from trainer import registry
+
+    _, store = _context(ctx)
+    with store.connect() as conn:
+        versions = registry.versions(conn)
+    if as_json:
+        print(json.dumps([{"version": v.id, "status": v.status, "parent": v.parent_id, "base_model": v.base_model,
+                           "heldout_loss": v.heldout_loss, "reason": v.status_reason, "created_at": v.created_at.isoformat()} for v in versions]))
+        return
+    if not versions:
+        out.print("no adapters yet: run `persona train`")
+        return
+    table = Table("version", "status", "parent", "held-out loss", "created", "why", box=None, pad_edge=False)
+    for v in versions:
+        loss = f"{v.heldout_loss:.4f}" if v.heldout_loss is not None else "—"
+        status = f"[bold green]{v.status}[/]" if v.status == "active" else v.status
+        table.add_row(v.label, status, f"v{v.parent_id}" if v.parent_id else "—", loss, f"{v.created_at:%Y-%m-%d %H:%M}", v.status_reason or "")
+    out.print(table)
+
+
+@adapters_app.command("activate")
+def adapters_activate(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Version, e.g. v3 or 3.")]) -> None:
+    """Make a version the active adapter (the bot picks it up without a restart)."""
+    from persona.errors import ConfigError
+    from trainer import registry
+
+    number = version.lstrip("v")
+    if not number.isdigit():
+        raise ConfigError(f"VERSION must look like v3 or 3, not {version!r}")
+    _, store = _context(ctx)
+    with store.connect() as conn:
+        result = registry.activate(conn, int(number))
+    out.print(f"{result.label} is active")
+
+
+@adapters_app.command("rollback")
+def adapters_rollback(ctx: typer.Context) -> None:
+    """Re-activate the adapter that was active before the current one."""
+    from trainer import registry
+
+    _, store = _context(ctx)
+    with store.connect() as conn:
+        result = registry.rollback(conn)
+    out.print(f"rolled back: {result.label} is active")

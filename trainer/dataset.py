@@ -1,0 +1,302 @@
+"""The training set: the owner's voice as chat examples, with a fixed held-out split.
+
+Conversations with other people (DiscordChatExporter, WhatsApp, the bot's own
+capture): sessions split at pauses; other people are user turns ("Sam: …"), the owner
+is the assistant; consecutive messages of one side merge into one turn; loss falls on
+the owner's turns only. The owner-only history of the data package (nobody else's
+messages exist there): sessions of the owner's consecutive messages, with the channel
+as context, so style is learned without inventing other speakers.
+
+Filtered: bot commands, link-only and empty messages, pasted logs/code, near
+duplicates. Balanced: a cap per channel and per source. Messages obtained through
+Discord's API (`backfill`, `live`) are used only when PERSONA_TRAIN_ON_API_CONTENT is
+set (Discord's developer policy). Notes and journals are memory, not voice: not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from persona.memory import place_label
+from persona.prompts import context_line, system_prompt
+
+log = logging.getLogger(__name__)
+
+SESSION_GAP = timedelta(hours=2)
+CONVERSATION_SOURCES = ("dce", "whatsapp", "backfill", "live")
+API_SOURCES = ("backfill", "live")
+VOICE_SOURCES = ("package", "dce", "whatsapp", "backfill", "live")
+MAX_TURNS = 24
+
+_COMMAND = re.compile(r"^\s*[!/?.$%&;>][A-Za-z]\w*(?:\s|$)")
+_LINK_ONLY = re.compile(r"^\s*(?:<?https?://\S+>?\s*)+$")
+_NORMALISE = re.compile(r"[\W_]+")
+_TAGS = {
+    "technical": re.compile(r"\b(?:code|bug|error|rust|python|java|js|api|deploy|git|compile|server|docker|sql|function|linux|gpu|cargo|npm)\b", re.I),
+    "creative": re.compile(r"\b(?:poem|story|draw|drawing|paint|song|lyrics|write|writing|novel|sketch|design|compose)\b", re.I),
+    "personal": re.compile(r"\b(?:feel|feeling|love|miss|family|mom|dad|sister|brother|tired|sad|happy|anxious|sleep|sick|birthday)\b", re.I),
+}
+
+
+@dataclass
+class Options:
+    owner_name: str = ""
+    style_notes: str = ""
+    heldout_fraction: float = 0.05
+    max_per_channel: int = 2000
+    max_per_source: int = 50000
+    allow_api_content: bool = False
+    seed: int = 13
+
+
+@dataclass
+class Example:
+    messages: list[dict[str, str]]
+    target_ids: list[int]  # the owner's messages this example teaches
+    channel_id: int
+    source: str
+    kind: str  # dm | group | server
+    last_at: str
+    tags: list[str] = field(default_factory=list)
+    max_seq: int = 0  # highest messages.seq among its messages (the data watermark)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Example:
+        return cls(**data)
+
+
+@dataclass
+class Dataset:
+    train: list[Example]
+    heldout: list[Example]
+    stats: dict[str, Any]
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, examples in (("train", self.train), ("heldout", self.heldout)):
+            with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+                for example in examples:
+                    out.write(json.dumps(example.to_json(), ensure_ascii=False) + "\n")
+        (folder / "stats.json").write_text(json.dumps(self.stats, indent=2))
+        return folder
+
+
+def read_examples(path: Path) -> list[Example]:
+    with path.open(encoding="utf-8") as lines:
+        return [Example.from_json(json.loads(line)) for line in lines if line.strip()]
+
+
+@dataclass
+class _Msg:
+    id: int
+    seq: int
+    author_id: int
+    speaker: str
+    content: str
+    created_at: datetime
+    source: str
+
+
+def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: Any = None) -> Dataset:
+    """Examples from every channel; the held-out split is read from (and extended in) the database."""
+    owner = conn.execute("SELECT id, coalesce(nullif(display_name, ''), name) FROM people WHERE is_owner").fetchone()
+    if owner is None:
+        from persona.errors import PersonaError
+
+        raise PersonaError("no owner yet: import your Discord data package first (`persona ingest discord-package`)")
+    owner_id, stored_name = owner
+    owner_name = options.owner_name or stored_name or "me"
+    sources = [s for s in VOICE_SOURCES if options.allow_api_content or s not in API_SOURCES]
+    filtered: Counter[str] = Counter()
+    seen_texts: set[str] = set()
+    rng = random.Random(options.seed)
+    system = system_prompt(owner_name, options.style_notes)
+
+    by_channel: dict[int, list[Example]] = {}
+    channels = conn.execute(
+        "SELECT c.id, c.kind, c.name, c.guild_name, (SELECT coalesce(nullif(p.display_name, ''), p.name) FROM people p "
+        "WHERE c.kind = 'dm' AND p.id = nullif(split_part(c.scope, ':', 2), '')::bigint) "
+        "FROM channels c WHERE c.kind <> 'notes' AND EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.author_id = %s) ORDER BY c.id",
+        (owner_id,),
+    ).fetchall()
+    for channel_id, kind, name, guild_name, dm_name in channels:
+        rows = conn.execute(
+            "SELECT m.id, m.seq, m.author_id, coalesce(nullif(p.display_name, ''), nullif(p.name, ''), 'someone'), m.content, m.created_at, m.source "
+            "FROM messages m JOIN people p ON p.id = m.author_id "
+            "WHERE m.channel_id = %s AND m.source = ANY(%s) AND p.opted_out_at IS NULL AND NOT p.is_bot ORDER BY m.created_at, m.id",
+            (channel_id, sources),
+        ).fetchall()
+        messages = [_Msg(*r) for r in rows]
+        messages = [m for m in messages if _keep(m, owner_id, filtered, seen_texts)]
+        place = place_label(kind, name, guild_name, dm_name)
+        group = "dm" if kind == "dm" else "group" if kind == "group_dm" else "server"
+        examples = list(_examples(messages, owner_id, system, place, channel_id, group))
+        if len(examples) > options.max_per_channel:
+            filtered["channel_cap"] += len(examples) - options.max_per_channel
+            examples = sorted(rng.sample(examples, options.max_per_channel), key=lambda e: e.last_at)
+        if examples:
+            by_channel[channel_id] = examples
+
+    heldout_ids = _heldout_ids(conn, by_channel, options.heldout_fraction)
+    train: list[Example] = []
+    heldout: list[Example] = []
+    for examples in by_channel.values():
+        for example in examples:
+            (heldout if heldout_ids.intersection(example.target_ids) else train).append(example)
+    train = _cap_sources(train, options.max_per_source, rng, filtered)
+    rng.shuffle(train)
+    stats = _stats(train, heldout, filtered, count_tokens)
+    return Dataset(train, heldout, stats)
+
+
+def _keep(m: _Msg, owner_id: int, filtered: Counter[str], seen: set[str]) -> bool:
+    text = m.content.strip()
+    if not text:
+        filtered["empty"] += 1
+        return False
+    if _COMMAND.match(text):
+        filtered["bot_command"] += 1
+        return False
+    if _LINK_ONLY.match(text):
+        filtered["link_only"] += 1
+        return False
+    if _looks_pasted(text):
+        filtered["pasted_code_or_log"] += 1
+        return False
+    if m.author_id == owner_id and len(text) >= 20:
+        key = _NORMALISE.sub(" ", text.lower()).strip()
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest().hex()
+        if digest in seen:
+            filtered["near_duplicate"] += 1
+            return False
+        seen.add(digest)
+    return True
+
+
+def _looks_pasted(text: str) -> bool:
+    if len(text) < 600:
+        return False
+    if "```" in text or text.count("\n") > 25:
+        return True
+    letters = sum(ch.isalpha() or ch.isspace() for ch in text)
+    return letters / len(text) < 0.6
+
+
+def _examples(messages: list[_Msg], owner_id: int, system: str, place: str, channel_id: int, group: str) -> Iterable[Example]:
+    others_present = any(m.author_id != owner_id for m in messages)
+    session: list[_Msg] = []
+    for message in messages:
+        if session and message.created_at - session[-1].created_at > SESSION_GAP:
+            yield from _session_examples(session, owner_id, system, place, channel_id, group, others_present)
+            session = []
+        session.append(message)
+    if session:
+        yield from _session_examples(session, owner_id, system, place, channel_id, group, others_present)
+
+
+def _session_examples(session: list[_Msg], owner_id: int, system: str, place: str, channel_id: int, group: str,
+                      conversational: bool) -> Iterable[Example]:
+    """Turns of one session; long sessions become several examples of at most MAX_TURNS turns."""
+    turns: list[tuple[str, list[_Msg]]] = []
+    for message in session:
+        role = "assistant" if message.author_id == owner_id else "user"
+        if turns and turns[-1][0] == role:
+            turns[-1][1].append(message)
+        else:
+            turns.append((role, [message]))
+    if not any(role == "assistant" for role, _ in turns):
+        return
+    for start in range(0, len(turns), MAX_TURNS):
+        window = turns[start : start + MAX_TURNS]
+        while window and window[-1][0] != "assistant":
+            window.pop()
+        if not window:
+            continue
+        day = window[0][1][0].created_at.strftime("%Y-%m-%d")
+        chat: list[dict[str, str]] = [{"role": "system", "content": system}]
+        opening = context_line(place, day)
+        if window[0][0] == "assistant":
+            chat.append({"role": "user", "content": opening})
+        for role, msgs in window:
+            if role == "user":
+                lines = "\n".join(f"{m.speaker}: {m.content}" for m in msgs)
+                content = f"{opening}\n{lines}" if len(chat) == 1 else lines
+                chat.append({"role": "user", "content": content})
+            else:
+                chat.append({"role": "assistant", "content": "\n".join(m.content for m in msgs)})
+        owner_msgs = [m for role, msgs in window if role == "assistant" for m in msgs]
+        all_msgs = [m for _, msgs in window for m in msgs]
+        text = " ".join(m.content for m in owner_msgs)
+        tags = [group, owner_msgs[-1].source] + ([t for t, rx in _TAGS.items() if rx.search(text)] or ["chat"])
+        yield Example(
+            messages=chat, target_ids=[m.id for m in owner_msgs], channel_id=channel_id, source=owner_msgs[-1].source,
+            kind=group, last_at=all_msgs[-1].created_at.isoformat(), tags=tags + ([] if conversational else ["owner_only"]),
+            max_seq=max(m.seq for m in all_msgs),
+        )
+
+
+def _heldout_ids(conn: psycopg.Connection, by_channel: dict[int, list[Example]], fraction: float) -> set[int]:
+    """The fixed held-out set: stored once per channel (its latest examples), then reused."""
+    stored = conn.execute("SELECT message_id, channel_id FROM heldout_messages").fetchall()
+    ids = {r[0] for r in stored}
+    channels_with = {r[1] for r in stored}
+    new_rows = []
+    for channel_id, examples in by_channel.items():
+        if channel_id in channels_with or len(examples) < 2:
+            continue
+        count = max(1, round(len(examples) * fraction))
+        for example in sorted(examples, key=lambda e: e.last_at)[-count:]:
+            new_rows.extend((i, channel_id) for i in example.target_ids)
+    if new_rows:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO heldout_messages (message_id, channel_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", new_rows)
+        conn.commit()
+        ids.update(i for i, _ in new_rows)
+    return ids
+
+
+def _cap_sources(examples: list[Example], cap: int, rng: random.Random, filtered: Counter[str]) -> list[Example]:
+    by_source: dict[str, list[Example]] = {}
+    for example in examples:
+        by_source.setdefault(example.source, []).append(example)
+    kept: list[Example] = []
+    for items in by_source.values():
+        if len(items) > cap:
+            filtered["source_cap"] += len(items) - cap
+            items = rng.sample(items, cap)
+        kept.extend(items)
+    return kept
+
+
+def _stats(train: list[Example], heldout: list[Example], filtered: Counter[str], count_tokens: Any) -> dict[str, Any]:
+    tags: Counter[str] = Counter(t for e in train for t in e.tags)
+    stats: dict[str, Any] = {
+        "train_examples": len(train),
+        "heldout_examples": len(heldout),
+        "owner_messages": sum(len(e.target_ids) for e in train),
+        "filtered": dict(filtered),
+        "tags": dict(tags.most_common()),
+        "by_source": dict(Counter(e.source for e in train)),
+        "by_kind": dict(Counter(e.kind for e in train)),
+        "channels": len({e.channel_id for e in train}),
+        "max_seq": max((e.max_seq for e in train + heldout), default=0),
+    }
+    if count_tokens is not None and train:
+        stats["train_tokens"] = int(sum(count_tokens(e.messages) for e in train))
+        stats["heldout_tokens"] = int(sum(count_tokens(e.messages) for e in heldout))
+    return stats

@@ -1,0 +1,210 @@
+"""Does the adapter write like the owner? Base vs adapter on the held-out split.
+
+- per-token loss (and perplexity) on the owner's turns, for the base model, the
+  candidate adapter and, when given, the active adapter (same data, same run: this is
+  what the promotion gate compares);
+- generated replies to held-out contexts vs the owner's real replies: length, emoji,
+  lowercase and punctuation rates, vocabulary overlap, and embedding similarity;
+- a markdown report with PNG plots (loss curve, reply lengths) next to the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.dataset import Example
+from trainer.sft import EncodedDataset, PadCollator, TrainOptions, encode
+
+log = logging.getLogger(__name__)
+
+_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\U0001f1e6-\U0001f1ff]")
+_WORD = re.compile(r"[\w']+")
+
+
+@torch.no_grad()
+def heldout_loss(model: Any, tokenizer: Any, examples: list[Example], max_len: int, batch_size: int = 8) -> float | None:
+    """Mean loss per owner token over the held-out examples."""
+    rows = [r for r in (encode(tokenizer, e.messages, max_len) for e in examples) if r]
+    if not rows:
+        return None
+    collate = PadCollator(tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        batch = {k: v.to(device) for k, v in collate(EncodedDataset(rows).rows[start : start + batch_size]).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum")
+        total += float(loss)
+        count += int((labels != -100).sum())
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def generate(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=tokenizer.eos_token_id)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def style_stats(texts: list[str]) -> dict[str, float]:
+    if not texts:
+        return {}
+    lengths = [len(_WORD.findall(t)) for t in texts]
+    return {
+        "mean_words": round(statistics.fmean(lengths), 2),
+        "median_words": float(statistics.median(lengths)),
+        "emoji_rate": round(sum(bool(_EMOJI.search(t)) for t in texts) / len(texts), 3),
+        "lowercase_rate": round(sum(t == t.lower() for t in texts) / len(texts), 3),
+        "exclamation_rate": round(sum("!" in t for t in texts) / len(texts), 3),
+        "question_rate": round(sum("?" in t for t in texts) / len(texts), 3),
+        "ends_with_period_rate": round(sum(t.rstrip().endswith(".") for t in texts) / len(texts), 3),
+    }
+
+
+def vocabulary_overlap(generated: list[str], real: list[str]) -> float:
+    a = {w.lower() for t in generated for w in _WORD.findall(t)}
+    b = {w.lower() for t in real for w in _WORD.findall(t)}
+    return round(len(a & b) / len(a | b), 3) if a | b else 0.0
+
+
+def embedding_similarity(embed_model: str, generated: list[str], real: list[str]) -> float | None:
+    if not generated:
+        return None
+    try:
+        from persona.embeddings import Embedder, resolve_embed_model
+
+        embedder = Embedder(resolve_embed_model(embed_model))
+        a = embedder.embed_passages([g or " " for g in generated])
+        b = embedder.embed_passages(real)
+    except Exception as exc:  # noqa: BLE001 - a missing embedder costs one figure, not the evaluation
+        log.warning("embedding similarity skipped: %s", exc)
+        return None
+    return round(float((a * b).sum(axis=1).mean()), 4)
+
+
+def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: TrainOptions, *, compare_adapter: str | None = None,
+             samples: int = 8, max_new_tokens: int = 40, embed_model: str = "", report_dir: Path | None = None,
+             log_history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    from peft import PeftModel
+
+    from persona.model import load_base_model, load_tokenizer
+
+    tokenizer = load_tokenizer(spec)
+    model = PeftModel.from_pretrained(load_base_model(spec), adapter_dir, adapter_name="candidate")
+    if compare_adapter:
+        model.load_adapter(compare_adapter, adapter_name="active")
+    model.eval()
+
+    losses: dict[str, float | None] = {}
+    with model.disable_adapter():
+        losses["base"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size)
+    model.set_adapter("candidate")
+    losses["candidate"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size)
+    if compare_adapter:
+        model.set_adapter("active")
+        losses["active"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size)
+        model.set_adapter("candidate")
+
+    chosen = sorted(heldout, key=lambda e: e.last_at)[-samples:] if samples else []
+    contexts = [e.messages[: _last_assistant(e.messages)] for e in chosen]
+    real = [e.messages[_last_assistant(e.messages)]["content"] for e in chosen]
+    with model.disable_adapter():
+        base_replies = [generate(model, tokenizer, c, max_new_tokens) for c in contexts]
+    adapter_replies = [generate(model, tokenizer, c, max_new_tokens) for c in contexts]
+
+    metrics: dict[str, Any] = {
+        "heldout_examples": len(heldout),
+        "heldout_loss": losses,
+        "heldout_perplexity": {k: (round(math.exp(v), 3) if v is not None and v < 50 else None) for k, v in losses.items()},
+        "style": {"real": style_stats(real), "base": style_stats(base_replies), "adapter": style_stats(adapter_replies)},
+        "vocabulary_overlap": {"base": vocabulary_overlap(base_replies, real), "adapter": vocabulary_overlap(adapter_replies, real)},
+        "embedding_similarity": {
+            "base": embedding_similarity(embed_model, base_replies, real),
+            "adapter": embedding_similarity(embed_model, adapter_replies, real),
+        },
+        "samples": [{"context": c[-1]["content"][-300:], "real": r, "base": b, "adapter": a}
+                    for c, r, b, a in zip(contexts, real, base_replies, adapter_replies)],
+    }
+    if report_dir is not None:
+        write_report(report_dir, metrics, log_history or [], real, base_replies, adapter_replies)
+    return metrics
+
+
+def _last_assistant(messages: list[dict[str, str]]) -> int:
+    return max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+
+
+def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, Any]], real: list[str], base: list[str],
+                 adapter: list[str]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    train_points = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    eval_points = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if train_points:
+        ax.plot(*zip(*train_points), label="train loss")
+    if eval_points:
+        ax.plot(*zip(*eval_points), marker="o", label="held-out loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss per owner token")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "loss_curve.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, texts in (("real", real), ("base", base), ("adapter", adapter)):
+        if texts:
+            ax.hist([len(_WORD.findall(t)) for t in texts], bins=range(0, 60, 3), alpha=0.5, label=label)
+    ax.set_xlabel("words per reply")
+    ax.set_ylabel("replies")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "reply_lengths.png", dpi=100)
+    plt.close(fig)
+
+    loss = metrics["heldout_loss"]
+    ppl = metrics["heldout_perplexity"]
+    lines = [
+        "# persona evaluation", "",
+        f"Held-out examples: {metrics['heldout_examples']}", "",
+        "| model | held-out loss | perplexity |", "| --- | --- | --- |",
+        *[f"| {k} | {_fmt(v)} | {_fmt(ppl.get(k))} |" for k, v in loss.items()], "",
+        "## Style of generated replies vs the owner's real ones", "",
+        "| | " + " | ".join(metrics["style"]["real"].keys()) + " |",
+        "| --- |" + " --- |" * len(metrics["style"]["real"]),
+        *[f"| {who} | " + " | ".join(_fmt(v) for v in stats.values()) + " |" for who, stats in metrics["style"].items() if stats],
+        "",
+        f"Vocabulary overlap with real replies: base {metrics['vocabulary_overlap']['base']}, adapter {metrics['vocabulary_overlap']['adapter']}.",
+        f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
+        "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "", "## Samples", "",
+    ]
+    for sample in metrics["samples"][:5]:
+        lines += [f"> {sample['context'].splitlines()[-1] if sample['context'] else ''}", "",
+                  f"- real: {sample['real']}", f"- base: {sample['base']}", f"- adapter: {sample['adapter']}", ""]
+    (folder / "report.md").write_text("\n".join(lines))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return folder / "report.md"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)

@@ -1,0 +1,105 @@
+"""The training process: `python -m trainer.job JOB.json` (or under `accelerate launch`).
+
+It reads a job file written by trainer/pipeline.py, trains (SFT, then KTO on rated
+replies if any), evaluates base vs candidate (vs the active adapter) on the held-out
+split, writes `result.json` and the report next to the adapter, and touches no
+database: the bot's process never hosts training, and a crash here leaves the active
+adapter and the database as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    base_model: dict[str, Any]
+    train_file: str
+    heldout_file: str
+    output_dir: str
+    options: dict[str, Any]
+    init_adapter: str | None = None
+    compare_adapter: str | None = None  # the active adapter, evaluated on the same data for the gate
+    feedback_file: str | None = None  # KTO examples (rated replies)
+    eval_samples: int = 8
+    eval_max_new_tokens: int = 40
+    embed_model: str = ""
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Job:
+        return cls(**json.loads(path.read_text()))
+
+
+@dataclass
+class JobResult:
+    adapter_dir: str
+    train: dict[str, Any]
+    metrics: dict[str, Any]
+    report: str
+    kto: dict[str, Any] = field(default_factory=dict)
+
+
+def run(job: Job) -> JobResult | None:
+    from persona.model import BaseModelSpec
+    from trainer.dataset import read_examples
+    from trainer.evaluate import evaluate
+    from trainer.sft import TrainOptions, train
+
+    spec = BaseModelSpec(**job.base_model)
+    options = TrainOptions(**job.options)
+    output = Path(job.output_dir)
+    train_examples = read_examples(Path(job.train_file))
+    heldout = read_examples(Path(job.heldout_file))
+    result = train(spec, [e.messages for e in train_examples], [e.messages for e in heldout], output, options, init_adapter=job.init_adapter)
+    kto: dict[str, Any] = {}
+    if job.feedback_file and Path(job.feedback_file).exists():
+        from trainer.feedback import read_kto_rows, train_kto
+
+        rows = read_kto_rows(Path(job.feedback_file))
+        if rows:
+            kto = train_kto(spec, result.adapter_dir, rows, options)
+    if not _is_main():
+        return None
+    metrics = evaluate(
+        spec, result.adapter_dir, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
+        max_new_tokens=job.eval_max_new_tokens, embed_model=job.embed_model, report_dir=output,
+        log_history=result.log_history,
+    )
+    train_summary = {k: v for k, v in asdict(result).items() if k != "log_history"}
+    outcome = JobResult(result.adapter_dir, train_summary, metrics, str(output / "report.md"), kto)
+    (output / "result.json").write_text(json.dumps(asdict(outcome), indent=2))
+    return outcome
+
+
+def _is_main() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 1:
+        print("usage: python -m trainer.job JOB.json", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "urllib3", "sentence_transformers", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    run(Job.read(Path(args[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

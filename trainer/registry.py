@@ -1,0 +1,124 @@
+"""Adapter versions: each run writes a new one; only the gate (or the owner) makes one active.
+
+An adapter folder is written once and never modified after it is registered, so the
+active adapter can be loaded at any time while a new candidate trains elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from persona.errors import PersonaError
+
+_COLUMNS = "id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, created_at, activated_at"
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    id: int
+    parent_id: int | None
+    base_model: str
+    path: str
+    status: str
+    status_reason: str | None
+    data_watermark: int
+    feedback_watermark: int
+    hyperparams: dict[str, Any]
+    metrics: dict[str, Any]
+    created_at: datetime
+    activated_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        return f"v{self.id}"
+
+    @property
+    def heldout_loss(self) -> float | None:
+        value = (self.metrics.get("heldout_loss") or {}).get("candidate")
+        return float(value) if value is not None else None
+
+
+def get(conn: psycopg.Connection, version_id: int) -> AdapterVersion | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions WHERE id = %s", (version_id,)).fetchone()  # noqa: S608
+    return AdapterVersion(*row) if row else None
+
+
+def active(conn: psycopg.Connection) -> AdapterVersion | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions WHERE status = 'active'").fetchone()  # noqa: S608
+    return AdapterVersion(*row) if row else None
+
+
+def versions(conn: psycopg.Connection) -> list[AdapterVersion]:
+    return [AdapterVersion(*r) for r in conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions ORDER BY id").fetchall()]  # noqa: S608
+
+
+def create_candidate(conn: psycopg.Connection, *, base_model: str, parent_id: int | None, hyperparams: dict[str, Any],
+                     data_watermark: int, feedback_watermark: int) -> int:
+    """A new version row; its folder path is filled in by `set_path` once the id is known."""
+    return int(conn.execute(
+        "INSERT INTO adapter_versions (parent_id, base_model, path, hyperparams, data_watermark, feedback_watermark) "
+        "VALUES (%s, %s, '', %s, %s, %s) RETURNING id",
+        (parent_id, base_model, json.dumps(hyperparams), data_watermark, feedback_watermark),
+    ).fetchone()[0])
+
+
+def set_path(conn: psycopg.Connection, version_id: int, path: str) -> None:
+    conn.execute("UPDATE adapter_versions SET path = %s WHERE id = %s", (path, version_id))
+
+
+def mark_failed(conn: psycopg.Connection, version_id: int, reason: str) -> None:
+    conn.execute("UPDATE adapter_versions SET status = 'failed', status_reason = %s WHERE id = %s AND status = 'candidate'", (reason, version_id))
+
+
+def record_metrics(conn: psycopg.Connection, version_id: int, metrics: dict[str, Any]) -> None:
+    conn.execute("UPDATE adapter_versions SET metrics = %s WHERE id = %s", (json.dumps(metrics), version_id))
+
+
+def gate(candidate_loss: float | None, reference_loss: float | None, margin: float, reference: str) -> tuple[bool, str]:
+    """Promote unless the candidate's held-out loss is worse than the reference's by more than `margin`."""
+    if candidate_loss is None:
+        return False, "no held-out loss to judge it by (no held-out examples?)"
+    if reference_loss is None:
+        return True, "first adapter"
+    limit = reference_loss * (1 + margin)
+    if candidate_loss <= limit:
+        return True, f"held-out loss {candidate_loss:.4f} vs {reference} {reference_loss:.4f} (limit {limit:.4f})"
+    return False, f"held-out loss {candidate_loss:.4f} is worse than {reference} {reference_loss:.4f} by more than {margin:.0%}"
+
+
+def activate(conn: psycopg.Connection, version_id: int, reason: str = "activated by the owner") -> AdapterVersion:
+    """Make `version_id` the active adapter (the previous one is retired)."""
+    target = get(conn, version_id)
+    if target is None:
+        raise PersonaError(f"there is no adapter v{version_id}: see `persona adapters`")
+    if target.status == "failed":
+        raise PersonaError(f"v{version_id} failed during training ({target.status_reason}); it cannot be activated")
+    with conn.transaction():
+        conn.execute("UPDATE adapter_versions SET status = 'retired' WHERE status = 'active' AND id <> %s", (version_id,))
+        conn.execute(
+            "UPDATE adapter_versions SET status = 'active', status_reason = %s, activated_at = now() WHERE id = %s",
+            (reason, version_id),
+        )
+    result = get(conn, version_id)
+    assert result is not None
+    return result
+
+
+def rollback(conn: psycopg.Connection) -> AdapterVersion:
+    """Re-activate the adapter that was active before the current one."""
+    current = active(conn)
+    if current is None:
+        raise PersonaError("no adapter is active, so there is nothing to roll back")
+    row = conn.execute(
+        "SELECT id FROM adapter_versions WHERE status = 'retired' AND activated_at IS NOT NULL AND id <> %s "
+        "ORDER BY activated_at DESC LIMIT 1",
+        (current.id,),
+    ).fetchone()
+    if row is None:
+        raise PersonaError(f"{current.label} is the only adapter that was ever active: nothing to roll back to")
+    return activate(conn, int(row[0]), reason=f"rolled back from {current.label}")
