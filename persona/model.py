@@ -99,6 +99,14 @@ def load_base_model(spec: BaseModelSpec, *, for_training: bool = False, load_in_
         model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"PERSONA_BASE_MODEL: cannot load {spec.name!r}: {_first_line(exc)}") from None
+    if spec.gguf_file:
+        # transformers de-quantises GGUF weights to ordinary tensors on load but still
+        # flags the model as quantised, and Trainer refuses to train such a model. The
+        # tensors are plain fp32/bf16: drop the flag.
+        model.is_quantized = False
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     if device_kind() == "cuda" and "quantization_config" not in kwargs:
         model = model.to("cuda")
     if not for_training:

@@ -1,0 +1,282 @@
+"""The trainer on a tiny random Llama: labels, dataset, LoRA, resume, gate, retrain, KTO, accelerate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+import torch
+
+from persona.config import Settings
+from persona.db import Database
+from persona.errors import PersonaError
+from persona.model import load_tokenizer, resolve_base_model
+from persona.store import Store
+from trainer import pipeline, registry
+from trainer.dataset import Options, build_dataset
+from trainer.feedback import balanced_weights, collect, train_kto
+from trainer.job import Job
+from trainer.sft import TrainOptions, encode, train
+from trainer.tiny_model import build_tiny_model
+from tests.fixtures import voice
+
+OWNER = voice.OWNER_ID
+SAM = 222222222222222222
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", voice.PROMPTS + voice.REPLIES))
+
+
+@pytest.fixture
+def store(database: Database) -> Store:
+    return Store(database)
+
+
+@pytest.fixture
+def tsettings(database: Database, tiny: str, tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, database_url=database.url, home=tmp_path / "home", base_model=tiny, batch_size=4)
+
+
+def rows(store: Store, query: str, *args: object) -> list[tuple]:
+    with store.connect() as conn:
+        return conn.execute(query, args).fetchall()
+
+
+CHAT = [
+    {"role": "system", "content": "You are Alex."},
+    {"role": "user", "content": "[#general · 2023-01-01]\nsam: are you coming?"},
+    {"role": "assistant", "content": "fr lowkey yes"},
+    {"role": "user", "content": "sam: cool"},
+    {"role": "assistant", "content": "ya"},
+]
+
+
+def test_only_the_owners_turns_get_labels(tiny: str) -> None:
+    tokenizer = load_tokenizer(resolve_base_model(tiny))
+    encoded = encode(tokenizer, CHAT, 512)
+    assert encoded is not None
+    learned = tokenizer.decode([t for t, label in zip(encoded["input_ids"], encoded["labels"]) if label != -100])
+    assert learned == "fr lowkey yes<|im_end|>\nya<|im_end|>\n"
+    short = encode(tokenizer, CHAT, 24)
+    assert short is not None and len(short["input_ids"]) == 24
+    assert encode(tokenizer, CHAT[:2], 512) is None  # no owner turn: nothing to learn
+
+
+def test_dataset_examples_filters_and_policy(store: Store) -> None:
+    with store.connect() as conn:
+        voice.populate(conn, sessions=12)
+        extra = [
+            (9001, OWNER, "!rank alex"), (9002, OWNER, "https://example.com/cat.png"), (9003, OWNER, "```\n" + "x = 1\n" * 200 + "```"),
+            (9004, OWNER, "this exact long sentence appears twice here"), (9005, OWNER, "this exact long sentence appears twice here!"),
+        ]
+        for offset, (mid, author, text) in enumerate(extra):
+            conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, 1000000000000000001, %s, 'dce', 'dm:222222222222222222', %s, %s)",
+                         (mid, author, datetime(2022, 6, 1, 10, offset, tzinfo=timezone.utc), text))
+        conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (9100, 1000000000000000004, %s, 'live', 'guild:5000000000000000001', '2022-07-01T10:00Z', 'api-obtained owner line')", (OWNER,))
+        conn.commit()
+        dataset = build_dataset(conn, Options(owner_name="Alex"))
+        everything = json.dumps([e.to_json() for e in dataset.train + dataset.heldout])
+        assert "api-obtained owner line" not in everything  # backfill/live need PERSONA_TRAIN_ON_API_CONTENT
+        filtered = dataset.stats["filtered"]
+        assert (filtered["bot_command"], filtered["link_only"], filtered["pasted_code_or_log"]) == (1, 1, 1)
+        assert filtered["near_duplicate"] >= 1
+        assert everything.count("this exact long sentence appears twice here") == 1
+        assert "!rank" not in everything and "example.com/cat.png" not in everything and "x = 1" not in everything
+        example = next(e for e in dataset.train + dataset.heldout if e.kind == "dm" and len(e.messages) == 5)
+        roles = [m["role"] for m in example.messages]
+        assert roles == ["system", "user", "assistant", "user", "assistant"]
+        assert example.messages[0]["content"].startswith("You are Alex")
+        assert example.messages[1]["content"].startswith("[DM with sam · ") and "\nsam: " in example.messages[1]["content"]
+        assert {"dm", "dce"} <= set(example.tags)
+        with_api = build_dataset(conn, Options(owner_name="Alex", allow_api_content=True))
+        assert "api-obtained owner line" in json.dumps([e.to_json() for e in with_api.train + with_api.heldout])
+
+
+def test_owner_only_history_becomes_context_plus_reply(store: Store) -> None:
+    with store.connect() as conn:
+        conn.execute("INSERT INTO people (id, name, is_owner) VALUES (%s, 'alex', true)", (OWNER,))
+        conn.execute("INSERT INTO channels (id, kind, name, guild_id, guild_name, scope) VALUES (7, 'guild_text', 'memes', 5, 'Friends', 'guild:5')")
+        for i in range(6):
+            conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, 7, %s, 'package', 'guild:5', %s, %s)",
+                         (100 + i, OWNER, datetime(2022, 1, 1 + i, tzinfo=timezone.utc), f"owner line {i}"))
+        conn.commit()
+        dataset = build_dataset(conn, Options(owner_name="Alex"))
+        example = (dataset.train + dataset.heldout)[0]
+        assert [m["role"] for m in example.messages] == ["system", "user", "assistant"]
+        assert example.messages[1]["content"].startswith("[#memes (Friends) · 2022-01-0")
+        assert "owner_only" in example.tags
+
+
+def test_heldout_split_is_stable_across_rebuilds(store: Store) -> None:
+    with store.connect() as conn:
+        voice.populate(conn, sessions=40)
+        first = build_dataset(conn, Options())
+        first_heldout = sorted(i for e in first.heldout for i in e.target_ids)
+        assert first_heldout and not set(first_heldout) & {i for e in first.train for i in e.target_ids}
+        voice.populate(conn, sessions=20, start=datetime(2025, 1, 1, tzinfo=timezone.utc), first_id=8_200_000_000_000_000_000)
+        second = build_dataset(conn, Options())
+        assert sorted(i for e in second.heldout for i in e.target_ids) == first_heldout  # new data went to training
+        assert len(second.train) > len(first.train)
+
+
+def test_lora_weights_change_and_base_weights_do_not(tiny: str, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    base_before = {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(tiny).state_dict().items()}
+    data = [CHAT] * 16
+    result = train(resolve_base_model(tiny), data, data[:4], tmp_path / "run", TrainOptions(max_steps=6, batch_size=4, eval_steps=3))
+    adapter = load_file(str(Path(result.adapter_dir) / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(float(v.abs().sum()) > 0 for v in lora_b)  # B starts at zero: training moved it
+    base_after = AutoModelForCausalLM.from_pretrained(tiny).state_dict()
+    assert all(torch.equal(base_before[k], base_after[k]) for k in base_before)
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), result.adapter_dir)
+    assert any("lora_A" in n for n, _ in merged.named_parameters())
+    assert result.real_token_fraction is not None and result.real_token_fraction > 0.9
+
+
+def test_training_resumes_after_a_kill(tiny: str, tmp_path: Path) -> None:
+    from trainer.dataset import Dataset, Example
+
+    example = Example(messages=CHAT, target_ids=[1], channel_id=1, source="dce", kind="dm", last_at="2023-01-01T00:00:00+00:00")
+    Dataset([example] * 64, [example] * 2, {}).write(tmp_path / "data")
+    job = Job(base_model={"name": tiny, "path": tiny, "gguf_file": None}, train_file=str(tmp_path / "data" / "train.jsonl"),
+              heldout_file=str(tmp_path / "data" / "heldout.jsonl"), output_dir=str(tmp_path / "run"),
+              options=TrainOptions(max_steps=300, batch_size=4, eval_steps=10, patience=0, gradient_checkpointing=False).to_json(),
+              eval_samples=0)
+    job_path = job.write(tmp_path / "job.json")
+    command = [sys.executable, "-m", "trainer.job", str(job_path)]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any((tmp_path / "run" / "checkpoints").glob("checkpoint-*/trainer_state.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (tmp_path / "run" / "result.json").exists()
+    saved = max(int(p.name.split("-")[1]) for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert 0 < saved < 300
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming from the last checkpoint" in again.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["train"]["steps"] == 300
+
+
+def test_promotion_gate_both_ways() -> None:
+    assert registry.gate(2.0, 2.0, 0.02, "active")[0]
+    assert registry.gate(2.03, 2.0, 0.02, "active")[0]  # within the margin
+    promoted, reason = registry.gate(2.1, 2.0, 0.02, "active")
+    assert not promoted and "worse than active" in reason
+    assert registry.gate(1.0, None, 0.02, "base model") == (True, "first adapter")
+    assert not registry.gate(None, 2.0, 0.02, "active")[0]
+
+
+def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -> None:
+    with store.connect() as conn:
+        voice.populate(conn, sessions=30)
+    first = pipeline.run(store, tsettings, incremental=False, max_steps=20, learning_rate=1e-2, eval_samples=2, eval_max_new_tokens=6, quiet=True)
+    assert first.status == "promoted" and first.version == 1
+    report = Path(first.report)
+    assert report.exists() and (report.parent / "loss_curve.png").exists() and (report.parent / "reply_lengths.png").exists()
+    assert first.metrics["heldout_loss"]["candidate"] < first.metrics["heldout_loss"]["base"]
+
+    nothing = pipeline.run(store, tsettings, incremental=True, max_steps=4, eval_samples=0, quiet=True)
+    assert nothing.status == "nothing_new" and "nothing new since v1" in nothing.reason
+
+    # New messages in a different voice, learned hard without replay: the candidate writes
+    # worse on the held-out split, stays a candidate, and the active adapter does not move.
+    with store.connect() as conn:
+        voice.populate(conn, sessions=12, start=datetime(2024, 1, 1, tzinfo=timezone.utc), first_id=8_100_000_000_000_000_000, replies=voice.FORMAL)
+    drifting = tsettings.model_copy(update={"replay_ratio": 0.0})
+    broken = pipeline.run(store, drifting, incremental=True, max_steps=30, learning_rate=3e-2, eval_samples=0, quiet=True)
+    assert broken.status == "not_promoted" and "worse than active" in broken.reason
+    with store.connect() as conn:
+        assert registry.active(conn).id == 1
+        assert registry.get(conn, broken.version).status == "candidate"
+        assert registry.get(conn, broken.version).parent_id == 1
+        assert registry.get(conn, broken.version).data_watermark > registry.get(conn, 1).data_watermark
+
+    with store.connect() as conn:
+        assert registry.activate(conn, broken.version).status == "active"
+        assert registry.rollback(conn).id == 1
+
+
+def test_failed_training_leaves_the_active_adapter_untouched(store: Store, tsettings: Settings, tmp_path: Path) -> None:
+    with store.connect() as conn:
+        voice.populate(conn, sessions=24)
+    assert pipeline.run(store, tsettings, incremental=False, max_steps=4, eval_samples=0, quiet=True).status == "promoted"
+    with store.connect() as conn:
+        voice.populate(conn, sessions=6, start=datetime(2024, 1, 1, tzinfo=timezone.utc), first_id=8_100_000_000_000_000_000)
+    broken = tsettings.model_copy(update={"lora_targets": "no_such_module"})  # the training process dies on it
+    with pytest.raises(PersonaError, match=r"no_such_module.*active adapter v1 is unchanged"):
+        pipeline.run(store, broken, incremental=False, max_steps=4, eval_samples=0, quiet=True)
+    with store.connect() as conn:
+        assert registry.active(conn).id == 1
+        assert [v.status for v in registry.versions(conn)] == ["active", "failed"]
+        assert conn.execute("SELECT status FROM training_runs ORDER BY id").fetchall() == [("succeeded",), ("failed",)]
+
+
+def test_only_one_run_at_a_time(store: Store, tsettings: Settings) -> None:
+    with psycopg.connect(store.database.url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (pipeline.TRAIN_LOCK,))
+        with pytest.raises(PersonaError, match="already in progress"):
+            pipeline.run(store, tsettings, incremental=True, quiet=True)
+
+
+def test_kto_on_a_handful_of_ratings(tiny: str, tmp_path: Path, store: Store) -> None:
+    from safetensors.torch import load_file
+
+    spec = resolve_base_model(tiny)
+    result = train(spec, [CHAT] * 8, [CHAT], tmp_path / "run", TrainOptions(max_steps=2, batch_size=4, eval_steps=2))
+    before = load_file(str(Path(result.adapter_dir) / "adapter_model.safetensors"))
+    rated = [{"prompt": CHAT[:2], "completion": "fr lowkey yes", "label": True}] * 3 + [{"prompt": CHAT[:2], "completion": "As an AI, I cannot.", "label": False}]
+    assert balanced_weights(rated) == (1.0, 3.0)
+    summary = train_kto(spec, result.adapter_dir, rated, TrainOptions(batch_size=4), steps=2)
+    assert summary["steps"] == 2
+    after = load_file(str(Path(result.adapter_dir) / "adapter_model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+    with store.connect() as conn:  # only trusted raters' feedback is collected
+        conn.execute("INSERT INTO replies (scope, prompt, completion, base_model) VALUES ('dm:1', %s, 'fr', 'tiny')", (json.dumps(CHAT[:2]),))
+        conn.execute("INSERT INTO feedback (reply_id, rater_id, rating, via) VALUES (1, %s, 1, 'command'), (1, 555, -1, 'reaction')", (OWNER,))
+        assert [r["label"] for r in collect(conn, [OWNER])] == [True]
+
+
+def test_two_process_accelerate_run(tiny: str, tmp_path: Path) -> None:
+    from trainer.dataset import Dataset, Example
+
+    example = Example(messages=CHAT, target_ids=[1], channel_id=1, source="dce", kind="dm", last_at="2023-01-01T00:00:00+00:00")
+    Dataset([example] * 16, [example] * 2, {}).write(tmp_path / "data")
+    job = Job(base_model={"name": tiny, "path": tiny, "gguf_file": None}, train_file=str(tmp_path / "data" / "train.jsonl"),
+              heldout_file=str(tmp_path / "data" / "heldout.jsonl"), output_dir=str(tmp_path / "run"),
+              options=TrainOptions(max_steps=4, batch_size=2, eval_steps=2, gradient_checkpointing=False).to_json(), eval_samples=0)
+    code, tail = pipeline._launch(job.write(tmp_path / "job.json"), processes=2, quiet=True)
+    assert code == 0, tail
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["train"]["steps"] == 4 and Path(result["adapter_dir"]).exists()
+
+
+def test_cli_retrain_with_nothing_new_exits_0(persona_exe: Path, database: Database, tiny: str, tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url,
+           "PERSONA_BASE_MODEL": tiny, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BATCH_SIZE": "4"}
+    with psycopg.connect(database.url) as conn:
+        voice.populate(conn, sessions=24)
+    first = subprocess.run([str(persona_exe), "train", "--max-steps", "4", "--eval-samples", "0", "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout)["status"] == "promoted"
+    again = subprocess.run([str(persona_exe), "retrain"], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "nothing new since v1" in again.stdout
+    listing = subprocess.run([str(persona_exe), "adapters", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert [v["status"] for v in json.loads(listing.stdout)] == ["active"]
