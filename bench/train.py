@@ -4,14 +4,14 @@ The same synthetic Discord-like conversations (1 to 12 turns, 2 to 40 words a
 message: short messages make padding the main waste) are trained on twice, each run
 in its own process so peak memory is its own:
 
-- length-grouped batches (persona's default: `train_sampling_strategy="group_by_length"`)
+- length-grouped batches (persona's default: `trainer.sft.length_grouped_order`)
 - plain padded batches in random order (the baseline)
 
 Figures: real (non-padding) tokens per second, the share of real tokens in the
 batches, and peak resident memory of each process.
 
-    python bench/train.py                 # 30 steps, batch 8
-    python bench/train.py --steps 10
+    python bench/train.py                 # 10 steps, batch 8
+    python bench/train.py --steps 30
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _vm_hwm_kb(pid: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--worker")
     parser.add_argument("--out")

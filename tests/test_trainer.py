@@ -280,3 +280,9 @@ def test_cli_retrain_with_nothing_new_exits_0(persona_exe: Path, database: Datab
     assert again.returncode == 0 and "nothing new since v1" in again.stdout
     listing = subprocess.run([str(persona_exe), "adapters", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert [v["status"] for v in json.loads(listing.stdout)] == ["active"]
+    evaluated = subprocess.run([str(persona_exe), "eval", "v1", "--eval-samples", "1", "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    summary = json.loads(evaluated.stdout)
+    assert summary["version"] == 1 and set(summary["heldout_loss"]) == {"base", "candidate"} and Path(summary["report"]).exists()
+    missing = subprocess.run([str(persona_exe), "adapters", "activate", "v9"], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "there is no adapter v9" in missing.stderr and "Traceback" not in missing.stderr

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(adapters_app, name="adapters")
     app.command("train")(train)
     app.command("retrain")(retrain)
+    app.command("eval")(evaluate)
 
 
 def _context(ctx: typer.Context) -> tuple[Any, Any]:
@@ -101,6 +102,38 @@ def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBud
     _run(ctx, True, max_steps, time_budget, processes, eval_samples, as_json)
 
 
+def evaluate(
+    ctx: typer.Context,
+    version: Annotated[str | None, typer.Argument(help="Version to evaluate, e.g. v3 (default: the active one).")] = None,
+    eval_samples: EvalSamples = 8,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate an adapter against the base model on the held-out split; writes a report with plots."""
+    from trainer.pipeline import evaluate_version
+
+    settings, store = _context(ctx)
+    number = _version_number(version) if version else None
+    version_id, metrics, report = evaluate_version(store, settings, number, eval_samples=eval_samples)
+    summary = {"version": version_id, "heldout_loss": metrics["heldout_loss"], "heldout_perplexity": metrics["heldout_perplexity"],
+               "embedding_similarity": metrics["embedding_similarity"], "vocabulary_overlap": metrics["vocabulary_overlap"], "report": str(report)}
+    if as_json:
+        print(json.dumps(summary))
+        return
+    losses = metrics["heldout_loss"]
+    out.print(f"v{version_id}: held-out loss {losses['candidate']:.4f} vs base {losses['base']:.4f} "
+              f"(perplexity {metrics['heldout_perplexity']['candidate']} vs {metrics['heldout_perplexity']['base']})")
+    out.print(f"report: {report}")
+
+
+def _version_number(version: str) -> int:
+    from persona.errors import ConfigError
+
+    number = version.lstrip("v")
+    if not number.isdigit():
+        raise ConfigError(f"VERSION must look like v3 or 3, not {version!r}")
+    return int(number)
+
+
 @adapters_app.callback()
 def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List adapter versions (when no sub-command is given)."""
@@ -129,15 +162,11 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @adapters_app.command("activate")
 def adapters_activate(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Version, e.g. v3 or 3.")]) -> None:
     """Make a version the active adapter (the bot picks it up without a restart)."""
-    from persona.errors import ConfigError
     from trainer import registry
 
-    number = version.lstrip("v")
-    if not number.isdigit():
-        raise ConfigError(f"VERSION must look like v3 or 3, not {version!r}")
     _, store = _context(ctx)
     with store.connect() as conn:
-        result = registry.activate(conn, int(number))
+        result = registry.activate(conn, _version_number(version))
     out.print(f"{result.label} is active")
 
 

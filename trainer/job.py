@@ -32,6 +32,7 @@ class Job:
     eval_samples: int = 8
     eval_max_new_tokens: int = 40
     embed_model: str = ""
+    eval_only: bool = False  # evaluate `init_adapter` as it is (persona eval)
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -60,8 +61,14 @@ def run(job: Job) -> JobResult | None:
     spec = BaseModelSpec(**job.base_model)
     options = TrainOptions(**job.options)
     output = Path(job.output_dir)
-    train_examples = read_examples(Path(job.train_file))
     heldout = read_examples(Path(job.heldout_file))
+    if job.eval_only:
+        assert job.init_adapter is not None
+        metrics = evaluate(spec, job.init_adapter, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
+                           max_new_tokens=job.eval_max_new_tokens, embed_model=job.embed_model, report_dir=output)
+        (output / "eval.json").write_text(json.dumps(metrics, indent=2))
+        return None
+    train_examples = read_examples(Path(job.train_file))
     result = train(spec, [e.messages for e in train_examples], [e.messages for e in heldout], output, options, init_adapter=job.init_adapter)
     kto: dict[str, Any] = {}
     if job.feedback_file and Path(job.feedback_file).exists():

@@ -225,13 +225,42 @@ def _launch(job_path: Path, processes: int, quiet: bool) -> tuple[int, str]:
     else:
         command = [sys.executable, "-m", "trainer.job", str(job_path)]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
-    tail: deque[str] = deque(maxlen=30)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, bufsize=1) as child:
+    tail: deque[bytes] = deque(maxlen=64)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
         assert child.stdout is not None
-        for line in child.stdout:
-            tail.append(line.rstrip())
+        # Forward raw chunks, not lines: progress bars redraw with \r and must show live.
+        while chunk := os.read(child.stdout.fileno(), 4096):
+            tail.append(chunk)
             if not quiet:
-                sys.stderr.write(line)
-    errors = [ln for ln in tail if "Error" in ln or "error" in ln]
-    return child.returncode, (errors[-1] if errors else (tail[-1] if tail else "")).strip()[:300]
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.flush()
+    lines = [ln.strip() for ln in b"".join(tail).decode("utf-8", "replace").replace("\r", "\n").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln or "error:" in ln]
+    return child.returncode, (errors[-1] if errors else (lines[-1] if lines else ""))[:300]
 
+
+
+def evaluate_version(store: Store, settings: Settings, version_id: int | None, *, eval_samples: int = 8,
+                     eval_max_new_tokens: int = 40, quiet: bool = False) -> tuple[int, dict[str, Any], Path]:
+    """Re-evaluate an adapter version (default: the active one) against the base model on
+    today's held-out split; the report goes next to the adapter."""
+    with store.connect() as conn:
+        version = registry.get(conn, version_id) if version_id is not None else registry.active(conn)
+        if version is None:
+            raise PersonaError(f"there is no adapter {'v' + str(version_id) if version_id else 'active'}: see `persona adapters`")
+        if version.status == "failed" or not Path(version.path).exists():
+            raise PersonaError(f"{version.label} has no usable adapter files ({version.status}: {version.status_reason or version.path})")
+        dataset = build_dataset(conn, dataset_options(settings))
+    spec = resolve_base_model(settings.base_model)
+    folder = Path(version.path).parent / "eval"
+    Dataset([], dataset.heldout, dataset.stats).write(folder / "data")
+    job = Job(
+        base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file}, train_file=str(folder / "data" / "train.jsonl"),
+        heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=train_options(settings).to_json(),
+        init_adapter=version.path, eval_samples=eval_samples, eval_max_new_tokens=eval_max_new_tokens, embed_model=settings.embed_model,
+        eval_only=True,
+    )
+    code, tail = _launch(job.write(folder / "job.json"), 1, quiet)
+    if code != 0 or not (folder / "eval.json").exists():
+        raise PersonaError(f"evaluation process exited with {code}: {tail or 'no output'}")
+    return version.id, json.loads((folder / "eval.json").read_text()), folder / "report.md"
