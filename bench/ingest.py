@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import fresh_database, wait_with_peak_rss  # noqa: E402
+
 OWNER = 80351110224678912
 WORDS = (
     "lol yeah ok sure maybe tomorrow tonight game rust python coffee work meeting sleep "
@@ -122,21 +124,6 @@ def slice_package(source: Path, target: Path, layout: list[tuple[int, int]], lim
     return taken
 
 
-def fresh_database(admin_url: str, name: str) -> str:
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    from persona import migrate
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(admin_url, dbname=name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate.upgrade(conn)
-    return url
-
-
 def persona_import(url: str, package: Path) -> tuple[float, dict, float]:
     """(seconds, summary, peak RSS MB of the child) for `persona ingest discord-package`."""
     exe = Path(sys.executable).parent / "persona"
@@ -144,27 +131,13 @@ def persona_import(url: str, package: Path) -> tuple[float, dict, float]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen([str(exe), "ingest", "discord-package", str(package), "--json"], env=env, stdout=out, stderr=err)
-        peak_kb = 0
-        while child.poll() is None:
-            # VmHWM is the child's own peak RSS since exec (rusage would inherit ours at fork).
-            peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))
-            time.sleep(0.02)
+        peak_mb = wait_with_peak_rss(child)
         elapsed = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         if child.returncode != 0:
             raise SystemExit(f"import failed: {err.read().strip()}")
-        return elapsed, json.loads(out.read()), peak_kb / 1024
-
-
-def _vm_hwm_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+        return elapsed, json.loads(out.read()), peak_mb
 
 
 def naive_import(url: str, package: Path) -> tuple[float, int]:

@@ -33,6 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import fresh_database  # noqa: E402
+
 DIM = 384
 WORDS = "rust python coffee cat dog train work game music sleep pizza bug deploy movie weekend gym lunch guitar book".split()
 
@@ -186,21 +188,6 @@ def quality(url: str) -> dict[str, float]:
     return figures
 
 
-def fresh(admin: str, name: str) -> str:
-    import psycopg
-    from psycopg.conninfo import make_conninfo
-
-    from persona import migrate
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(admin, dbname=name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate.upgrade(conn)
-    return url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000)
@@ -218,7 +205,7 @@ def main() -> None:
     figures: dict[str, object] = {"bench": "memory", "machine": f"{platform.machine()} {os.cpu_count()} cores", "n": args.n}
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:
         admin = make_conninfo(start_embedded(Path(tmp) / "pg"), dbname="postgres")
-        url = fresh(admin, "bench_memory")
+        url = fresh_database(admin, "bench_memory")
         with psycopg.connect(url) as conn:
             register_vector(conn)
             started = time.perf_counter()
@@ -252,7 +239,7 @@ def main() -> None:
                 figures[f"{label}_exact_p50_ms"] = pct(exact_latencies, 50)
                 figures[f"{label}_speedup_vs_exact"] = round(pct(exact_latencies, 50) / max(pct(latencies, 50), 1e-6), 1)
         figures.update(embedding_throughput())
-        figures.update(quality(fresh(admin, "bench_quality")))
+        figures.update(quality(fresh_database(admin, "bench_quality")))
     print(json.dumps(figures))
 
 

@@ -24,11 +24,12 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _common import wait_with_peak_rss  # noqa: E402
 
 WORDS = "lol yeah ok sure maybe tomorrow game rust python coffee work sleep pizza bug fix deploy weekend movie honestly kinda fr lowkey".split()
 
@@ -57,26 +58,16 @@ def worker(grouping: str, steps: int, batch: int, out: Path) -> None:
 
 
 def run_child(grouping: str, steps: int, batch: int, out: Path) -> dict[str, float]:
-    child = subprocess.Popen([sys.executable, __file__, "--worker", grouping, "--steps", str(steps), "--batch", str(batch), "--out", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    while child.poll() is None:
-        peak = max(peak, _vm_hwm_kb(child.pid))
-        time.sleep(0.05)
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen([sys.executable, __file__, "--worker", grouping, "--steps", str(steps), "--batch", str(batch), "--out", str(out)],
+                                 stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        peak_mb = wait_with_peak_rss(child)
+        errors.seek(0)
+        tail = errors.read()[-2000:]
     if child.returncode != 0:
-        raise SystemExit(f"{grouping} run failed: {child.stderr.read()[-2000:] if child.stderr else ''}")
+        raise SystemExit(f"{grouping} run failed: {tail}")
     figures = json.loads((out / f"{grouping}.json").read_text())
-    return figures | {"peak_rss_mb": round(peak / 1024, 1)}
-
-
-def _vm_hwm_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    return figures | {"peak_rss_mb": round(peak_mb, 1)}
 
 
 def main() -> None:

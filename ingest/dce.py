@@ -11,13 +11,12 @@ forbid; persona imports files people already have and does not help make them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import ijson
 
-from ingest.files import json_error
+from ingest.files import find_files, json_error
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
 from ingest.progress import ImportProgress
@@ -37,25 +36,10 @@ _KINDS = {
 DM_GUILD_ID = "0"
 
 
-def find_exports(paths: Iterable[Path]) -> list[Path]:
-    """The .json files named, or inside the folders named, in a stable order."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise IngestError(f"{path} does not exist")
-    if not files:
-        raise IngestError(f"no .json files in {', '.join(map(str, paths))}: pass DiscordChatExporter JSON exports (Export format: JSON)")
-    return files
-
-
 def ingest_dce(store: Store, paths: list[Path], *, owner_id: int | None, progress: ImportProgress | None = None) -> ImportSummary:
     """Import DiscordChatExporter JSON files (or folders of them) in one transaction."""
     progress = progress or ImportProgress.quiet()
-    files = find_exports(paths)
+    files = find_files(paths, (".json",), "DiscordChatExporter JSON exports (Export format: JSON)")
     with ImportSession(store, SOURCE, " ".join(map(str, paths))) as session, progress.task(len(files)) as task:
         owner = session.resolve_owner(owner_id, "DiscordChatExporter files hold everyone's messages, and persona must know which are yours")
         for path in files:

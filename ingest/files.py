@@ -6,7 +6,7 @@ import io
 import itertools
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -100,6 +100,22 @@ class FileTree:
 
     def read_text(self, name: str) -> str:
         return decode_utf8(self.read_bytes(name), self.describe(name))
+
+
+def find_files(paths: Iterable[Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
+    """Files named directly, plus those with `suffixes` inside folders named, in a stable order."""
+    paths = list(paths)
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file()))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise IngestError(f"{path} does not exist")
+    if not files:
+        raise IngestError(f"no {' or '.join(suffixes)} files in {', '.join(map(str, paths))}: pass {what}")
+    return files
 
 
 def json_error(where: str, exc: Exception) -> IngestError:

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ingest.files import decode_utf8
+from ingest.files import decode_utf8, find_files
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person
 from ingest.progress import ImportProgress
@@ -66,7 +66,7 @@ def ingest_whatsapp(store: Store, paths: list[Path], *, owner_id: int | None, me
                     progress: ImportProgress | None = None) -> ImportSummary:
     """Import WhatsApp exports; `me` is the owner's name as it appears in the chats."""
     progress = progress or ImportProgress.quiet()
-    chats = [(name, text) for path in _find(paths) for name, text in [_read(path)]]
+    chats = [(name, text) for path in find_files(paths, (".txt", ".zip"), "WhatsApp 'Export chat' files") for name, text in [_read(path)]]
     zone = ZoneInfo(timezone)
     with ImportSession(store, SOURCE, " ".join(map(str, paths))) as session, progress.task(len(chats)) as task:
         owner = session.resolve_owner(owner_id)
@@ -82,20 +82,6 @@ def ingest_whatsapp(store: Store, paths: list[Path], *, owner_id: int | None, me
             session.files += 1
             task.advance(files=1, messages=count)
         return session.finish()
-
-
-def _find(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in (".txt", ".zip") and p.is_file()))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise IngestError(f"{path} does not exist")
-    if not files:
-        raise IngestError(f"no WhatsApp exports (.txt or .zip) in {', '.join(map(str, paths))}")
-    return files
 
 
 def _read(path: Path) -> tuple[str, str]:

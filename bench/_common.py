@@ -1,0 +1,43 @@
+"""Helpers shared by the benchmark scripts (run them from the repository root)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+
+def fresh_database(admin_url: str, name: str) -> str:
+    """Drop and create database `name` on the server, migrate it, return its URL."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from persona import migrate
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(admin_url, dbname=name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate.upgrade(conn)
+    return url
+
+
+def vm_hwm_kb(pid: int) -> int:
+    """Peak resident memory of a live process since its exec (rusage would inherit the parent's at fork)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def wait_with_peak_rss(child: subprocess.Popen) -> float:
+    """Wait for `child`, sampling its peak RSS every 20 ms; return the peak in MB."""
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, vm_hwm_kb(child.pid))
+        time.sleep(0.02)
+    return peak / 1024
