@@ -141,3 +141,17 @@ def test_unwritable_home_is_one_clear_line(persona_exe: Path, tmp_path: Path, ar
     blocker.write_text("not a folder")
     result = run(persona_exe, *args, env={"PERSONA_HOME": str(blocker / "home")})
     assert_one_line_error(result, 1, "PERSONA_HOME")
+
+
+def test_pool_connections_have_pgvector_types(database: Database) -> None:
+    from pgvector import Vector
+
+    from persona.store import Store
+
+    pool = Store(database).pool(min_size=1, max_size=2)
+    try:
+        with pool.connection() as conn:
+            value = conn.execute("SELECT '[1,2,3]'::vector").fetchone()[0]
+        assert isinstance(value, Vector) and value.to_list() == [1.0, 2.0, 3.0]  # parsed by pgvector, not a string
+    finally:
+        pool.close()

@@ -347,3 +347,21 @@ def test_cli_build_and_search(persona_exe: Path, database: Database, tmp_path: P
     assert any(CANARY in r["content"] for r in json.loads(as_owner.stdout))
     unknown = subprocess.run([str(persona_exe), "memory", "search", "x", "--channel", "999"], env=env, capture_output=True, text=True, timeout=300)
     assert unknown.returncode == 2 and "add --guild" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_private_notes_reach_only_the_owner(store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    from ingest.obsidian import ingest_obsidian
+
+    import_history(store, tmp_path)
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "secret.md").write_text("# Diary\n\nNOTE-CANARY-55aa: I am planning a surprise party for Sam.")
+    ingest_obsidian(store, vault, owner_id=OWNER_ID)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+        for asker, place in [(SAM, Place.dm()), (KIM, Place.guild(int(GUILD[0]))), (OWNER_ID, Place.guild(int(GUILD[0])))]:
+            for query in ("surprise party", "NOTE-CANARY-55aa", "diary"):
+                found = memory.recall(conn, embedder, query, asker_id=asker, place=place, owner_id=OWNER_ID, k=20)
+                assert all("NOTE-CANARY-55aa" not in m.content for m in found)
+        owner = memory.recall(conn, embedder, "surprise party", asker_id=OWNER_ID, place=Place.dm(), owner_id=OWNER_ID)
+        assert any("NOTE-CANARY-55aa" in m.content and m.scope == "private" for m in owner)

@@ -286,3 +286,17 @@ def test_cli_retrain_with_nothing_new_exits_0(persona_exe: Path, database: Datab
     assert summary["version"] == 1 and set(summary["heldout_loss"]) == {"base", "candidate"} and Path(summary["report"]).exists()
     missing = subprocess.run([str(persona_exe), "adapters", "activate", "v9"], env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "there is no adapter v9" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_cli_dataset_build(persona_exe: Path, database: Database, tiny: str, tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url,
+           "PERSONA_BASE_MODEL": tiny, "PERSONA_HOME": str(tmp_path / "home")}
+    with psycopg.connect(database.url) as conn:
+        voice.populate(conn, sessions=12)
+    result = subprocess.run([str(persona_exe), "dataset", "build", "--stats", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads(result.stdout)
+    assert stats["train_examples"] > 0 and stats["heldout_examples"] > 0 and stats["train_tokens"] > 0
+    assert Path(stats["folder"], "train.jsonl").exists()
+    table = subprocess.run([str(persona_exe), "dataset", "build"], env=env, capture_output=True, text=True, timeout=300)
+    assert "training examples" in table.stdout and "tags:" in table.stdout
