@@ -291,6 +291,57 @@ def _place(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 -
     return Place.guild(guild_id or guild, channel)
 
 
+# --- persona chat -----------------------------------------------------------------------
+
+
+@app.command("chat")
+def chat(
+    ctx: typer.Context,
+    show_memories: Annotated[bool, typer.Option("--show-memories", help="Print the memories each reply recalled.")] = False,
+    greedy: Annotated[bool, typer.Option(help="Deterministic replies (no sampling).")] = False,
+) -> None:
+    """Talk to your persona in the terminal (same memory and adapter as the bot). Ctrl-D or /quit ends."""
+    from persona.model import resolve_base_model
+    from persona.reply import Generator, ReplyEngine, ReplyRequest, Turn
+    from persona.scopes import Place
+    from persona.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    with store.connect() as conn:
+        owner = conn.execute("SELECT id, coalesce(nullif(display_name, ''), name) FROM people WHERE is_owner").fetchone()
+    owner_id = settings.owner_id or (owner[0] if owner else None)
+    owner_name = settings.owner_name or (owner[1] if owner else "") or "me"
+    generator = Generator(resolve_base_model(settings.base_model))
+    engine = ReplyEngine(store, _embedder(settings), generator, owner_id=owner_id, owner_name=owner_name, style_notes=settings.style_notes)
+    version = engine.refresh_adapter()
+    interactive = sys.stdin.isatty()
+    err.print(f"[dim]{owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · Ctrl-D to end[/]")
+    history: list[Turn] = []
+    while True:
+        try:
+            text = input("you> ") if interactive else sys.stdin.readline()
+        except EOFError:
+            break
+        if not interactive and not text:
+            break
+        text = text.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        request = ReplyRequest(text=text, asker_id=owner_id, asker_name="you", place=Place.terminal(), history=history[-12:])
+        reply = engine.reply(request)
+        engine.log(request, reply)
+        from rich.markup import escape
+
+        if show_memories:
+            for m in reply.memories:
+                out.print(f"[dim]  recalled #{m.id} ({m.scope}): {escape(m.content.splitlines()[-1][:100])}[/]")
+        out.print(f"[bold]{escape(owner_name)}>[/] {escape(reply.text)}")
+        history += [Turn("you", text, False), Turn(owner_name, reply.text, True)]
+
+
 # --- persona forget / optout / optin -------------------------------------------------------
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
