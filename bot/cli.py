@@ -1,0 +1,65 @@
+"""`persona run`: start the Discord bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import typer
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(ctx: typer.Context) -> None:
+    """Start the bot: it answers mentions, replies to it and DMs as you, with your memory and active adapter."""
+    from persona.cli import _embedder, settings_of
+    from persona.model import resolve_base_model
+    from persona.reply import Generator, ReplyEngine
+    from persona.store import open_store
+
+    settings = settings_of(ctx)
+    settings.require("discord_token", "owner_id")
+    store = open_store(settings)
+    with store.connect() as conn:
+        owner = conn.execute("SELECT coalesce(nullif(display_name, ''), name) FROM people WHERE id = %s", (settings.owner_id,)).fetchone()
+    engine = ReplyEngine(store, _embedder(settings), Generator(resolve_base_model(settings.base_model)), owner_id=settings.owner_id,
+                         owner_name=settings.owner_name or (owner[0] if owner else "") or "me", style_notes=settings.style_notes)
+    engine.refresh_adapter()
+    asyncio.run(_serve(engine, store, settings))
+
+
+async def _serve(engine: Any, store: Any, settings: Any) -> None:
+    import discord
+
+    from bot.client import PersonaBot
+
+    bot = PersonaBot(engine, store, owner_user_id=settings.owner_id)
+
+    async def follow_active_adapter() -> None:
+        # A retrain (CLI, or another process) may promote a new adapter: swap it in without a restart.
+        while not bot.is_closed():
+            await asyncio.sleep(60)
+            try:
+                await asyncio.to_thread(engine.refresh_adapter)
+            except Exception:  # noqa: BLE001 - keep serving with the adapter we have
+                log.exception("could not switch to the newly active adapter")
+
+    async with bot:
+        watcher = asyncio.create_task(follow_active_adapter())
+        try:
+            await bot.start(settings.discord_token.get_secret_value())
+        except discord.LoginFailure:
+            from persona.errors import ConfigError
+
+            raise ConfigError("DISCORD_TOKEN was refused by Discord: copy the bot token again from the developer portal") from None
+        except discord.PrivilegedIntentsRequired:
+            from persona.errors import ConfigError
+
+            raise ConfigError("enable the Message Content intent for the bot in the developer portal (Bot → Privileged Gateway Intents)") from None
+        finally:
+            watcher.cancel()

@@ -1,0 +1,1 @@
+"""Cogs: thin Discord glue over persona/ (the logic is testable without Discord)."""

@@ -1,0 +1,84 @@
+"""Answering mentions, replies and DMs as the owner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.triggers import RateLimiter, should_answer
+from persona.reply import ReplyRequest, Turn
+from persona.scopes import Place
+
+if TYPE_CHECKING:
+    from bot.client import PersonaBot
+
+log = logging.getLogger(__name__)
+
+BUSY = "too many people are talking to me at once, try again in a minute"
+SLOW = "sorry, that took me too long to think about. try again in a bit?"
+RATE_LIMITED = "give me a minute, you're faster than me"
+_ANSWERABLE = (discord.MessageType.default, discord.MessageType.reply)
+
+
+class Chat(commands.Cog):
+    def __init__(self, bot: PersonaBot) -> None:
+        self.bot = bot
+        self.limiter = RateLimiter(per_user=bot.settings_per_user_rate)
+        self.generation = asyncio.Semaphore(1)  # one model, one generation at a time
+        self.pending = 0
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.bot.user
+        if me is None or message.author.id == me.id:
+            return
+        replies_to_bot = bool(
+            message.reference and isinstance(message.reference.resolved, discord.Message) and message.reference.resolved.author.id == me.id
+        )
+        if not should_answer(is_dm=message.guild is None, author_is_bot=message.author.bot, is_system=message.type not in _ANSWERABLE,
+                             mentions_bot=me in message.mentions, replies_to_bot=replies_to_bot):
+            return
+        if await asyncio.to_thread(self.bot.is_opted_out, message.author.id):
+            return
+        if not self.limiter.allow(message.author.id, message.channel.id):
+            await self._send(message, [RATE_LIMITED])
+            return
+        if self.pending >= self.bot.max_pending:
+            await self._send(message, [BUSY])
+            return
+        self.pending += 1
+        try:
+            await self._answer(message)
+        finally:
+            self.pending -= 1
+
+    async def _answer(self, message: discord.Message) -> None:
+        history = [m async for m in message.channel.history(limit=self.bot.history_limit, before=message)]
+        owner_id = self.bot.owner_user_id
+        turns = [Turn(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in reversed(history) if m.content]
+        place = Place.dm(message.channel.id) if message.guild is None else Place.guild(message.guild.id, message.channel.id)
+        request = ReplyRequest(
+            text=message.clean_content.replace(f"@{self.bot.user.display_name}", "").strip() if self.bot.user else message.clean_content,
+            asker_id=message.author.id, asker_name=message.author.display_name, place=place, history=turns,
+            channel_id=message.channel.id, trigger_message_id=message.id,
+        )
+        async with self.generation:
+            try:
+                async with message.channel.typing():
+                    reply = await asyncio.wait_for(asyncio.to_thread(self.bot.engine.reply, request), timeout=self.bot.reply_timeout)
+            except asyncio.TimeoutError:
+                await self._send(message, [SLOW])
+                return
+        sent = await self._send(message, reply.chunks)
+        await asyncio.to_thread(self.bot.engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
+
+    async def _send(self, message: discord.Message, chunks: list[str]) -> list[discord.Message]:
+        """The first piece as a reply to the trigger, the rest after it; never pinging anyone."""
+        sent = [await message.reply(chunks[0], mention_author=False, allowed_mentions=discord.AllowedMentions.none())]
+        for chunk in chunks[1:]:
+            sent.append(await message.channel.send(chunk, allowed_mentions=discord.AllowedMentions.none()))
+        return sent

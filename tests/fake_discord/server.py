@@ -1,0 +1,211 @@
+"""A fake Discord on 127.0.0.1: the REST endpoints and the gateway websocket the bot uses.
+
+Enough of Discord's protocol for the real discord.py client to log in, receive
+READY and GUILD_CREATE, keep heartbeating, receive MESSAGE_CREATE, and send, page and
+type in channels. Everything the bot sends is recorded for the tests to inspect.
+Point discord.py at it with `discord.http.Route.BASE` and
+`discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY` (see `FakeDiscord.patch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_ID = 900000000000000001
+APP_ID = BOT_ID
+_ids = itertools.count(1_300_000_000_000_000_000)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """discord.py parses a body as JSON only when Content-Type is exactly application/json."""
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def snowflake() -> int:
+    return next(_ids)
+
+
+def user(id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+    return {"id": str(id), "username": name, "discriminator": "0", "global_name": name.title(), "avatar": None, "bot": bot}
+
+
+@dataclass
+class FakeDiscord:
+    owner_id: int
+    users: dict[int, dict[str, Any]] = field(default_factory=dict)
+    guilds: dict[int, dict[str, Any]] = field(default_factory=dict)
+    channels: dict[int, dict[str, Any]] = field(default_factory=dict)
+    history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    typing: list[int] = field(default_factory=list)
+    heartbeats: int = 0
+    rate_limit_next: int = 0  # answer this many history requests with 429 first
+
+    def __post_init__(self) -> None:
+        self.users[BOT_ID] = user(BOT_ID, "persona", bot=True)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._sequence = itertools.count(1)
+        self.identified = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- world building -------------------------------------------------------------------
+
+    def add_user(self, id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+        self.users[id] = user(id, name, bot=bot)
+        return self.users[id]
+
+    def add_guild(self, guild_id: int, name: str, channel_ids: list[int]) -> None:
+        channels = [{"id": str(c), "type": 0, "name": f"channel-{c}", "position": i, "guild_id": str(guild_id), "permission_overwrites": [],
+                     "nsfw": False, "parent_id": None} for i, c in enumerate(channel_ids)]
+        for channel in channels:
+            self.channels[int(channel["id"])] = channel
+            self.history.setdefault(int(channel["id"]), [])
+        self.guilds[guild_id] = {
+            "id": str(guild_id), "name": name, "owner_id": str(self.owner_id), "icon": None, "features": [], "unavailable": False,
+            "roles": [{"id": str(guild_id), "name": "@everyone", "permissions": str((1 << 41) - 1), "position": 0, "color": 0,
+                       "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
+            "channels": channels, "threads": [], "members": [], "member_count": len(self.users), "large": False,
+            "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+            "premium_tier": 0, "preferred_locale": "en-US", "nsfw_level": 0, "emojis": [], "stickers": [], "voice_states": [],
+            "presences": [], "stage_instances": [], "guild_scheduled_events": [], "system_channel_flags": 0,
+            "joined_at": datetime.now(timezone.utc).isoformat(),
+        }
+
+    def message(self, channel_id: int, author_id: int, content: str, *, mentions: list[int] = (), everyone: bool = False,
+                role_mentions: list[int] = (), reference: int | None = None) -> dict[str, Any]:
+        channel = self.channels.get(channel_id, {})
+        data: dict[str, Any] = {
+            "id": str(snowflake()), "channel_id": str(channel_id), "author": self.users[author_id], "content": content,
+            "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None, "tts": False, "mention_everyone": everyone,
+            "mentions": [self.users[m] for m in mentions], "mention_roles": [str(r) for r in role_mentions], "attachments": [],
+            "embeds": [], "pinned": False, "type": 19 if reference else 0, "flags": 0,
+        }
+        if reference is not None:
+            data["message_reference"] = {"message_id": str(reference), "channel_id": str(channel_id)}
+            data["referenced_message"] = next((m for m in self.history.get(channel_id, []) if m["id"] == str(reference)), None)
+        if "guild_id" in channel:
+            data["guild_id"] = channel["guild_id"]
+            data["member"] = {"roles": [], "joined_at": data["timestamp"], "deaf": False, "mute": False, "flags": 0}
+        self.history.setdefault(channel_id, []).append(data)
+        return data
+
+    # --- gateway ----------------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        payload = json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data})
+        for socket in list(self._sockets):
+            if not socket.closed:
+                await socket.send_str(payload)
+
+    async def post(self, channel_id: int, author_id: int, content: str, **kwargs: Any) -> dict[str, Any]:
+        """A user writes in a channel: stored, then MESSAGE_CREATE to the bot."""
+        data = self.message(channel_id, author_id, content, **kwargs)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 1000}}))
+        async for frame in socket:
+            if frame.type != WSMsgType.TEXT:
+                continue
+            payload = json.loads(frame.data)
+            if payload["op"] == 1:
+                self.heartbeats += 1
+                await socket.send_str(json.dumps({"op": 11}))
+            elif payload["op"] == 2:
+                await self._ready(socket)
+        self._sockets.remove(socket)
+        return socket
+
+    async def _ready(self, socket: web.WebSocketResponse) -> None:
+        ready = {"v": 10, "user": self.users[BOT_ID], "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+                 "session_id": "fake-session", "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
+                 "application": {"id": str(APP_ID), "flags": 0}, "private_channels": [], "relationships": []}
+        await socket.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._sequence), "d": ready}))
+        for guild in self.guilds.values():
+            await socket.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": next(self._sequence), "d": guild}))
+        self.identified.set()
+
+    # --- REST ---------------------------------------------------------------------------------
+
+    async def _me(self, request: web.Request) -> web.Response:
+        return _json(self.users[BOT_ID])
+
+    async def _application(self, request: web.Request) -> web.Response:
+        return _json({
+            "id": str(APP_ID), "name": "persona", "icon": None, "description": "an AI persona", "summary": "", "bot_public": False,
+            "bot_require_code_grant": False, "owner": self.users.get(self.owner_id) or user(self.owner_id, "owner"), "verify_key": "0" * 64,
+            "team": None, "flags": 0, "rpc_origins": [], "terms_of_service_url": None, "privacy_policy_url": None,
+        })
+
+    async def _send(self, request: web.Request) -> web.Response:
+        channel_id = int(request.match_info["channel_id"])
+        body = await request.json()
+        data = self.message(channel_id, BOT_ID, body.get("content", ""))
+        data["message_reference"] = body.get("message_reference")
+        data["allowed_mentions"] = body.get("allowed_mentions")
+        self.sent.append(data)
+        return _json(data)
+
+    async def _history(self, request: web.Request) -> web.Response:
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            return _json({"message": "You are being rate limited.", "retry_after": 0.2, "global": False}, status=429,
+                                     headers={"Retry-After": "0.2", "X-RateLimit-Scope": "user"})
+        channel_id = int(request.match_info["channel_id"])
+        limit = int(request.query.get("limit", "50"))
+        messages = sorted(self.history.get(channel_id, []), key=lambda m: int(m["id"]), reverse=True)
+        if "before" in request.query:
+            messages = [m for m in messages if int(m["id"]) < int(request.query["before"])]
+        if "after" in request.query:
+            messages = sorted((m for m in messages if int(m["id"]) > int(request.query["after"])), key=lambda m: int(m["id"]))
+        return _json(messages[:limit])
+
+    async def _typing(self, request: web.Request) -> web.Response:
+        self.typing.append(int(request.match_info["channel_id"]))
+        return web.Response(status=204)
+
+    async def _commands(self, request: web.Request) -> web.Response:
+        return _json(await request.json() if request.method == "PUT" else [])
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/api/v10/users/@me", self._me)
+        app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
+        app.router.add_post("/api/v10/channels/{channel_id}/messages", self._send)
+        app.router.add_get("/api/v10/channels/{channel_id}/messages", self._history)
+        app.router.add_post("/api/v10/channels/{channel_id}/typing", self._typing)
+        app.router.add_route("*", "/api/v10/applications/{app_id}/commands", self._commands)
+        app.router.add_route("*", "/api/v10/applications/{app_id}/guilds/{guild_id}/commands", self._commands)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def patch(self) -> None:
+        import discord
+        import yarl
+
+        discord.http.Route.BASE = f"http://127.0.0.1:{self.port}/api/v10"
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{self.port}/gateway")
