@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def run(ctx: typer.Context) -> None:
     """Start the bot: it answers mentions, replies to it and DMs as you, with your memory and active adapter."""
-    from persona.cli import _embedder, settings_of
+    from persona.cli import embedder_for, settings_of
     from persona.model import resolve_base_model
     from persona.reply import Generator, ReplyEngine
     from persona.store import open_store
@@ -27,7 +27,7 @@ def run(ctx: typer.Context) -> None:
     store = open_store(settings)
     with store.connect() as conn:
         owner = conn.execute("SELECT coalesce(nullif(display_name, ''), name) FROM people WHERE id = %s", (settings.owner_id,)).fetchone()
-    engine = ReplyEngine(store, _embedder(settings), Generator(resolve_base_model(settings.base_model)), owner_id=settings.owner_id,
+    engine = ReplyEngine(store, embedder_for(settings), Generator(resolve_base_model(settings.base_model)), owner_id=settings.owner_id,
                          owner_name=settings.owner_name or (owner[0] if owner else "") or "me", style_notes=settings.style_notes)
     engine.refresh_adapter()
     asyncio.run(_serve(engine, store, settings))
@@ -38,7 +38,7 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
 
     from bot.client import PersonaBot
 
-    bot = PersonaBot(engine, store, owner_user_id=settings.owner_id)
+    bot = PersonaBot(engine, store, owner_user_id=settings.owner_id, trusted_ids=settings.trusted_user_ids)
 
     async def follow_active_adapter() -> None:
         # A retrain (CLI, or another process) may promote a new adapter: swap it in without a restart.
@@ -49,8 +49,20 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
             except Exception:  # noqa: BLE001 - keep serving with the adapter we have
                 log.exception("could not switch to the newly active adapter")
 
+    async def grow_memory() -> None:
+        # Conversations that have paused are chunked and embedded into memory.
+        from persona import memory
+
+        while not bot.is_closed():
+            await asyncio.sleep(300)
+            try:
+                await asyncio.to_thread(_refresh_memory, store, engine, memory)
+            except Exception:  # noqa: BLE001 - memory catches up on the next round
+                log.exception("memory refresh failed")
+
     async with bot:
         watcher = asyncio.create_task(follow_active_adapter())
+        grower = asyncio.create_task(grow_memory())
         try:
             await bot.start(settings.discord_token.get_secret_value())
         except discord.LoginFailure:
@@ -63,3 +75,9 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
             raise ConfigError("enable the Message Content intent for the bot in the developer portal (Bot → Privileged Gateway Intents)") from None
         finally:
             watcher.cancel()
+            grower.cancel()
+
+
+def _refresh_memory(store: Any, engine: Any, memory: Any) -> None:
+    with store.connect() as conn:
+        memory.refresh(conn, engine.embedder)

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class PersonaBot(commands.Bot):
     def __init__(self, engine: ReplyEngine, store: Any, *, owner_user_id: int, history_limit: int = 12, reply_timeout: float = 120.0,
-                 max_pending: int = 20, per_user_rate: int = 6) -> None:
+                 max_pending: int = 20, per_user_rate: int = 6, trusted_ids: list[int] | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
@@ -27,11 +27,16 @@ class PersonaBot(commands.Bot):
         self.reply_timeout = reply_timeout
         self.max_pending = max_pending
         self.settings_per_user_rate = per_user_rate
+        self.trusted_ids = {owner_user_id, *(trusted_ids or [])}
 
     async def setup_hook(self) -> None:
+        from bot.cogs.capture import Capture
         from bot.cogs.chat import Chat
+        from bot.cogs.feedback import Feedback
 
+        await self.add_cog(Capture(self))
         await self.add_cog(Chat(self))
+        await self.add_cog(Feedback(self))
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: conversation goes to the Chat cog, commands are slash commands."""

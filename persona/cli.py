@@ -159,7 +159,7 @@ def stats(
 # --- persona memory ---------------------------------------------------------------------
 
 
-def _embedder(settings: Settings):  # noqa: ANN202 - persona.embeddings.Embedder
+def embedder_for(settings: Settings):  # noqa: ANN202 - persona.embeddings.Embedder
     from persona.embeddings import Embedder, resolve_embed_model
 
     return Embedder(resolve_embed_model(settings.embed_model))
@@ -193,7 +193,7 @@ def memory_build(
 
     settings = settings_of(ctx)
     store = open_store(settings)
-    embedder = _embedder(settings)
+    embedder = embedder_for(settings)
     with store.connect() as conn:
         memory.prepare_vectors(conn, embedder)
         conn.commit()
@@ -217,7 +217,7 @@ def memory_rebuild(ctx: typer.Context) -> None:
 
     settings = settings_of(ctx)
     store = open_store(settings)
-    embedder = _embedder(settings)
+    embedder = embedder_for(settings)
     with store.connect() as conn:
         total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
         memory.prepare_vectors(conn, embedder, rebuild=True)
@@ -248,7 +248,7 @@ def memory_search(
         raise ConfigError(f"--mode must be one of {', '.join(memory.MODES)}")
     settings = settings_of(ctx)
     store = open_store(settings)
-    embedder = _embedder(settings)
+    embedder = embedder_for(settings)
     with store.connect() as conn:
         owner = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
         owner_id = settings.owner_id or (owner[0] if owner else None)
@@ -313,7 +313,7 @@ def chat(
     owner_id = settings.owner_id or (owner[0] if owner else None)
     owner_name = settings.owner_name or (owner[1] if owner else "") or "me"
     generator = Generator(resolve_base_model(settings.base_model))
-    engine = ReplyEngine(store, _embedder(settings), generator, owner_id=owner_id, owner_name=owner_name, style_notes=settings.style_notes)
+    engine = ReplyEngine(store, embedder_for(settings), generator, owner_id=owner_id, owner_name=owner_name, style_notes=settings.style_notes)
     version = engine.refresh_adapter()
     interactive = sys.stdin.isatty()
     err.print(f"[dim]{owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · Ctrl-D to end[/]")

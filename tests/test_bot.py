@@ -162,3 +162,31 @@ def test_run_needs_token_and_owner(persona_exe: Path, database: Database) -> Non
     assert result.returncode == 2 and "DISCORD_TOKEN is not set" in result.stderr and "Traceback" not in result.stderr
     result = subprocess.run([str(persona_exe), "run"], env={**env, "DISCORD_TOKEN": "x" * 30}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "PERSONA_OWNER_ID is not set" in result.stderr
+
+
+def test_live_capture_and_reaction_feedback(engine: ReplyEngine) -> None:
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        await fake.post(GENERAL, KIM, "mail me at kim.live@example.com about the gym")
+        await fake.post(GENERAL, OWNER_ID, "owner says hi live")
+        await fake.post(GENERAL, SAM, f"<@{BOT_ID}> hello?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        reply_id = fake.sent[0]["id"]
+        await fake.react(GENERAL, reply_id, KIM, "👍")  # not trusted: ignored
+        await fake.react(GENERAL, reply_id, OWNER_ID, "👎")
+        await fake.react(GENERAL, reply_id, OWNER_ID, "🎉")  # not a rating
+
+        def rated() -> bool:
+            with engine.store.connect() as conn:
+                return conn.execute("SELECT count(*) FROM feedback").fetchone()[0] > 0
+
+        await wait_for(rated)
+        await asyncio.sleep(0.3)
+
+    run_with_bot(engine, scenario)
+    with engine.store.connect() as conn:
+        live = dict(conn.execute("SELECT content, scope FROM messages WHERE source = 'live'").fetchall())
+        feedback = conn.execute("SELECT rater_id, rating, via FROM feedback").fetchall()
+    assert live["mail me at <EMAIL> about the gym"] == f"guild:{GUILD_ID}"  # scrubbed and scoped
+    assert "owner says hi live" in live and "@Persona hello?" in live
+    assert all("kim.live@example.com" not in c for c in live)
+    assert feedback == [(OWNER_ID, -1, "reaction")]

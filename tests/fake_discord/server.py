@@ -111,6 +111,14 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", data)
         return data
 
+    async def react(self, channel_id: int, message_id: int | str, user_id: int, emoji: str) -> None:
+        channel = self.channels.get(channel_id, {})
+        data: dict[str, Any] = {"user_id": str(user_id), "channel_id": str(channel_id), "message_id": str(message_id),
+                                "emoji": {"id": None, "name": emoji}, "type": 0, "burst": False}
+        if "guild_id" in channel:
+            data["guild_id"] = channel["guild_id"]
+        await self.dispatch("MESSAGE_REACTION_ADD", data)
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
