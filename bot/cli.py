@@ -38,7 +38,13 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
 
     from bot.client import PersonaBot
 
-    bot = PersonaBot(engine, store, owner_user_id=settings.owner_id, trusted_ids=settings.trusted_user_ids)
+    def retrain(trigger: str) -> str:
+        from trainer.pipeline import run as run_training
+
+        return run_training(store, settings, incremental=True, trigger=trigger, quiet=True).line()
+
+    bot = PersonaBot(engine, store, owner_user_id=settings.owner_id, trusted_ids=settings.trusted_user_ids, retrain=retrain,
+                     schedule=(settings.retrain_cron, settings.timezone))
 
     async def follow_active_adapter() -> None:
         # A retrain (CLI, or another process) may promote a new adapter: swap it in without a restart.

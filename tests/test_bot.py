@@ -59,7 +59,8 @@ def engine(database: Database, generator: Generator, embedder: Embedder, tmp_pat
     return ReplyEngine(store, embedder, generator, owner_id=OWNER_ID, owner_name="Alex")
 
 
-def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]]) -> FakeDiscord:
+def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]],
+                 retrain: Callable[[str], str] | None = None) -> FakeDiscord:
     async def main() -> FakeDiscord:
         fake = FakeDiscord(owner_id=OWNER_ID)
         for uid, name in [(OWNER_ID, "alex"), (SAM, "sam"), (KIM, "kim")]:
@@ -68,7 +69,7 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         fake.add_guild(GUILD_ID, "Rust Fans", [GENERAL])
         await fake.start()
         fake.patch()
-        bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=60)
+        bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=60, retrain=retrain)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
             await asyncio.wait_for(bot.wait_until_ready(), 30)
@@ -190,3 +191,77 @@ def test_live_capture_and_reaction_feedback(engine: ReplyEngine) -> None:
     assert "owner says hi live" in live and "@Persona hello?" in live
     assert all("kim.live@example.com" not in c for c in live)
     assert feedback == [(OWNER_ID, -1, "reaction")]
+
+
+def test_persona_feedback_command_links_the_right_reply(engine: ReplyEngine) -> None:
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> first?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> second?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 2)
+        first, second = fake.sent[0]["id"], fake.sent[1]["id"]
+        latest = await fake.interact(OWNER_ID, GENERAL, "persona", {"rating": "up"}, subcommand="feedback")
+        linked = await fake.interact(KIM, GENERAL, "persona", {"rating": "down", "correction": "nah", "message": f"https://discord.com/channels/{GUILD_ID}/{GENERAL}/{first}"}, subcommand="feedback")
+        await wait_for(lambda: fake.responses_to(latest) and fake.responses_to(linked))
+        assert fake.responses_to(latest)[0]["ephemeral"] and fake.responses_to(latest)[0]["content"] == "thanks, noted"
+        with engine.store.connect() as conn:
+            rows = conn.execute("SELECT f.rater_id, f.rating, f.correction, f.via, r.message_ids FROM feedback f JOIN replies r ON r.id = f.reply_id ORDER BY f.rater_id").fetchall()
+        assert rows == [(OWNER_ID, 1, None, "command", [int(second)]), (KIM, -1, "nah", "command", [int(first)])]
+
+    run_with_bot(engine, scenario)
+
+
+def test_retrain_is_owner_only_and_hot_swaps(engine: ReplyEngine, database: Database, tmp_path: Path) -> None:
+    from persona.config import Settings
+    from tests.fixtures import voice
+    from trainer import pipeline
+
+    with engine.store.connect() as conn:
+        voice.populate(conn, sessions=24)
+    settings = Settings(_env_file=None, database_url=database.url, home=tmp_path / "home", base_model=engine.generator.spec.path, batch_size=4)
+    calls: list[str] = []
+
+    def retrain(trigger: str) -> str:  # what `persona run` wires in: the real incremental retrain
+        calls.append(trigger)
+        return pipeline.run(engine.store, settings, incremental=True, trigger=trigger, max_steps=4, eval_samples=0, quiet=True).line()
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        refused = await fake.interact(KIM, GENERAL, "retrain")
+        await wait_for(lambda: fake.responses_to(refused))
+        assert fake.responses_to(refused)[0]["content"] == "only the owner can retrain me" and fake.responses_to(refused)[0]["ephemeral"]
+        assert calls == []
+        accepted = await fake.interact(OWNER_ID, GENERAL, "retrain")
+        await wait_for(lambda: len(fake.responses_to(accepted)) == 2, timeout=300)
+        deferred, followup = fake.responses_to(accepted)
+        assert deferred["type"] == 5 and followup["content"].startswith("v1 promoted to active")
+        assert calls == ["command"] and engine.generator.adapter_version == 1  # hot-swapped, no restart
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> new voice?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+
+    try:
+        run_with_bot(engine, scenario, retrain=retrain)
+        with engine.store.connect() as conn:
+            assert conn.execute("SELECT adapter_version_id FROM replies").fetchall() == [(1,)]
+            assert conn.execute("SELECT trigger FROM training_runs").fetchall() == [("command",)]
+    finally:
+        engine.generator.use_adapter(None, None)  # the generator is shared by this module's tests
+
+
+def test_optout_command_deletes_and_keeps_out(engine: ReplyEngine) -> None:
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        done = await fake.interact(SAM, GENERAL, "persona", subcommand="optout")
+        await wait_for(lambda: fake.responses_to(done))
+        assert "nothing new from you will be kept" in fake.responses_to(done)[0]["content"]
+        await fake.post(GENERAL, SAM, f"<@{BOT_ID}> still there? {CANARY}", mentions=[BOT_ID])
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> control", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        await asyncio.sleep(0.3)
+        assert len(fake.sent) == 1  # Sam is not answered any more
+        status = await fake.interact(OWNER_ID, GENERAL, "persona", subcommand="status")
+        await wait_for(lambda: fake.responses_to(status))
+        assert "adapter: none yet" in fake.responses_to(status)[0]["content"]
+
+    run_with_bot(engine, scenario)
+    with engine.store.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE author_id = %s", (SAM,)).fetchone()[0] == 0
+        assert CANARY not in json.dumps(conn.execute("SELECT content FROM memories").fetchall())

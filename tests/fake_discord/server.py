@@ -47,6 +47,8 @@ class FakeDiscord:
     typing: list[int] = field(default_factory=list)
     heartbeats: int = 0
     rate_limit_next: int = 0  # answer this many history requests with 429 first
+    commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # synced application commands by name
+    responses: list[dict[str, Any]] = field(default_factory=list)  # interaction callbacks and follow-ups, in order
 
     def __post_init__(self) -> None:
         self.users[BOT_ID] = user(BOT_ID, "persona", bot=True)
@@ -119,6 +121,54 @@ class FakeDiscord:
             data["guild_id"] = channel["guild_id"]
         await self.dispatch("MESSAGE_REACTION_ADD", data)
 
+    async def interact(self, user_id: int, channel_id: int, command: str, options: dict[str, Any] | None = None,
+                       *, subcommand: str | None = None) -> str:
+        """A user runs a slash command; returns the interaction id (see `responses_to`)."""
+        channel = self.channels.get(channel_id, {"id": str(channel_id), "type": 1})
+        interaction_id = str(snowflake())
+        opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+        data: dict[str, Any] = {"id": self.commands[command]["id"], "name": command, "type": 1,
+                                "options": [{"name": subcommand, "type": 1, "options": opts}] if subcommand else opts}
+        payload: dict[str, Any] = {
+            "id": interaction_id, "application_id": str(APP_ID), "type": 2, "token": f"token-{interaction_id}", "version": 1,
+            "channel_id": str(channel_id), "channel": channel, "data": data, "app_permissions": str((1 << 41) - 1),
+            "locale": "en-US", "entitlements": [], "authorizing_integration_owners": {"0": "0"}, "context": 0 if "guild_id" in channel else 1,
+            "attachment_size_limit": 10_000_000,
+        }
+        if "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+            payload["guild_locale"] = "en-US"
+            payload["member"] = {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(timezone.utc).isoformat(),
+                                 "permissions": str((1 << 41) - 1), "deaf": False, "mute": False, "flags": 0}
+        else:
+            payload["user"] = self.users[user_id]
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction_id
+
+    def responses_to(self, interaction_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.responses if r["interaction_id"] == interaction_id]
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        interaction_id = request.match_info["interaction_id"]
+        body = await request.json()
+        data = body.get("data") or {}
+        message = self.message(int(self.channels and next(iter(self.channels)) or 0), BOT_ID, data.get("content", "")) if body["type"] == 4 else None
+        self.responses.append({"interaction_id": interaction_id, "kind": "callback", "type": body["type"], "content": data.get("content"),
+                               "ephemeral": bool((data.get("flags") or 0) & 64)})
+        result: dict[str, Any] = {"interaction": {"id": interaction_id, "type": 2, "response_message_id": message["id"] if message else None,
+                                                  "response_message_loading": body["type"] == 5,
+                                                  "response_message_ephemeral": bool((data.get("flags") or 0) & 64)}}
+        result["resource"] = {"type": body["type"], **({"message": message} if message else {})}
+        return _json(result)
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        body = await request.json()
+        message = self.message(next(iter(self.channels)), BOT_ID, body.get("content", ""))
+        self.responses.append({"interaction_id": token.removeprefix("token-"), "kind": "followup", "content": body.get("content"),
+                               "ephemeral": bool((body.get("flags") or 0) & 64)})
+        return _json(message)
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
@@ -185,7 +235,14 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _commands(self, request: web.Request) -> web.Response:
-        return _json(await request.json() if request.method == "PUT" else [])
+        if request.method != "PUT":
+            return _json(list(self.commands.values()))
+        self.commands = {}
+        for command in await request.json():
+            command = {"type": 1, "options": [], "default_member_permissions": None, "nsfw": False, "version": "1", **command,
+                       "id": str(snowflake()), "application_id": str(APP_ID)}
+            self.commands[command["name"]] = command
+        return _json(list(self.commands.values()))
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -197,6 +254,8 @@ class FakeDiscord:
         app.router.add_post("/api/v10/channels/{channel_id}/messages", self._send)
         app.router.add_get("/api/v10/channels/{channel_id}/messages", self._history)
         app.router.add_post("/api/v10/channels/{channel_id}/typing", self._typing)
+        app.router.add_post("/api/v10/interactions/{interaction_id}/{token}/callback", self._callback)
+        app.router.add_post("/api/v10/webhooks/{app_id}/{token}", self._followup)
         app.router.add_route("*", "/api/v10/applications/{app_id}/commands", self._commands)
         app.router.add_route("*", "/api/v10/applications/{app_id}/guilds/{guild_id}/commands", self._commands)
         self._runner = web.AppRunner(app)

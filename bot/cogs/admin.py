@@ -1,0 +1,35 @@
+"""`/retrain`: owner only; the same incremental retrain as `persona retrain` and the nightly job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from persona.errors import PersonaError
+
+if TYPE_CHECKING:
+    from bot.client import PersonaBot
+
+log = logging.getLogger(__name__)
+
+
+class Admin(commands.Cog):
+    def __init__(self, bot: PersonaBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="retrain", description="Owner only: fold new messages and ratings into the persona now")
+    async def retrain(self, interaction: discord.Interaction) -> None:
+        if not await self.bot.is_owner(interaction.user):
+            await interaction.response.send_message("only the owner can retrain me", ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            line = await self.bot.retrain(trigger="command")
+        except PersonaError as exc:
+            line = f"retrain failed: {exc.message}"
+        await interaction.followup.send(line, allowed_mentions=discord.AllowedMentions.none())

@@ -1,0 +1,91 @@
+"""`/persona feedback | status | optout | optin | forget`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from persona.capture import record_feedback
+from persona.forget import forget_channel, forget_person, forget_range, opt_in, opt_out
+from persona.status import describe, status
+
+if TYPE_CHECKING:
+    from bot.client import PersonaBot
+
+_MESSAGE_LINK = re.compile(r"(\d{15,21})\s*$")
+
+
+def message_id_of(text: str | None) -> int | None:
+    """A message id from an id or a message link (https://discord.com/channels/g/c/m)."""
+    if not text:
+        return None
+    match = _MESSAGE_LINK.search(text.strip().rstrip("/"))
+    return int(match.group(1)) if match else None
+
+
+class PersonaCommands(commands.GroupCog, group_name="persona", group_description="Talk to the persona's controls"):
+    def __init__(self, bot: PersonaBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    def _in_transaction(self, action):  # noqa: ANN001, ANN202 - action(conn) -> result
+        with self.bot.store.connect() as conn, conn.transaction():
+            return action(conn)
+
+    @app_commands.command(name="feedback", description="Rate the persona's reply (default: its latest here)")
+    @app_commands.describe(rating="Was it like them?", correction="What they would have said instead", message="Link or id of the reply")
+    @app_commands.choices(rating=[app_commands.Choice(name="👍", value="up"), app_commands.Choice(name="👎", value="down")])
+    async def feedback(self, interaction: discord.Interaction, rating: app_commands.Choice[str], correction: str | None = None,
+                       message: str | None = None) -> None:
+        value = 1 if rating.value == "up" else -1
+        reply_id = await asyncio.to_thread(self._in_transaction, lambda conn: record_feedback(
+            conn, message_id=message_id_of(message), channel_id=interaction.channel_id, rater_id=interaction.user.id,
+            rating=value, via="command", correction=correction))
+        text = "thanks, noted" if reply_id else "I couldn't find a reply of mine to rate here"
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="status", description="Active adapter, data counts, last and next retrain")
+    async def status(self, interaction: discord.Interaction) -> None:
+        summary = await asyncio.to_thread(self._in_transaction, status)
+        await interaction.response.send_message(describe(summary, self.bot.next_retrain()), ephemeral=True)
+
+    @app_commands.command(name="optout", description="Delete what you said from the persona's memory and training data, and keep it out")
+    async def optout(self, interaction: discord.Interaction) -> None:
+        result = await asyncio.to_thread(self._in_transaction, lambda conn: opt_out(conn, interaction.user.id, interaction.user.name))
+        await interaction.response.send_message(f"done: {result.describe()}; nothing new from you will be kept", ephemeral=True)
+
+    @app_commands.command(name="optin", description="Let the persona keep your new messages again")
+    async def optin(self, interaction: discord.Interaction) -> None:
+        changed = await asyncio.to_thread(self._in_transaction, lambda conn: opt_in(conn, interaction.user.id))
+        await interaction.response.send_message("welcome back" if changed else "you were not opted out", ephemeral=True)
+
+    @app_commands.command(name="forget", description="Owner only: forget a person, a channel, or a time range")
+    @app_commands.describe(user="Forget everything from and with this person", channel="Forget this channel",
+                           since="Start of a time range, YYYY-MM-DD", until="End of the range (exclusive), YYYY-MM-DD")
+    async def forget(self, interaction: discord.Interaction, user: discord.User | None = None, channel: discord.abc.GuildChannel | None = None,
+                     since: str | None = None, until: str | None = None) -> None:
+        if not await self.bot.is_owner(interaction.user):
+            await interaction.response.send_message("only the owner can make me forget things", ephemeral=True)
+            return
+        try:
+            start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc) if since else None
+            end = datetime.fromisoformat(until).replace(tzinfo=timezone.utc) if until else None
+        except ValueError:
+            await interaction.response.send_message("dates look like 2024-06-01", ephemeral=True)
+            return
+        if user is not None:
+            result = await asyncio.to_thread(self._in_transaction, lambda conn: forget_person(conn, user.id))
+        elif channel is not None:
+            result = await asyncio.to_thread(self._in_transaction, lambda conn: forget_channel(conn, channel.id))
+        elif start and end and end > start:
+            result = await asyncio.to_thread(self._in_transaction, lambda conn: forget_range(conn, start, end))
+        else:
+            await interaction.response.send_message("say what to forget: a user, a channel, or since + until", ephemeral=True)
+            return
+        await interaction.response.send_message(f"forgotten: {result.describe()}", ephemeral=True)
