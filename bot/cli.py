@@ -13,6 +13,50 @@ log = logging.getLogger(__name__)
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("backfill")(backfill_command)
+
+
+def backfill_command(ctx: typer.Context) -> None:
+    """Store the history of every channel the bot can read (resumable; provenance `backfill`)."""
+    from persona.cli import out, settings_of
+    from persona.store import open_store
+
+    settings = settings_of(ctx)
+    settings.require("discord_token", "owner_id")
+    store = open_store(settings)
+    counts = asyncio.run(_backfill(store, settings))
+    out.print(f"{counts['messages']:,} messages stored from {counts['channels']} channels "
+              f"({counts['skipped_channels']} unreadable channels skipped)")
+    if not settings.train_on_api_content:
+        out.print("these are API-obtained: they feed memory, not training, unless PERSONA_TRAIN_ON_API_CONTENT=true (see README, policy)")
+
+
+async def _backfill(store: Any, settings: Any) -> dict[str, int]:
+    import discord
+
+    from bot.backfill import backfill
+
+    intents = discord.Intents.default()
+    intents.message_content = True
+    client = discord.Client(intents=intents)
+    result: dict[str, int] = {}
+
+    @client.event
+    async def on_ready() -> None:
+        try:
+            result.update(await backfill(client, store, owner_id=settings.owner_id,
+                                         progress=lambda channel, n: log.info("#%s: %d messages", getattr(channel, "name", channel.id), n)))
+        finally:
+            await client.close()
+
+    async with client:
+        try:
+            await client.start(settings.discord_token.get_secret_value())
+        except discord.LoginFailure:
+            from persona.errors import ConfigError
+
+            raise ConfigError("DISCORD_TOKEN was refused by Discord: copy the bot token again from the developer portal") from None
+    return result
 
 
 def run(ctx: typer.Context) -> None:

@@ -36,8 +36,9 @@ class LiveMessage:
     attachments: list[str] = field(default_factory=list)
 
 
-def store_live(conn: psycopg.Connection, message: LiveMessage, *, owner_id: int | None) -> bool:
-    """Store one message; False when refused (opted-out author, nothing to keep)."""
+def store_live(conn: psycopg.Connection, message: LiveMessage, *, owner_id: int | None, source: str = "live") -> bool:
+    """Store one message (`live`, or `backfill` from channel history); False when refused
+    (opted-out author, nothing to keep, already stored)."""
     opted = conn.execute("SELECT opted_out_at IS NOT NULL FROM people WHERE id = %s", (message.author_id,)).fetchone()
     if opted and opted[0]:
         return False
@@ -61,8 +62,8 @@ def store_live(conn: psycopg.Connection, message: LiveMessage, *, owner_id: int 
     )
     inserted = conn.execute(
         "INSERT INTO messages (id, channel_id, author_id, source, scope, kind, created_at, content, reply_to_id, attachments, mentions) "
-        "SELECT %s, %s, %s, 'live', c.scope, %s, %s, %s, %s, %s, %s FROM channels c WHERE c.id = %s ON CONFLICT (id) DO NOTHING",
-        (message.id, message.channel_id, message.author_id, "reply" if message.reply_to_id else "default", message.created_at, text,
+        "SELECT %s, %s, %s, %s, c.scope, %s, %s, %s, %s, %s, %s FROM channels c WHERE c.id = %s ON CONFLICT (id) DO NOTHING",
+        (message.id, message.channel_id, message.author_id, source, "reply" if message.reply_to_id else "default", message.created_at, text,
          message.reply_to_id, json.dumps(attachments), list(message.mentions), message.channel_id),
     ).rowcount
     return inserted > 0

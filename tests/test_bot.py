@@ -265,3 +265,28 @@ def test_optout_command_deletes_and_keeps_out(engine: ReplyEngine) -> None:
     with engine.store.connect() as conn:
         assert conn.execute("SELECT count(*) FROM messages WHERE author_id = %s", (SAM,)).fetchone()[0] == 0
         assert CANARY not in json.dumps(conn.execute("SELECT content FROM memories").fetchall())
+
+
+def test_backfill_pages_through_history_waits_out_a_429_and_resumes(engine: ReplyEngine) -> None:
+    from bot.backfill import backfill
+
+    counts: dict[str, int] = {}
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        for i in range(250):
+            fake.message(GENERAL, [KIM, SAM, OWNER_ID][i % 3], f"old message {i}")
+        fake.message(GENERAL, OTHER_BOT, "a bot line, not kept")
+        fake.rate_limit_next = 1
+        requests = fake.history_requests
+        counts.update(await backfill(bot, engine.store, owner_id=OWNER_ID))
+        assert fake.history_requests - requests >= 4  # 3 pages of 100 + the 429
+        again = await backfill(bot, engine.store, owner_id=OWNER_ID)
+        assert again["messages"] == 0
+        fake.message(GENERAL, KIM, "one more")
+        assert (await backfill(bot, engine.store, owner_id=OWNER_ID))["messages"] == 1
+
+    run_with_bot(engine, scenario)
+    assert counts == {"channels": 1, "messages": 250, "skipped_channels": 0}
+    with engine.store.connect() as conn:
+        assert conn.execute("SELECT count(*), min(content), max(scope) FROM messages WHERE source = 'backfill'").fetchone() == (251, "old message 0", f"guild:{GUILD_ID}")
+        assert conn.execute("SELECT messages FROM backfill_state").fetchone() == (251,)

@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 BOT_ID = 900000000000000001
 APP_ID = BOT_ID
-_ids = itertools.count(1_300_000_000_000_000_000)
+_ids = itertools.count(1_900_000_000_000_000_000)  # clear of the ids the test fixtures use
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -47,6 +47,7 @@ class FakeDiscord:
     typing: list[int] = field(default_factory=list)
     heartbeats: int = 0
     rate_limit_next: int = 0  # answer this many history requests with 429 first
+    history_requests: int = 0
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # synced application commands by name
     responses: list[dict[str, Any]] = field(default_factory=list)  # interaction callbacks and follow-ups, in order
 
@@ -217,17 +218,20 @@ class FakeDiscord:
         return _json(data)
 
     async def _history(self, request: web.Request) -> web.Response:
+        self.history_requests += 1
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return _json({"message": "You are being rate limited.", "retry_after": 0.2, "global": False}, status=429,
-                                     headers={"Retry-After": "0.2", "X-RateLimit-Scope": "user"})
+                                     headers={"Retry-After": "0.2", "X-RateLimit-Scope": "user", "Via": "1.1 google"})  # no Via: discord.py takes it for a Cloudflare ban
         channel_id = int(request.match_info["channel_id"])
         limit = int(request.query.get("limit", "50"))
         messages = sorted(self.history.get(channel_id, []), key=lambda m: int(m["id"]), reverse=True)
         if "before" in request.query:
             messages = [m for m in messages if int(m["id"]) < int(request.query["before"])]
         if "after" in request.query:
-            messages = sorted((m for m in messages if int(m["id"]) > int(request.query["after"])), key=lambda m: int(m["id"]))
+            # Discord: the `limit` messages right after `after`, newest first.
+            after = sorted((m for m in messages if int(m["id"]) > int(request.query["after"])), key=lambda m: int(m["id"]))[:limit]
+            return _json(list(reversed(after)))
         return _json(messages[:limit])
 
     async def _typing(self, request: web.Request) -> web.Response:
