@@ -290,3 +290,36 @@ def test_backfill_pages_through_history_waits_out_a_429_and_resumes(engine: Repl
     with engine.store.connect() as conn:
         assert conn.execute("SELECT count(*), min(content), max(scope) FROM messages WHERE source = 'backfill'").fetchone() == (251, "old message 0", f"guild:{GUILD_ID}")
         assert conn.execute("SELECT messages FROM backfill_state").fetchone() == (251,)
+
+
+def test_nightly_schedule_and_failure_reported_to_the_owner(engine: ReplyEngine) -> None:
+    from bot.scheduler import JOB_ID, make_scheduler, next_run
+
+    async def check_schedule() -> None:
+        async def job() -> None:
+            return None
+
+        scheduler = make_scheduler("0 3 * * *", "Europe/Berlin", job)
+        scheduler.start()
+        try:
+            upcoming = next_run(scheduler)
+            assert (upcoming.hour, upcoming.minute, str(upcoming.tzinfo)) == (3, 0, "Europe/Berlin")
+            scheduled = scheduler.get_job(JOB_ID)
+            assert scheduled.coalesce and scheduled.max_instances == 1 and scheduled.misfire_grace_time == 3600
+        finally:
+            scheduler.shutdown(wait=False)
+
+    asyncio.run(check_schedule())
+
+    def broken(trigger: str) -> str:
+        from persona.errors import PersonaError
+
+        raise PersonaError("training process exited with 1: out of memory")
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        await bot._nightly()
+        await wait_for(lambda: len(fake.sent) == 1)
+        assert fake.sent[0]["content"] == "the nightly retrain failed: training process exited with 1: out of memory"
+        assert fake.channels[int(fake.sent[0]["channel_id"])]["recipients"][0]["id"] == str(OWNER_ID)
+
+    run_with_bot(engine, scenario, retrain=broken)

@@ -212,9 +212,9 @@ class FakeDiscord:
         channel_id = int(request.match_info["channel_id"])
         body = await request.json()
         data = self.message(channel_id, BOT_ID, body.get("content", ""))
-        data["message_reference"] = body.get("message_reference")
-        data["allowed_mentions"] = body.get("allowed_mentions")
-        self.sent.append(data)
+        if body.get("message_reference"):
+            data["message_reference"] = body["message_reference"]
+        self.sent.append(data | {"allowed_mentions": body.get("allowed_mentions")})
         return _json(data)
 
     async def _history(self, request: web.Request) -> web.Response:
@@ -233,6 +233,15 @@ class FakeDiscord:
             after = sorted((m for m in messages if int(m["id"]) > int(request.query["after"])), key=lambda m: int(m["id"]))[:limit]
             return _json(list(reversed(after)))
         return _json(messages[:limit])
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        recipient = int((await request.json())["recipient_id"])
+        channel_id = 700_000_000_000_000_000 + recipient % 1_000_000
+        self.channels.setdefault(channel_id, {"id": str(channel_id), "type": 1, "recipients": [self.users[recipient]], "last_message_id": None})
+        return _json(self.channels[channel_id])
+
+    async def _user(self, request: web.Request) -> web.Response:
+        return _json(self.users[int(request.match_info["user_id"])])
 
     async def _typing(self, request: web.Request) -> web.Response:
         self.typing.append(int(request.match_info["channel_id"]))
@@ -258,6 +267,8 @@ class FakeDiscord:
         app.router.add_post("/api/v10/channels/{channel_id}/messages", self._send)
         app.router.add_get("/api/v10/channels/{channel_id}/messages", self._history)
         app.router.add_post("/api/v10/channels/{channel_id}/typing", self._typing)
+        app.router.add_post("/api/v10/users/@me/channels", self._open_dm)
+        app.router.add_get("/api/v10/users/{user_id}", self._user)
         app.router.add_post("/api/v10/interactions/{interaction_id}/{token}/callback", self._callback)
         app.router.add_post("/api/v10/webhooks/{app_id}/{token}", self._followup)
         app.router.add_route("*", "/api/v10/applications/{app_id}/commands", self._commands)
