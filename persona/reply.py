@@ -63,6 +63,7 @@ class Reply:
     base_model: str
     latency_ms: int
     timings_ms: dict[str, float]
+    new_tokens: int = 0
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -124,6 +125,10 @@ class Generator:
         return len(self.tokenizer.apply_chat_template(messages, tokenize=True))
 
     def generate(self, messages: list[dict[str, str]], *, greedy: bool = False) -> str:
+        return self.generate_counted(messages, greedy=greedy)[0]
+
+    def generate_counted(self, messages: list[dict[str, str]], *, greedy: bool = False) -> tuple[str, int]:
+        """(text, number of new tokens)."""
         import torch
 
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -133,7 +138,8 @@ class Generator:
         with self._lock, torch.no_grad():
             inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(self.model.parameters()).device)
             output = self.model.generate(**inputs, **options)
-        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        new = output[0, inputs["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0])
 
 
 class ReplyEngine:
@@ -147,7 +153,9 @@ class ReplyEngine:
         self.owner_id = owner_id
         self.owner_name = owner_name
         self.style_notes = style_notes
-        self.context_tokens = context_tokens
+        window = getattr(getattr(generator.model, "config", None), "max_position_embeddings", None)
+        # The prompt and the reply must fit the model's context window together.
+        self.context_tokens = min(context_tokens, window - generator.max_new_tokens) if window else context_tokens
         self.k = k
 
     def refresh_adapter(self) -> int | None:
@@ -198,12 +206,12 @@ class ReplyEngine:
         prompt = self.build_prompt(request, recalled)
         timings["prompt"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
-        raw = self.generator.generate(prompt)
+        raw, new_tokens = self.generator.generate_counted(prompt)
         timings["generate"] = (time.perf_counter() - mark) * 1000
         text = Scrubber().scrub(_CONTROL.sub("", raw)).strip() or "…"
         scope = _reply_scope(request, scopes)
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
-                     int((time.perf_counter() - started) * 1000), timings)
+                     int((time.perf_counter() - started) * 1000), timings, new_tokens)
 
     def log(self, request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> int:
         """Record a sent reply; returns its id (what feedback points at)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,6 +32,7 @@ class Chat(commands.Cog):
         self.limiter = RateLimiter(per_user=bot.settings_per_user_rate)
         self.generation = asyncio.Semaphore(1)  # one model, one generation at a time
         self.pending = 0
+        self.timings: deque[dict[str, float]] = deque(maxlen=1000)  # per reply, in ms (bench/reply.py reads them)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -57,7 +60,9 @@ class Chat(commands.Cog):
             self.pending -= 1
 
     async def _answer(self, message: discord.Message) -> None:
+        started = time.perf_counter()
         history = [m async for m in message.channel.history(limit=self.bot.history_limit, before=message)]
+        fetched = time.perf_counter()
         owner_id = self.bot.owner_user_id
         turns = [Turn(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in reversed(history) if m.content]
         place = Place.dm(message.channel.id) if message.guild is None else Place.guild(message.guild.id, message.channel.id)
@@ -67,14 +72,21 @@ class Chat(commands.Cog):
             channel_id=message.channel.id, trigger_message_id=message.id,
         )
         async with self.generation:
+            queued = time.perf_counter()
             try:
                 async with message.channel.typing():
                     reply = await asyncio.wait_for(asyncio.to_thread(self.bot.engine.reply, request), timeout=self.bot.reply_timeout)
             except asyncio.TimeoutError:
                 await self._send(message, [SLOW])
                 return
+        sending = time.perf_counter()
         sent = await self._send(message, reply.chunks)
+        done = time.perf_counter()
         await asyncio.to_thread(self.bot.engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
+        self.timings.append({
+            "context_fetch": (fetched - started) * 1000, "queue_wait": (queued - fetched) * 1000, **reply.timings_ms,
+            "send": (done - sending) * 1000, "total": (done - started) * 1000, "new_tokens": float(reply.new_tokens),
+        })
 
     async def _send(self, message: discord.Message, chunks: list[str]) -> list[discord.Message]:
         """The first piece as a reply to the trigger, the rest after it; never pinging anyone."""
