@@ -88,7 +88,8 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
         return run_training(store, settings, incremental=True, trigger=trigger, quiet=True).line()
 
     bot = PersonaBot(engine, store, owner_user_id=settings.owner_id, trusted_ids=settings.trusted_user_ids, retrain=retrain,
-                     schedule=(settings.retrain_cron, settings.timezone))
+                     schedule=(settings.retrain_cron, settings.timezone), dev_guild_id=settings.dev_guild_id,
+                     allowed_channels=settings.allowed_channel_ids)
 
     async def follow_active_adapter() -> None:
         # A retrain (CLI, or another process) may promote a new adapter: swap it in without a restart.

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 class PersonaBot(commands.Bot):
     def __init__(self, engine: ReplyEngine, store: Any, *, owner_user_id: int, history_limit: int = 12, reply_timeout: float = 120.0,
                  max_pending: int = 20, per_user_rate: int = 6, trusted_ids: list[int] | None = None,
-                 retrain: Callable[[str], str] | None = None, schedule: tuple[str, str] | None = None, dev_guild_id: int | None = None) -> None:
+                 retrain: Callable[[str], str] | None = None, schedule: tuple[str, str] | None = None, dev_guild_id: int | None = None,
+                 allowed_channels: set[int] | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
@@ -36,6 +37,7 @@ class PersonaBot(commands.Bot):
         self._schedule = schedule  # (cron, timezone) of the nightly retrain, or None
         self.scheduler: Any = None
         self.dev_guild_id = dev_guild_id
+        self.allowed_channels = allowed_channels or set()
 
     async def setup_hook(self) -> None:
         from bot.cogs.capture import Capture

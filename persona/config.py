@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         description="sentence-transformers id or folder; empty: the bundled all-MiniLM-L6-v2.",
     )
 
+    allowed_channels: str = Field(default="", description="Comma-separated channel ids the bot answers in; empty: everywhere it can read.")
+    dev_guild_id: int | None = Field(default=None, description="Sync slash commands to this server only (instant; for development).")
+
     # --- Persona ------------------------------------------------------------------
     owner_name: str = Field(default="", description="How the bot names you in its prompt; empty: your name from the imported data.")
     style_notes: str = Field(default="", description="Extra notes on your voice for the system prompt (e.g. 'lowercase, dry humour').")
@@ -125,6 +128,18 @@ class Settings(BaseSettings):
         if any(not p.isdigit() for p in parts):
             raise ValueError("must be comma-separated Discord user ids, e.g. 123,456")
         return ",".join(parts)
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _channels_are_ids(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if any(not p.isdigit() for p in parts):
+            raise ValueError("must be comma-separated channel ids, e.g. 123,456")
+        return ",".join(parts)
+
+    @property
+    def allowed_channel_ids(self) -> set[int]:
+        return {int(p) for p in self.allowed_channels.split(",") if p}
 
     @property
     def trusted_user_ids(self) -> list[int]:

@@ -25,6 +25,7 @@ from trainer.tiny_model import build_tiny_model
 
 GUILD_ID = int(GUILD[0])
 GENERAL = 1000000000000000004
+QUIET = 1000000000000000099
 OTHER_BOT = 444444444444444444
 
 
@@ -60,16 +61,16 @@ def engine(database: Database, generator: Generator, embedder: Embedder, tmp_pat
 
 
 def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]],
-                 retrain: Callable[[str], str] | None = None) -> FakeDiscord:
+                 retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None) -> FakeDiscord:
     async def main() -> FakeDiscord:
         fake = FakeDiscord(owner_id=OWNER_ID)
         for uid, name in [(OWNER_ID, "alex"), (SAM, "sam"), (KIM, "kim")]:
             fake.add_user(uid, name)
         fake.add_user(OTHER_BOT, "otherbot", bot=True)
-        fake.add_guild(GUILD_ID, "Rust Fans", [GENERAL])
+        fake.add_guild(GUILD_ID, "Rust Fans", [GENERAL, QUIET])
         await fake.start()
         fake.patch()
-        bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=60, retrain=retrain)
+        bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=60, retrain=retrain, allowed_channels=allowed_channels)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
             await asyncio.wait_for(bot.wait_until_ready(), 30)
@@ -323,3 +324,18 @@ def test_nightly_schedule_and_failure_reported_to_the_owner(engine: ReplyEngine)
         assert fake.channels[int(fake.sent[0]["channel_id"])]["recipients"][0]["id"] == str(OWNER_ID)
 
     run_with_bot(engine, scenario, retrain=broken)
+
+
+def test_replies_to_the_bot_and_the_channel_allow_list(engine: ReplyEngine) -> None:
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        await fake.post(QUIET, KIM, f"<@{BOT_ID}> anyone here?", mentions=[BOT_ID])  # not an allowed channel
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> hi", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        answer = fake.sent[0]["id"]
+        await fake.post(GENERAL, SAM, "replying to you without a mention", reference=int(answer))
+        await wait_for(lambda: len(fake.sent) == 2)
+        assert str(fake.sent[1]["message_reference"]["message_id"]) == fake.history[GENERAL][-2]["id"]
+        await asyncio.sleep(0.3)
+        assert all(m["channel_id"] == str(GENERAL) for m in fake.sent)
+
+    run_with_bot(engine, scenario, allowed_channels={GENERAL})

@@ -45,6 +45,8 @@ class Chat(commands.Cog):
         if not should_answer(is_dm=message.guild is None, author_is_bot=message.author.bot, is_system=message.type not in _ANSWERABLE,
                              mentions_bot=me in message.mentions, replies_to_bot=replies_to_bot):
             return
+        if message.guild is not None and self.bot.allowed_channels and message.channel.id not in self.bot.allowed_channels:
+            return
         if await asyncio.to_thread(self.bot.is_opted_out, message.author.id):
             return
         if not self.limiter.allow(message.author.id, message.channel.id):
