@@ -121,20 +121,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a Discord user id (digits only, e.g. 80351110224678912)")
         return int(text)
 
-    @field_validator("trusted_users")
+    @field_validator("trusted_users", "allowed_channels")
     @classmethod
-    def _trusted_users_are_ids(cls, value: str) -> str:
+    def _comma_separated_ids(cls, value: str) -> str:
         parts = [p.strip() for p in value.split(",") if p.strip()]
         if any(not p.isdigit() for p in parts):
-            raise ValueError("must be comma-separated Discord user ids, e.g. 123,456")
-        return ",".join(parts)
-
-    @field_validator("allowed_channels")
-    @classmethod
-    def _channels_are_ids(cls, value: str) -> str:
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        if any(not p.isdigit() for p in parts):
-            raise ValueError("must be comma-separated channel ids, e.g. 123,456")
+            raise ValueError("must be comma-separated Discord ids, e.g. 123,456")
         return ",".join(parts)
 
     @property
