@@ -73,7 +73,11 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=60, retrain=retrain, allowed_channels=allowed_channels)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
-            await asyncio.wait_for(bot.wait_until_ready(), 30)
+            ready = asyncio.create_task(bot.wait_until_ready())
+            await asyncio.wait({ready, runner}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done():
+                runner.result()  # start() failed (setup_hook, login): raise its error, not a timeout
+            assert ready.done(), "the bot never became ready"
             await scenario(fake, bot)
         finally:
             await bot.close()
@@ -339,3 +343,21 @@ def test_replies_to_the_bot_and_the_channel_allow_list(engine: ReplyEngine) -> N
         assert all(m["channel_id"] == str(GENERAL) for m in fake.sent)
 
     run_with_bot(engine, scenario, allowed_channels={GENERAL})
+
+
+def test_rate_persona_reply_context_menu(engine: ReplyEngine) -> None:
+    from bot.cogs.feedback import RATE_DOWN, RATE_UP
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        assert {RATE_UP, RATE_DOWN} <= set(fake.commands) and fake.commands[RATE_UP]["type"] == 3
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> rate me", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        rated = await fake.context_menu(SAM, GENERAL, RATE_DOWN, fake.sent[0])
+        other = await fake.context_menu(SAM, GENERAL, RATE_UP, fake.history[GENERAL][0])  # not a reply of the bot's
+        await wait_for(lambda: fake.responses_to(rated) and fake.responses_to(other))
+        assert fake.responses_to(rated)[0]["content"] == "thanks, noted"
+        assert fake.responses_to(other)[0]["content"] == "that is not one of my replies"
+
+    run_with_bot(engine, scenario)
+    with engine.store.connect() as conn:
+        assert conn.execute("SELECT rater_id, rating, via FROM feedback").fetchall() == [(SAM, -1, "context_menu")]

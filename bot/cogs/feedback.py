@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 from persona.capture import THUMBS, record_feedback
@@ -14,9 +15,45 @@ if TYPE_CHECKING:
     from bot.client import PersonaBot
 
 
+RATE_UP = "Rate persona reply 👍"
+RATE_DOWN = "Rate persona reply 👎"
+
+
 class Feedback(commands.Cog):
+    """Reactions, and the message context menus (right-click a reply → Apps → Rate persona reply)."""
+
     def __init__(self, bot: PersonaBot) -> None:
         self.bot = bot
+        # Context menus cannot live in a class body (discord.py); they are built here.
+        self.menus = [
+            app_commands.ContextMenu(name=RATE_UP, callback=self._rate_up),
+            app_commands.ContextMenu(name=RATE_DOWN, callback=self._rate_down),
+        ]
+
+    async def cog_load(self) -> None:
+        for menu in self.menus:
+            self.bot.tree.add_command(menu)
+
+    async def cog_unload(self) -> None:
+        for menu in self.menus:
+            self.bot.tree.remove_command(menu.name, type=menu.type)
+
+    async def _rate_up(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        await self._rate(interaction, message, 1)
+
+    async def _rate_down(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        await self._rate(interaction, message, -1)
+
+    async def _rate(self, interaction: discord.Interaction, message: discord.Message, rating: int) -> None:
+        reply_id = await asyncio.to_thread(self._record_menu, message.id, interaction.user.id, rating)
+        text = "thanks, noted" if reply_id else "that is not one of my replies"
+        await interaction.response.send_message(text, ephemeral=True)
+
+    def _record_menu(self, message_id: int, rater_id: int, rating: int) -> int | None:
+        with self.bot.store.connect() as conn:
+            reply_id = record_feedback(conn, message_id=message_id, channel_id=None, rater_id=rater_id, rating=rating, via="context_menu")
+            conn.commit()
+        return reply_id
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:

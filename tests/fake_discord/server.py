@@ -146,6 +146,23 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction_id
 
+    async def context_menu(self, user_id: int, channel_id: int, command: str, message: dict[str, Any]) -> str:
+        """A user picks a message context menu (Apps → command) on `message`."""
+        channel = self.channels[channel_id]
+        interaction_id = str(snowflake())
+        payload: dict[str, Any] = {
+            "id": interaction_id, "application_id": str(APP_ID), "type": 2, "token": f"token-{interaction_id}", "version": 1,
+            "channel_id": str(channel_id), "channel": channel, "guild_id": channel["guild_id"], "guild_locale": "en-US", "locale": "en-US",
+            "app_permissions": str((1 << 41) - 1), "entitlements": [], "authorizing_integration_owners": {"0": "0"}, "context": 0,
+            "attachment_size_limit": 10_000_000,
+            "member": {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(timezone.utc).isoformat(),
+                       "permissions": str((1 << 41) - 1), "deaf": False, "mute": False, "flags": 0},
+            "data": {"id": self.commands[command]["id"], "name": command, "type": 3, "target_id": message["id"],
+                     "resolved": {"messages": {message["id"]: {k: v for k, v in message.items() if k != "allowed_mentions"}}}},
+        }
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction_id
+
     def responses_to(self, interaction_id: str) -> list[dict[str, Any]]:
         return [r for r in self.responses if r["interaction_id"] == interaction_id]
 
@@ -252,7 +269,7 @@ class FakeDiscord:
             return _json(list(self.commands.values()))
         self.commands = {}
         for command in await request.json():
-            command = {"type": 1, "options": [], "default_member_permissions": None, "nsfw": False, "version": "1", **command,
+            command = {"type": 1, "options": [], "description": "", "default_member_permissions": None, "nsfw": False, "version": "1", **command,
                        "id": str(snowflake()), "application_id": str(APP_ID)}
             self.commands[command["name"]] = command
         return _json(list(self.commands.values()))
