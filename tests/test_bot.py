@@ -291,7 +291,7 @@ def test_backfill_pages_through_history_waits_out_a_429_and_resumes(engine: Repl
         assert (await backfill(bot, engine.store, owner_id=OWNER_ID))["messages"] == 1
 
     run_with_bot(engine, scenario)
-    assert counts == {"channels": 1, "messages": 250, "skipped_channels": 0}
+    assert counts == {"channels": 2, "messages": 250, "skipped_channels": 0}  # #general and the quiet channel
     with engine.store.connect() as conn:
         assert conn.execute("SELECT count(*), min(content), max(scope) FROM messages WHERE source = 'backfill'").fetchone() == (251, "old message 0", f"guild:{GUILD_ID}")
         assert conn.execute("SELECT messages FROM backfill_state").fetchone() == (251,)

@@ -40,6 +40,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "feedback": {"id", "reply_id", "rater_id", "rating", "correction", "via", "created_at"},
     "memory_config": {"singleton", "embed_model", "dimension", "updated_at"},
     "heldout_messages": {"message_id", "channel_id", "added_at"},
+    "backfill_state": {"channel_id", "last_message_id", "messages", "updated_at"},
 }
 
 
