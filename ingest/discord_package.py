@@ -185,7 +185,7 @@ def _parse_csv(reader: Any, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
             yield row[0], row[1], row[2], row[3]
     except csv.Error as exc:
         raise IngestError(f"{where} line {reader.line_num} is not valid CSV ({exc})") from None
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise IngestError(f"{where} is not UTF-8 text (bad byte near line {reader.line_num}): re-export it or convert it to UTF-8") from None
 
 

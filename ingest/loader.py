@@ -25,6 +25,7 @@ import psycopg
 from persona.errors import PersonaError
 from persona.memory import forget_changed
 from persona.mentions import render_mentions
+from persona.people import stored_owner
 from persona.privacy import Scrubber
 from persona.store import Store
 
@@ -235,8 +236,8 @@ class ImportSession:
             self._stack.enter_context(conn.transaction())
             conn.execute("SET LOCAL work_mem = '256MB'")
             conn.execute(_STAGING)
-            owner = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
-            self.stored_owner_id: int | None = int(owner[0]) if owner else None
+            owner = stored_owner(conn)
+            self.stored_owner_id: int | None = owner.id if owner else None
             self.names.update(conn.execute("SELECT id, coalesce(display_name, name) FROM people WHERE name <> ''").fetchall())
             self.channel_names.update(conn.execute("SELECT id, name FROM channels WHERE name IS NOT NULL").fetchall())
             cursor = self._stack.enter_context(conn.cursor())
@@ -392,10 +393,10 @@ class ImportSession:
             return
         if len(owners) > 1:
             raise IngestError(f"this import names several owners ({', '.join(map(str, owners))}); import one person's data")
-        stored = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
-        if stored and stored[0] != owners[0]:
+        stored = stored_owner(conn)
+        if stored and stored.id != owners[0]:
             raise IngestError(
-                f"this data belongs to user {owners[0]}, but the database already holds the history of owner {stored[0]}: "
+                f"this data belongs to user {owners[0]}, but the database already holds the history of owner {stored.id}: "
                 "use a separate PERSONA_HOME or DATABASE_URL for each owner"
             )
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from persona import __version__
 from persona.config import Settings, load_settings
 from persona.errors import PersonaError
+from persona.people import stored_owner
 
 app = typer.Typer(
     help="persona: a self-hosted Discord bot that talks like its owner.",
@@ -250,8 +251,8 @@ def memory_search(
     store = open_store(settings)
     embedder = embedder_for(settings)
     with store.connect() as conn:
-        owner = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
-        owner_id = settings.owner_id or (owner[0] if owner else None)
+        owner = stored_owner(conn)
+        owner_id = settings.owner_id or (owner.id if owner else None)
         asker = as_user if as_user is not None else owner_id
         place = _place(conn, channel, guild)
         from persona.scopes import readable_scopes
@@ -309,9 +310,9 @@ def chat(
     settings = settings_of(ctx)
     store = open_store(settings)
     with store.connect() as conn:
-        owner = conn.execute("SELECT id, coalesce(nullif(display_name, ''), name) FROM people WHERE is_owner").fetchone()
-    owner_id = settings.owner_id or (owner[0] if owner else None)
-    owner_name = settings.owner_name or (owner[1] if owner else "") or "me"
+        owner = stored_owner(conn)
+    owner_id = settings.owner_id or (owner.id if owner else None)
+    owner_name = settings.owner_name or (owner.name if owner else "") or "me"
     generator = Generator(resolve_base_model(settings.base_model))
     engine = ReplyEngine(store, embedder_for(settings), generator, owner_id=owner_id, owner_name=owner_name, style_notes=settings.style_notes)
     version = engine.refresh_adapter()

@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 from persona.config import Settings
 from persona.db import Database
 from persona.embedded import start_embedded
+from persona.store import Store
 
 TEMPLATE = "persona_template"
 SETTINGS_ENV = ("DISCORD_TOKEN", "DATABASE_URL")
@@ -82,6 +83,12 @@ def blank_database(pg_admin_url: str) -> Iterator[Database]:
     url = _create_database(pg_admin_url, name)
     yield Database(url=url)
     _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def store(database: Database) -> Store:
+    """This test's database, checked and migrated, as the code under test uses it."""
+    return Store(database)
 
 
 @pytest.fixture

@@ -14,20 +14,11 @@ from ingest.discord_package import ingest_discord_package
 from ingest.loader import IngestError
 from persona.db import Database
 from persona.store import Store
+from tests.helpers import rows
 from tests.fixtures.dce import BOT, FRIEND, OTHER, OWNER, message, write_export, write_large_export
 from tests.fixtures.discord_package import OWNER_ID, FakeChannel, write_package
 
 GUILD = ("5000000000000000001", "Rust Fans")
-
-
-@pytest.fixture
-def store(database: Database) -> Store:
-    return Store(database)
-
-
-def rows(store: Store, query: str, *args: object) -> list[tuple]:
-    with store.connect() as conn:
-        return conn.execute(query, args).fetchall()
 
 
 def dm_export(tmp_path: Path) -> Path:

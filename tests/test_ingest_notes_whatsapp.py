@@ -13,8 +13,8 @@ from ingest.loader import IngestError
 from ingest.obsidian import ingest_obsidian
 from ingest.text import ingest_text
 from ingest.whatsapp import ingest_whatsapp
-from persona.db import Database
 from persona.store import Store
+from tests.helpers import rows
 from tests.fixtures.discord_package import OWNER_ID
 
 NNBSP = "\u202f"
@@ -44,16 +44,6 @@ IOS_GROUP = f"""[13/02/2023, 09:05:11] Crew: {LRM}Messages and calls are end-to-
 """
 
 
-@pytest.fixture
-def store(database: Database) -> Store:
-    return Store(database)
-
-
-def rows(store: Store, query: str, *args: object) -> list[tuple]:
-    with store.connect() as conn:
-        return conn.execute(query, args).fetchall()
-
-
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -75,7 +65,7 @@ def test_android_us_export(store: Store, tmp_path: Path) -> None:
 
 
 def test_german_android_and_ios_group_exports(store: Store, tmp_path: Path) -> None:
-    german = write(tmp_path / "chats" / "WhatsApp Chat mit Sam.txt", ANDROID_DE)
+    write(tmp_path / "chats" / "WhatsApp Chat mit Sam.txt", ANDROID_DE)
     ios = tmp_path / "chats" / "WhatsApp Chat - Crew.zip"
     with zipfile.ZipFile(ios, "w") as archive:
         archive.writestr("_chat.txt", IOS_GROUP)

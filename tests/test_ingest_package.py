@@ -13,6 +13,7 @@ from ingest.discord_package import ingest_discord_package
 from ingest.loader import IngestError
 from persona.db import Database
 from persona.store import Store
+from tests.helpers import rows
 from tests.fixtures.discord_package import OWNER_ID, FakeChannel, sample_channels, write_package
 
 EXPECTED_SCOPES = {
@@ -21,16 +22,6 @@ EXPECTED_SCOPES = {
     1000000000000000004: "guild:5000000000000000001",
     1000000000000000005: "guild:5000000000000000001",
 }
-
-
-def rows(store: Store, query: str, *args: object) -> list[tuple]:
-    with store.connect() as conn:
-        return conn.execute(query, args).fetchall()
-
-
-@pytest.fixture
-def store(database: Database) -> Store:
-    return Store(database)
 
 
 @pytest.mark.parametrize("layout", ["current", "csv", "legacy", "translated"])

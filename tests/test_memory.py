@@ -8,14 +8,13 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from ingest.dce import ingest_dce
 from ingest.discord_package import ingest_discord_package
 from persona import memory
 from persona.chunking import ChunkMessage, chunk_conversation, chunk_note
-from persona.db import Database, connect
+from persona.db import Database
 from persona.embeddings import Embedder, EmbedModelSpec, resolve_embed_model
 from persona.forget import forget_channel, forget_person, forget_range, opt_out
 from persona.scopes import Place, readable_scopes
@@ -85,11 +84,6 @@ def test_readable_scopes() -> None:
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     return Embedder(resolve_embed_model(""))
-
-
-@pytest.fixture
-def store(database: Database) -> Store:
-    return Store(database)
 
 
 def import_history(store: Store, tmp_path: Path) -> None:

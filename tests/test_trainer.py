@@ -38,18 +38,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def store(database: Database) -> Store:
-    return Store(database)
-
-
-@pytest.fixture
 def tsettings(database: Database, tiny: str, tmp_path: Path) -> Settings:
     return Settings(_env_file=None, database_url=database.url, home=tmp_path / "home", base_model=tiny, batch_size=4)
-
-
-def rows(store: Store, query: str, *args: object) -> list[tuple]:
-    with store.connect() as conn:
-        return conn.execute(query, args).fetchall()
 
 
 CHAT = [

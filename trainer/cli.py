@@ -47,9 +47,7 @@ def dataset_build(
     count_tokens = None
     if stats:
         tokenizer = load_tokenizer(resolve_base_model(settings.base_model))
-
-        def count_tokens(messages: list[dict[str, str]]) -> int:
-            return len(tokenizer.apply_chat_template(messages, tokenize=True))
+        count_tokens = lambda messages: len(tokenizer.apply_chat_template(messages, tokenize=True))  # noqa: E731
 
     with store.connect() as conn:
         dataset = build_dataset(conn, dataset_options(settings), count_tokens=count_tokens)

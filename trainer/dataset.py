@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 
 from persona.memory import place_label
+from persona.people import stored_owner
 from persona.prompts import context_line, system_prompt
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,13 @@ class _Msg:
 
 def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: Any = None) -> Dataset:
     """Examples from every channel; the held-out split is read from (and extended in) the database."""
-    owner = conn.execute("SELECT id, coalesce(nullif(display_name, ''), name) FROM people WHERE is_owner").fetchone()
+    owner = stored_owner(conn)
     if owner is None:
         from persona.errors import PersonaError
 
         raise PersonaError("no owner yet: import your Discord data package first (`persona ingest discord-package`)")
-    owner_id, stored_name = owner
-    owner_name = options.owner_name or stored_name or "me"
+    owner_id = owner.id
+    owner_name = options.owner_name or owner.name or "me"
     sources = [s for s in VOICE_SOURCES if options.allow_api_content or s not in API_SOURCES]
     filtered: Counter[str] = Counter()
     seen_texts: set[str] = set()

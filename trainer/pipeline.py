@@ -25,6 +25,7 @@ import psycopg
 from persona.config import Settings
 from persona.errors import PersonaError
 from persona.model import resolve_base_model
+from persona.people import stored_owner
 from persona.store import Store
 from trainer import registry
 from trainer.dataset import Dataset, Options, build_dataset
@@ -110,8 +111,8 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     data_watermark = int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
     dataset = build_dataset(conn, dataset_options(settings))
     trusted = [settings.owner_id] if settings.owner_id else []
-    owner = conn.execute("SELECT id FROM people WHERE is_owner").fetchone()
-    trusted = sorted({*trusted, *(owner or ()), *settings.trusted_user_ids})
+    owner = stored_owner(conn)
+    trusted = sorted({*trusted, *([owner.id] if owner else []), *settings.trusted_user_ids})
     after = current.feedback_watermark if (incremental and current) else 0
     feedback = collect_feedback(conn, trusted, after)
     feedback_watermark = max([after, *(f["id"] for f in feedback)])

@@ -1,0 +1,10 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+from persona.store import Store
+
+
+def rows(store: Store, query: str, *args: object) -> list[tuple]:
+    with store.connect() as conn:
+        return conn.execute(query, args).fetchall()
