@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -27,7 +26,3 @@ def make_scheduler(cron: str, timezone: str, job: Callable[[], Awaitable[None]])
 def next_run(scheduler: AsyncIOScheduler | None) -> datetime | None:
     job = scheduler.get_job(JOB_ID) if scheduler is not None else None
     return job.next_run_time if job is not None else None
-
-
-async def run_in_thread(function: Callable[[], object]) -> object:
-    return await asyncio.to_thread(function)

@@ -302,6 +302,8 @@ def chat(
     greedy: Annotated[bool, typer.Option(help="Deterministic replies (no sampling).")] = False,
 ) -> None:
     """Talk to your persona in the terminal (same memory and adapter as the bot). Ctrl-D or /quit ends."""
+    from rich.markup import escape
+
     from persona.model import resolve_base_model
     from persona.reply import Generator, ReplyEngine, ReplyRequest, Turn
     from persona.scopes import Place
@@ -334,8 +336,6 @@ def chat(
         request = ReplyRequest(text=text, asker_id=owner_id, asker_name="you", place=Place.terminal(), history=history[-12:])
         reply = engine.reply(request)
         engine.log(request, reply)
-        from rich.markup import escape
-
         if show_memories:
             for m in reply.memories:
                 out.print(f"[dim]  recalled #{m.id} ({m.scope}): {escape(m.content.splitlines()[-1][:100])}[/]")

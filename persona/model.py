@@ -114,18 +114,6 @@ def load_base_model(spec: BaseModelSpec, *, for_training: bool = False, load_in_
     return model
 
 
-def load_for_inference(spec: BaseModelSpec, adapter_path: str | None) -> tuple[Any, Any]:
-    """(model, tokenizer) with the adapter applied, if any."""
-    tokenizer = load_tokenizer(spec)
-    model = load_base_model(spec)
-    if adapter_path:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter_path)
-        model.eval()
-    return model, tokenizer
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -209,7 +209,7 @@ class ReplyEngine:
         raw, new_tokens = self.generator.generate_counted(prompt)
         timings["generate"] = (time.perf_counter() - mark) * 1000
         text = Scrubber().scrub(_CONTROL.sub("", raw)).strip() or "…"
-        scope = _reply_scope(request, scopes)
+        scope = _reply_scope(scopes)
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int((time.perf_counter() - started) * 1000), timings, new_tokens)
 
@@ -226,7 +226,7 @@ class ReplyEngine:
         return int(row[0])
 
 
-def _reply_scope(request: ReplyRequest, scopes: list[str] | None) -> str:
+def _reply_scope(scopes: list[str] | None) -> str:
     """The scope a logged reply belongs to (so forgetting a place forgets its replies)."""
     if scopes is None:
         return "private"

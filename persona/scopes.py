@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRIVATE = "private"
-CONVERSATION_KINDS = ("dm", "group_dm", "guild_text", "thread", "voice", "forum", "other")
 
 
 def dm_scope(other_user_id: int) -> str:

@@ -36,7 +36,6 @@ from persona.prompts import context_line, system_prompt
 log = logging.getLogger(__name__)
 
 SESSION_GAP = timedelta(hours=2)
-CONVERSATION_SOURCES = ("dce", "whatsapp", "backfill", "live")
 API_SOURCES = ("backfill", "live")
 VOICE_SOURCES = ("package", "dce", "whatsapp", "backfill", "live")
 MAX_TURNS = 24
