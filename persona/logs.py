@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Iterable
 
 REDACTED = "**********"
@@ -40,8 +41,17 @@ class RedactSecrets(logging.Filter):
         return text
 
 
+def quiet_library_warnings() -> None:
+    """Silence warnings addressed to library maintainers, not to persona's users:
+    transformers' deprecation notices for arguments it still accepts, and peft's note
+    that a GGUF folder has no config.json (the vocabulary is unchanged either way)."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
+
+
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """Route all logging to stderr at `level`, redacting `secrets`."""
+    quiet_library_warnings()
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler

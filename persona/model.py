@@ -9,8 +9,11 @@ be saved with `save_pretrained` — adapters on it save fine.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +99,8 @@ def load_base_model(spec: BaseModelSpec, *, for_training: bool = False, load_in_
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=kwargs["torch_dtype"]
             )
     try:
-        model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
+        with _quiet_gguf_progress():
+            model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"PERSONA_BASE_MODEL: cannot load {spec.name!r}: {_first_line(exc)}") from None
     if spec.gguf_file:
@@ -112,6 +116,23 @@ def load_base_model(spec: BaseModelSpec, *, for_training: bool = False, load_in_
     if not for_training:
         model.eval()
     return model
+
+
+@contextmanager
+def _quiet_gguf_progress() -> Iterator[None]:
+    """transformers' GGUF loader draws its own tqdm bar, which `disable_progress_bar`
+    does not reach; next to persona's own progress it is only noise."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
 
 
 def _first_line(exc: BaseException) -> str:

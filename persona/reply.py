@@ -88,10 +88,11 @@ def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
 class Generator:
     """The base model with the active adapter; thread-safe; adapters swap without a restart."""
 
-    def __init__(self, spec: BaseModelSpec, *, max_new_tokens: int = 120, temperature: float = 0.8) -> None:
+    def __init__(self, spec: BaseModelSpec, *, max_new_tokens: int = 120, temperature: float = 0.8, greedy: bool = False) -> None:
         self.spec = spec
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.greedy = greedy  # deterministic replies (no sampling) unless a call says otherwise
         self.tokenizer = load_tokenizer(spec)
         self.model: Any = load_base_model(spec)
         self.adapter_version: int | None = None
@@ -124,13 +125,14 @@ class Generator:
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         return len(self.tokenizer.apply_chat_template(messages, tokenize=True))
 
-    def generate(self, messages: list[dict[str, str]], *, greedy: bool = False) -> str:
+    def generate(self, messages: list[dict[str, str]], *, greedy: bool | None = None) -> str:
         return self.generate_counted(messages, greedy=greedy)[0]
 
-    def generate_counted(self, messages: list[dict[str, str]], *, greedy: bool = False) -> tuple[str, int]:
+    def generate_counted(self, messages: list[dict[str, str]], *, greedy: bool | None = None) -> tuple[str, int]:
         """(text, number of new tokens)."""
         import torch
 
+        greedy = self.greedy if greedy is None else greedy
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": 1.1,
                                    "pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id}

@@ -100,6 +100,8 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
 
     from persona.model import load_base_model, load_tokenizer
 
+    log.info("evaluating on %d held-out examples: loss of the base model%s and the adapter, then %d generated replies each",
+             len(heldout), ", the active adapter" if compare_adapter else "", min(samples, len(heldout)))
     tokenizer = load_tokenizer(spec)
     model = PeftModel.from_pretrained(load_base_model(spec), adapter_dir, adapter_name="candidate")
     if compare_adapter:

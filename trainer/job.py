@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m trainer.job JOB.json", file=sys.stderr)
         return 2
+    from persona.logs import quiet_library_warnings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    quiet_library_warnings()
     for noisy in ("httpx", "urllib3", "sentence_transformers", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     run(Job.read(Path(args[0])))
