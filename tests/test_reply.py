@@ -44,6 +44,18 @@ def embedder() -> Embedder:
     return Embedder(resolve_embed_model(""))
 
 
+def test_greedy_replies_repeat_and_sampled_ones_vary(generator: Generator) -> None:
+    messages = [{"role": "user", "content": "sam: are you coming tonight?"}]
+    try:
+        generator.greedy = True  # what `persona chat --greedy` and the demo set
+        assert generator.generate(messages) == generator.generate(messages)
+        generator.greedy = False
+        assert len({generator.generate(messages) for _ in range(4)}) > 1
+        assert generator.generate(messages, greedy=True) == generator.generate(messages, greedy=True)
+    finally:
+        generator.greedy = False
+
+
 def test_dm_canary_never_reaches_a_prompt_or_reply_in_a_server(database: Database, generator: Generator, embedder: Embedder, tmp_path: Path) -> None:
     store = Store(database)
     import_history(store, tmp_path)
