@@ -135,8 +135,11 @@ class Demo:
         if marker.exists() and marker.read_text().strip() != str(self.options.seed):
             raise ConfigError(f"the demo in {self.folder} was generated with --seed {marker.read_text().strip()}: "
                               f"add --fresh to start over with --seed {self.options.seed}")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(self.options.seed))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(self.options.seed))
+        except OSError as exc:
+            raise PersonaError(f"cannot write the demo folder {self.folder}: {exc.strerror}; set PERSONA_HOME to a writable folder") from None
         self.out.print(f"[dim]demo folder: {self.folder} (its own embedded database; your data is not touched)[/]")
 
     def generate(self) -> dict[str, int]:

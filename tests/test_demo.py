@@ -148,3 +148,10 @@ def test_demo_on_smollm2_learns_the_voice(persona_exe: Path, tmp_path: Path) -> 
     assert summary["trained"] and summary["adapter"] == "v1"
     assert losses["candidate"] < losses["base"], losses
     assert summary["answers"][0]["persona"]
+
+
+def test_unwritable_home_is_one_line(persona_exe: Path) -> None:
+    result = run_demo(persona_exe, Path("/proc/persona-cannot-write-here"), "--no-chat")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: cannot write the demo folder") and "PERSONA_HOME" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
