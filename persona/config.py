@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     max_examples_per_source: int = Field(default=50000, ge=1, description="Cap per provenance (package, dce, whatsapp, ...).")
     promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")
+    train_memory_fraction: float = Field(default=0.0, ge=0, le=1, description="Share of conversational training examples that carry recalled memories (experimental; 0: none).")
     trusted_users: str = Field(default="", description="Comma-separated user ids whose feedback is trained on besides the owner's.")
     load_in_4bit: bool = Field(default=True, description="QLoRA: load the base model in 4 bits when CUDA and bitsandbytes are present.")
 

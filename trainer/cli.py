@@ -40,8 +40,7 @@ def dataset_build(
 ) -> None:
     """Build the dataset into $PERSONA_HOME/datasets/latest and print counts and balance."""
     from persona.model import load_tokenizer, resolve_base_model
-    from trainer.dataset import build_dataset
-    from trainer.pipeline import dataset_options
+    from trainer.pipeline import prepared_dataset
 
     settings, store = _context(ctx)
     count_tokens = None
@@ -50,7 +49,7 @@ def dataset_build(
         count_tokens = lambda messages: len(tokenizer.apply_chat_template(messages, tokenize=True))  # noqa: E731
 
     with store.connect() as conn:
-        dataset = build_dataset(conn, dataset_options(settings), count_tokens=count_tokens)
+        dataset = prepared_dataset(conn, settings, count_tokens=count_tokens)
     folder = dataset.write(settings.datasets_dir / "latest")
     if as_json:
         print(json.dumps(dataset.stats | {"folder": str(folder)}))
@@ -62,6 +61,8 @@ def dataset_build(
         out.print(f"tokens: {s['train_tokens']:,} train, {s['heldout_tokens']:,} held out")
     out.print("by source: " + ", ".join(f"{k} {v:,}" for k, v in s["by_source"].items()))
     out.print("tags: " + ", ".join(f"{k} {v:,}" for k, v in s["tags"].items()))
+    if s.get("with_recalled_memories"):
+        out.print(f"with recalled memories: {s['with_recalled_memories']:,} examples (PERSONA_TRAIN_MEMORY_FRACTION)")
     if s["filtered"]:
         out.print("filtered out: " + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in s["filtered"].items()))
     out.print(f"written to {folder}")

@@ -71,6 +71,7 @@ class Example:
     last_at: str
     tags: list[str] = field(default_factory=list)
     max_seq: int = 0  # highest messages.seq among its messages (the data watermark)
+    recalled_ids: list[int] = field(default_factory=list)  # memories put in its system prompt (trainer/recalled.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

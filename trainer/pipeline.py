@@ -80,6 +80,20 @@ def dataset_options(settings: Settings) -> Options:
     )
 
 
+def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_tokens: Any = None) -> Dataset:
+    """The dataset as training sees it: built from the messages, then a share of the
+    examples given the memories recall finds for them (trainer/recalled.py)."""
+    dataset = build_dataset(conn, dataset_options(settings), count_tokens=count_tokens)
+    if settings.train_memory_fraction > 0:
+        from persona.embeddings import Embedder, resolve_embed_model
+        from trainer.recalled import add_recalled_memories
+
+        embedder = Embedder(resolve_embed_model(settings.embed_model))  # loads only if there are memories to search
+        dataset.stats["with_recalled_memories"] = add_recalled_memories(
+            conn, embedder, dataset.train + dataset.heldout, fraction=settings.train_memory_fraction, max_seq_len=settings.max_seq_len)
+    return dataset
+
+
 def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "cli", processes: int = 1,
         eval_samples: int = 8, eval_max_new_tokens: int = 40, quiet: bool = False, **overrides: Any) -> Outcome:
     """Train (from scratch, or incrementally from the active adapter), evaluate, gate."""
@@ -109,7 +123,7 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
         log.warning("the active adapter %s was trained on %s; training a new one on %s from scratch", current.label, current.base_model, spec.name)
         current = None
     data_watermark = int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
-    dataset = build_dataset(conn, dataset_options(settings))
+    dataset = prepared_dataset(conn, settings)
     trusted = [settings.owner_id] if settings.owner_id else []
     owner = stored_owner(conn)
     trusted = sorted({*trusted, *([owner.id] if owner else []), *settings.trusted_user_ids})
@@ -251,7 +265,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
             raise PersonaError(f"there is no adapter {'v' + str(version_id) if version_id else 'active'}: see `persona adapters`")
         if version.status == "failed" or not Path(version.path).exists():
             raise PersonaError(f"{version.label} has no usable adapter files ({version.status}: {version.status_reason or version.path})")
-        dataset = build_dataset(conn, dataset_options(settings))
+        dataset = prepared_dataset(conn, settings)
     spec = resolve_base_model(settings.base_model)
     folder = Path(version.path).parent / "eval"
     Dataset([], dataset.heldout, dataset.stats).write(folder / "data")
