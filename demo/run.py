@@ -39,8 +39,8 @@ OWNER_NAME = sample.OWNER.display
 class DemoOptions:
     seed: int = 7
     base_model: str = ""  # empty: the bundled SmolLM2-135M-Instruct
-    max_steps: int = 60
-    time_budget_s: float = 120.0
+    max_steps: int = 30  # the same adapter on every machine that manages 30 steps within the budget
+    time_budget_s: float = 200.0
     eval_samples: int = 4
     prompts: int = 4
     max_new_tokens: int = 40
@@ -84,7 +84,7 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
     defaults = Settings.model_construct()  # not the owner's environment: nothing of theirs leaks in
     return defaults.model_copy(update={
         "home": settings.home.expanduser().resolve() / "demo", "log_level": settings.log_level, "owner_id": sample.OWNER.id,
-        "owner_name": OWNER_NAME, "base_model": options.base_model, "batch_size": 4, "max_seq_len": 256, "learning_rate": 5e-4,
+        "owner_name": OWNER_NAME, "base_model": options.base_model, "batch_size": 4, "max_seq_len": 256, "learning_rate": 1e-3,
     })
 
 
