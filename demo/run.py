@@ -177,11 +177,7 @@ class Demo:
         with store.connect() as conn:
             stored = conn.execute("SELECT count(*), count(*) FILTER (WHERE author_id = %s) FROM messages", (sample.OWNER.id,)).fetchone()
         self.out.print(f"stored: {stored[0]:,} messages, {stored[1]:,} of them {OWNER_NAME}'s")
-        scrubbed_total: dict[str, int] = {}
-        for summary in (package, dce):
-            for kind, n in summary.scrubbed.items():
-                scrubbed_total[kind] = scrubbed_total.get(kind, 0) + n
-        return {"messages": stored[0], "owner_messages": stored[1], "new": package.new + dce.new, "scrubbed": scrubbed_total}
+        return {"messages": stored[0], "owner_messages": stored[1], "new": package.new + dce.new, "scrubbed": dict(package.scrubbed + dce.scrubbed)}
 
     def build_memory(self, store: Any) -> tuple[Any, int]:
         from persona import memory
@@ -224,11 +220,11 @@ class Demo:
         return version, True, outcome.metrics.get("heldout_loss", {}), outcome.report or ""
 
     def _engine(self, store: Any, embedder: Any) -> Any:
-        from persona.model import resolve_base_model
-        from persona.reply import Generator, ReplyEngine
+        from persona.chat import build_engine
 
-        generator = Generator(resolve_base_model(self.settings.base_model), max_new_tokens=self.options.max_new_tokens, greedy=True)
-        return ReplyEngine(store, embedder, generator, owner_id=sample.OWNER.id, owner_name=OWNER_NAME)
+        engine = build_engine(self.settings, store, embedder=embedder, max_new_tokens=self.options.max_new_tokens)
+        engine.generator.greedy = True  # the scripted part answers the same way every run
+        return engine
 
     def compare(self, engine: Any, version: Any) -> list[SideBySide]:
         """Each scripted question twice: base model without memory, then the persona."""

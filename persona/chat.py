@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
-
 from rich.console import Console
 from rich.markup import escape
 
@@ -17,29 +15,27 @@ from persona.scopes import Place
 from persona.store import Store
 
 
-def build_engine(settings: Settings, store: Store, *, max_new_tokens: int = 120) -> ReplyEngine:
+def build_engine(settings: Settings, store: Store, *, embedder: Embedder | None = None, max_new_tokens: int = 120) -> ReplyEngine:
     """The base model, the active adapter and memory, as the bot would use them."""
     with store.connect() as conn:
         owner = stored_owner(conn)
     owner_id = settings.owner_id or (owner.id if owner else None)
     owner_name = settings.owner_name or (owner.name if owner else "") or "me"
     generator = Generator(resolve_base_model(settings.base_model), max_new_tokens=max_new_tokens)
-    engine = ReplyEngine(store, Embedder(resolve_embed_model(settings.embed_model)), generator, owner_id=owner_id, owner_name=owner_name,
-                         style_notes=settings.style_notes)
+    embedder = embedder or Embedder(resolve_embed_model(settings.embed_model))
+    engine = ReplyEngine(store, embedder, generator, owner_id=owner_id, owner_name=owner_name, style_notes=settings.style_notes)
     engine.refresh_adapter()
     return engine
 
 
-def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False, stdin: TextIO | None = None) -> int:
+def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False) -> None:
     """Read lines until EOF or /quit, answer each as the owner would (the owner asks, in
-    the terminal, so every memory is readable); returns the number of replies."""
-    stdin = stdin or sys.stdin
-    interactive = stdin.isatty()
+    the terminal, so every memory is readable)."""
+    interactive = sys.stdin.isatty()
     history: list[Turn] = []
-    replies = 0
     while True:
         try:
-            text = input("you> ") if interactive else stdin.readline()
+            text = input("you> ") if interactive else sys.stdin.readline()
         except EOFError:
             break
         if not interactive and not text:
@@ -52,10 +48,8 @@ def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False,
         request = ReplyRequest(text=text, asker_id=engine.owner_id, asker_name="you", place=Place.terminal(), history=history[-12:])
         reply = engine.reply(request)
         engine.log(request, reply)
-        replies += 1
         if show_memories:
             for m in reply.memories:
                 out.print(f"[dim]  recalled #{m.id} ({m.scope}): {escape(m.content.splitlines()[-1][:100])}[/]")
         out.print(f"[bold]{escape(engine.owner_name)}>[/] {escape(reply.text)}")
         history += [Turn("you", text, False), Turn(engine.owner_name, reply.text, True)]
-    return replies

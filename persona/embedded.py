@@ -61,11 +61,7 @@ def stop_unused(data_dir: Path) -> None:
     import os
 
     data_dir = data_dir.expanduser().resolve()
-    try:
-        pids = json.loads((data_dir / _HANDLES_FILE).read_text())
-    except (OSError, ValueError):
-        pids = []
-    users = [pid for pid in pids if isinstance(pid, int) and pid != os.getpid() and psutil.pid_exists(pid)]
+    users = [pid for pid in _live_handles(_read_handles(data_dir)) if pid != os.getpid()]
     if users:
         raise DatabaseError(f"the database in {data_dir} is in use by process {users[0]}: close it (persona chat, persona run, ...) first")
     try:
@@ -84,16 +80,26 @@ def stop_unused(data_dir: Path) -> None:
         raise DatabaseError(f"cannot stop the embedded PostgreSQL in {data_dir} ({type(exc).__name__}); stop process {postmaster} by hand") from None
 
 
-def _drop_dead_handles(data_dir: Path) -> None:
-    handles = data_dir / _HANDLES_FILE
+def _read_handles(data_dir: Path) -> list[int] | None:
+    """The pids registered as using the server in `data_dir` (None: no readable file)."""
     try:
-        pids = json.loads(handles.read_text())
+        return json.loads((data_dir / _HANDLES_FILE).read_text())
     except (OSError, ValueError):
+        return None
+
+
+def _live_handles(pids: list[int] | None) -> list[int]:
+    return [pid for pid in pids or [] if isinstance(pid, int) and psutil.pid_exists(pid)]
+
+
+def _drop_dead_handles(data_dir: Path) -> None:
+    pids = _read_handles(data_dir)
+    if pids is None:
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    alive = _live_handles(pids)
     if alive != pids:
         log.debug("dropping stale embedded-server handles %s", sorted(set(pids) - set(alive)))
-        handles.write_text(json.dumps(alive))
+        (data_dir / _HANDLES_FILE).write_text(json.dumps(alive))
 
 
 def _ensure_database(admin_url: str) -> None:
