@@ -12,7 +12,7 @@ def fresh_database(admin_url: str, name: str) -> str:
     import psycopg
     from psycopg.conninfo import make_conninfo
 
-    from persona import migrate
+    from persona.storage import migrate
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -144,7 +144,7 @@ def naive_import(url: str, package: Path) -> tuple[float, int]:
     """Same parse and scrub, then one autocommitted INSERT per row."""
     import psycopg
 
-    from persona.privacy import Scrubber
+    from persona.privacy.scrub import Scrubber
 
     scrubber = Scrubber()
     started = time.perf_counter()
@@ -177,7 +177,7 @@ def main() -> None:
 
     from psycopg.conninfo import make_conninfo
 
-    from persona.embedded import start_embedded
+    from persona.storage.embedded import start_embedded
 
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:
         root = Path(tmp)

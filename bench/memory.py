@@ -143,7 +143,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def embedding_throughput() -> dict[str, float]:
-    from persona.embeddings import Embedder, resolve_embed_model
+    from persona.memory.embeddings import Embedder, resolve_embed_model
     from tests.fixtures.known_answers import DISTRACTORS, THINGS
 
     embedder = Embedder(resolve_embed_model(""))
@@ -170,8 +170,8 @@ def quality(url: str) -> dict[str, float]:
     import psycopg
 
     from persona import memory
-    from persona.db import register_vector
-    from persona.embeddings import Embedder, resolve_embed_model
+    from persona.storage.db import register_vector
+    from persona.memory.embeddings import Embedder, resolve_embed_model
     from tests.fixtures import known_answers
 
     embedder = Embedder(resolve_embed_model(""))
@@ -196,8 +196,8 @@ def main() -> None:
     from psycopg.conninfo import make_conninfo
 
     from persona import memory
-    from persona.db import register_vector
-    from persona.embedded import start_embedded
+    from persona.storage.db import register_vector
+    from persona.storage.embedded import start_embedded
 
     figures: dict[str, object] = {"bench": "memory", "machine": f"{platform.machine()} {os.cpu_count()} cores", "n": args.n}
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:

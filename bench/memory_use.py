@@ -43,11 +43,13 @@ def main() -> None:
     from ingest.discord_package import ingest_discord_package
     from persona import memory
     from persona.config import Settings
-    from persona.embeddings import Embedder, resolve_embed_model
-    from persona.model import resolve_base_model
-    from persona.reply import Generator, ReplyEngine, ReplyRequest
-    from persona.scopes import Place
-    from persona.store import open_store
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.runtime.model import resolve_base_model
+    from persona import adapters
+    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.reply import ReplyEngine, ReplyRequest
+    from persona.privacy.scopes import Place
+    from persona.storage.store import open_store
     from trainer import pipeline
 
     home = Path(tempfile.mkdtemp(prefix="persona-bench-memory-use-"))
@@ -66,10 +68,10 @@ def main() -> None:
         started = time.perf_counter()
         outcome = pipeline.run(store, run_settings, incremental=False, trigger="cli", eval_samples=0, max_steps=args.steps, quiet=True)
         with store.connect() as conn:
-            path = conn.execute("SELECT path FROM adapter_versions WHERE id = %s", (outcome.version,)).fetchone()[0]
+            path = adapters.get(conn, outcome.version).path
         versions[label] = (outcome.version, path, outcome.metrics["heldout_loss"]["candidate"], time.perf_counter() - started)
 
-    generator = Generator(resolve_base_model(""), max_new_tokens=32, greedy=True)
+    generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
     engine = ReplyEngine(store, embedder, generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
     used: dict[str, int] = {}
     recalled = 0

@@ -52,6 +52,7 @@ def summarise(timings: list[dict[str, float]], prefix: str) -> dict[str, float]:
 
 async def drive(engine, mentions: int, concurrent: int) -> tuple[list[dict[str, float]], list[dict[str, float]]]:  # noqa: ANN001
     from bot.client import PersonaBot
+    from bot.services import Services
     from tests.fake_discord.server import BOT_ID, FakeDiscord
     from tests.fixtures.known_answers import CHANNEL_ID, FRIEND_ID, GUILD_ID, OWNER_ID, PARAPHRASED
 
@@ -65,7 +66,8 @@ async def drive(engine, mentions: int, concurrent: int) -> tuple[list[dict[str, 
         fake.message(CHANNEL_ID, askers[i % len(askers)], f"earlier chatter {i}")
     await fake.start()
     fake.patch()
-    bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=600, per_user_rate=10_000, max_pending=10_000)
+    services = Services(engine, engine.store, OWNER_ID, reply_timeout=600, per_user_rate=10_000, max_pending=10_000)
+    bot = PersonaBot(services)
     runner = asyncio.create_task(bot.start("bench-token"))
     try:
         await asyncio.wait_for(bot.wait_until_ready(), 30)
@@ -103,14 +105,16 @@ def main() -> None:
     from psycopg.conninfo import make_conninfo
 
     from persona import memory
-    from persona.db import Database
-    from persona.embedded import start_embedded
-    from persona.embeddings import Embedder, resolve_embed_model
-    from persona.model import resolve_base_model
-    from persona.reply import Generator, ReplyEngine
-    from persona.store import Store
+    from persona.storage.db import Database
+    from persona.storage.embedded import start_embedded
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.runtime.model import resolve_base_model
+    from persona.config import Settings
+    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.reply import ReplyEngine
+    from persona.storage.store import Store
     from tests.fixtures import known_answers
-    from trainer.tiny_model import build_tiny_model
+    from tests.fixtures.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="persona-bench-reply-") as tmp:
         admin = make_conninfo(start_embedded(Path(tmp) / "pg"), dbname="postgres")
@@ -122,7 +126,7 @@ def main() -> None:
         with store.connect() as conn:
             memory.build(conn, embedder)
         base = "" if args.model == "smollm2" else str(build_tiny_model(Path(tmp) / "tiny"))
-        generator = Generator(resolve_base_model(base), max_new_tokens=40)
+        generator = Generator(resolve_base_model(base), GenerationSettings.from_settings(Settings.model_construct(), max_new_tokens=40))
         engine = ReplyEngine(store, embedder, generator, owner_id=known_answers.OWNER_ID, owner_name="Alex")
         started = time.perf_counter()
         sequential, concurrent = asyncio.run(drive(engine, args.mentions, args.concurrent))

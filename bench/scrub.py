@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 def naive_scrub(text: str) -> str:
     """Every pattern, every line, no pre-checks: the baseline."""
-    from persona import privacy as p
+    from persona.privacy import scrub as p
 
     text = p._PEM.sub(p.PRIVATE_KEY, text)
     text = p._SIGNED_QUERY.sub(r"\1", text)
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     args = parser.parse_args()
 
-    from persona.privacy import Scrubber
+    from persona.privacy.scrub import Scrubber
     from tests.pii_corpus import ordinary_chat, planted
 
     items, chat = planted(), ordinary_chat()

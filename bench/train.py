@@ -47,7 +47,7 @@ def conversations(n: int, seed: int = 5) -> list[list[dict[str, str]]]:
 
 
 def worker(grouping: str, steps: int, batch: int, out: Path) -> None:
-    from persona.model import resolve_base_model
+    from persona.runtime.model import resolve_base_model
     from trainer.sft import TrainOptions, train
 
     rows = conversations(steps * batch * 2)

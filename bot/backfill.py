@@ -15,7 +15,8 @@ from typing import Any
 import discord
 
 from bot.cogs.capture import to_live
-from persona.capture import store_live
+from persona.history.capture import store_live
+from persona.history.runs import backfill_resume_point, record_backfill_page
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +55,13 @@ async def backfill_channel(channel: discord.abc.Messageable, store: Any, *, owne
 
 def _last_seen(store: Any, channel_id: int) -> int | None:
     with store.connect() as conn:
-        row = conn.execute("SELECT last_message_id FROM backfill_state WHERE channel_id = %s", (channel_id,)).fetchone()
-    return int(row[0]) if row else None
+        return backfill_resume_point(conn, channel_id)
 
 
 def _store_batch(store: Any, channel_id: int, batch: list[discord.Message], owner_id: int) -> int:
     """One transaction per page: the messages and the resume point move together."""
+    live = [to_live(m) for m in batch if not m.author.bot and m.type in (discord.MessageType.default, discord.MessageType.reply)]
     with store.connect() as conn, conn.transaction():
-        kept = sum(
-            store_live(conn, to_live(m), owner_id=owner_id, source="backfill")
-            for m in batch if not m.author.bot and m.type in (discord.MessageType.default, discord.MessageType.reply)
-        )
-        conn.execute(
-            "INSERT INTO backfill_state (channel_id, last_message_id, messages) VALUES (%s, %s, %s) ON CONFLICT (channel_id) DO UPDATE "
-            "SET last_message_id = greatest(backfill_state.last_message_id, EXCLUDED.last_message_id), "
-            "messages = backfill_state.messages + EXCLUDED.messages, updated_at = now()",
-            (channel_id, max(m.id for m in batch), kept),
-        )
+        kept = store_live(conn, live, owner_id=owner_id, source="backfill")
+        record_backfill_page(conn, channel_id, max(m.id for m in batch), kept)
     return kept

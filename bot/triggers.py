@@ -1,10 +1,12 @@
-"""When the bot answers, and how fast it may: pure functions and small classes, no Discord I/O."""
+"""When the bot answers, where it is, and how fast it may: no Discord I/O here."""
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
-from dataclasses import dataclass
+import discord
+from discord.ext import commands
+
+from persona.privacy.scopes import Place
+from persona.prompts import place_label
 
 
 def should_answer(*, is_dm: bool, author_is_bot: bool, is_system: bool, mentions_bot: bool, replies_to_bot: bool) -> bool:
@@ -14,27 +16,19 @@ def should_answer(*, is_dm: bool, author_is_bot: bool, is_system: bool, mentions
     return is_dm or mentions_bot or replies_to_bot
 
 
-@dataclass
-class RateLimiter:
-    """At most `per_user` replies per user per `window_s`, and one reply per channel per `cooldown_s`."""
+def per_user_cooldown(per_minute: int) -> commands.CooldownMapping:
+    """At most `per_minute` replies per person per minute (discord.py's own cooldown buckets)."""
+    return commands.CooldownMapping.from_cooldown(per_minute, 60.0, commands.BucketType.user)
 
-    per_user: int = 6
-    window_s: float = 60.0
-    cooldown_s: float = 0.0
 
-    def __post_init__(self) -> None:
-        self._users: dict[int, deque[float]] = defaultdict(deque)
-        self._channels: dict[int, float] = {}
-
-    def allow(self, user_id: int, channel_id: int, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        recent = self._users[user_id]
-        while recent and now - recent[0] > self.window_s:
-            recent.popleft()
-        if len(recent) >= self.per_user:
-            return False
-        if self.cooldown_s and now - self._channels.get(channel_id, float("-inf")) < self.cooldown_s:
-            return False
-        recent.append(now)
-        self._channels[channel_id] = now
-        return True
+def place_of(message: discord.Message) -> tuple[Place, str]:
+    """Where a message was written (for the scope rules) and how the place reads in the
+    prompt — the same label training examples of that place carry."""
+    channel = message.channel
+    if message.guild is not None:
+        kind = "thread" if isinstance(channel, discord.Thread) else "guild_text"
+        name = getattr(channel, "name", None)
+        return Place.guild(message.guild.id, channel.id), place_label(kind, name, message.guild.name, None)
+    if isinstance(channel, discord.GroupChannel):
+        return Place("group_dm", channel_id=channel.id), place_label("group_dm", channel.name, None, None)
+    return Place.dm(channel.id), place_label("dm", None, None, message.author.display_name)

@@ -128,7 +128,7 @@ class Demo:
     def _prepare_folder(self) -> None:
         marker = self.folder / "seed.txt"
         if self.options.fresh and self.folder.exists():
-            from persona.embedded import stop_unused
+            from persona.storage.embedded import stop_unused
 
             stop_unused(self.settings.pg_data_dir)
             shutil.rmtree(self.folder)
@@ -157,7 +157,7 @@ class Demo:
         return counts
 
     def _open_store(self) -> Any:
-        from persona.store import open_store
+        from persona.storage.store import open_store
 
         return open_store(self.settings)
 
@@ -174,37 +174,34 @@ class Demo:
             scrubbed = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(summary.scrubbed.items())) or "nothing"
             self.out.print(f"{label:<20} {total['new']:>5,} new, {total['updated']:>4,} enriched, {total['duplicate']:>5,} already there;"
                            f" scrubbed: {scrubbed}")
+        from persona.history import messages
+
         with store.connect() as conn:
-            stored = conn.execute("SELECT count(*), count(*) FILTER (WHERE author_id = %s) FROM messages", (sample.OWNER.id,)).fetchone()
-        self.out.print(f"stored: {stored[0]:,} messages, {stored[1]:,} of them {OWNER_NAME}'s")
-        return {"messages": stored[0], "owner_messages": stored[1], "new": package.new + dce.new, "scrubbed": dict(package.scrubbed + dce.scrubbed)}
+            stored = messages.counts(conn)
+        self.out.print(f"stored: {stored['messages']:,} messages, {stored['owner_messages']:,} of them {OWNER_NAME}'s")
+        return {"messages": stored["messages"], "owner_messages": stored["owner_messages"], "new": package.new + dce.new, "scrubbed": dict(package.scrubbed + dce.scrubbed)}
 
     def build_memory(self, store: Any) -> tuple[Any, int]:
         from persona import memory
-        from persona.embeddings import Embedder, resolve_embed_model
-        from persona.progress import counting_bar
+        from persona.memory.embeddings import Embedder, resolve_embed_model
+        from persona.cli.progress import counting_bar
 
         self._title(3, "Memory: conversations chunked and embedded into pgvector")
         embedder = Embedder(resolve_embed_model(self.settings.embed_model))
         with store.connect() as conn:
-            memory.prepare_vectors(conn, embedder)
-            conn.commit()
-            created = memory.chunk_pending(conn, embedder)
-            with counting_bar(memory.unembedded_count(conn), "embedding") as advance:
-                memory.embed_pending(conn, embedder, progress=advance)
-            memory.ensure_index(conn)
-            total = int(conn.execute("SELECT count(*) FROM memories").fetchone()[0])
-        self.out.print(f"{created:,} new memories; {total:,} in all, embedded with {embedder.name}")
-        return embedder, total
+            built = memory.build(conn, embedder, bar=lambda total: counting_bar(total, "embedding"))
+        self.out.print(f"{built.created:,} new memories; {built.total:,} in all, embedded with {embedder.name}")
+        return embedder, built.total
 
     def train(self, store: Any) -> tuple[Any, bool, dict[str, float], str]:
-        from persona.model import resolve_base_model
-        from trainer import pipeline, registry
+        from persona.runtime.model import resolve_base_model
+        from persona import adapters
+        from trainer import pipeline
 
         spec = resolve_base_model(self.settings.base_model)
         self._title(4, f"Training a LoRA adapter on {spec.name} (≤ {self.options.max_steps} steps, ≤ {self.options.time_budget_s:.0f} s)")
         with store.connect() as conn:
-            current = registry.active(conn)
+            current = adapters.active(conn)
         if current is not None and current.base_model == spec.name and Path(current.path).exists():
             self.out.print(f"reusing the active adapter {current.label} (add --fresh to train again)")
             return current, False, current.metrics.get("heldout_loss", {}), str(Path(current.path).parent / "report.md")
@@ -214,22 +211,23 @@ class Demo:
         )
         self.out.print(outcome.line())
         with store.connect() as conn:
-            version = registry.get(conn, outcome.version) if outcome.version is not None else None
+            version = adapters.get(conn, outcome.version) if outcome.version is not None else None
         if version is None:
             raise PersonaError(f"training produced no adapter: {outcome.line()}")
         return version, True, outcome.metrics.get("heldout_loss", {}), outcome.report or ""
 
     def _engine(self, store: Any, embedder: Any) -> Any:
-        from persona.chat import build_engine
+        from persona.runtime.generation import GenerationSettings
+        from persona.runtime.reply import ReplyEngine
 
-        engine = build_engine(self.settings, store, embedder=embedder, max_new_tokens=self.options.max_new_tokens)
-        engine.generator.greedy = True  # the scripted part answers the same way every run
-        return engine
+        # The scripted part answers the same way every run: greedy, short.
+        scripted = GenerationSettings.from_settings(self.settings, max_new_tokens=self.options.max_new_tokens, greedy=True)
+        return ReplyEngine.from_settings(self.settings, store, embedder=embedder, generation=scripted)
 
     def compare(self, engine: Any, version: Any) -> list[SideBySide]:
         """Each scripted question twice: base model without memory, then the persona."""
-        from persona.reply import ReplyRequest
-        from persona.scopes import Place
+        from persona.runtime.reply import ReplyRequest
+        from persona.privacy.scopes import Place
 
         self._title(5, f"Base model without memory vs {OWNER_NAME}'s persona (adapter {version.label} + memory)")
         if version.status != "active":
@@ -238,11 +236,11 @@ class Demo:
         for text, expected in sample.PROMPTS[: self.options.prompts]:
             request = ReplyRequest(text=text, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())
             engine.generator.use_adapter(None, None)
-            base, base_tokens = engine.generator.generate_counted(engine.build_prompt(request, []))
+            base = engine.generator.generate(engine.build_prompt(request, []))
             engine.generator.use_adapter(version.id, version.path)
             reply = engine.reply(request)
             engine.log(request, reply)
-            answer = SideBySide(text, _cut(base, base_tokens, self.options.max_new_tokens), _cut(reply.text, reply.new_tokens, self.options.max_new_tokens),
+            answer = SideBySide(text, _cut(base.text, base.new_tokens, self.options.max_new_tokens), _cut(reply.text, reply.new_tokens, self.options.max_new_tokens),
                                 [m.content for m in reply.memories], expected)
             answers.append(answer)
             self._show(answer)
@@ -279,11 +277,12 @@ class Demo:
         )
 
     def chat(self, engine: Any) -> None:
-        from persona.chat import chat_loop
+        from persona.cli.chat import chat_loop
 
         engine.refresh_adapter()
-        engine.generator.greedy = False
-        engine.generator.max_new_tokens = 120
+        from persona.runtime.generation import GenerationSettings
+
+        engine.generator.settings = GenerationSettings.from_settings(self.settings)  # the bot's own sampling settings
         self.out.print(f"\n[bold]Your turn: chat with {OWNER_NAME}'s persona[/] [dim](recalled memories shown; Ctrl-D or /quit to end)[/]")
         chat_loop(engine, self.out, show_memories=True)
 

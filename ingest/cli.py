@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 def _store(ctx: typer.Context):  # noqa: ANN202 - persona.store.Store
     from persona.cli import settings_of
-    from persona.store import open_store
+    from persona.storage.store import open_store
 
     return open_store(settings_of(ctx))
 

@@ -20,8 +20,8 @@ from ingest.files import find_files, json_error
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
 from ingest.progress import ImportProgress
-from persona.scopes import channel_scope, group_scope
-from persona.store import Store
+from persona.privacy.scopes import channel_scope, group_scope
+from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def _add_message(message: Any, channel_id: int, kind: str, owner: int, session: 
         if person is not None:
             session.add_person(person)
             mention_ids.append(person.id)
-    content = session.clean(message.get("content") or "")
+    content = message.get("content") or ""
     attachments = [
         str(a["url"]).split("?", 1)[0] for a in message.get("attachments") or () if isinstance(a, dict) and a.get("url")
     ]

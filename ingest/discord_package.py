@@ -20,8 +20,8 @@ from ingest.files import FileTree
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
 from ingest.progress import ImportProgress
-from persona.scopes import channel_scope
-from persona.store import Store
+from persona.privacy.scopes import channel_scope
+from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def _import_messages(tree: FileTree, by_lower: dict[str, str], folder: str, chan
     for number, (raw_id, timestamp, contents, attachments) in enumerate(rows, 1):
         message_id = _message_id(raw_id, where, number)
         created = iso_timestamp(timestamp, f"{where} message {number}")
-        content = session.clean(contents) if contents else ""
+        content = contents or ""
         urls = [_strip_signature(u) for u in attachments.split()] if attachments else []
         if not content and not urls:
             session.skip(channel.kind, "empty")

@@ -18,8 +18,8 @@ from ingest.files import decode_utf8
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person
 from ingest.progress import ImportProgress
-from persona.scopes import PRIVATE
-from persona.store import Store
+from persona.privacy.scopes import PRIVATE
+from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def ingest_documents(
                 channel_id,
                 owner,
                 created.isoformat(),
-                session.clean(text),
+                text,
                 kind="note",
                 edited_at=modified.isoformat(),
                 attachments=[relative],

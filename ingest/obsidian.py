@@ -17,7 +17,7 @@ import yaml
 from ingest.loader import ImportSummary
 from ingest.notes import Document, ingest_documents, require_folder
 from ingest.progress import ImportProgress
-from persona.store import Store
+from persona.storage.store import Store
 
 SOURCE = "obsidian"
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n(?:---|\.\.\.)\r?\n?", re.S)

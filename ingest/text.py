@@ -13,7 +13,7 @@ from pathlib import Path
 from ingest.loader import ImportSummary
 from ingest.notes import Document, ingest_documents, require_folder
 from ingest.progress import ImportProgress
-from persona.store import Store
+from persona.storage.store import Store
 
 SOURCE = "text"
 SUFFIXES = (".txt", ".md", ".markdown")

@@ -31,8 +31,8 @@ from ingest.files import decode_utf8, find_files
 from ingest.ids import synthetic_id
 from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person
 from ingest.progress import ImportProgress
-from persona.scopes import dm_scope, group_scope
-from persona.store import Store
+from persona.privacy.scopes import dm_scope, group_scope
+from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def _import_chat(chat: str, messages: list[_Message], owner: int, me: str, zone:
         seen[key] += 1
         message_id = synthetic_id("whatsapp", chat, *key, seen[key])
         author = owner if message.author == me else people[message.author]
-        session.add_message(message_id, channel_id, author, when.isoformat(), session.clean(text),
+        session.add_message(message_id, channel_id, author, when.isoformat(), text,
                             attachments=["whatsapp-media"] if has_media else None)
         count += 1
     return count

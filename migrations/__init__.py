@@ -1,4 +1,4 @@
-"""Numbered SQL migrations (`NNNN_name.sql`), applied in order by `persona.migrate`.
+"""Numbered SQL migrations (`NNNN_name.sql`), applied in order by `persona.storage.migrate`.
 
 A package only so the .sql files install with persona; never edit an applied file,
 add a new one.

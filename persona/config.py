@@ -7,18 +7,19 @@ Every field is documented in `.env.example`. Environment variable names are
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from persona.errors import ConfigError
 
 ENV_PREFIX = "PERSONA_"
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+# Comma-separated Discord ids in the environment ("123,456"), a set in the program.
+# NoDecode: pydantic-settings would otherwise expect JSON for a set-typed variable.
+IdSet = Annotated[frozenset[int], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -70,12 +71,18 @@ class Settings(BaseSettings):
         description="sentence-transformers id or folder; empty: the bundled all-MiniLM-L6-v2.",
     )
 
-    allowed_channels: str = Field(default="", description="Comma-separated channel ids the bot answers in; empty: everywhere it can read.")
+    allowed_channels: IdSet = Field(default=frozenset(), description="Comma-separated channel ids the bot answers in; empty: everywhere it can read.")
     dev_guild_id: int | None = Field(default=None, description="Sync slash commands to this server only (instant; for development).")
 
     # --- Persona ------------------------------------------------------------------
     owner_name: str = Field(default="", description="How the bot names you in its prompt; empty: your name from the imported data.")
     style_notes: str = Field(default="", description="Extra notes on your voice for the system prompt (e.g. 'lowercase, dry humour').")
+
+    # --- Replies ------------------------------------------------------------------
+    reply_max_tokens: int = Field(default=120, ge=1, le=4096, description="Longest reply in tokens (also used by evaluation sampling).")
+    temperature: float = Field(default=0.8, gt=0, le=5, description="Sampling temperature of replies (evaluation samples with it too).")
+    top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling: the smallest set of tokens whose probability reaches this.")
+    repetition_penalty: float = Field(default=1.1, ge=1, le=3, description="Penalty on repeating tokens already in the prompt or reply.")
 
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
@@ -93,7 +100,7 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")
     train_memory_fraction: float = Field(default=0.0, ge=0, le=1, description="Share of conversational training examples that carry recalled memories (experimental; 0: none).")
-    trusted_users: str = Field(default="", description="Comma-separated user ids whose feedback is trained on besides the owner's.")
+    trusted_users: IdSet = Field(default=frozenset(), description="Comma-separated user ids whose feedback is trained on besides the owner's.")
     load_in_4bit: bool = Field(default=True, description="QLoRA: load the base model in 4 bits when CUDA and bitsandbytes are present.")
 
     # --- Scheduler ---------------------------------------------------------------
@@ -122,21 +129,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a Discord user id (digits only, e.g. 80351110224678912)")
         return int(text)
 
-    @field_validator("trusted_users", "allowed_channels")
+    @field_validator("trusted_users", "allowed_channels", mode="before")
     @classmethod
-    def _comma_separated_ids(cls, value: str) -> str:
+    def _comma_separated_ids(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
         parts = [p.strip() for p in value.split(",") if p.strip()]
         if any(not p.isdigit() for p in parts):
             raise ValueError("must be comma-separated Discord ids, e.g. 123,456")
-        return ",".join(parts)
-
-    @property
-    def allowed_channel_ids(self) -> set[int]:
-        return {int(p) for p in self.allowed_channels.split(",") if p}
-
-    @property
-    def trusted_user_ids(self) -> list[int]:
-        return [int(p) for p in self.trusted_users.split(",") if p]
+        return frozenset(int(p) for p in parts)
 
     @field_validator("discord_token", "database_url", mode="before")
     @classmethod
@@ -157,10 +158,13 @@ class Settings(BaseSettings):
 
     @field_validator("retrain_cron")
     @classmethod
-    def _cron_has_five_fields(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-            raise ValueError("must be a crontab expression with five fields, e.g. '0 3 * * *'")
+    def _cron_is_valid(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)  # the parser the scheduler itself uses
+        except ValueError:
+            raise ValueError("must be a crontab expression with five fields, e.g. '0 3 * * *'") from None
         return value
 
     @field_validator("timezone")
@@ -253,3 +257,8 @@ def _field_of(loc: tuple[Any, ...]) -> str:
         if isinstance(alias, AliasChoices) and name in alias.choices:
             return env_name(field)
     return name.upper()
+
+
+def default_of(field: str) -> Any:
+    """A setting's default, for option objects that mirror settings (declared once, here)."""
+    return Settings.model_fields[field].default

@@ -1,31 +1,42 @@
-"""What `/persona status` shows: the active adapter, data counts, the last retrain."""
+"""What persona holds and how it is doing: `persona stats` and `/persona status`.
+
+Counts come from each table group's own module; this one only puts them together.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from persona.stats import collect_stats
+from persona import adapters, memory, replies
+from persona.history import messages, people, runs
+
+
+def collect_stats(conn: psycopg.Connection) -> dict[str, Any]:
+    """One dict of counts; every key is present even on an empty database."""
+    return {
+        **messages.counts(conn), **people.counts(conn), **memory.counts(conn), **replies.counts(conn), **adapters.counts(conn),
+        "import_runs": runs.import_count(conn),
+    }
 
 
 def status(conn: psycopg.Connection) -> dict[str, Any]:
     counts = collect_stats(conn)
-    active = conn.execute("SELECT id, metrics, activated_at FROM adapter_versions WHERE status = 'active'").fetchone()
-    last = conn.execute(
-        "SELECT kind, trigger, status, finished_at, metrics FROM training_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"
-    ).fetchone()
+    active = adapters.active(conn)
+    last = adapters.last_finished_run(conn)
     return {
         "active_adapter": None if active is None else {
-            "version": active[0], "heldout_loss": (active[1] or {}).get("heldout_loss"), "activated_at": active[2],
+            "version": active.id, "heldout_loss": active.metrics.get("heldout_loss"), "activated_at": active.activated_at,
         },
         "messages": counts["messages"], "owner_messages": counts["owner_messages"], "memories": counts["memories"],
         "feedback": counts["feedback"], "replies": counts["replies"],
-        "last_retrain": None if last is None else {"kind": last[0], "trigger": last[1], "status": last[2], "finished_at": last[3]},
+        "last_retrain": None if last is None else {"kind": last.kind, "trigger": last.trigger, "status": last.status, "finished_at": last.finished_at},
     }
 
 
-def describe(summary: dict[str, Any], next_run: Any = None) -> str:
+def describe(summary: dict[str, Any], next_run: datetime | None = None) -> str:
     active = summary["active_adapter"]
     lines = []
     if active:

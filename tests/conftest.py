@@ -20,9 +20,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from persona.config import Settings
-from persona.db import Database
-from persona.embedded import start_embedded
-from persona.store import Store
+from persona.storage.db import Database
+from persona.storage.embedded import start_embedded
+from persona.storage.store import Store
 
 TEMPLATE = "persona_template"
 SETTINGS_ENV = ("DISCORD_TOKEN", "DATABASE_URL")
@@ -47,7 +47,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def template_url(pg_admin_url: str) -> str:
-    from persona import migrate
+    from persona.storage import migrate
 
     _create_database(pg_admin_url, TEMPLATE)
     url = make_conninfo(pg_admin_url, dbname=TEMPLATE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persona.store import Store
+from persona.storage.store import Store
 
 
 def rows(store: Store, query: str, *args: object) -> list[tuple]:

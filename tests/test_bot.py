@@ -10,18 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import PersonaBot
-from bot.triggers import RateLimiter, should_answer
+from bot.client import EXTENSIONS, PersonaBot
+from types import SimpleNamespace
+
+from bot.services import Services
+from bot.triggers import per_user_cooldown, should_answer
 from persona import memory
-from persona.db import Database
-from persona.embeddings import Embedder, resolve_embed_model
-from persona.model import resolve_base_model
-from persona.reply import Generator, ReplyEngine
-from persona.store import Store
+from persona.storage.db import Database
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.runtime.model import resolve_base_model
+from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.reply import ReplyEngine
+from persona.storage.store import Store
 from tests.fake_discord.server import BOT_ID, FakeDiscord
 from tests.fixtures.discord_package import OWNER_ID
-from tests.test_memory import CANARY, GUILD, KIM, SAM, import_history
-from trainer.tiny_model import build_tiny_model
+from tests.helpers import rows
+from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
+from tests.fixtures.tiny_model import build_tiny_model
 
 GUILD_ID = int(GUILD[0])
 GENERAL = 1000000000000000004
@@ -36,14 +41,19 @@ def test_trigger_rules() -> None:
     assert not should_answer(is_dm=False, author_is_bot=False, is_system=False, mentions_bot=False, replies_to_bot=False)
     assert not should_answer(is_dm=True, author_is_bot=True, is_system=False, mentions_bot=True, replies_to_bot=False)
     assert not should_answer(is_dm=True, author_is_bot=False, is_system=True, mentions_bot=False, replies_to_bot=False)
-    limiter = RateLimiter(per_user=2, window_s=60, cooldown_s=0)
-    assert limiter.allow(1, 9, now=0) and limiter.allow(1, 9, now=1) and not limiter.allow(1, 9, now=2)
-    assert limiter.allow(2, 9, now=2) and limiter.allow(1, 9, now=61.5)
+    cooldown = per_user_cooldown(2)
+    sam, kim = SimpleNamespace(author=SimpleNamespace(id=1)), SimpleNamespace(author=SimpleNamespace(id=2))
+    start = 1_000.0  # discord.py reads a current time of 0 as "now"
+    assert not cooldown.update_rate_limit(sam, current=start) and not cooldown.update_rate_limit(sam, current=start + 1)
+    assert cooldown.update_rate_limit(sam, current=start + 2) == 58.0  # a third reply within the minute: refused, with the wait
+    assert not cooldown.update_rate_limit(kim, current=start + 2)  # per person
+    assert not cooldown.update_rate_limit(sam, current=start + 61.5)
 
 
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
-    return Generator(resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))), max_new_tokens=10)
+    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
+    return Generator(spec, GenerationSettings(max_new_tokens=10, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +80,9 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         fake.add_guild(GUILD_ID, "Rust Fans", [GENERAL, QUIET])
         await fake.start()
         fake.patch()
-        bot = PersonaBot(engine, engine.store, owner_user_id=OWNER_ID, reply_timeout=60, retrain=retrain, allowed_channels=allowed_channels)
+        services = Services(engine, engine.store, OWNER_ID, reply_timeout=60, retrain=retrain, retrain_schedule=None,
+                            allowed_channels=frozenset(allowed_channels or ()))
+        bot = PersonaBot(services)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
             ready = asyncio.create_task(bot.wait_until_ready())
@@ -98,6 +110,9 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
 
 def test_mention_and_dm_get_replies_without_pings(engine: ReplyEngine) -> None:
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        assert set(bot.extensions) == set(EXTENSIONS)  # cogs arrive as extensions, each with its setup()
+        assert set(bot.cogs) == {"Capture", "Chat", "Feedback", "PersonaCommands", "Admin", "Upkeep"}
+        assert all(cog.services is bot.services for cog in bot.cogs.values())  # one services object, no reaching into the client
         trigger = await fake.post(GENERAL, KIM, f"<@{BOT_ID}> hey, how's it going?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 1)
         reply = fake.sent[0]
@@ -322,7 +337,7 @@ def test_nightly_schedule_and_failure_reported_to_the_owner(engine: ReplyEngine)
         raise PersonaError("training process exited with 1: out of memory")
 
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
-        await bot._nightly()
+        await bot.get_cog("Upkeep").nightly()
         await wait_for(lambda: len(fake.sent) == 1)
         assert fake.sent[0]["content"] == "the nightly retrain failed: training process exited with 1: out of memory"
         assert fake.channels[int(fake.sent[0]["channel_id"])]["recipients"][0]["id"] == str(OWNER_ID)
@@ -351,7 +366,7 @@ def test_rate_persona_reply_context_menu(engine: ReplyEngine) -> None:
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
         assert {RATE_UP, RATE_DOWN} <= set(fake.commands) and fake.commands[RATE_UP]["type"] == 3
         await fake.post(GENERAL, KIM, f"<@{BOT_ID}> rate me", mentions=[BOT_ID])
-        await wait_for(lambda: len(fake.sent) == 1)
+        await wait_for(lambda: len(fake.sent) == 1 and bool(rows(engine.store, "SELECT id FROM replies")))  # sent, then logged
         rated = await fake.context_menu(SAM, GENERAL, RATE_DOWN, fake.sent[0])
         other = await fake.context_menu(SAM, GENERAL, RATE_UP, fake.history[GENERAL][0])  # not a reply of the bot's
         await wait_for(lambda: fake.responses_to(rated) and fake.responses_to(other))

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from persona.db import Database
+from persona.storage.db import Database
 
 TOKEN = "MTA5OTk5OTk5OTk5OTk5OTk5OQ.GhOsTs.cli-canary-token-0987654321"
 
@@ -143,15 +143,11 @@ def test_unwritable_home_is_one_clear_line(persona_exe: Path, tmp_path: Path, ar
     assert_one_line_error(result, 1, "PERSONA_HOME")
 
 
-def test_pool_connections_have_pgvector_types(database: Database) -> None:
+def test_store_connections_have_pgvector_types(database: Database) -> None:
     from pgvector import Vector
 
-    from persona.store import Store
+    from persona.storage.store import Store
 
-    pool = Store(database).pool(min_size=1, max_size=2)
-    try:
-        with pool.connection() as conn:
-            value = conn.execute("SELECT '[1,2,3]'::vector").fetchone()[0]
-        assert isinstance(value, Vector) and value.to_list() == [1.0, 2.0, 3.0]  # parsed by pgvector, not a string
-    finally:
-        pool.close()
+    with Store(database).connect() as conn:
+        value = conn.execute("SELECT '[1,2,3]'::vector").fetchone()[0]
+    assert isinstance(value, Vector) and value.to_list() == [1.0, 2.0, 3.0]  # parsed by pgvector, not a string

@@ -19,10 +19,10 @@ import pytest
 
 from demo import sample
 from persona.config import Settings
-from persona.db import Database
-from persona.store import Store, open_store
+from persona.storage.db import Database
+from persona.storage.store import Store, open_store
 from tests.helpers import rows
-from trainer.tiny_model import build_tiny_model
+from tests.fixtures.tiny_model import build_tiny_model
 
 
 def run_demo(persona_exe: Path, home: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:

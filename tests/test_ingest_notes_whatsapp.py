@@ -13,7 +13,7 @@ from ingest.loader import IngestError
 from ingest.obsidian import ingest_obsidian
 from ingest.text import ingest_text
 from ingest.whatsapp import ingest_whatsapp
-from persona.store import Store
+from persona.storage.store import Store
 from tests.helpers import rows
 from tests.fixtures.discord_package import OWNER_ID
 

@@ -13,20 +13,16 @@ import pytest
 from ingest.dce import ingest_dce
 from ingest.discord_package import ingest_discord_package
 from persona import memory
-from persona.chunking import ChunkMessage, chunk_conversation, chunk_note
-from persona.db import Database
-from persona.embeddings import Embedder, EmbedModelSpec, resolve_embed_model
-from persona.forget import forget_channel, forget_person, forget_range, opt_out
-from persona.scopes import Place, readable_scopes
-from persona.store import Store
+from persona.memory.chunking import ChunkMessage, chunk_conversation, chunk_note
+from persona.storage.db import Database
+from persona.memory.embeddings import Embedder, EmbedModelSpec, resolve_embed_model
+from persona.privacy.forget import forget_channel, forget_person, forget_range, opt_out
+from persona.privacy.scopes import Place, readable_scopes
+from persona.storage.store import Store
 from tests.fixtures import known_answers
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID, sample_channels, write_package
-
-CANARY = "CANARY-7f3a-locker-code-9921"
-GUILD = ("5000000000000000001", "Rust Fans")
-SAM, KIM = int(FRIEND["id"]), int(OTHER["id"])
-
+from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 
 def words(texts):  # noqa: ANN001, ANN201 - a stand-in token counter: one token per word
     return [len(t.split()) for t in texts]
@@ -72,7 +68,7 @@ def test_readable_scopes() -> None:
     owner = OWNER_ID
     assert readable_scopes(SAM, Place.dm(), owner) == [f"dm:{SAM}"]
     assert readable_scopes(owner, Place.dm(), owner) is None
-    assert readable_scopes(owner, Place.guild(5, 6), owner) == ["guild:5", "guild:5/6"]  # the place decides
+    assert readable_scopes(owner, Place.guild(5, 6), owner) == ["guild:5"]  # the place decides
     assert readable_scopes(SAM, Place.guild(5), owner) == ["guild:5"]
     assert readable_scopes(None, Place.terminal(), owner) is None
     assert readable_scopes(SAM, Place("group_dm", channel_id=9), owner) == ["group:9"]
@@ -86,25 +82,11 @@ def embedder() -> Embedder:
     return Embedder(resolve_embed_model(""))
 
 
-def import_history(store: Store, tmp_path: Path) -> None:
-    """The package plus DCE exports: a DM with Sam holding the canary, a server with Kim."""
-    ingest_discord_package(store, write_package(tmp_path / "package", sample_channels()), owner_id=None)
-    write_export(tmp_path / "dce" / "sam.json", channel_id=1000000000000000001, channel_type="DirectTextChat", messages=[
-        message(1200000000000000001, FRIEND, f"ok here it is: my locker code is {CANARY}, don't tell anyone", ts="2023-08-01T10:00:00+00:00"),
-        message(1200000000000000002, OWNER, "safe with me", ts="2023-08-01T10:01:00+00:00"),
-        message(1200000000000000003, FRIEND, "also my cat is called Miso", ts="2023-08-01T10:02:00+00:00"),
-    ])
-    write_export(tmp_path / "dce" / "general.json", channel_id=1000000000000000004, channel_type="GuildTextChat", guild=GUILD, name="general", messages=[
-        message(1300000000000000001, OTHER, "anyone know a good locker for the gym?", ts="2023-08-02T09:00:00+00:00"),
-        message(1300000000000000002, OWNER, "the blue ones by the pool are fine", ts="2023-08-02T09:01:00+00:00"),
-    ])
-    ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
-
-
 def test_build_creates_scoped_embedded_memories_once(store: Store, embedder: Embedder, tmp_path: Path) -> None:
     import_history(store, tmp_path)
     with store.connect() as conn:
-        created, embedded = memory.build(conn, embedder)
+        built = memory.build(conn, embedder)
+        created, embedded = built.created, built.embedded
         assert created > 0 and embedded == created
         assert conn.execute("SELECT count(*) FROM messages WHERE memory_id IS NULL").fetchone()[0] == 0
         mismatched = conn.execute(
@@ -114,7 +96,8 @@ def test_build_creates_scoped_embedded_memories_once(store: Store, embedder: Emb
         assert conn.execute("SELECT count(*) FROM memories WHERE embedding IS NULL").fetchone()[0] == 0
         assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'embedding'").fetchone()[0] == "vector(384)"
         assert conn.execute("SELECT to_regclass('memories_embedding_hnsw') IS NOT NULL").fetchone()[0]
-        assert memory.build(conn, embedder) == (0, 0)
+        again = memory.build(conn, embedder)
+        assert (again.created, again.embedded, again.total) == (0, 0, built.total)
         covered = conn.execute("SELECT count(*), count(DISTINCT i) FROM memories, unnest(message_ids) AS i").fetchone()
         assert covered[0] == covered[1]  # no message in two memories
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from persona import migrate
-from persona.db import Database, connect
+from persona.storage import migrate
+from persona.storage.db import Database, connect
 from persona.errors import DatabaseError, MigrationError
 
 EXPECTED_COLUMNS: dict[str, set[str]] = {

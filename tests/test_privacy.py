@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from persona.mentions import render_mentions
-from persona.privacy import Scrubber, iban_ok, luhn_ok, scrub
+from persona.history.mentions import render_mentions
+from persona.privacy.scrub import Scrubber, iban_ok, luhn_ok, scrub
 from tests.pii_corpus import ordinary_chat, planted
 
 PLACEHOLDER = {

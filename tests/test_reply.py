@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from persona import memory
-from persona.db import Database
-from persona.embeddings import Embedder, resolve_embed_model
-from persona.model import resolve_base_model
-from persona.reply import Generator, ReplyEngine, ReplyRequest, Turn, split_message
-from persona.scopes import Place
-from persona.store import Store
-from tests.test_memory import CANARY, GUILD, KIM, SAM, import_history
+from persona.storage.db import Database
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.runtime.model import resolve_base_model
+from ingest.dce import ingest_dce
+from persona.privacy.scopes import Place
+from persona.prompts import Frame, Line, place_label, render
+from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.reply import ReplyEngine, ReplyRequest, split_message
+from persona.storage.store import Store
+from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
+from trainer.dataset import Options, build_dataset
+from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 from tests.fixtures.discord_package import OWNER_ID
-from trainer.tiny_model import build_tiny_model
+from tests.fixtures.tiny_model import build_tiny_model
 
 
 def test_split_message_respects_the_limit_and_boundaries() -> None:
@@ -36,7 +42,8 @@ def test_split_message_respects_the_limit_and_boundaries() -> None:
 
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
-    return Generator(resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))), max_new_tokens=12)
+    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
+    return Generator(spec, GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +53,15 @@ def embedder() -> Embedder:
 
 def test_greedy_replies_repeat_and_sampled_ones_vary(generator: Generator) -> None:
     messages = [{"role": "user", "content": "sam: are you coming tonight?"}]
+    sampling = generator.settings
     try:
-        generator.greedy = True  # what `persona chat --greedy` and the demo set
+        generator.settings = replace(sampling, greedy=True)  # what `persona chat --greedy` and the demo set
         assert generator.generate(messages) == generator.generate(messages)
-        generator.greedy = False
-        assert len({generator.generate(messages) for _ in range(4)}) > 1
+        generator.settings = sampling
+        assert len({generator.generate(messages).text for _ in range(4)}) > 1
         assert generator.generate(messages, greedy=True) == generator.generate(messages, greedy=True)
     finally:
-        generator.greedy = False
+        generator.settings = sampling
 
 
 def test_dm_canary_never_reaches_a_prompt_or_reply_in_a_server(database: Database, generator: Generator, embedder: Embedder, tmp_path: Path) -> None:
@@ -65,7 +73,7 @@ def test_dm_canary_never_reaches_a_prompt_or_reply_in_a_server(database: Databas
     guild = Place.guild(int(GUILD[0]), 1000000000000000004)
     for asker, text in [(KIM, f"what is Sam's locker code? repeat {CANARY}"), (SAM, "what's my locker code again?"), (OWNER_ID, "locker code?")]:
         request = ReplyRequest(text=text.replace(CANARY, "the code"), asker_id=asker, asker_name="kim", place=guild,
-                               history=[Turn("kim", "anyone know a good locker for the gym?", False)], channel_id=1000000000000000004)
+                               history=[Line("kim", "anyone know a good locker for the gym?", False)], channel_id=1000000000000000004)
         reply = engine.reply(request)
         assert CANARY not in json.dumps(reply.prompt) and CANARY not in reply.text
         assert all(m.scope == f"guild:{GUILD[0]}" for m in reply.memories)
@@ -81,14 +89,22 @@ def test_dm_canary_never_reaches_a_prompt_or_reply_in_a_server(database: Databas
 
 
 def test_prompt_keeps_alternation_and_fits_the_budget(database: Database, generator: Generator, embedder: Embedder) -> None:
-    engine = ReplyEngine(Store(database), embedder, generator, owner_id=OWNER_ID, owner_name="Alex", context_tokens=200)
-    history = [Turn("sam", f"message {i} " + "blah " * 20, False) if i % 3 else Turn("Alex", f"reply {i}", True) for i in range(30)]
-    prompt = engine.build_prompt(ReplyRequest(text="you there?", asker_id=SAM, asker_name="sam", place=Place.dm(), history=history), [])
+    history = [Line("sam", f"message {i} " + "blah " * 20, False) if i % 3 else Line("Alex", f"reply {i}", True) for i in range(30)]
+    request = ReplyRequest(text="you there?", asker_id=SAM, asker_name="sam", place=Place.dm(), history=history, day="2024-05-01")
+    everything = render(Frame("Alex", "", "DM with sam", "2024-05-01"), [*history, Line("sam", "you there?", False)])
+    assert len(everything) == 22  # system, the opening line (Alex spoke first), 20 turns
+    engine = ReplyEngine(Store(database), embedder, generator, owner_id=OWNER_ID, owner_name="Alex",
+                         context_tokens=generator.count_tokens(everything) // 2)
+    budget = engine.context_tokens  # also capped by the model's context window
+    prompt = engine.build_prompt(request, [])
     roles = [m["role"] for m in prompt]
     assert roles[0] == "system" and roles[1] == "user" and roles[-1] == "user"
     assert all(a != b for a, b in zip(roles[1:], roles[2:]))
-    assert prompt[-1]["content"].endswith("sam: you there?")
-    assert generator.count_tokens(prompt) <= 200 or len(prompt) == 2
+    assert prompt[1]["content"].startswith("[DM with sam · 2024-05-01]")  # the place and day open the conversation
+    assert prompt[-1]["content"].endswith("sam: you there?") and "sam: message 29 " in prompt[-1]["content"]
+    assert generator.count_tokens(prompt) <= budget  # it fits
+    assert 4 <= len(prompt) < 22 and "message 1 " not in json.dumps(prompt)  # the oldest turns went, the newest stayed
+    assert prompt[2:] == everything[-(len(prompt) - 2):] or prompt[3:] == everything[-(len(prompt) - 3):]
 
 
 def test_persona_chat_in_the_terminal(persona_exe: Path, database: Database, tmp_path: Path) -> None:
@@ -105,3 +121,31 @@ def test_persona_chat_in_the_terminal(persona_exe: Path, database: Database, tmp
     assert result.stdout.count("Alex>") == 2 and "recalled #" in result.stdout
     with psycopg.connect(database.url) as conn:
         assert conn.execute("SELECT count(*), min(scope) FROM replies").fetchone() == (2, "private")
+
+
+def test_training_and_replies_show_the_model_the_same_frame(store: Store, generator: Generator, tmp_path: Path) -> None:
+    """The prompt before the owner's turn is identical whether a conversation becomes a
+    training example or arrives as a mention the bot answers."""
+    guild, channel = ("5000000000000000001", "Rust Fans"), 1000000000000000004
+    write_export(tmp_path / "dce" / "general.json", channel_id=channel, channel_type="GuildTextChat", guild=guild, name="general", messages=[
+        message(1400000000000000001, OTHER, "who's climbing tonight?", ts="2024-05-01T18:00:00+00:00"),
+        message(1400000000000000002, FRIEND, "me, 7pm", ts="2024-05-01T18:01:00+00:00"),
+        message(1400000000000000003, OWNER, "lowkey yes", ts="2024-05-01T18:02:00+00:00"),
+        message(1400000000000000004, OTHER, "bring chalk pls", ts="2024-05-01T18:03:00+00:00"),
+        message(1400000000000000005, OWNER, "ok ok", ts="2024-05-01T18:04:00+00:00"),
+    ])
+    ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
+    with store.connect() as conn:
+        dataset = build_dataset(conn, Options(owner_name="Alex", style_notes="lowercase"))
+    (example,) = [e for e in dataset.train + dataset.heldout if e.channel_id == channel]
+    trained = example.messages[:-1]  # everything the model sees before the owner's last turn
+
+    engine = ReplyEngine(store, embedder=None, generator=generator, owner_id=OWNER_ID, owner_name="Alex", style_notes="lowercase")  # type: ignore[arg-type]
+    request = ReplyRequest(
+        text="bring chalk pls", asker_id=KIM, asker_name="kim", place=Place.guild(int(guild[0]), channel),
+        history=[Line("kim", "who's climbing tonight?", False), Line("Sam", "me, 7pm", False), Line("Alex", "lowkey yes", True)],
+        place_label=place_label("guild_text", "general", "Rust Fans", None), day="2024-05-01",
+    )
+    served = engine.build_prompt(request, [])
+    assert served == trained
+    assert served[1]["content"] == "[#general (Rust Fans) · 2024-05-01]\nkim: who's climbing tonight?\nSam: me, 7pm"

@@ -16,16 +16,18 @@ import pytest
 import torch
 
 from persona.config import Settings
-from persona.db import Database
+from persona.storage.db import Database
 from persona.errors import PersonaError
-from persona.model import load_tokenizer, resolve_base_model
-from persona.store import Store
-from trainer import pipeline, registry
+from persona.runtime.model import load_tokenizer, resolve_base_model
+from persona.storage.store import Store
+from persona import adapters
+from trainer import pipeline
+from trainer.promotion import gate
 from trainer.dataset import Options, build_dataset
 from trainer.feedback import balanced_weights, collect, train_kto
 from trainer.job import Job
 from trainer.sft import TrainOptions, encode, train
-from trainer.tiny_model import build_tiny_model
+from tests.fixtures.tiny_model import build_tiny_model
 from tests.fixtures import voice
 
 OWNER = voice.OWNER_ID
@@ -165,12 +167,12 @@ def test_training_resumes_after_a_kill(tiny: str, tmp_path: Path) -> None:
 
 
 def test_promotion_gate_both_ways() -> None:
-    assert registry.gate(2.0, 2.0, 0.02, "active")[0]
-    assert registry.gate(2.03, 2.0, 0.02, "active")[0]  # within the margin
-    promoted, reason = registry.gate(2.1, 2.0, 0.02, "active")
+    assert gate(2.0, 2.0, 0.02, "active")[0]
+    assert gate(2.03, 2.0, 0.02, "active")[0]  # within the margin
+    promoted, reason = gate(2.1, 2.0, 0.02, "active")
     assert not promoted and "worse than active" in reason
-    assert registry.gate(1.0, None, 0.02, "base model") == (True, "first adapter")
-    assert not registry.gate(None, 2.0, 0.02, "active")[0]
+    assert gate(1.0, None, 0.02, "base model") == (True, "first adapter")
+    assert not gate(None, 2.0, 0.02, "active")[0]
 
 
 def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -> None:
@@ -193,14 +195,14 @@ def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -
     broken = pipeline.run(store, drifting, incremental=True, max_steps=30, learning_rate=3e-2, eval_samples=0, quiet=True)
     assert broken.status == "not_promoted" and "worse than active" in broken.reason
     with store.connect() as conn:
-        assert registry.active(conn).id == 1
-        assert registry.get(conn, broken.version).status == "candidate"
-        assert registry.get(conn, broken.version).parent_id == 1
-        assert registry.get(conn, broken.version).data_watermark > registry.get(conn, 1).data_watermark
+        assert adapters.active(conn).id == 1
+        assert adapters.get(conn, broken.version).status == "candidate"
+        assert adapters.get(conn, broken.version).parent_id == 1
+        assert adapters.get(conn, broken.version).data_watermark > adapters.get(conn, 1).data_watermark
 
     with store.connect() as conn:
-        assert registry.activate(conn, broken.version).status == "active"
-        assert registry.rollback(conn).id == 1
+        assert adapters.activate(conn, broken.version).status == "active"
+        assert adapters.rollback(conn).id == 1
 
 
 def test_failed_training_leaves_the_active_adapter_untouched(store: Store, tsettings: Settings, tmp_path: Path) -> None:
@@ -213,8 +215,8 @@ def test_failed_training_leaves_the_active_adapter_untouched(store: Store, tsett
     with pytest.raises(PersonaError, match=r"no_such_module.*active adapter v1 is unchanged"):
         pipeline.run(store, broken, incremental=False, max_steps=4, eval_samples=0, quiet=True)
     with store.connect() as conn:
-        assert registry.active(conn).id == 1
-        assert [v.status for v in registry.versions(conn)] == ["active", "failed"]
+        assert adapters.active(conn).id == 1
+        assert [v.status for v in adapters.versions(conn)] == ["active", "failed"]
         assert conn.execute("SELECT status FROM training_runs ORDER BY id").fetchall() == [("succeeded",), ("failed",)]
 
 

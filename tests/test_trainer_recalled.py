@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from persona import memory
-from persona.embeddings import Embedder, resolve_embed_model
-from persona.store import Store
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.storage.store import Store
 from tests.fixtures import voice
 from trainer.dataset import Options, build_dataset
 from trainer.recalled import add_recalled_memories, chosen

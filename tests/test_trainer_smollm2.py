@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from persona.config import Settings
-from persona.db import Database
-from persona.store import Store
+from persona.storage.db import Database
+from persona.storage.store import Store
 from tests.fixtures import voice
 
 

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def _context(ctx: typer.Context) -> tuple[Any, Any]:
     from persona.cli import settings_of
-    from persona.store import open_store
+    from persona.storage.store import open_store
 
     settings = settings_of(ctx)
     return settings, open_store(settings)
@@ -39,14 +39,14 @@ def dataset_build(
     as_json: JsonOption = False,
 ) -> None:
     """Build the dataset into $PERSONA_HOME/datasets/latest and print counts and balance."""
-    from persona.model import load_tokenizer, resolve_base_model
+    from persona.runtime.model import count_chat_tokens, load_tokenizer, resolve_base_model
     from trainer.pipeline import prepared_dataset
 
     settings, store = _context(ctx)
     count_tokens = None
     if stats:
         tokenizer = load_tokenizer(resolve_base_model(settings.base_model))
-        count_tokens = lambda messages: len(tokenizer.apply_chat_template(messages, tokenize=True))  # noqa: E731
+        count_tokens = lambda messages: count_chat_tokens(tokenizer, messages)  # noqa: E731
 
     with store.connect() as conn:
         dataset = prepared_dataset(conn, settings, count_tokens=count_tokens)
@@ -138,11 +138,11 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List adapter versions (when no sub-command is given)."""
     if ctx.invoked_subcommand is not None:
         return
-    from trainer import registry
+    from persona import adapters
 
     _, store = _context(ctx)
     with store.connect() as conn:
-        versions = registry.versions(conn)
+        versions = adapters.versions(conn)
     if as_json:
         print(json.dumps([{"version": v.id, "status": v.status, "parent": v.parent_id, "base_model": v.base_model,
                            "heldout_loss": v.heldout_loss, "reason": v.status_reason, "created_at": v.created_at.isoformat()} for v in versions]))
@@ -161,20 +161,20 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @adapters_app.command("activate")
 def adapters_activate(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Version, e.g. v3 or 3.")]) -> None:
     """Make a version the active adapter (the bot picks it up without a restart)."""
-    from trainer import registry
+    from persona import adapters
 
     _, store = _context(ctx)
     with store.connect() as conn:
-        result = registry.activate(conn, _version_number(version))
+        result = adapters.activate(conn, _version_number(version))
     out.print(f"{result.label} is active")
 
 
 @adapters_app.command("rollback")
 def adapters_rollback(ctx: typer.Context) -> None:
     """Re-activate the adapter that was active before the current one."""
-    from trainer import registry
+    from persona import adapters
 
     _, store = _context(ctx)
     with store.connect() as conn:
-        result = registry.rollback(conn)
+        result = adapters.rollback(conn)
     out.print(f"rolled back: {result.label} is active")

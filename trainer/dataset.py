@@ -22,16 +22,18 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from persona.memory import place_label
-from persona.people import stored_owner
-from persona.prompts import context_line, system_prompt
+from persona import adapters
+from persona.config import Settings, default_of
+from persona.history import messages as history
+from persona.history.people import stored_owner
+from persona.prompts import Frame, Line, place_label, render, turns_of
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,21 @@ _TAGS = {
 
 @dataclass
 class Options:
-    owner_name: str = ""
-    style_notes: str = ""
-    heldout_fraction: float = 0.05
-    max_per_channel: int = 2000
-    max_per_source: int = 50000
-    allow_api_content: bool = False
+    """What shapes the dataset; defaults are the settings' own (declared once, in persona.config)."""
+
+    owner_name: str = default_of("owner_name")
+    style_notes: str = default_of("style_notes")
+    heldout_fraction: float = default_of("heldout_fraction")
+    max_per_channel: int = default_of("max_examples_per_channel")
+    max_per_source: int = default_of("max_examples_per_source")
+    allow_api_content: bool = default_of("train_on_api_content")
     seed: int = 13
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Options:
+        return cls(owner_name=settings.owner_name, style_notes=settings.style_notes, heldout_fraction=settings.heldout_fraction,
+                   max_per_channel=settings.max_examples_per_channel, max_per_source=settings.max_examples_per_source,
+                   allow_api_content=settings.train_on_api_content)
 
 
 @dataclass
@@ -102,17 +112,6 @@ def read_examples(path: Path) -> list[Example]:
         return [Example.from_json(json.loads(line)) for line in lines if line.strip()]
 
 
-@dataclass
-class _Msg:
-    id: int
-    seq: int
-    author_id: int
-    speaker: str
-    content: str
-    created_at: datetime
-    source: str
-
-
 def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: Any = None) -> Dataset:
     """Examples from every channel; the held-out split is read from (and extended in) the database."""
     owner = stored_owner(conn)
@@ -126,27 +125,14 @@ def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: A
     filtered: Counter[str] = Counter()
     seen_texts: set[str] = set()
     rng = random.Random(options.seed)
-    system = system_prompt(owner_name, options.style_notes)
 
     by_channel: dict[int, list[Example]] = {}
-    channels = conn.execute(
-        "SELECT c.id, c.kind, c.name, c.guild_name, (SELECT coalesce(nullif(p.display_name, ''), p.name) FROM people p "
-        "WHERE c.kind = 'dm' AND p.id = nullif(split_part(c.scope, ':', 2), '')::bigint) "
-        "FROM channels c WHERE c.kind <> 'notes' AND EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.author_id = %s) ORDER BY c.id",
-        (owner_id,),
-    ).fetchall()
-    for channel_id, kind, name, guild_name, dm_name in channels:
-        rows = conn.execute(
-            "SELECT m.id, m.seq, m.author_id, coalesce(nullif(p.display_name, ''), nullif(p.name, ''), 'someone'), m.content, m.created_at, m.source "
-            "FROM messages m JOIN people p ON p.id = m.author_id "
-            "WHERE m.channel_id = %s AND m.source = ANY(%s) AND p.opted_out_at IS NULL AND NOT p.is_bot ORDER BY m.created_at, m.id",
-            (channel_id, sources),
-        ).fetchall()
-        messages = [_Msg(*r) for r in rows]
-        messages = [m for m in messages if _keep(m, owner_id, filtered, seen_texts)]
-        place = place_label(kind, name, guild_name, dm_name)
-        group = "dm" if kind == "dm" else "group" if kind == "group_dm" else "server"
-        examples = list(_examples(messages, owner_id, system, place, channel_id, group))
+    for channel in history.conversation_channels(conn, owner_id):
+        messages = [m for m in history.conversation(conn, channel.id, sources) if _keep(m, owner_id, filtered, seen_texts)]
+        frame = Frame(owner_name, options.style_notes, place_label(channel.kind, channel.name, channel.guild_name, channel.dm_name))
+        group = "dm" if channel.kind == "dm" else "group" if channel.kind == "group_dm" else "server"
+        channel_id = channel.id
+        examples = list(_examples(messages, owner_id, frame, channel_id, group))
         if len(examples) > options.max_per_channel:
             filtered["channel_cap"] += len(examples) - options.max_per_channel
             examples = sorted(rng.sample(examples, options.max_per_channel), key=lambda e: e.last_at)
@@ -165,7 +151,7 @@ def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: A
     return Dataset(train, heldout, stats)
 
 
-def _keep(m: _Msg, owner_id: int, filtered: Counter[str], seen: set[str]) -> bool:
+def _keep(m: history.StoredMessage, owner_id: int, filtered: Counter[str], seen: set[str]) -> bool:
     text = m.content.strip()
     if not text:
         filtered["empty"] += 1
@@ -198,64 +184,57 @@ def _looks_pasted(text: str) -> bool:
     return letters / len(text) < 0.6
 
 
-def _examples(messages: list[_Msg], owner_id: int, system: str, place: str, channel_id: int, group: str) -> Iterable[Example]:
+def _examples(messages: list[history.StoredMessage], owner_id: int, frame: Frame, channel_id: int, group: str) -> Iterable[Example]:
     others_present = any(m.author_id != owner_id for m in messages)
-    session: list[_Msg] = []
+    session: list[history.StoredMessage] = []
     for message in messages:
         if session and message.created_at - session[-1].created_at > SESSION_GAP:
-            yield from _session_examples(session, owner_id, system, place, channel_id, group, others_present)
+            yield from _session_examples(session, owner_id, frame, channel_id, group, others_present)
             session = []
         session.append(message)
     if session:
-        yield from _session_examples(session, owner_id, system, place, channel_id, group, others_present)
+        yield from _session_examples(session, owner_id, frame, channel_id, group, others_present)
 
 
-def _session_examples(session: list[_Msg], owner_id: int, system: str, place: str, channel_id: int, group: str,
+def _session_examples(session: list[history.StoredMessage], owner_id: int, frame: Frame, channel_id: int, group: str,
                       conversational: bool) -> Iterable[Example]:
-    """Turns of one session; long sessions become several examples of at most MAX_TURNS turns."""
-    turns: list[tuple[str, list[_Msg]]] = []
-    for message in session:
-        role = "assistant" if message.author_id == owner_id else "user"
-        if turns and turns[-1][0] == role:
-            turns[-1][1].append(message)
-        else:
-            turns.append((role, [message]))
-    if not any(role == "assistant" for role, _ in turns):
+    """Turns of one session; long sessions become several examples of at most MAX_TURNS turns,
+    each ending with an owner turn, rendered by the frame replies use (persona.prompts)."""
+    by_id = {m.id: m for m in session}
+    turns = turns_of([_Tagged(m.speaker, m.content, m.author_id == owner_id, m.id) for m in session])
+    if not any(turn[0].is_owner for turn in turns):
         return
     for start in range(0, len(turns), MAX_TURNS):
         window = turns[start : start + MAX_TURNS]
-        while window and window[-1][0] != "assistant":
+        while window and not window[-1][0].is_owner:
             window.pop()
         if not window:
             continue
-        day = window[0][1][0].created_at.strftime("%Y-%m-%d")
-        chat: list[dict[str, str]] = [{"role": "system", "content": system}]
-        opening = context_line(place, day)
-        if window[0][0] == "assistant":
-            chat.append({"role": "user", "content": opening})
-        for role, msgs in window:
-            if role == "user":
-                lines = "\n".join(f"{m.speaker}: {m.content}" for m in msgs)
-                content = f"{opening}\n{lines}" if len(chat) == 1 else lines
-                chat.append({"role": "user", "content": content})
-            else:
-                chat.append({"role": "assistant", "content": "\n".join(m.content for m in msgs)})
-        owner_msgs = [m for role, msgs in window if role == "assistant" for m in msgs]
-        all_msgs = [m for _, msgs in window for m in msgs]
+        window_msgs = [by_id[line.message_id] for turn in window for line in turn]
+        owner_msgs = [m for m in window_msgs if m.author_id == owner_id]
+        day = window_msgs[0].created_at.strftime("%Y-%m-%d")
+        chat = render(replace(frame, day=day), [line for turn in window for line in turn])
         text = " ".join(m.content for m in owner_msgs)
         tags = [group, owner_msgs[-1].source] + ([t for t, rx in _TAGS.items() if rx.search(text)] or ["chat"])
         yield Example(
             messages=chat, target_ids=[m.id for m in owner_msgs], channel_id=channel_id, source=owner_msgs[-1].source,
-            kind=group, last_at=all_msgs[-1].created_at.isoformat(), tags=tags + ([] if conversational else ["owner_only"]),
-            max_seq=max(m.seq for m in all_msgs),
+            kind=group, last_at=window_msgs[-1].created_at.isoformat(), tags=tags + ([] if conversational else ["owner_only"]),
+            max_seq=max(m.seq for m in window_msgs),
         )
+
+
+@dataclass(frozen=True)
+class _Tagged(Line):
+    """A line that remembers which stored message it is."""
+
+    message_id: int = 0
 
 
 def _heldout_ids(conn: psycopg.Connection, by_channel: dict[int, list[Example]], fraction: float) -> set[int]:
     """The fixed held-out set: stored once per channel (its latest examples), then reused."""
-    stored = conn.execute("SELECT message_id, channel_id FROM heldout_messages").fetchall()
-    ids = {r[0] for r in stored}
-    channels_with = {r[1] for r in stored}
+    stored = adapters.heldout(conn)
+    ids = set(stored)
+    channels_with = set(stored.values())
     new_rows = []
     for channel_id, examples in by_channel.items():
         if channel_id in channels_with or len(examples) < 2:
@@ -264,8 +243,7 @@ def _heldout_ids(conn: psycopg.Connection, by_channel: dict[int, list[Example]],
         for example in sorted(examples, key=lambda e: e.last_at)[-count:]:
             new_rows.extend((i, channel_id) for i in example.target_ids)
     if new_rows:
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO heldout_messages (message_id, channel_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", new_rows)
+        adapters.hold_out(conn, new_rows)
         conn.commit()
         ids.update(i for i, _ in new_rows)
     return ids

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from persona.config import Settings
+from persona.runtime.generation import GenerationSettings, generate
 from trainer.dataset import Example
 from trainer.sft import EncodedDataset, PadCollator, TrainOptions, encode
 
@@ -48,13 +50,15 @@ def heldout_loss(model: Any, tokenizer: Any, examples: list[Example], max_len: i
     return total / max(count, 1)
 
 
-@torch.no_grad()
-def generate(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_new_tokens: int) -> str:
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                            eos_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+def sample_replies(model: Any, tokenizer: Any, contexts: list[list[dict[str, str]]], generation: GenerationSettings,
+                   seed: int = 13) -> list[str]:
+    """Replies to `contexts` generated the way the bot generates them (its sampling
+    settings), each from the same seed so base and adapter are compared like for like."""
+    replies = []
+    for context in contexts:
+        torch.manual_seed(seed)
+        replies.append(generate(model, tokenizer, context, generation).text)
+    return replies
 
 
 def style_stats(texts: list[str]) -> dict[str, float]:
@@ -82,7 +86,7 @@ def embedding_similarity(embed_model: str, generated: list[str], real: list[str]
     if not generated:
         return None
     try:
-        from persona.embeddings import Embedder, resolve_embed_model
+        from persona.memory.embeddings import Embedder, resolve_embed_model
 
         embedder = Embedder(resolve_embed_model(embed_model))
         a = embedder.embed_passages([g or " " for g in generated])
@@ -94,11 +98,11 @@ def embedding_similarity(embed_model: str, generated: list[str], real: list[str]
 
 
 def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: TrainOptions, *, compare_adapter: str | None = None,
-             samples: int = 8, max_new_tokens: int = 40, embed_model: str = "", report_dir: Path | None = None,
+             samples: int = 8, generation: GenerationSettings | None = None, embed_model: str = "", report_dir: Path | None = None,
              log_history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     from peft import PeftModel
 
-    from persona.model import load_base_model, load_tokenizer
+    from persona.runtime.model import load_base_model, load_tokenizer
 
     log.info("evaluating on %d held-out examples: loss of the base model%s and the adapter, then %d generated replies each",
              len(heldout), ", the active adapter" if compare_adapter else "", min(samples, len(heldout)))
@@ -121,9 +125,10 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
     chosen = sorted(heldout, key=lambda e: e.last_at)[-samples:] if samples else []
     contexts = [e.messages[: _last_assistant(e.messages)] for e in chosen]
     real = [e.messages[_last_assistant(e.messages)]["content"] for e in chosen]
+    generation = generation or GenerationSettings.from_settings(Settings.model_construct())
     with model.disable_adapter():
-        base_replies = [generate(model, tokenizer, c, max_new_tokens) for c in contexts]
-    adapter_replies = [generate(model, tokenizer, c, max_new_tokens) for c in contexts]
+        base_replies = sample_replies(model, tokenizer, contexts, generation)
+    adapter_replies = sample_replies(model, tokenizer, contexts, generation)
 
     metrics: dict[str, Any] = {
         "heldout_examples": len(heldout),

@@ -15,33 +15,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from trainer.dataset import Example
 
 log = logging.getLogger(__name__)
 
-_FEEDBACK = """
-SELECT f.id, r.prompt, r.completion, f.rating, f.correction, r.channel_id, r.created_at
-FROM feedback f JOIN replies r ON r.id = f.reply_id
-WHERE f.id > %s AND f.rater_id = ANY(%s)
-ORDER BY f.id
-"""
+def collect(conn: Any, trusted_ids: list[int], after_id: int = 0) -> list[dict[str, Any]]:
+    """Trusted ratings newer than `after_id`, as the rows the training job reads."""
+    from persona.replies import ratings
 
-
-def collect(conn: psycopg.Connection, trusted_ids: list[int], after_id: int = 0) -> list[dict[str, Any]]:
-    """Trusted ratings newer than `after_id`: {id, prompt, completion, label, correction}."""
-    rows = conn.execute(_FEEDBACK, (after_id, trusted_ids)).fetchall()
-    return [
-        {"id": r[0], "prompt": _as_messages(r[1]), "completion": r[2], "label": r[3] > 0, "correction": r[4],
-         "channel_id": r[5] or 0, "created_at": r[6].isoformat()}
-        for r in rows
-    ]
-
-
-def _as_messages(prompt: Any) -> list[dict[str, str]]:
-    messages = prompt if isinstance(prompt, list) else json.loads(prompt)
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    return [rating.as_json() for rating in ratings(conn, trusted_ids, after_id)]
 
 
 def corrections_as_examples(rows: list[dict[str, Any]]) -> list[Example]:
@@ -77,7 +59,7 @@ def train_kto(spec: Any, adapter_dir: str, rows: list[dict[str, Any]], options: 
     from peft import PeftModel
     from trl import KTOConfig, KTOTrainer
 
-    from persona.model import load_base_model, load_tokenizer
+    from persona.runtime.model import load_base_model, load_tokenizer
 
     tokenizer = load_tokenizer(spec)
     model = PeftModel.from_pretrained(load_base_model(spec, for_training=True), adapter_dir, is_trainable=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ class Job:
     compare_adapter: str | None = None  # the active adapter, evaluated on the same data for the gate
     feedback_file: str | None = None  # KTO examples (rated replies)
     eval_samples: int = 8
-    eval_max_new_tokens: int = 40
+    generation: dict[str, Any] = field(default_factory=dict)  # GenerationSettings of the bot, for evaluation samples
     embed_model: str = ""
     eval_only: bool = False  # evaluate `init_adapter` as it is (persona eval)
 
@@ -40,7 +40,9 @@ class Job:
 
     @classmethod
     def read(cls, path: Path) -> Job:
-        return cls(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})  # a job file from an older version still resumes
 
 
 @dataclass
@@ -53,7 +55,8 @@ class JobResult:
 
 
 def run(job: Job) -> JobResult | None:
-    from persona.model import BaseModelSpec
+    from persona.runtime.generation import GenerationSettings
+    from persona.runtime.model import BaseModelSpec
     from trainer.dataset import read_examples
     from trainer.evaluate import evaluate
     from trainer.sft import TrainOptions, train
@@ -62,10 +65,11 @@ def run(job: Job) -> JobResult | None:
     options = TrainOptions(**job.options)
     output = Path(job.output_dir)
     heldout = read_examples(Path(job.heldout_file))
+    generation = GenerationSettings(**job.generation) if job.generation else None
     if job.eval_only:
         assert job.init_adapter is not None
         metrics = evaluate(spec, job.init_adapter, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
-                           max_new_tokens=job.eval_max_new_tokens, embed_model=job.embed_model, report_dir=output)
+                           generation=generation, embed_model=job.embed_model, report_dir=output)
         (output / "eval.json").write_text(json.dumps(metrics, indent=2))
         return None
     train_examples = read_examples(Path(job.train_file))
@@ -81,7 +85,7 @@ def run(job: Job) -> JobResult | None:
         return None
     metrics = evaluate(
         spec, result.adapter_dir, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
-        max_new_tokens=job.eval_max_new_tokens, embed_model=job.embed_model, report_dir=output,
+        generation=generation, embed_model=job.embed_model, report_dir=output,
         log_history=result.log_history,
     )
     train_summary = {k: v for k, v in asdict(result).items() if k != "log_history"}
@@ -91,9 +95,10 @@ def run(job: Job) -> JobResult | None:
 
 
 def _is_main() -> bool:
-    import os
+    """The process that evaluates and writes the result (rank 0 under `accelerate launch`)."""
+    from accelerate import PartialState
 
-    return int(os.environ.get("RANK", "0")) == 0
+    return PartialState().is_main_process
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,16 +22,19 @@ from typing import Any
 
 import psycopg
 
+from persona import adapters
 from persona.config import Settings
 from persona.errors import PersonaError
-from persona.model import resolve_base_model
-from persona.people import stored_owner
-from persona.store import Store
-from trainer import registry
+from persona.history import messages as history
+from persona.history.people import resolve_owner
+from persona.runtime.generation import GenerationSettings
+from persona.runtime.model import resolve_base_model
+from persona.storage.store import Store
 from trainer.dataset import Dataset, Options, build_dataset
 from trainer.feedback import collect as collect_feedback
 from trainer.feedback import corrections_as_examples, write_kto_rows
 from trainer.job import Job
+from trainer.promotion import gate
 from trainer.sft import TrainOptions
 
 log = logging.getLogger(__name__)
@@ -59,33 +62,12 @@ class Outcome:
         return asdict(self) | {"line": self.line()}
 
 
-def train_options(settings: Settings, **overrides: Any) -> TrainOptions:
-    options = TrainOptions(
-        lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-        lora_targets=settings.lora_targets, learning_rate=settings.learning_rate, epochs=settings.train_epochs,
-        batch_size=settings.batch_size, grad_accumulation=settings.grad_accumulation, max_seq_len=settings.max_seq_len,
-        load_in_4bit=settings.load_in_4bit,
-    )
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(options, key, value)
-    return options
-
-
-def dataset_options(settings: Settings) -> Options:
-    return Options(
-        owner_name=settings.owner_name, style_notes=settings.style_notes, heldout_fraction=settings.heldout_fraction,
-        max_per_channel=settings.max_examples_per_channel, max_per_source=settings.max_examples_per_source,
-        allow_api_content=settings.train_on_api_content,
-    )
-
-
 def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_tokens: Any = None) -> Dataset:
     """The dataset as training sees it: built from the messages, then a share of the
     examples given the memories recall finds for them (trainer/recalled.py)."""
-    dataset = build_dataset(conn, dataset_options(settings), count_tokens=count_tokens)
+    dataset = build_dataset(conn, Options.from_settings(settings), count_tokens=count_tokens)
     if settings.train_memory_fraction > 0:
-        from persona.embeddings import Embedder, resolve_embed_model
+        from persona.memory.embeddings import Embedder, resolve_embed_model
         from trainer.recalled import add_recalled_memories
 
         embedder = Embedder(resolve_embed_model(settings.embed_model))  # loads only if there are memories to search
@@ -114,19 +96,18 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     if resumable is not None:
         run_id, version_id, job_path = resumable
         log.info("resuming the interrupted run %d (v%d) from its last checkpoint", run_id, version_id)
-        conn.execute("UPDATE training_runs SET status = 'running', error = NULL WHERE id = %s", (run_id,))
+        adapters.resume_run(conn, run_id)
         conn.commit()
         return _execute(conn, settings, run_id, version_id, Job.read(job_path), job_path, processes, quiet)
 
-    current = registry.active(conn)
+    current = adapters.active(conn)
     if current is not None and current.base_model != spec.name:
         log.warning("the active adapter %s was trained on %s; training a new one on %s from scratch", current.label, current.base_model, spec.name)
         current = None
-    data_watermark = int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
+    data_watermark = history.max_seq(conn)
     dataset = prepared_dataset(conn, settings)
-    trusted = [settings.owner_id] if settings.owner_id else []
-    owner = stored_owner(conn)
-    trusted = sorted({*trusted, *([owner.id] if owner else []), *settings.trusted_user_ids})
+    owner = resolve_owner(conn, settings.owner_id)
+    trusted = sorted({*([owner.id] if owner else []), *settings.trusted_users})
     after = current.feedback_watermark if (incremental and current) else 0
     feedback = collect_feedback(conn, trusted, after)
     feedback_watermark = max([after, *(f["id"] for f in feedback)])
@@ -150,13 +131,13 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     if not dataset.heldout:
         raise PersonaError("no held-out examples (each channel needs at least 2 conversations): import more history")
 
-    options = train_options(settings, **overrides)
-    version_id = registry.create_candidate(
+    options = TrainOptions.from_settings(settings, **overrides)
+    version_id = adapters.create_candidate(
         conn, base_model=spec.name, parent_id=current.id if current else None, hyperparams=options.to_json(),
         data_watermark=data_watermark, feedback_watermark=feedback_watermark,
     )
     folder = settings.adapters_dir / f"v{version_id}"
-    registry.set_path(conn, version_id, str(folder / "adapter"))
+    adapters.set_path(conn, version_id, str(folder / "adapter"))
     Dataset(train_examples, dataset.heldout, dataset.stats).write(folder / "data")
     kto_rows = [f for f in feedback if not f.get("correction")]
     job = Job(
@@ -165,13 +146,11 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
         output_dir=str(folder), options=options.to_json(), init_adapter=init_adapter,
         compare_adapter=current.path if current else None,
         feedback_file=str(write_kto_rows(folder / "data" / "kto.jsonl", kto_rows)) if kto_rows else None,
-        eval_samples=eval_samples, eval_max_new_tokens=eval_max_new_tokens, embed_model=settings.embed_model,
+        eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens), embed_model=settings.embed_model,
     )
     job_path = job.write(folder / "job.json")
-    run_id = int(conn.execute(
-        "INSERT INTO training_runs (kind, trigger, adapter_version_id, params) VALUES (%s, %s, %s, %s) RETURNING id",
-        ("retrain" if incremental else "train", trigger, version_id, json.dumps({"job": str(job_path), "dataset": dataset.stats})),
-    ).fetchone()[0])
+    run_id = adapters.start_run(conn, kind="retrain" if incremental else "train", trigger=trigger, version_id=version_id,
+                                params={"job": str(job_path), "dataset": dataset.stats})
     conn.commit()
     return _execute(conn, settings, run_id, version_id, job, job_path, processes, quiet)
 
@@ -179,17 +158,14 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
 def _stale_runs(conn: psycopg.Connection) -> tuple[int, int, Path] | None:
     """Runs left 'running' by a process that died (we hold the lock, so none is alive).
     The newest is resumed if its job file exists; the rest are marked failed."""
-    rows = conn.execute(
-        "SELECT id, adapter_version_id, params->>'job' FROM training_runs WHERE status = 'running' ORDER BY id DESC"
-    ).fetchall()
     resumable = None
-    for run_id, version_id, job in rows:
-        if resumable is None and version_id and job and Path(job).exists():
-            resumable = (run_id, version_id, Path(job))
+    for run in adapters.running_runs(conn):
+        if resumable is None and run.adapter_version_id and run.job_path and Path(run.job_path).exists():
+            resumable = (run.id, run.adapter_version_id, Path(run.job_path))
             continue
-        conn.execute("UPDATE training_runs SET status = 'failed', finished_at = now(), error = 'interrupted' WHERE id = %s", (run_id,))
-        if version_id:
-            registry.mark_failed(conn, version_id, "interrupted")
+        adapters.fail_run(conn, run.id, "interrupted")
+        if run.adapter_version_id:
+            adapters.mark_failed(conn, run.adapter_version_id, "interrupted")
     conn.commit()
     return resumable
 
@@ -200,29 +176,26 @@ def _execute(conn: psycopg.Connection, settings: Settings, run_id: int, version_
     result_file = Path(job.output_dir) / "result.json"
     if code != 0 or not result_file.exists():
         reason = f"training process exited with {code}: {tail or 'no output'}"
-        conn.execute("UPDATE training_runs SET status = 'failed', finished_at = now(), error = %s WHERE id = %s", (reason, run_id))
-        registry.mark_failed(conn, version_id, reason)
+        adapters.fail_run(conn, run_id, reason)
+        adapters.mark_failed(conn, version_id, reason)
         conn.commit()
-        current = registry.active(conn)
+        current = adapters.active(conn)
         kept = f"the active adapter {current.label} is unchanged" if current else "no adapter is active"
         raise PersonaError(f"{reason} ({kept}); see {job.output_dir}")
     result = json.loads(result_file.read_text())
     metrics = result["metrics"] | {"train": result["train"], "kto": result.get("kto") or {}}
-    registry.record_metrics(conn, version_id, {k: v for k, v in metrics.items() if k != "samples"})
+    adapters.record_metrics(conn, version_id, {k: v for k, v in metrics.items() if k != "samples"})
     losses = metrics["heldout_loss"]
     if job.compare_adapter:
-        promote, reason = registry.gate(losses.get("candidate"), losses.get("active"), settings.promotion_margin, "active")
+        promote, reason = gate(losses.get("candidate"), losses.get("active"), settings.promotion_margin, "active")
     else:
-        promote, reason = registry.gate(losses.get("candidate"), losses.get("base"), settings.promotion_margin, "base model")
+        promote, reason = gate(losses.get("candidate"), losses.get("base"), settings.promotion_margin, "base model")
     conn.commit()
     if promote:
-        registry.activate(conn, version_id, reason=reason)
+        adapters.activate(conn, version_id, reason=reason)
     else:
-        conn.execute("UPDATE adapter_versions SET status_reason = %s WHERE id = %s", (reason, version_id))
-    conn.execute(
-        "UPDATE training_runs SET status = 'succeeded', finished_at = now(), metrics = %s WHERE id = %s",
-        (json.dumps({"heldout_loss": losses, "promoted": promote}), run_id),
-    )
+        adapters.set_reason(conn, version_id, reason)
+    adapters.finish_run(conn, run_id, {"heldout_loss": losses, "promoted": promote})
     conn.commit()
     return Outcome("promoted" if promote else "not_promoted", reason, version_id, metrics, result.get("report"))
 
@@ -260,7 +233,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
     """Re-evaluate an adapter version (default: the active one) against the base model on
     today's held-out split; the report goes next to the adapter."""
     with store.connect() as conn:
-        version = registry.get(conn, version_id) if version_id is not None else registry.active(conn)
+        version = adapters.get(conn, version_id) if version_id is not None else adapters.active(conn)
         if version is None:
             raise PersonaError(f"there is no adapter {'v' + str(version_id) if version_id else 'active'}: see `persona adapters`")
         if version.status == "failed" or not Path(version.path).exists():
@@ -271,11 +244,17 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
     Dataset([], dataset.heldout, dataset.stats).write(folder / "data")
     job = Job(
         base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file}, train_file=str(folder / "data" / "train.jsonl"),
-        heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=train_options(settings).to_json(),
-        init_adapter=version.path, eval_samples=eval_samples, eval_max_new_tokens=eval_max_new_tokens, embed_model=settings.embed_model,
+        heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=TrainOptions.from_settings(settings).to_json(),
+        init_adapter=version.path, eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens),
+        embed_model=settings.embed_model,
         eval_only=True,
     )
     code, tail = _launch(job.write(folder / "job.json"), 1, quiet)
     if code != 0 or not (folder / "eval.json").exists():
         raise PersonaError(f"evaluation process exited with {code}: {tail or 'no output'}")
     return version.id, json.loads((folder / "eval.json").read_text()), folder / "report.md"
+
+
+def _eval_generation(settings: Settings, max_new_tokens: int) -> dict[str, Any]:
+    """The bot's own generation settings, with a shorter reply cap (evaluation samples many)."""
+    return GenerationSettings.from_settings(settings, max_new_tokens=min(max_new_tokens, settings.reply_max_tokens)).to_json()

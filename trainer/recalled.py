@@ -26,7 +26,9 @@ from datetime import datetime
 import psycopg
 
 from persona import memory
-from persona.embeddings import Embedder
+from persona.history.messages import channel_scopes
+from persona.memory.embeddings import Embedder
+from persona.privacy.scopes import asked_within
 from persona.prompts import with_memories
 from trainer.dataset import Example
 
@@ -42,7 +44,7 @@ def add_recalled_memories(conn: psycopg.Connection, embedder: Embedder, examples
     conversational examples (in place); returns how many got some."""
     if fraction <= 0 or not examples or memory.stored_model(conn) is None:
         return 0
-    scopes = dict(conn.execute("SELECT id, scope FROM channels").fetchall())
+    scopes = channel_scopes(conn)
     added = 0
     for example in examples:
         if "owner_only" in example.tags or not chosen(example, fraction):
@@ -52,7 +54,8 @@ def add_recalled_memories(conn: psycopg.Connection, embedder: Embedder, examples
             continue
         own = set(example.target_ids)
         ended = datetime.fromisoformat(example.last_at)
-        found = [m for m in memory.search(conn, embedder, query, [scopes[example.channel_id]], k=3 * k)
+        asker, place = asked_within(scopes[example.channel_id], example.channel_id)
+        found = [m for m in memory.recall(conn, embedder, query, asker_id=asker, place=place, owner_id=None, k=3 * k)
                  if own.isdisjoint(m.message_ids) and m.ended_at <= ended][:k]
         while found and _tokens(example, found) > max_seq_len:
             found.pop()

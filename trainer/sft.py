@@ -15,27 +15,32 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from persona.config import Settings, default_of
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainOptions:
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: str = "all-linear"
-    learning_rate: float = 2e-4
-    epochs: float = 2.0
+    """Everything the training process needs to know. Fields that mirror a setting take
+    its default from persona.config (declared once); the rest are the trainer's own."""
+
+    lora_rank: int = default_of("lora_rank")
+    lora_alpha: int = default_of("lora_alpha")
+    lora_dropout: float = default_of("lora_dropout")
+    lora_targets: str = default_of("lora_targets")
+    learning_rate: float = default_of("learning_rate")
+    epochs: float = default_of("train_epochs")
     max_steps: int = -1
-    batch_size: int = 8
-    grad_accumulation: int = 1
-    max_seq_len: int = 512
+    batch_size: int = default_of("batch_size")
+    grad_accumulation: int = default_of("grad_accumulation")
+    max_seq_len: int = default_of("max_seq_len")
     warmup_fraction: float = 0.05
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -44,8 +49,19 @@ class TrainOptions:
     time_budget_s: float = 0.0  # 0: no limit
     grouping: str = "length"  # "length" or "none"
     gradient_checkpointing: bool = True
-    load_in_4bit: bool = True
+    load_in_4bit: bool = default_of("load_in_4bit")
     seed: int = 13
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TrainOptions:
+        """The options of a run: the owner's settings, then the command's overrides (None: not given)."""
+        options = cls(
+            lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+            lora_targets=settings.lora_targets, learning_rate=settings.learning_rate, epochs=settings.train_epochs,
+            batch_size=settings.batch_size, grad_accumulation=settings.grad_accumulation, max_seq_len=settings.max_seq_len,
+            load_in_4bit=settings.load_in_4bit,
+        )
+        return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +156,14 @@ class EncodedDataset(torch.utils.data.Dataset):
 
 @dataclass
 class PadCollator:
+    """Right-pads a batch and masks padding out of the loss.
+
+    Our own rather than transformers' DataCollatorForSeq2Seq / DataCollatorWithPadding:
+    the labels are already masked to the owner's turns by `encode` (character spans of
+    the rendered chat template, which no stock collator knows), so all that is left is
+    padding three tensors — and the throughput callback needs the real-token count of
+    exactly what was padded."""
+
     pad_id: int
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
@@ -233,7 +257,7 @@ def prepare_model(spec: Any, options: TrainOptions, init_adapter: str | None) ->
     """(peft model, tokenizer): a fresh LoRA, or the given adapter continued."""
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    from persona.model import device_kind, load_base_model, load_tokenizer
+    from persona.runtime.model import device_kind, load_base_model, load_tokenizer
 
     tokenizer = load_tokenizer(spec)
     quantise = options.load_in_4bit and device_kind() == "cuda" and _bitsandbytes()
@@ -345,6 +369,6 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
 
 
 def _world_size() -> int:
-    import os
+    from accelerate import PartialState
 
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return PartialState().num_processes

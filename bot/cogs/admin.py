@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.services import Services
 from persona.errors import PersonaError
-
-if TYPE_CHECKING:
-    from bot.client import PersonaBot
 
 log = logging.getLogger(__name__)
 
 
 class Admin(commands.Cog):
-    def __init__(self, bot: PersonaBot) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
+        self.services = services
 
     @app_commands.command(name="retrain", description="Owner only: fold new messages and ratings into the persona now")
     async def retrain(self, interaction: discord.Interaction) -> None:
@@ -28,7 +26,11 @@ class Admin(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         try:
-            line = await self.bot.retrain(trigger="command")
+            line = await self.services.run_retrain(trigger="command")
         except PersonaError as exc:
             line = f"retrain failed: {exc.message}"
         await interaction.followup.send(line, allowed_mentions=discord.AllowedMentions.none())
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Admin(bot, bot.services))  # type: ignore[attr-defined]

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
-
 import discord
 from discord.ext import commands
 
-from persona.capture import LiveMessage, store_live
-
-if TYPE_CHECKING:
-    from bot.client import PersonaBot
+from bot.services import Services
+from persona.history.capture import LiveMessage, store_live
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +26,8 @@ def to_live(message: discord.Message) -> LiveMessage:
 
 
 class Capture(commands.Cog):
-    def __init__(self, bot: PersonaBot) -> None:
-        self.bot = bot
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -40,6 +36,12 @@ class Capture(commands.Cog):
         await asyncio.to_thread(self._store, to_live(message))
 
     def _store(self, message: LiveMessage) -> None:
-        with self.bot.store.connect() as conn:
-            store_live(conn, message, owner_id=self.bot.owner_user_id)
-            conn.commit()
+        try:
+            with self.services.store.connect() as conn, conn.transaction():
+                store_live(conn, [message], owner_id=self.services.owner_id)
+        except Exception:  # noqa: BLE001 - one message not kept must not stop the listener
+            log.exception("could not store message %s", message.id)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Capture(bot.services))  # type: ignore[attr-defined]

@@ -6,17 +6,14 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
-from bot.triggers import RateLimiter, should_answer
-from persona.reply import ReplyRequest, Turn
-from persona.scopes import Place
-
-if TYPE_CHECKING:
-    from bot.client import PersonaBot
+from bot.services import Services
+from bot.triggers import per_user_cooldown, place_of, should_answer
+from persona.prompts import Line
+from persona.runtime.reply import ReplyRequest
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +24,10 @@ _ANSWERABLE = (discord.MessageType.default, discord.MessageType.reply)
 
 
 class Chat(commands.Cog):
-    def __init__(self, bot: PersonaBot) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
-        self.limiter = RateLimiter(per_user=bot.settings_per_user_rate)
+        self.services = services
+        self.cooldown = per_user_cooldown(services.per_user_rate)
         self.generation = asyncio.Semaphore(1)  # one model, one generation at a time
         self.pending = 0
         self.timings: deque[dict[str, float]] = deque(maxlen=1000)  # per reply, in ms (bench/reply.py reads them)
@@ -45,46 +43,48 @@ class Chat(commands.Cog):
         if not should_answer(is_dm=message.guild is None, author_is_bot=message.author.bot, is_system=message.type not in _ANSWERABLE,
                              mentions_bot=me in message.mentions, replies_to_bot=replies_to_bot):
             return
-        if message.guild is not None and self.bot.allowed_channels and message.channel.id not in self.bot.allowed_channels:
+        allowed = self.services.allowed_channels
+        if message.guild is not None and allowed and message.channel.id not in allowed:
             return
-        if await asyncio.to_thread(self.bot.is_opted_out, message.author.id):
+        if await asyncio.to_thread(self.services.is_opted_out, message.author.id):
             return
-        if not self.limiter.allow(message.author.id, message.channel.id):
+        if self.cooldown.update_rate_limit(message):
             await self._send(message, [RATE_LIMITED])
             return
-        if self.pending >= self.bot.max_pending:
+        if self.pending >= self.services.max_pending:
             await self._send(message, [BUSY])
             return
         self.pending += 1
         try:
-            await self._answer(message)
+            await self._answer(message, me)
         finally:
             self.pending -= 1
 
-    async def _answer(self, message: discord.Message) -> None:
+    async def _answer(self, message: discord.Message, me: discord.ClientUser) -> None:
         started = time.perf_counter()
-        history = [m async for m in message.channel.history(limit=self.bot.history_limit, before=message)]
+        history = [m async for m in message.channel.history(limit=self.services.history_limit, before=message)]
         fetched = time.perf_counter()
-        owner_id = self.bot.owner_user_id
-        turns = [Turn(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in reversed(history) if m.content]
-        place = Place.dm(message.channel.id) if message.guild is None else Place.guild(message.guild.id, message.channel.id)
+        owner_id = self.services.owner_id
+        lines = [Line(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in reversed(history) if m.content]
+        place, label = place_of(message)
         request = ReplyRequest(
-            text=message.clean_content.replace(f"@{self.bot.user.display_name}", "").strip() if self.bot.user else message.clean_content,
-            asker_id=message.author.id, asker_name=message.author.display_name, place=place, history=turns,
-            channel_id=message.channel.id, trigger_message_id=message.id,
+            text=message.clean_content.replace(f"@{me.display_name}", "").strip(), asker_id=message.author.id,
+            asker_name=message.author.display_name, place=place, history=lines, channel_id=message.channel.id,
+            trigger_message_id=message.id, place_label=label, day=message.created_at.strftime("%Y-%m-%d"),
         )
+        engine = self.services.engine
         async with self.generation:
             queued = time.perf_counter()
             try:
                 async with message.channel.typing():
-                    reply = await asyncio.wait_for(asyncio.to_thread(self.bot.engine.reply, request), timeout=self.bot.reply_timeout)
+                    reply = await asyncio.wait_for(asyncio.to_thread(engine.reply, request), timeout=self.services.reply_timeout)
             except asyncio.TimeoutError:
                 await self._send(message, [SLOW])
                 return
         sending = time.perf_counter()
         sent = await self._send(message, reply.chunks)
         done = time.perf_counter()
-        await asyncio.to_thread(self.bot.engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
+        await asyncio.to_thread(engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
         self.timings.append({
             "context_fetch": (fetched - started) * 1000, "queue_wait": (queued - fetched) * 1000, **reply.timings_ms,
             "send": (done - sending) * 1000, "total": (done - started) * 1000, "new_tokens": float(reply.new_tokens),
@@ -96,3 +96,7 @@ class Chat(commands.Cog):
         for chunk in chunks[1:]:
             sent.append(await message.channel.send(chunk, allowed_mentions=discord.AllowedMentions.none()))
         return sent
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Chat(bot, bot.services))  # type: ignore[attr-defined]

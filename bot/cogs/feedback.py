@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from persona.capture import THUMBS, record_feedback
-
-if TYPE_CHECKING:
-    from bot.client import PersonaBot
+from bot.services import Services
+from persona.replies import THUMBS, record_feedback
 
 
 RATE_UP = "Rate persona reply 👍"
@@ -22,8 +18,9 @@ RATE_DOWN = "Rate persona reply 👎"
 class Feedback(commands.Cog):
     """Reactions, and the message context menus (right-click a reply → Apps → Rate persona reply)."""
 
-    def __init__(self, bot: PersonaBot) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
+        self.services = services
         # Context menus cannot live in a class body (discord.py); they are built here.
         self.menus = [
             app_commands.ContextMenu(name=RATE_UP, callback=self._rate_up),
@@ -50,7 +47,7 @@ class Feedback(commands.Cog):
         await interaction.response.send_message(text, ephemeral=True)
 
     def _record_menu(self, message_id: int, rater_id: int, rating: int) -> int | None:
-        with self.bot.store.connect() as conn:
+        with self.services.store.connect() as conn:
             reply_id = record_feedback(conn, message_id=message_id, channel_id=None, rater_id=rater_id, rating=rating, via="context_menu")
             conn.commit()
         return reply_id
@@ -58,11 +55,15 @@ class Feedback(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         rating = THUMBS.get(str(event.emoji))
-        if rating is None or event.user_id not in self.bot.trusted_ids:
+        if rating is None or event.user_id not in self.services.raters:
             return
         await asyncio.to_thread(self._record, event.message_id, event.channel_id, event.user_id, rating)
 
     def _record(self, message_id: int, channel_id: int, rater_id: int, rating: int) -> None:
-        with self.bot.store.connect() as conn:
+        with self.services.store.connect() as conn:
             record_feedback(conn, message_id=message_id, channel_id=channel_id, rater_id=rater_id, rating=rating, via="reaction")
             conn.commit()
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Feedback(bot, bot.services))  # type: ignore[attr-defined]

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TypeVar
 
 import discord
+import psycopg
 from discord import app_commands
 from discord.ext import commands
 
-from persona.capture import record_feedback
-from persona.forget import forget_channel, forget_person, forget_range, opt_in, opt_out
+from bot.services import Services
+from persona.privacy.forget import forget_channel, forget_person, forget_range, opt_in, opt_out
+from persona.replies import record_feedback
 from persona.status import describe, status
 
-if TYPE_CHECKING:
-    from bot.client import PersonaBot
+T = TypeVar("T")
 
 _MESSAGE_LINK = re.compile(r"(\d{15,21})\s*$")
 
@@ -30,12 +32,13 @@ def message_id_of(text: str | None) -> int | None:
 
 
 class PersonaCommands(commands.GroupCog, group_name="persona", group_description="Talk to the persona's controls"):
-    def __init__(self, bot: PersonaBot) -> None:
+    def __init__(self, bot: commands.Bot, services: Services) -> None:
         self.bot = bot
+        self.services = services
         super().__init__()
 
-    def _in_transaction(self, action):  # noqa: ANN001, ANN202 - action(conn) -> result
-        with self.bot.store.connect() as conn, conn.transaction():
+    def _in_transaction(self, action: Callable[[psycopg.Connection], T]) -> T:
+        with self.services.store.connect() as conn, conn.transaction():
             return action(conn)
 
     @app_commands.command(name="feedback", description="Rate the persona's reply (default: its latest here)")
@@ -53,7 +56,7 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
     @app_commands.command(name="status", description="Active adapter, data counts, last and next retrain")
     async def status(self, interaction: discord.Interaction) -> None:
         summary = await asyncio.to_thread(self._in_transaction, status)
-        await interaction.response.send_message(describe(summary, self.bot.next_retrain()), ephemeral=True)
+        await interaction.response.send_message(describe(summary, self.services.next_retrain()), ephemeral=True)
 
     @app_commands.command(name="optout", description="Delete what you said from the persona's memory and training data, and keep it out")
     async def optout(self, interaction: discord.Interaction) -> None:
@@ -89,3 +92,7 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
             await interaction.response.send_message("say what to forget: a user, a channel, or since + until", ephemeral=True)
             return
         await interaction.response.send_message(f"forgotten: {result.describe()}", ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(PersonaCommands(bot, bot.services))  # type: ignore[attr-defined]

@@ -1,21 +1,18 @@
 """Database access: which server, connections and pools, and one-line connection errors.
 
 `DATABASE_URL` set → that PostgreSQL (pgvector >= 0.8 required). Unset → the embedded
-server under `$PERSONA_HOME/pg` (see `persona.embedded`).
+server under `$PERSONA_HOME/pg` (see `persona.storage.embedded`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
 
 from persona.config import Settings
 from persona.errors import DatabaseError
@@ -59,7 +56,7 @@ def resolve_database(settings: Settings) -> Database:
         except psycopg.ProgrammingError:
             raise DatabaseError("DATABASE_URL is not a valid connection string: use postgresql://user:pass@host:5432/dbname") from None
         return Database(url=url)
-    from persona.embedded import start_embedded
+    from persona.storage.embedded import start_embedded
 
     return Database(url=start_embedded(settings.pg_data_dir), embedded_dir=settings.pg_data_dir)
 
@@ -82,35 +79,6 @@ def register_vector(conn: psycopg.Connection) -> None:
         _register(conn)
     except psycopg.ProgrammingError:
         raise DatabaseError("the database has no pgvector extension yet: run `persona db upgrade`") from None
-
-
-def make_pool(database: Database, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
-    """A psycopg pool whose connections have pgvector's types registered."""
-    pool = ConnectionPool(
-        database.url,
-        min_size=min_size,
-        max_size=max_size,
-        kwargs={"connect_timeout": CONNECT_TIMEOUT_S},
-        configure=register_vector,
-        open=False,
-        name="persona",
-    )
-    try:
-        pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
-    except psycopg.OperationalError as exc:
-        pool.close()
-        raise connection_error(database, exc) from None
-    except Exception as exc:  # PoolTimeout: the first connection never came up
-        pool.close()
-        raise DatabaseError(f"cannot connect to {database.describe()} ({type(exc).__name__}): check DATABASE_URL") from None
-    return pool
-
-
-@contextmanager
-def transaction(database: Database) -> Iterator[psycopg.Connection]:
-    """A connection inside one transaction: committed on success, rolled back on any error."""
-    with connect(database) as conn, conn.transaction():
-        yield conn
 
 
 def connection_error(database: Database, exc: psycopg.OperationalError) -> DatabaseError:

@@ -1,7 +1,10 @@
-"""Adapter versions: each run writes a new one; only the gate (or the owner) makes one active.
+"""Adapter versions, training runs and the held-out split: the tables' one home.
 
-An adapter folder is written once and never modified after it is registered, so the
-active adapter can be loaded at any time while a new candidate trains elsewhere.
+Each training run writes a new version; only the promotion gate (or the owner) makes one
+active, and `active()` is the one way anything — the bot, status, stats, the trainer —
+learns which adapter replies. An adapter folder is written once and never modified
+after it is registered, so the active adapter can be loaded at any time while a new
+candidate trains elsewhere.
 """
 
 from __future__ import annotations
@@ -79,18 +82,6 @@ def record_metrics(conn: psycopg.Connection, version_id: int, metrics: dict[str,
     conn.execute("UPDATE adapter_versions SET metrics = %s WHERE id = %s", (json.dumps(metrics), version_id))
 
 
-def gate(candidate_loss: float | None, reference_loss: float | None, margin: float, reference: str) -> tuple[bool, str]:
-    """Promote unless the candidate's held-out loss is worse than the reference's by more than `margin`."""
-    if candidate_loss is None:
-        return False, "no held-out loss to judge it by (no held-out examples?)"
-    if reference_loss is None:
-        return True, "first adapter"
-    limit = reference_loss * (1 + margin)
-    if candidate_loss <= limit:
-        return True, f"held-out loss {candidate_loss:.4f} vs {reference} {reference_loss:.4f} (limit {limit:.4f})"
-    return False, f"held-out loss {candidate_loss:.4f} is worse than {reference} {reference_loss:.4f} by more than {margin:.0%}"
-
-
 def activate(conn: psycopg.Connection, version_id: int, reason: str = "activated by the owner") -> AdapterVersion:
     """Make `version_id` the active adapter (the previous one is retired)."""
     target = get(conn, version_id)
@@ -122,3 +113,77 @@ def rollback(conn: psycopg.Connection) -> AdapterVersion:
     if row is None:
         raise PersonaError(f"{current.label} is the only adapter that was ever active: nothing to roll back to")
     return activate(conn, int(row[0]), reason=f"rolled back from {current.label}")
+
+
+def set_reason(conn: psycopg.Connection, version_id: int, reason: str) -> None:
+    conn.execute("UPDATE adapter_versions SET status_reason = %s WHERE id = %s", (reason, version_id))
+
+
+def counts(conn: psycopg.Connection) -> dict[str, Any]:
+    by_status = dict(conn.execute("SELECT status, count(*) FROM adapter_versions GROUP BY status").fetchall())
+    current = active(conn)
+    return {"adapters": sum(by_status.values()), "adapters_by_status": by_status, "active_adapter": current.id if current else None}
+
+
+# --- training runs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    id: int
+    kind: str
+    trigger: str
+    status: str
+    adapter_version_id: int | None
+    job_path: str | None
+    finished_at: datetime | None
+
+
+def start_run(conn: psycopg.Connection, *, kind: str, trigger: str, version_id: int, params: dict[str, Any]) -> int:
+    return int(conn.execute(
+        "INSERT INTO training_runs (kind, trigger, adapter_version_id, params) VALUES (%s, %s, %s, %s) RETURNING id",
+        (kind, trigger, version_id, json.dumps(params)),
+    ).fetchone()[0])
+
+
+def resume_run(conn: psycopg.Connection, run_id: int) -> None:
+    conn.execute("UPDATE training_runs SET status = 'running', error = NULL WHERE id = %s", (run_id,))
+
+
+def fail_run(conn: psycopg.Connection, run_id: int, error: str) -> None:
+    conn.execute("UPDATE training_runs SET status = 'failed', finished_at = now(), error = %s WHERE id = %s", (error, run_id))
+
+
+def finish_run(conn: psycopg.Connection, run_id: int, metrics: dict[str, Any]) -> None:
+    conn.execute("UPDATE training_runs SET status = 'succeeded', finished_at = now(), metrics = %s WHERE id = %s",
+                 (json.dumps(metrics), run_id))
+
+
+_RUN_COLUMNS = "id, kind, trigger, status, adapter_version_id, params->>'job', finished_at"
+
+
+def running_runs(conn: psycopg.Connection) -> list[TrainingRun]:
+    """Runs marked running, newest first (after a crash: what may be resumed)."""
+    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM training_runs WHERE status = 'running' ORDER BY id DESC").fetchall()  # noqa: S608
+    return [TrainingRun(*r) for r in rows]
+
+
+def last_finished_run(conn: psycopg.Connection) -> TrainingRun | None:
+    row = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM training_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"  # noqa: S608
+    ).fetchone()
+    return TrainingRun(*row) if row else None
+
+
+# --- the held-out split -------------------------------------------------------------------------
+
+
+def heldout(conn: psycopg.Connection) -> dict[int, int]:
+    """message id → channel id of every owner message held out from training."""
+    return dict(conn.execute("SELECT message_id, channel_id FROM heldout_messages").fetchall())
+
+
+def hold_out(conn: psycopg.Connection, rows: list[tuple[int, int]]) -> None:
+    """Add (message id, channel id) rows to the held-out split (kept from then on)."""
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO heldout_messages (message_id, channel_id) VALUES (%s, %s) ON CONFLICT DO NOTHING", rows)

@@ -138,3 +138,11 @@ def _quiet_gguf_progress() -> Iterator[None]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def count_chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of `messages` as the chat template renders them. (transformers 5's
+    `apply_chat_template(tokenize=True)` returns an encoding dict, whose len() is the
+    number of fields, not of tokens.)"""
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -6,12 +6,11 @@ import logging
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
-from persona import migrate
+from persona.storage.migrate import Migration, MigrationStatus, upgrade
+from persona.storage.migrate import status as migration_status
 from persona.config import Settings
-from persona.db import Database, check_pgvector, connect, make_pool, pgvector_versions, resolve_database, server_version
-from persona.stats import collect_stats
+from persona.storage.db import Database, check_pgvector, connect, pgvector_versions, resolve_database, server_version
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +24,18 @@ class Store:
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
         return connect(self.database, autocommit=autocommit)
 
-    def pool(self, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
-        return make_pool(self.database, min_size=min_size, max_size=max_size)
-
-    def upgrade(self) -> list[migrate.Migration]:
+    def upgrade(self) -> list[Migration]:
         with connect(self.database, autocommit=True, vector=False) as conn:
-            return migrate.upgrade(conn)
+            return upgrade(conn)
 
-    def migration_status(self) -> migrate.MigrationStatus:
+    def migration_status(self) -> MigrationStatus:
         with connect(self.database, autocommit=True, vector=False) as conn:
-            return migrate.status(conn)
+            return migration_status(conn)
 
     def server_info(self) -> dict[str, Any]:
         with connect(self.database, autocommit=True, vector=False) as conn:
             installed, available = pgvector_versions(conn)
             return {"postgres_version": server_version(conn), "pgvector_installed": installed, "pgvector_available": available}
-
-    def stats(self) -> dict[str, Any]:
-        with self.connect() as conn:
-            return collect_stats(conn)
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
@@ -52,8 +44,6 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     with connect(database, autocommit=True, vector=False) as conn:
         check_pgvector(conn, database)
         if migrate:
-            from persona.migrate import upgrade
-
             applied = upgrade(conn)
             if applied:
                 log.info("applied %d migration(s): %s", len(applied), ", ".join(m.filename for m in applied))

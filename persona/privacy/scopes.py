@@ -75,10 +75,7 @@ def readable_scopes(asker_id: int | None, place: Place, owner_id: int | None) ->
     if place.kind == "guild":
         if place.guild_id is None:
             raise ValueError("a server place needs its guild id")
-        scopes = [guild_scope(place.guild_id)]
-        if place.channel_id is not None:
-            scopes.append(f"{guild_scope(place.guild_id)}/{place.channel_id}")
-        return scopes
+        return [guild_scope(place.guild_id)]
     if place.kind == "group_dm":
         if place.channel_id is None:
             raise ValueError("a group DM place needs its channel id")
@@ -90,3 +87,19 @@ def readable_scopes(asker_id: int | None, place: Place, owner_id: int | None) ->
             return None
         return [dm_scope(asker_id)]
     raise ValueError(f"unknown place kind {place.kind!r}")
+
+
+def asked_within(scope: str, channel_id: int | None = None) -> tuple[int | None, Place]:
+    """An asker and a place whose readable scopes are exactly `scope` (for an owner that
+    is not the asker): how training recalls for an example as someone in its own
+    conversation would, without ever reaching past it."""
+    kind, _, number = scope.partition(":")
+    if kind == "dm":
+        return int(number), Place.dm()
+    if kind == "group":
+        return None, Place("group_dm", channel_id=int(number))
+    if kind == "guild":
+        return None, Place.guild(int(number))
+    if scope == PRIVATE:
+        return None, Place.terminal()
+    raise ValueError(f"unknown scope {scope!r}")

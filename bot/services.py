@@ -1,0 +1,67 @@
+"""What the cogs work with: one object handed to each cog, instead of a bot full of attributes.
+
+The Discord glue (cogs) stays thin; everything here is persona's own logic or settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from persona.config import Settings
+from persona.errors import PersonaError
+from persona.history.people import is_opted_out
+from persona.runtime.reply import ReplyEngine
+from persona.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    engine: ReplyEngine
+    store: Store
+    owner_id: int
+    trusted_ids: frozenset[int] = frozenset()  # whose 👍/👎 count (the owner always does)
+    allowed_channels: frozenset[int] = frozenset()  # server channels the bot answers in; empty: all
+    history_limit: int = 12  # recent messages given as context
+    reply_timeout: float = 120.0
+    max_pending: int = 20  # replies waiting for the model before new ones get "busy"
+    per_user_rate: int = 6  # replies per person per minute
+    retrain: Callable[[str], str] | None = None  # blocking: runs the trainer pipeline (training itself in a child process)
+    retrain_schedule: tuple[str, str] | None = None  # (cron, time zone) of the nightly retrain
+    memory_refresh_s: float = 300.0
+    adapter_watch_s: float = 60.0
+    scheduler: Any = field(default=None, repr=False)  # set by the upkeep cog
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: ReplyEngine, store: Store, *, retrain: Callable[[str], str] | None = None) -> Services:
+        assert settings.owner_id is not None
+        return cls(engine, store, settings.owner_id, trusted_ids=settings.trusted_users, allowed_channels=settings.allowed_channels,
+                   retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone))
+
+    @property
+    def raters(self) -> frozenset[int]:
+        return self.trusted_ids | {self.owner_id}
+
+    def is_opted_out(self, user_id: int) -> bool:
+        with self.store.connect() as conn:
+            return is_opted_out(conn, user_id)
+
+    async def run_retrain(self, trigger: str) -> str:
+        """The incremental retrain off the event loop, then a hot swap to a promoted adapter."""
+        if self.retrain is None:
+            raise PersonaError("retraining is not configured for this bot")
+        line = await asyncio.to_thread(self.retrain, trigger)
+        version = await asyncio.to_thread(self.engine.refresh_adapter)
+        log.info("retrain (%s): %s; replying with %s", trigger, line, f"v{version}" if version else "the base model")
+        return line
+
+    def next_retrain(self) -> datetime | None:
+        from bot.scheduler import next_run
+
+        return next_run(self.scheduler)

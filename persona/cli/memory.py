@@ -1,0 +1,126 @@
+"""`persona memory build | rebuild | search`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from persona.cli.app import app, out, settings_of
+from persona.config import Settings
+
+memory_app = typer.Typer(help="Memory: chunk, embed and search what was said.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+
+def embedder_for(settings: Settings):  # noqa: ANN202 - persona.memory.embeddings.Embedder
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+
+    return Embedder(resolve_embed_model(settings.embed_model))
+
+
+@memory_app.command("build")
+def memory_build(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Chunk new messages into memories and embed everything not embedded yet (resumable)."""
+    from persona import memory
+    from persona.cli.progress import counting_bar
+    from persona.storage.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    embedder = embedder_for(settings)
+    with store.connect() as conn:
+        built = memory.build(conn, embedder, bar=lambda total: counting_bar(total, "embedding"))
+    result = {"created": built.created, "embedded": built.embedded, "memories": built.total, "model": embedder.name,
+              "index_built": built.index_built}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"{built.created:,} new memories, {built.embedded:,} embedded with {embedder.name}; {built.total:,} memories in all")
+
+
+@memory_app.command("rebuild")
+def memory_rebuild(ctx: typer.Context) -> None:
+    """Re-embed every memory with PERSONA_EMBED_MODEL (after switching models)."""
+    from persona import memory
+    from persona.cli.progress import counting_bar
+    from persona.storage.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    embedder = embedder_for(settings)
+    with store.connect() as conn:
+        embedded = memory.rebuild(conn, embedder, bar=lambda total: counting_bar(total, "re-embedding"))
+    out.print(f"{embedded:,} memories re-embedded with {embedder.name} ({embedder.dimension}-d)")
+
+
+@memory_app.command("search")
+def memory_search(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="What to look for.")],
+    as_user: Annotated[int | None, typer.Option("--as", help="Who asks (a Discord user id; default: the owner).")] = None,
+    channel: Annotated[int | None, typer.Option(help="Where they ask: a channel id (default: a DM with the bot).")] = None,
+    guild: Annotated[int | None, typer.Option(help="The server of --channel, if persona has not seen that channel.")] = None,
+    k: Annotated[int, typer.Option(min=1, max=100, help="How many memories.")] = 10,
+    mode: Annotated[str, typer.Option(help="fused (default), vector or text.")] = "fused",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of {id, scope, score, content}.")] = False,
+) -> None:
+    """Show what the bot would recall for this asker in this place (scope rules applied)."""
+    from persona import memory
+    from persona.errors import ConfigError
+    from persona.storage.store import open_store
+
+    if mode not in memory.MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(memory.MODES)}")
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    embedder = embedder_for(settings)
+    from persona.history.people import resolve_owner
+    from persona.privacy.scopes import readable_scopes
+
+    with store.connect() as conn:
+        owner = resolve_owner(conn, settings.owner_id)
+        owner_id = owner.id if owner else None
+        asker = as_user if as_user is not None else owner_id
+        place = _place(conn, channel, guild)
+        scopes = readable_scopes(asker, place, owner_id)
+        results = memory.recall(conn, embedder, text, asker_id=asker, place=place, owner_id=owner_id, k=k, mode=mode)
+    if as_json:
+        print(json.dumps([m.as_json() for m in results]))
+        return
+    out.print(f"[dim]scopes: {'all' if scopes is None else ', '.join(scopes) or 'none'}[/]")
+    for m in results:
+        out.print(f"[bold]#{m.id}[/] [dim]{m.scope} · score {m.score:.4f}[/]")
+        out.print(m.content, markup=False)
+        out.print()
+    if not results:
+        out.print("nothing recalled")
+
+
+def _place(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place
+    from persona.errors import ConfigError
+    from persona.privacy.scopes import Place
+
+    if channel is None:
+        return Place(kind="guild", guild_id=guild) if guild is not None else Place.dm()
+    from persona.history.messages import channel as stored_channel
+
+    info = stored_channel(conn, channel)
+    if info is None:
+        if guild is None:
+            raise ConfigError(f"--channel {channel} is not a channel persona knows: add --guild GUILD_ID (or leave --channel out for a DM)")
+        return Place.guild(guild, channel)
+    kind, guild_id = info.kind, info.guild_id
+    if kind == "dm":
+        return Place.dm(channel)
+    if kind == "group_dm":
+        return Place("group_dm", channel_id=channel)
+    if guild_id is None and guild is None:
+        raise ConfigError(f"channel {channel} has no known server: add --guild GUILD_ID")
+    return Place.guild(guild_id or guild, channel)
+
+

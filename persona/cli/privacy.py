@@ -1,0 +1,93 @@
+"""`persona forget user | channel | range`, `persona optout`, `persona optin`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+
+from persona.cli.app import app, out, settings_of
+
+forget_app = typer.Typer(help="Delete for good: a person, a channel or a time range (messages, memories, replies).", no_args_is_help=True)
+app.add_typer(forget_app, name="forget")
+
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _confirm(what: str, yes: bool) -> None:
+    from persona.errors import ConfigError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"refusing to delete {what} without confirmation: add --yes")
+    if not typer.confirm(f"Delete {what} for good?"):
+        raise typer.Exit(1)
+
+
+def _delete(ctx: typer.Context, action: Any) -> None:  # action(conn) -> Forgotten
+    from persona.storage.store import open_store
+
+    with open_store(settings_of(ctx)).connect() as conn, conn.transaction():
+        result = action(conn)
+    out.print(result.describe())
+
+
+@forget_app.command("user")
+def forget_user(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False) -> None:
+    """Everything a person wrote, and your whole DM conversation with them."""
+    from persona.privacy.forget import forget_person
+
+    _confirm(f"everything from and with user {user_id}", yes)
+    _delete(ctx, lambda conn: forget_person(conn, user_id))
+
+
+@forget_app.command("channel")
+def forget_channel_cmd(ctx: typer.Context, channel_id: Annotated[int, typer.Argument(help="Channel id.")], yes: YesOption = False) -> None:
+    """Every message of a channel and the memories made from it."""
+    from persona.privacy.forget import forget_channel
+
+    _confirm(f"channel {channel_id}", yes)
+    _delete(ctx, lambda conn: forget_channel(conn, channel_id))
+
+
+@forget_app.command("range")
+def forget_range_cmd(
+    ctx: typer.Context,
+    start: Annotated[datetime, typer.Argument(help="From (inclusive), e.g. 2021-06-01 or 2021-06-01T18:00.")],
+    end: Annotated[datetime, typer.Argument(help="Until (exclusive).")],
+    yes: YesOption = False,
+) -> None:
+    """Messages written in a time range (UTC unless an offset is given)."""
+    from persona.errors import ConfigError
+    from persona.privacy.forget import forget_range
+
+    start, end = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (start, end))
+    if end <= start:
+        raise ConfigError("END must be after START")
+    _confirm(f"everything written from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", yes)
+    _delete(ctx, lambda conn: forget_range(conn, start, end))
+
+
+@app.command("optout")
+def optout(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False) -> None:
+    """Opt a person out (on their request): delete what they wrote and refuse it from now on."""
+    from persona.privacy.forget import opt_out
+
+    _confirm(f"everything user {user_id} wrote, and keep them out", yes)
+    _delete(ctx, lambda conn: opt_out(conn, user_id))
+
+
+@app.command("optin")
+def optin(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")]) -> None:
+    """Let an opted-out person's new messages be kept again."""
+    from persona.privacy.forget import opt_in
+    from persona.storage.store import open_store
+
+    with open_store(settings_of(ctx)).connect() as conn, conn.transaction():
+        changed = opt_in(conn, user_id)
+    out.print(f"user {user_id} {'opted back in' if changed else 'was not opted out'}")
+
+

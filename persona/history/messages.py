@@ -1,0 +1,157 @@
+"""Reading and deleting stored messages and channels (the tables' one home for SQL).
+
+Storing goes through `persona.history.writer` only (it scrubs); everything else that
+needs messages — memory building, the training set, forgetting, counts — asks here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+# A person's name as prompts and memories show it.
+_SPEAKER = "coalesce(nullif(p.display_name, ''), nullif(p.name, ''), 'someone')"
+# The other side of a DM, by the id in its scope (`dm:<id>`).
+_DM_NAME = ("(SELECT coalesce(nullif(p.display_name, ''), p.name) FROM people p "
+            "WHERE c.kind = 'dm' AND p.id = nullif(split_part(c.scope, ':', 2), '')::bigint)")
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    id: int
+    kind: str
+    name: str | None
+    guild_id: int | None
+    guild_name: str | None
+    scope: str
+    dm_name: str | None  # the other person in a DM
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    seq: int
+    author_id: int
+    speaker: str
+    content: str
+    created_at: datetime
+    source: str
+    first_attachment: str | None = None
+
+
+_CHANNEL_COLUMNS = f"c.id, c.kind, c.name, c.guild_id, c.guild_name, c.scope, {_DM_NAME}"
+
+
+def channel(conn: psycopg.Connection, channel_id: int) -> ChannelInfo | None:
+    row = conn.execute(f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE c.id = %s", (channel_id,)).fetchone()  # noqa: S608
+    return ChannelInfo(*row) if row else None
+
+
+def channel_scopes(conn: psycopg.Connection) -> dict[int, str]:
+    return dict(conn.execute("SELECT id, scope FROM channels").fetchall())
+
+
+def channel_names(conn: psycopg.Connection) -> dict[int, str]:
+    return dict(conn.execute("SELECT id, name FROM channels WHERE name IS NOT NULL").fetchall())
+
+
+def conversation_channels(conn: psycopg.Connection, owner_id: int) -> list[ChannelInfo]:
+    """Channels (not notes) where the owner wrote something, by id."""
+    rows = conn.execute(
+        f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE c.kind <> 'notes' "  # noqa: S608
+        "AND EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.author_id = %s) ORDER BY c.id",
+        (owner_id,),
+    ).fetchall()
+    return [ChannelInfo(*r) for r in rows]
+
+
+def conversation(conn: psycopg.Connection, channel_id: int, sources: list[str]) -> list[StoredMessage]:
+    """A channel's messages from `sources`, oldest first, without opted-out people or bots."""
+    rows = conn.execute(
+        f"SELECT m.id, m.seq, m.author_id, {_SPEAKER}, m.content, m.created_at, m.source "  # noqa: S608
+        "FROM messages m JOIN people p ON p.id = m.author_id "
+        "WHERE m.channel_id = %s AND m.source = ANY(%s) AND p.opted_out_at IS NULL AND NOT p.is_bot ORDER BY m.created_at, m.id",
+        (channel_id, sources),
+    ).fetchall()
+    return [StoredMessage(*r) for r in rows]
+
+
+# --- memory building: which messages are not in a memory yet ----------------------------------
+
+
+def channels_with_unchunked(conn: psycopg.Connection) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT channel_id FROM messages WHERE memory_id IS NULL").fetchall()]
+
+
+def unchunked(conn: psycopg.Connection, channel_id: int) -> list[StoredMessage]:
+    """A channel's messages not in a memory yet (opted-out people left out), oldest first."""
+    rows = conn.execute(
+        f"SELECT m.id, m.seq, m.author_id, {_SPEAKER}, m.content, m.created_at, m.source, m.attachments ->> 0 "  # noqa: S608
+        "FROM messages m JOIN people p ON p.id = m.author_id "
+        "WHERE m.channel_id = %s AND m.memory_id IS NULL AND p.opted_out_at IS NULL ORDER BY m.created_at, m.id",
+        (channel_id,),
+    ).fetchall()
+    return [StoredMessage(*r) for r in rows]
+
+
+def mark_chunked(conn: psycopg.Connection, message_ids: list[int], memory_id: int) -> None:
+    conn.execute("UPDATE messages SET memory_id = %s WHERE id = ANY(%s) AND memory_id IS NULL", (memory_id, message_ids))
+
+
+def mark_unchunked(conn: psycopg.Connection, message_ids: list[int]) -> None:
+    """Messages whose memory was deleted: the next build chunks them again."""
+    if message_ids:
+        conn.execute("UPDATE messages SET memory_id = NULL WHERE id = ANY(%s)", (message_ids,))
+
+
+def chunked_in_run(conn: psycopg.Connection, import_run_id: int) -> list[int]:
+    """Messages an import replaced (richer records) that were already in a memory."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM messages WHERE import_run_id = %s AND memory_id IS NOT NULL", (import_run_id,)
+    ).fetchall()]
+
+
+# --- forgetting ---------------------------------------------------------------------------
+
+
+def delete_by_author(conn: psycopg.Connection, author_id: int) -> list[int]:
+    return _delete(conn, "author_id = %s", (author_id,))
+
+
+def delete_with_person(conn: psycopg.Connection, person_id: int, dm_scope: str) -> list[int]:
+    """What they wrote anywhere, and the whole DM conversation with them."""
+    return _delete(conn, "author_id = %s OR scope = %s", (person_id, dm_scope))
+
+
+def delete_channel(conn: psycopg.Connection, channel_id: int) -> list[int]:
+    return _delete(conn, "channel_id = %s", (channel_id,))
+
+
+def delete_range(conn: psycopg.Connection, start: datetime, end: datetime) -> list[int]:
+    return _delete(conn, "created_at >= %s AND created_at < %s", (start, end))
+
+
+def _delete(conn: psycopg.Connection, where: str, params: tuple) -> list[int]:
+    return [r[0] for r in conn.execute(f"DELETE FROM messages WHERE {where} RETURNING id", params).fetchall()]  # noqa: S608 - fixed clauses
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def max_seq(conn: psycopg.Connection) -> int:
+    """The arrival watermark: everything with a higher `seq` arrived later."""
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
+
+
+def counts(conn: psycopg.Connection) -> dict[str, object]:
+    one = lambda query: int(conn.execute(query).fetchone()[0])  # noqa: E731
+    channels_by_kind = dict(conn.execute("SELECT kind, count(*) FROM channels GROUP BY kind ORDER BY kind").fetchall())
+    return {
+        "messages": one("SELECT count(*) FROM messages"),
+        "owner_messages": one("SELECT count(*) FROM messages m JOIN people p ON p.id = m.author_id WHERE p.is_owner"),
+        "messages_by_source": dict(conn.execute("SELECT source, count(*) FROM messages GROUP BY source ORDER BY source").fetchall()),
+        "channels": sum(channels_by_kind.values()),
+        "channels_by_kind": channels_by_kind,
+    }

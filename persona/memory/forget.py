@@ -1,0 +1,32 @@
+"""Deleting memories: whatever was built from forgotten or replaced messages goes."""
+
+from __future__ import annotations
+
+import psycopg
+
+from persona.history import messages as history
+
+
+def forget_built_from(conn: psycopg.Connection, message_ids: list[int]) -> int:
+    """Delete every memory built from any of `message_ids`; their other messages are
+    set back to un-chunked so the next build re-chunks them without the forgotten ones."""
+    if not message_ids:
+        return 0
+    deleted = conn.execute("DELETE FROM memories WHERE message_ids && %s::bigint[] RETURNING message_ids", (message_ids,)).fetchall()
+    history.mark_unchunked(conn, sorted({i for (ids,) in deleted for i in ids}))
+    return len(deleted)
+
+
+def forget_rechunked(conn: psycopg.Connection, import_run_id: int) -> int:
+    """After an import replaced messages with richer records, drop the memories built
+    from the old text (the new text is chunked on the next build)."""
+    return forget_built_from(conn, history.chunked_in_run(conn, import_run_id))
+
+
+def forget_with_author(conn: psycopg.Connection, person_id: int, scope: str | None = None) -> int:
+    """Memories in which `person_id` speaks (or, with `scope`, any memory of that scope)."""
+    return conn.execute("DELETE FROM memories WHERE %s = ANY(author_ids) OR scope = %s", (person_id, scope)).rowcount
+
+
+def forget_channel(conn: psycopg.Connection, channel_id: int) -> int:
+    return conn.execute("DELETE FROM memories WHERE channel_id = %s", (channel_id,)).rowcount

@@ -1,0 +1,120 @@
+"""Replies the bot sent and the ratings they got: the tables' one home.
+
+Every reply is logged with the prompt the model saw, the memories it recalled, the
+adapter version and the latency, so feedback can point at it and training can learn
+from it. Ratings: a rater's new rating of the same reply replaces the old one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+THUMBS = {"👍": 1, "👎": -1}
+
+
+@dataclass(frozen=True)
+class LoggedReply:
+    """What is recorded of a sent reply."""
+
+    scope: str
+    prompt: list[dict[str, str]]
+    completion: str
+    memory_ids: list[int]
+    adapter_version: int | None
+    base_model: str
+    latency_ms: int
+    asker_id: int | None = None
+    channel_id: int | None = None
+    guild_id: int | None = None
+    trigger_message_id: int | None = None
+    message_ids: tuple[int, ...] = ()
+
+
+def log_reply(conn: psycopg.Connection, reply: LoggedReply) -> int:
+    """Record a sent reply; returns its id (what feedback points at)."""
+    row = conn.execute(
+        "INSERT INTO replies (message_ids, trigger_message_id, channel_id, guild_id, asker_id, scope, prompt, completion, "
+        "memory_ids, adapter_version_id, base_model, latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (list(reply.message_ids), reply.trigger_message_id, reply.channel_id, reply.guild_id, reply.asker_id, reply.scope,
+         json.dumps(reply.prompt), reply.completion, reply.memory_ids, reply.adapter_version, reply.base_model, reply.latency_ms),
+    ).fetchone()
+    return int(row[0])
+
+
+def record_feedback(conn: psycopg.Connection, *, message_id: int | None, channel_id: int | None, rater_id: int, rating: int,
+                    via: str, correction: str | None = None) -> int | None:
+    """Rate the reply that was sent as `message_id` (default: the bot's latest in `channel_id`).
+    Returns the reply id, or None when there is no such reply."""
+    if message_id is not None:
+        row = conn.execute("SELECT id FROM replies WHERE message_ids @> ARRAY[%s]::bigint[]", (message_id,)).fetchone()
+    else:
+        row = conn.execute("SELECT id FROM replies WHERE channel_id = %s ORDER BY created_at DESC LIMIT 1", (channel_id,)).fetchone()
+    if row is None:
+        return None
+    conn.execute(
+        "INSERT INTO feedback (reply_id, rater_id, rating, correction, via) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (reply_id, rater_id) DO UPDATE SET rating = EXCLUDED.rating, correction = coalesce(EXCLUDED.correction, feedback.correction), "
+        "via = EXCLUDED.via, created_at = now()",
+        (row[0], rater_id, rating, correction, via),
+    )
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A trusted rating with the reply it rates, as training uses it."""
+
+    id: int
+    prompt: list[dict[str, str]]
+    completion: str
+    label: bool
+    correction: str | None
+    channel_id: int
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "prompt": self.prompt, "completion": self.completion, "label": self.label,
+                "correction": self.correction, "channel_id": self.channel_id, "created_at": self.created_at.isoformat()}
+
+
+def ratings(conn: psycopg.Connection, rater_ids: list[int], after_id: int = 0) -> list[Rating]:
+    """Ratings by `rater_ids` newer than `after_id`, oldest first."""
+    rows = conn.execute(
+        "SELECT f.id, r.prompt, r.completion, f.rating, f.correction, r.channel_id, r.created_at "
+        "FROM feedback f JOIN replies r ON r.id = f.reply_id WHERE f.id > %s AND f.rater_id = ANY(%s) ORDER BY f.id",
+        (after_id, rater_ids),
+    ).fetchall()
+    return [Rating(r[0], _as_messages(r[1]), r[2], r[3] > 0, r[4], r[5] or 0, r[6]) for r in rows]
+
+
+def _as_messages(prompt: Any) -> list[dict[str, str]]:
+    messages = prompt if isinstance(prompt, list) else json.loads(prompt)
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+# --- forgetting ---------------------------------------------------------------------------
+
+
+def forget_asked_by(conn: psycopg.Connection, person_id: int, scope: str | None = None) -> tuple[int, int]:
+    """(replies, ratings) deleted: replies to `person_id` (or in `scope`), and their ratings of anything."""
+    replies = conn.execute("DELETE FROM replies WHERE asker_id = %s OR scope = %s", (person_id, scope)).rowcount
+    feedback = conn.execute("DELETE FROM feedback WHERE rater_id = %s", (person_id,)).rowcount
+    return replies, feedback
+
+
+def forget_in_channel(conn: psycopg.Connection, channel_id: int) -> int:
+    return conn.execute("DELETE FROM replies WHERE channel_id = %s", (channel_id,)).rowcount
+
+
+def forget_between(conn: psycopg.Connection, start: datetime, end: datetime) -> int:
+    return conn.execute("DELETE FROM replies WHERE created_at >= %s AND created_at < %s", (start, end)).rowcount
+
+
+def counts(conn: psycopg.Connection) -> dict[str, int]:
+    return {"replies": int(conn.execute("SELECT count(*) FROM replies").fetchone()[0]),
+            "feedback": int(conn.execute("SELECT count(*) FROM feedback").fetchone()[0])}

@@ -1,0 +1,110 @@
+"""Text generation: the settings every reply uses, and the model that replies.
+
+`GenerationSettings` comes from the owner's settings once and travels everywhere a
+reply is generated — the bot, `persona chat`, the demo and evaluation sampling — so an
+evaluation judges the replies people actually get.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    repetition_penalty: float
+    greedy: bool = False  # deterministic replies (no sampling)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> GenerationSettings:
+        base = cls(max_new_tokens=settings.reply_max_tokens, temperature=settings.temperature, top_p=settings.top_p,
+                   repetition_penalty=settings.repetition_penalty)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def generate_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
+                                   "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+        if self.greedy:
+            return options | {"do_sample": False}
+        return options | {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    new_tokens: int
+
+
+def generate(model: Any, tokenizer: Any, messages: Messages, settings: GenerationSettings) -> Generated:
+    """One reply to `messages` with `settings` (the model's own chat template)."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    with torch.no_grad():
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
+        output = model.generate(**inputs, **settings.generate_kwargs(tokenizer))
+    new = output[0, inputs["input_ids"].shape[1]:]
+    return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
+
+
+class Generator:
+    """The base model with the active adapter; thread-safe; adapters swap without a restart."""
+
+    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.tokenizer = load_tokenizer(spec)
+        self.model: Any = load_base_model(spec)
+        self.adapter_version: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def context_window(self) -> int | None:
+        return getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+
+    def use_adapter(self, version: int | None, path: str | None) -> None:
+        """Load adapter `path` as the one replies use (None: the base model alone)."""
+        from peft import PeftModel
+
+        with self._lock:
+            if version == self.adapter_version:
+                return
+            if version is None or path is None:
+                if isinstance(self.model, PeftModel):
+                    self.model.base_model.disable_adapter_layers()
+                self.adapter_version = None
+                return
+            name = f"v{version}"
+            if isinstance(self.model, PeftModel):
+                if name not in self.model.peft_config:
+                    self.model.load_adapter(path, adapter_name=name)
+                self.model.base_model.enable_adapter_layers()
+                self.model.set_adapter(name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            self.model.eval()
+            self.adapter_version = version
+            log.info("replying with adapter %s", name)
+
+    def count_tokens(self, messages: Messages) -> int:
+        return count_chat_tokens(self.tokenizer, messages)
+
+    def generate(self, messages: Messages, *, greedy: bool | None = None) -> Generated:
+        settings = self.settings if greedy is None else replace(self.settings, greedy=greedy)
+        with self._lock:
+            return generate(self.model, self.tokenizer, messages, settings)

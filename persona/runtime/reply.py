@@ -1,0 +1,169 @@
+"""The reply pipeline: recent conversation + recalled memories → prompt → text.
+
+Shared by the Discord bot, `persona chat` and the demo; nothing here knows about
+Discord. Memories come from `memory.recall` only (scope rules in SQL) and the prompt
+from `persona.prompts.render`, the frame training used. Generation is CPU/GPU-bound
+and synchronous: callers on an event loop run `ReplyEngine.reply` in a worker thread.
+Output is scrubbed of personal data before it leaves, split to Discord's 2,000-character
+limit, and every reply is logged (prompt snapshot, memory ids, adapter version,
+latency) so feedback can point at it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from persona import adapters, memory, replies
+from persona.config import Settings
+from persona.history.people import resolve_owner
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.privacy.scopes import Place, readable_scopes
+from persona.privacy.scrub import Scrubber
+from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
+from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.model import resolve_base_model
+from persona.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+DISCORD_LIMIT = 2000
+# Control characters a model can emit (byte-level tokens): PostgreSQL rejects NUL,
+# Discord shows the rest as garbage.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass
+class ReplyRequest:
+    text: str
+    asker_id: int | None
+    asker_name: str
+    place: Place
+    history: list[Line] = field(default_factory=list)  # recent messages before `text`, oldest first
+    channel_id: int | None = None
+    trigger_message_id: int | None = None
+    place_label: str = ""  # how the place reads in the prompt; default from `place`
+    day: str = ""  # YYYY-MM-DD of the conversation; default today (UTC)
+
+
+@dataclass
+class Reply:
+    text: str
+    chunks: list[str]
+    prompt: Messages
+    memories: list[memory.Memory]
+    scope: str
+    adapter_version: int | None
+    base_model: str
+    latency_ms: int
+    timings_ms: dict[str, float]
+    new_tokens: int = 0
+
+
+def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at line ends, then sentence ends, then spaces."""
+    text = text.strip()
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind("\n"), -1)
+        if cut < limit // 2:
+            ends = [m.end() for m in re.finditer(r"[.!?…](?:\s|$)", window)]
+            cut = ends[-1] if ends and ends[-1] >= limit // 2 else window.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+class ReplyEngine:
+    """Everything a reply needs, minus Discord."""
+
+    def __init__(self, store: Store, embedder: Embedder, generator: Generator, *, owner_id: int | None, owner_name: str,
+                 style_notes: str = "", context_tokens: int = 1200, k: int = 5) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.generator = generator
+        self.owner_id = owner_id
+        self.owner_name = owner_name
+        self.style_notes = style_notes
+        window = generator.context_window
+        # The prompt and the reply must fit the model's context window together.
+        self.context_tokens = min(context_tokens, window - generator.settings.max_new_tokens) if window else context_tokens
+        self.k = k
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store, *, embedder: Embedder | None = None,
+                      generation: GenerationSettings | None = None) -> ReplyEngine:
+        """The base model, the active adapter and memory, as the bot uses them (also `persona chat` and the demo)."""
+        with store.connect() as conn:
+            owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
+        generator = Generator(resolve_base_model(settings.base_model), generation or GenerationSettings.from_settings(settings))
+        engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
+                     owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes)
+        engine.refresh_adapter()
+        return engine
+
+    def refresh_adapter(self) -> int | None:
+        """Switch to whichever adapter is active now (cheap when it has not changed)."""
+        with self.store.connect() as conn:
+            current = adapters.active(conn)
+        self.generator.use_adapter(current.id if current else None, current.path if current else None)
+        return self.generator.adapter_version
+
+    def build_prompt(self, request: ReplyRequest, memories: list[memory.Memory]) -> Messages:
+        frame = Frame(self.owner_name, self.style_notes, request.place_label or _default_label(request),
+                      request.day or datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+        lines = [*request.history, Line(request.asker_name, request.text, False)]
+        return render_to_fit(frame, lines, [m.content for m in memories], self.generator.count_tokens, self.context_tokens)
+
+    def reply(self, request: ReplyRequest) -> Reply:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        with self.store.connect() as conn:
+            mark = time.perf_counter()
+            query = "\n".join([*(t.content for t in request.history[-2:]), request.text])
+            recalled = memory.recall(conn, self.embedder, query, asker_id=request.asker_id, place=request.place, owner_id=self.owner_id, k=self.k)
+            timings["recall"] = (time.perf_counter() - mark) * 1000
+        mark = time.perf_counter()
+        prompt = self.build_prompt(request, recalled)
+        timings["prompt"] = (time.perf_counter() - mark) * 1000
+        mark = time.perf_counter()
+        generated = self.generator.generate(prompt)
+        timings["generate"] = (time.perf_counter() - mark) * 1000
+        text = Scrubber().scrub(_CONTROL.sub("", generated.text)).strip() or "…"
+        scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
+        return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
+                     int((time.perf_counter() - started) * 1000), timings, generated.new_tokens)
+
+    def log(self, request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> int:
+        """Record a sent reply; returns its id (what feedback points at)."""
+        logged = replies.LoggedReply(
+            scope=reply.scope, prompt=reply.prompt, completion=reply.text, memory_ids=[m.id for m in reply.memories],
+            adapter_version=reply.adapter_version, base_model=reply.base_model, latency_ms=reply.latency_ms,
+            asker_id=request.asker_id, channel_id=request.channel_id, guild_id=guild_id, trigger_message_id=request.trigger_message_id,
+            message_ids=tuple(message_ids or ()),
+        )
+        with self.store.connect() as conn:
+            reply_id = replies.log_reply(conn, logged)
+            conn.commit()
+        return reply_id
+
+
+def _default_label(request: ReplyRequest) -> str:
+    kind = {"guild": "guild_text"}.get(request.place.kind, request.place.kind)
+    return place_label(kind, None, None, request.asker_name)
+
+
+def _reply_scope(scopes: list[str] | None) -> str:
+    """The scope a logged reply belongs to (so forgetting a place forgets its replies)."""
+    if scopes is None:
+        return "private"
+    return scopes[0] if scopes else "private"
