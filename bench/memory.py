@@ -170,8 +170,8 @@ def quality(url: str) -> dict[str, float]:
     import psycopg
 
     from persona import memory
-    from persona.storage.db import register_vector
     from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.storage.db import register_vector
     from tests.fixtures import known_answers
 
     embedder = Embedder(resolve_embed_model(""))

@@ -41,14 +41,13 @@ def main() -> None:
     from demo.run import DemoOptions, demo_settings
     from ingest.dce import ingest_dce
     from ingest.discord_package import ingest_discord_package
-    from persona import memory
+    from persona import adapters, memory
     from persona.config import Settings
     from persona.memory.embeddings import Embedder, resolve_embed_model
-    from persona.runtime.model import resolve_base_model
-    from persona import adapters
-    from persona.runtime.generation import GenerationSettings, Generator
-    from persona.runtime.reply import ReplyEngine, ReplyRequest
     from persona.privacy.scopes import Place
+    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.model import resolve_base_model
+    from persona.runtime.reply import ReplyEngine, ReplyRequest
     from persona.storage.store import open_store
     from trainer import pipeline
 

@@ -54,7 +54,13 @@ async def drive(engine, mentions: int, concurrent: int) -> tuple[list[dict[str, 
     from bot.client import PersonaBot
     from bot.services import Services
     from tests.fake_discord.server import BOT_ID, FakeDiscord
-    from tests.fixtures.known_answers import CHANNEL_ID, FRIEND_ID, GUILD_ID, OWNER_ID, PARAPHRASED
+    from tests.fixtures.known_answers import (
+        CHANNEL_ID,
+        FRIEND_ID,
+        GUILD_ID,
+        OWNER_ID,
+        PARAPHRASED,
+    )
 
     fake = FakeDiscord(owner_id=OWNER_ID)
     fake.add_user(OWNER_ID, "alex")
@@ -105,13 +111,13 @@ def main() -> None:
     from psycopg.conninfo import make_conninfo
 
     from persona import memory
+    from persona.config import Settings
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.model import resolve_base_model
+    from persona.runtime.reply import ReplyEngine
     from persona.storage.db import Database
     from persona.storage.embedded import start_embedded
-    from persona.memory.embeddings import Embedder, resolve_embed_model
-    from persona.runtime.model import resolve_base_model
-    from persona.config import Settings
-    from persona.runtime.generation import GenerationSettings, Generator
-    from persona.runtime.reply import ReplyEngine
     from persona.storage.store import Store
     from tests.fixtures import known_answers
     from tests.fixtures.tiny_model import build_tiny_model

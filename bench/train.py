@@ -4,7 +4,7 @@ The same synthetic Discord-like conversations (1 to 12 turns, 2 to 40 words a
 message: short messages make padding the main waste) are trained on twice, each run
 in its own process so peak memory is its own:
 
-- length-grouped batches (persona's default: `trainer.sft.length_grouped_order`)
+- length-grouped batches (persona's default: `trainer.encoding.length_grouped_order`)
 - plain padded batches in random order (the baseline)
 
 Figures: real (non-padding) tokens per second, the share of real tokens in the

@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +184,8 @@ class Demo:
 
     def build_memory(self, store: Any) -> tuple[Any, int]:
         from persona import memory
-        from persona.memory.embeddings import Embedder, resolve_embed_model
         from persona.cli.progress import counting_bar
+        from persona.memory.embeddings import Embedder, resolve_embed_model
 
         self._title(3, "Memory: conversations chunked and embedded into pgvector")
         embedder = Embedder(resolve_embed_model(self.settings.embed_model))
@@ -194,8 +195,8 @@ class Demo:
         return embedder, built.total
 
     def train(self, store: Any) -> tuple[Any, bool, dict[str, float], str]:
-        from persona.runtime.model import resolve_base_model
         from persona import adapters
+        from persona.runtime.model import resolve_base_model
         from trainer import pipeline
 
         spec = resolve_base_model(self.settings.base_model)
@@ -226,15 +227,17 @@ class Demo:
 
     def compare(self, engine: Any, version: Any) -> list[SideBySide]:
         """Each scripted question twice: base model without memory, then the persona."""
-        from persona.runtime.reply import ReplyRequest
         from persona.privacy.scopes import Place
+        from persona.runtime.reply import ReplyRequest
 
         self._title(5, f"Base model without memory vs {OWNER_NAME}'s persona (adapter {version.label} + memory)")
         if version.status != "active":
             self.out.print(f"[yellow]{version.label} was not promoted ({version.status_reason}); showing it anyway[/]")
         answers: list[SideBySide] = []
+        # The day after June's last message, not today: the scripted answers stay the same on every run.
+        day = (sample.generate(self.options.seed).lines[-1].at + timedelta(days=1)).strftime("%Y-%m-%d")
         for text, expected in sample.PROMPTS[: self.options.prompts]:
-            request = ReplyRequest(text=text, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())
+            request = ReplyRequest(text=text, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal(), day=day)
             engine.generator.use_adapter(None, None)
             base = engine.generator.generate(engine.build_prompt(request, []))
             engine.generator.use_adapter(version.id, version.path)

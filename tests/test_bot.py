@@ -7,26 +7,25 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from bot.client import EXTENSIONS, PersonaBot
-from types import SimpleNamespace
-
 from bot.services import Services
 from bot.triggers import per_user_cooldown, should_answer
 from persona import memory
-from persona.storage.db import Database
 from persona.memory.embeddings import Embedder, resolve_embed_model
-from persona.runtime.model import resolve_base_model
 from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine
+from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fake_discord.server import BOT_ID, FakeDiscord
 from tests.fixtures.discord_package import OWNER_ID
-from tests.helpers import rows
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 from tests.fixtures.tiny_model import build_tiny_model
+from tests.helpers import rows
 
 GUILD_ID = int(GUILD[0])
 GENERAL = 1000000000000000004

@@ -21,8 +21,8 @@ from demo import sample
 from persona.config import Settings
 from persona.storage.db import Database
 from persona.storage.store import Store, open_store
-from tests.helpers import rows
 from tests.fixtures.tiny_model import build_tiny_model
+from tests.helpers import rows
 
 
 def run_demo(persona_exe: Path, home: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:

@@ -14,9 +14,9 @@ from ingest.discord_package import ingest_discord_package
 from ingest.loader import IngestError
 from persona.storage.db import Database
 from persona.storage.store import Store
-from tests.helpers import rows
 from tests.fixtures.dce import BOT, FRIEND, OTHER, OWNER, message, write_export, write_large_export
 from tests.fixtures.discord_package import OWNER_ID, FakeChannel, write_package
+from tests.helpers import rows
 
 GUILD = ("5000000000000000001", "Rust Fans")
 

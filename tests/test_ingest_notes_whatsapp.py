@@ -14,8 +14,8 @@ from ingest.obsidian import ingest_obsidian
 from ingest.text import ingest_text
 from ingest.whatsapp import ingest_whatsapp
 from persona.storage.store import Store
-from tests.helpers import rows
 from tests.fixtures.discord_package import OWNER_ID
+from tests.helpers import rows
 
 NNBSP = "\u202f"
 LRM = "\u200e"

@@ -13,8 +13,8 @@ from ingest.discord_package import ingest_discord_package
 from ingest.loader import IngestError
 from persona.storage.db import Database
 from persona.storage.store import Store
-from tests.helpers import rows
 from tests.fixtures.discord_package import OWNER_ID, FakeChannel, sample_channels, write_package
+from tests.helpers import rows
 
 EXPECTED_SCOPES = {
     1000000000000000001: "dm:222222222222222222",

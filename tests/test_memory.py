@@ -11,18 +11,17 @@ from pathlib import Path
 import pytest
 
 from ingest.dce import ingest_dce
-from ingest.discord_package import ingest_discord_package
 from persona import memory
 from persona.memory.chunking import ChunkMessage, chunk_conversation, chunk_note
-from persona.storage.db import Database
 from persona.memory.embeddings import Embedder, EmbedModelSpec, resolve_embed_model
 from persona.privacy.forget import forget_channel, forget_person, forget_range, opt_out
 from persona.privacy.scopes import Place, readable_scopes
+from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures import known_answers
-from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
-from tests.fixtures.discord_package import OWNER_ID, sample_channels, write_package
+from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
+
 
 def words(texts):  # noqa: ANN001, ANN201 - a stand-in token counter: one token per word
     return [len(t.split()) for t in texts]

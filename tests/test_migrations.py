@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from persona.errors import DatabaseError, MigrationError
 from persona.storage import migrate
 from persona.storage.db import Database, connect
-from persona.errors import DatabaseError, MigrationError
 
 EXPECTED_COLUMNS: dict[str, set[str]] = {
     "schema_migrations": {"version", "name", "checksum", "applied_at"},

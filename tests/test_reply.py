@@ -11,21 +11,21 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from persona import memory
-from persona.storage.db import Database
-from persona.memory.embeddings import Embedder, resolve_embed_model
-from persona.runtime.model import resolve_base_model
 from ingest.dce import ingest_dce
+from persona import memory
+from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place
 from persona.prompts import Frame, Line, place_label, render
 from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest, split_message
+from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
-from trainer.dataset import Options, build_dataset
-from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 from tests.fixtures.discord_package import OWNER_ID
+from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 from tests.fixtures.tiny_model import build_tiny_model
+from trainer.dataset import Options, build_dataset
 
 
 def test_split_message_respects_the_limit_and_boundaries() -> None:

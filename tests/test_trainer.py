@@ -15,20 +15,21 @@ import psycopg
 import pytest
 import torch
 
+from persona import adapters
 from persona.config import Settings
-from persona.storage.db import Database
 from persona.errors import PersonaError
 from persona.runtime.model import load_tokenizer, resolve_base_model
+from persona.storage.db import Database
 from persona.storage.store import Store
-from persona import adapters
+from tests.fixtures import voice
+from tests.fixtures.tiny_model import build_tiny_model
 from trainer import pipeline
-from trainer.promotion import gate
 from trainer.dataset import Options, build_dataset
+from trainer.encoding import encode
 from trainer.feedback import balanced_weights, collect, train_kto
 from trainer.job import Job
-from trainer.sft import TrainOptions, encode, train
-from tests.fixtures.tiny_model import build_tiny_model
-from tests.fixtures import voice
+from trainer.promotion import gate
+from trainer.sft import TrainOptions, train
 
 OWNER = voice.OWNER_ID
 SAM = 222222222222222222

@@ -39,7 +39,11 @@ def dataset_build(
     as_json: JsonOption = False,
 ) -> None:
     """Build the dataset into $PERSONA_HOME/datasets/latest and print counts and balance."""
-    from persona.runtime.model import count_chat_tokens, load_tokenizer, resolve_base_model
+    from persona.runtime.model import (
+        count_chat_tokens,
+        load_tokenizer,
+        resolve_base_model,
+    )
     from trainer.pipeline import prepared_dataset
 
     settings, store = _context(ctx)

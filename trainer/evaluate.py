@@ -23,7 +23,8 @@ import torch
 from persona.config import Settings
 from persona.runtime.generation import GenerationSettings, generate
 from trainer.dataset import Example
-from trainer.sft import EncodedDataset, PadCollator, TrainOptions, encode
+from trainer.encoding import EncodedDataset, PadCollator, encode
+from trainer.sft import TrainOptions
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from persona.history.people import resolve_owner
 from persona.runtime.generation import GenerationSettings
 from persona.runtime.model import resolve_base_model
 from persona.storage.store import Store
-from trainer.dataset import Dataset, Options, build_dataset
+from trainer.dataset import Dataset, Example, Options, build_dataset
 from trainer.feedback import collect as collect_feedback
 from trainer.feedback import corrections_as_examples, write_kto_rows
 from trainer.job import Job
@@ -113,14 +113,10 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     feedback_watermark = max([after, *(f["id"] for f in feedback)])
 
     if incremental and current is not None:
-        new = [e for e in dataset.train if e.max_seq > current.data_watermark]
-        if not new and not feedback:
+        train_examples = _incremental_examples(dataset, current, feedback, settings.replay_ratio)
+        if train_examples is None:
             return Outcome("nothing_new", f"nothing new since {current.label}: no new messages after #{current.data_watermark}, no new ratings")
-        old = [e for e in dataset.train if e.max_seq <= current.data_watermark]
-        replay = random.Random(len(new)).sample(old, min(len(old), int(len(new) * settings.replay_ratio)))
-        train_examples = new + replay + corrections_as_examples(feedback)
-        init_adapter = current.path
-        log.info("incremental: %d new examples, %d replayed, %d ratings", len(new), len(replay), len(feedback))
+        init_adapter: str | None = current.path
     else:
         if incremental:
             log.info("no active adapter yet: training one on everything")
@@ -153,6 +149,18 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
                                 params={"job": str(job_path), "dataset": dataset.stats})
     conn.commit()
     return _execute(conn, settings, run_id, version_id, job, job_path, processes, quiet)
+
+
+def _incremental_examples(dataset: Dataset, current: adapters.AdapterVersion, feedback: list[dict[str, Any]],
+                          replay_ratio: float) -> list[Example] | None:
+    """What is new since `current` (messages and ratings) plus replayed older examples; None if nothing is new."""
+    new = [e for e in dataset.train if e.max_seq > current.data_watermark]
+    if not new and not feedback:
+        return None
+    old = [e for e in dataset.train if e.max_seq <= current.data_watermark]
+    replay = random.Random(len(new)).sample(old, min(len(old), int(len(new) * replay_ratio)))
+    log.info("incremental: %d new examples, %d replayed, %d ratings", len(new), len(replay), len(feedback))
+    return new + replay + corrections_as_examples(feedback)
 
 
 def _stale_runs(conn: psycopg.Connection) -> tuple[int, int, Path] | None:

@@ -1,10 +1,7 @@
 """LoRA fine-tuning on the owner's examples (transformers Trainer + peft).
 
-Loss falls on the owner's turns only: the chat template renders the whole
-conversation, and the character spans of assistant turns (found by rendering each
-prefix) select which tokens get labels. Discord messages are short, so padding is the
-main waste: batches are grouped by length (`length_grouped_order`), which keeps over
-90% of the tokens in a batch real; the real-token fraction is logged next to loss and
+Examples are encoded with labels on the owner's turns only and ordered in batches of
+similar length (`trainer.encoding`); the real-token fraction is logged next to loss and
 tokens/s.
 
 This module runs in the training process (see trainer/job.py), never in the bot.
@@ -19,9 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from persona.config import Settings, default_of
+from trainer.encoding import CountingCollator, EncodedDataset, PadCollator, encode, length_grouped_order
 
 log = logging.getLogger(__name__)
 
@@ -67,118 +63,6 @@ class TrainOptions:
         return asdict(self)
 
 
-# --- tokenisation with assistant-only labels --------------------------------------------------
-
-
-def encode(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> dict[str, list[int]] | None:
-    """input_ids and labels (-100 outside the owner's turns); None if nothing to learn."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = _assistant_spans(tokenizer, messages, text)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = encoded["input_ids"]
-    labels = [-100] * len(ids)
-    span_index = 0
-    for position, (start, _end) in enumerate(encoded["offset_mapping"]):
-        while span_index < len(spans) and start >= spans[span_index][1]:
-            span_index += 1
-        if span_index < len(spans) and spans[span_index][0] <= start < spans[span_index][1]:
-            labels[position] = ids[position]
-    if len(ids) > max_len:
-        # Keep the system prompt and the latest turns.
-        head = min(_prefix_tokens(tokenizer, messages), max_len // 4)
-        tail = max_len - head
-        ids, labels = ids[:head] + ids[-tail:], [-100] * head + labels[-tail:]
-    if all(label == -100 for label in labels):
-        return None
-    return {"input_ids": ids, "labels": labels}
-
-
-def _assistant_spans(tokenizer: Any, messages: list[dict[str, str]], text: str) -> list[tuple[int, int]]:
-    """Character spans of each assistant turn (content and end-of-turn marker) in `text`."""
-    spans: list[tuple[int, int]] = []
-    cursor = 0
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if text.startswith(before) and text.startswith(through) and len(through) > len(before):
-            spans.append((len(before), len(through)))
-            cursor = len(through)
-            continue
-        # Templates that rewrite earlier turns: find the content itself.
-        found = text.find(message["content"], cursor)
-        if found >= 0:
-            spans.append((found, found + len(message["content"])))
-            cursor = found + len(message["content"])
-    return spans
-
-
-def _prefix_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:
-    if messages and messages[0]["role"] == "system":
-        rendered = tokenizer.apply_chat_template(messages[:1], tokenize=False)
-        return len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
-    return 0
-
-
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int, pool_batches: int = 64) -> list[int]:
-    """An order in which each run of `batch_size` items has similar lengths.
-
-    Random pools of `pool_batches` batches are sorted by length and cut into batches,
-    and the batches are shuffled: as random as plain shuffling at the batch level, with
-    little padding inside a batch. (transformers' LengthGroupedSampler uses pools of
-    only 4 batches on small datasets, which leaves ~15% padding on chat data.)
-    """
-    import random
-
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    pool = batch_size * pool_batches
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i], reverse=True)
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return [i for batch in batches for i in batch]
-
-
-class EncodedDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        return self.rows[index]
-
-
-@dataclass
-class PadCollator:
-    """Right-pads a batch and masks padding out of the loss.
-
-    Our own rather than transformers' DataCollatorForSeq2Seq / DataCollatorWithPadding:
-    the labels are already masked to the owner's turns by `encode` (character spans of
-    the rendered chat template, which no stock collator knows), so all that is left is
-    padding three tensors — and the throughput callback needs the real-token count of
-    exactly what was padded."""
-
-    pad_id: int
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            ids[i, :n] = torch.tensor(row["input_ids"])
-            labels[i, :n] = torch.tensor(row["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
 # --- callbacks ----------------------------------------------------------------------------------
 
 
@@ -220,20 +104,6 @@ def _callbacks(options: TrainOptions) -> list[Any]:
     return callbacks
 
 
-class _CountingCollator:
-    """Wraps the collator to count real vs padded tokens for the throughput callback."""
-
-    def __init__(self, inner: PadCollator, counter: Any) -> None:
-        self.inner = inner
-        self.counter = counter
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        batch = self.inner(rows)
-        self.counter.real += int(batch["attention_mask"].sum())
-        self.counter.padded += int(batch["attention_mask"].numel())
-        return batch
-
-
 # --- training -------------------------------------------------------------------------------------
 
 
@@ -255,7 +125,12 @@ def lora_targets(value: str) -> str | list[str]:
 
 def prepare_model(spec: Any, options: TrainOptions, init_adapter: str | None) -> tuple[Any, Any]:
     """(peft model, tokenizer): a fresh LoRA, or the given adapter continued."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from peft import (
+        LoraConfig,
+        PeftModel,
+        get_peft_model,
+        prepare_model_for_kbit_training,
+    )
 
     from persona.runtime.model import device_kind, load_base_model, load_tokenizer
 
@@ -287,7 +162,7 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
           options: TrainOptions, *, init_adapter: str | None = None) -> TrainResult:
     """Train a LoRA adapter; checkpoints in output_dir/checkpoints (resumed if present),
     the final adapter in output_dir/adapter."""
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import Trainer, set_seed
 
     set_seed(options.seed)
     started = time.perf_counter()
@@ -300,13 +175,51 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     if len(train_set) == 0:
         raise ValueError("no training example has an owner turn to learn")
     checkpoints = output_dir / "checkpoints"
-    steps_per_epoch = math.ceil(len(train_set) / (options.batch_size * options.grad_accumulation * _world_size()))
+    args = _training_arguments(options, checkpoints, len(train_set), has_eval=bool(len(eval_set)))
+    callbacks = _callbacks(options)
+    collator = CountingCollator(PadCollator(tokenizer.pad_token_id), callbacks[0])
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_set, eval_dataset=eval_set if len(eval_set) else None,
+        data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
+    )
+    resume = any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        log.info("resuming from the last checkpoint in %s", checkpoints)
+    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    adapter_dir = output_dir / "adapter"
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(adapter_dir)
+    return _result(trainer, output, adapter_dir, time.perf_counter() - started)
+
+
+def _result(trainer: Any, output: Any, adapter_dir: Path, seconds: float) -> TrainResult:
+    history = trainer.state.log_history
+    throughput = [h for h in history if "tokens_per_s" in h]
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    return TrainResult(
+        adapter_dir=str(adapter_dir),
+        steps=trainer.state.global_step,
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        best_eval_loss=min(evals) if evals else None,
+        tokens_per_s=throughput[-1]["tokens_per_s"] if throughput else None,
+        real_token_fraction=throughput[-1]["real_token_fraction"] if throughput else None,
+        seconds=round(seconds, 1),
+        log_history=history,
+    )
+
+
+def _training_arguments(options: TrainOptions, checkpoints: Path, examples: int, *, has_eval: bool) -> Any:
+    """transformers' TrainingArguments for this run: cosine schedule with warm-up, an
+    evaluation (and checkpoint) every `eval_steps`, the best checkpoint kept at the end."""
+    from transformers import TrainingArguments
+
+    steps_per_epoch = math.ceil(examples / (options.batch_size * options.grad_accumulation * _world_size()))
     total_steps = options.max_steps if options.max_steps > 0 else max(1, math.ceil(steps_per_epoch * options.epochs))
     eval_steps = max(1, min(options.eval_steps, total_steps))
     import torch as _torch
 
     cuda = _torch.cuda.is_available()
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=options.batch_size,
         per_device_eval_batch_size=options.batch_size,
@@ -319,12 +232,12 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
         num_train_epochs=options.epochs,
         max_steps=total_steps,
         logging_steps=max(1, min(10, eval_steps)),
-        eval_strategy="steps" if len(eval_set) else "no",
+        eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps,
         save_strategy="steps",
         save_steps=eval_steps,
         save_total_limit=2,
-        load_best_model_at_end=bool(len(eval_set)),
+        load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         bf16=cuda and _torch.cuda.is_bf16_supported(),
@@ -339,32 +252,6 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
         use_cpu=not cuda,
         seed=options.seed,
         save_only_model=False,
-    )
-    callbacks = _callbacks(options)
-    collator = _CountingCollator(PadCollator(tokenizer.pad_token_id), callbacks[0])
-    trainer = Trainer(
-        model=model, args=args, train_dataset=train_set, eval_dataset=eval_set if len(eval_set) else None,
-        data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-    )
-    resume = any(checkpoints.glob("checkpoint-*"))
-    if resume:
-        log.info("resuming from the last checkpoint in %s", checkpoints)
-    output = trainer.train(resume_from_checkpoint=True if resume else None)
-    adapter_dir = output_dir / "adapter"
-    if trainer.is_world_process_zero():
-        trainer.model.save_pretrained(adapter_dir)
-    history = trainer.state.log_history
-    throughput = [h for h in history if "tokens_per_s" in h]
-    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
-    return TrainResult(
-        adapter_dir=str(adapter_dir),
-        steps=trainer.state.global_step,
-        train_loss=float(output.training_loss) if output.training_loss is not None else None,
-        best_eval_loss=min(evals) if evals else None,
-        tokens_per_s=throughput[-1]["tokens_per_s"] if throughput else None,
-        real_token_fraction=throughput[-1]["real_token_fraction"] if throughput else None,
-        seconds=round(time.perf_counter() - started, 1),
-        log_history=history,
     )
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.services import Services
 from persona.replies import THUMBS, record_feedback
-
 
 RATE_UP = "Rate persona reply 👍"
 RATE_DOWN = "Rate persona reply 👎"

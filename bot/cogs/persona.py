@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TypeVar
 
 import discord

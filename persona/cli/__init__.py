@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from persona.cli import chat, db, memory, privacy  # noqa: F401 - each module registers its commands
 from persona.cli.app import app, err, out, settings_of
 from persona.errors import PersonaError

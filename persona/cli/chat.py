@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from persona.cli.app import app, err, out, settings_of
-
 from persona.privacy.scopes import Place
 from persona.prompts import Line
 from persona.runtime.reply import ReplyEngine, ReplyRequest

@@ -76,9 +76,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Count messages, channels, memories, feedback and adapters."""
-    from persona.storage.store import open_store
-
     from persona.status import collect_stats
+    from persona.storage.store import open_store
 
     with open_store(settings_of(ctx)).connect() as conn:
         counts = collect_stats(conn)

@@ -40,7 +40,7 @@ def store_live(conn: psycopg.Connection, batch: list[LiveMessage], *, owner_id: 
     messages are refused, known ones merged)."""
     if not batch:
         return 0
-    writer = HistoryWriter(conn, source)
+    writer = HistoryWriter(conn, source, stored_names=False)
     for message in batch:
         writer.names.update(message.mentions)
         writer.add_person(Person(message.author_id, message.author_name, message.display_name, is_owner=message.author_id == owner_id))

@@ -47,15 +47,15 @@ MESSAGE_COLUMNS = (
 )
 
 _STAGING = """
-CREATE TEMP TABLE stage_messages (
+CREATE TEMP TABLE IF NOT EXISTS stage_messages (
     id bigint NOT NULL, channel_id bigint NOT NULL, author_id bigint NOT NULL, kind text NOT NULL,
     created_at timestamptz NOT NULL, edited_at timestamptz, content text NOT NULL,
     reply_to_id bigint, attachments jsonb NOT NULL, mentions bigint[] NOT NULL
 ) ON COMMIT DROP;
-CREATE TEMP TABLE stage_people (
+CREATE TEMP TABLE IF NOT EXISTS stage_people (
     id bigint NOT NULL, name text NOT NULL, display_name text, is_owner boolean NOT NULL, is_bot boolean NOT NULL
 ) ON COMMIT DROP;
-CREATE TEMP TABLE stage_channels (
+CREATE TEMP TABLE IF NOT EXISTS stage_channels (
     id bigint NOT NULL, kind text NOT NULL, name text, guild_id bigint, guild_name text,
     parent_id bigint, scope text NOT NULL, recipients bigint[] NOT NULL
 ) ON COMMIT DROP;
@@ -171,7 +171,7 @@ class Merged:
 class HistoryWriter:
     """`w = HistoryWriter(conn, "dce"); w.add_person(...); w.add_channel(...); w.add_message(...); w.merge()`."""
 
-    def __init__(self, conn: psycopg.Connection, source: str, *, import_run_id: int | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection, source: str, *, import_run_id: int | None = None, stored_names: bool = True) -> None:
         self.conn = conn
         self.source = source
         self.import_run_id = import_run_id
@@ -179,10 +179,15 @@ class HistoryWriter:
         self.channels: dict[int, Channel] = {}
         self.scrubber = Scrubber()
         conn.execute(_STAGING)
+        # A second writer in the same transaction starts from empty staging tables.
+        conn.execute("TRUNCATE stage_messages, stage_people, stage_channels")
         owner = people.stored_owner(conn)
         self.stored_owner_id: int | None = owner.id if owner else None
-        self.names: dict[int, str] = people.known_names(conn)  # person id -> name, for rendering <@id> mentions
-        self.channel_names: dict[int, str] = channel_names(conn)
+        # id -> name, for rendering <@id> and <#id>. Loaded before the COPY starts (the
+        # connection serves nothing else during it); live capture, a message at a time,
+        # renders with the names Discord sent along instead (`stored_names=False`).
+        self.names: dict[int, str] = people.known_names(conn) if stored_names else {}
+        self.channel_names: dict[int, str] = channel_names(conn) if stored_names else {}
         self.staged = 0
         self.staged_per_channel: Counter[int] = Counter()
         self._cursor = conn.cursor()

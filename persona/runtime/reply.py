@@ -16,7 +16,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 from persona import adapters, memory, replies
 from persona.config import Settings

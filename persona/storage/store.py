@@ -7,10 +7,10 @@ from typing import Any
 
 import psycopg
 
-from persona.storage.migrate import Migration, MigrationStatus, upgrade
-from persona.storage.migrate import status as migration_status
 from persona.config import Settings
 from persona.storage.db import Database, check_pgvector, connect, pgvector_versions, resolve_database, server_version
+from persona.storage.migrate import Migration, MigrationStatus, upgrade
+from persona.storage.migrate import status as migration_status
 
 log = logging.getLogger(__name__)
 
