@@ -17,6 +17,7 @@ import platform
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +31,8 @@ def naive_scrub(text: str) -> str:
     text = p._PEM.sub(p.PRIVATE_KEY, text)
     text = p._SIGNED_QUERY.sub(r"\1", text)
     text = p._TOKENS.sub(p.SECRET, text)
-    text = p._ASSIGNMENT.sub(lambda m: f"{m.group(1)}{p.SECRET}", text)
+    found: Counter[str] = Counter()
+    text = p._ASSIGNMENT.sub(lambda m: p._assigned_secret(m, found), text)
     text = p._EMAIL.sub(p.EMAIL, text)
     text = p._IPV6.sub(lambda m: p.IP if p._is_ipv6(m.group(0)) else m.group(0), text)
     text = p._IBAN.sub(lambda m: p.IBAN if p.iban_ok(m.group(0)) else m.group(0), text)

@@ -18,6 +18,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 from persona.errors import PersonaError
 from persona.history import runs
 from persona.history.writer import Channel, HistoryError, HistoryWriter, Person
@@ -97,6 +99,7 @@ class ImportSession:
         self.skipped: Counter[tuple[str, str]] = Counter()  # (channel kind, reason)
         self.files = 0
         self.run_id = 0
+        self._run_conn: Any = None  # holds the run's liveness lock (persona.history.runs)
         self._stack = ExitStack()
         self.writer: HistoryWriter | None = None
         self.summary: ImportSummary | None = None
@@ -104,7 +107,15 @@ class ImportSession:
     # --- lifecycle ---------------------------------------------------------------------
 
     def __enter__(self) -> ImportSession:
-        self.run_id = self._start_run()
+        self._run_conn = self.store.connect(autocommit=True)
+        try:
+            settled = runs.settle_interrupted_imports(self._run_conn)
+            if settled:
+                log.info("import runs %s were killed earlier; marked as such", ", ".join(map(str, settled)))
+            self.run_id = runs.start_import(self._run_conn, self.source, self.path)
+        except BaseException:
+            self._run_conn.close()
+            raise
         try:
             conn = self._stack.enter_context(self.store.connect())
             self._stack.enter_context(conn.transaction())
@@ -214,16 +225,13 @@ class ImportSession:
 
     # --- the import_runs row (own connection, so a failure is recorded) -----------------
 
-    def _start_run(self) -> int:
-        with self.store.connect(autocommit=True) as conn:
-            return runs.start_import(conn, self.source, self.path)
-
     def _end_run(self, status: str, *, counts: dict[str, Any] | None = None, error: str | None = None) -> None:
         try:
-            with self.store.connect(autocommit=True) as conn:
-                runs.end_import(conn, self.run_id, status, counts=counts, error=error)
-        except PersonaError as exc:  # the database went away: the import itself already failed or committed
-            log.warning("could not record the end of import run %s: %s", self.run_id, exc.message)
+            runs.end_import(self._run_conn, self.run_id, status, counts=counts, error=error)
+        except psycopg.Error as exc:  # the database went away: the import itself already failed or committed
+            log.warning("could not record the end of import run %s: %s", self.run_id, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+        finally:
+            self._run_conn.close()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         validate_default=True,
+        allow_inf_nan=False,  # `inf` is no learning rate, epoch count or margin
     )
 
     # --- Discord -----------------------------------------------------------------
@@ -138,6 +139,14 @@ class Settings(BaseSettings):
         if any(not p.isdigit() for p in parts):
             raise ValueError("must be comma-separated Discord ids, e.g. 123,456")
         return frozenset(int(p) for p in parts)
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _empty_home_is_default(cls, value: Any) -> Any:
+        """An empty PERSONA_HOME would mean the current folder: treat it as unset."""
+        if isinstance(value, str) and not value.strip():
+            return Path(".persona")
+        return value
 
     @field_validator("discord_token", "database_url", mode="before")
     @classmethod

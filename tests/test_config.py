@@ -22,6 +22,18 @@ def test_defaults_need_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.retrain_cron == "0 3 * * *"
 
 
+def test_empty_home_is_the_default_not_the_current_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONA_HOME", "")
+    assert load_settings(_env_file=None).home == Path(".persona")
+
+
+def test_id_lists_become_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSONA_TRUSTED_USERS", " 123, 456 ,")
+    monkeypatch.setenv("PERSONA_ALLOWED_CHANNELS", "")
+    settings = load_settings(_env_file=None)
+    assert settings.trusted_users == {123, 456} and settings.allowed_channels == frozenset()
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -29,6 +41,11 @@ def test_defaults_need_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PERSONA_OWNER_ID", "-5", "PERSONA_OWNER_ID"),
         ("PERSONA_TIMEZONE", "Mars/Olympus", "PERSONA_TIMEZONE: must be an IANA time zone"),
         ("PERSONA_RETRAIN_CRON", "every night", "PERSONA_RETRAIN_CRON: must be a crontab expression"),
+        ("PERSONA_RETRAIN_CRON", "99 99 * * *", "PERSONA_RETRAIN_CRON: must be a crontab expression"),
+        ("PERSONA_LEARNING_RATE", "inf", "PERSONA_LEARNING_RATE"),
+        ("PERSONA_TRAIN_EPOCHS", "nan", "PERSONA_TRAIN_EPOCHS"),
+        ("PERSONA_PROMOTION_MARGIN", "inf", "PERSONA_PROMOTION_MARGIN"),
+        ("PERSONA_TRUSTED_USERS", "123,,abc", "PERSONA_TRUSTED_USERS: must be comma-separated Discord ids"),
         ("PERSONA_LOG_LEVEL", "LOUD", "PERSONA_LOG_LEVEL"),
         ("PERSONA_TRAIN_ON_API_CONTENT", "perhaps", "PERSONA_TRAIN_ON_API_CONTENT"),
         ("DATABASE_URL", "mysql://root@localhost/db", "DATABASE_URL: must start with postgresql://"),

@@ -179,3 +179,31 @@ def test_opted_out_people_are_not_stored(store: Store, tmp_path: Path) -> None:
     assert rows(store, "SELECT count(*) FROM messages WHERE author_id = %s", int(FRIEND["id"])) == [(0,)]
     assert rows(store, "SELECT count(*) FROM messages WHERE author_id = %s", OWNER_ID) == [(1,)]
     assert rows(store, "SELECT opted_out_at IS NOT NULL FROM people WHERE id = %s", int(FRIEND["id"])) == [(True,)]
+
+
+def test_an_import_killed_midway_stores_nothing_and_is_marked_on_the_next_start(persona_exe: Path, database: Database, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    store = Store(database)
+    big = write_large_export(tmp_path / "big.json", 60_000)
+    env = {**os.environ, "DATABASE_URL": database.url, "PERSONA_OWNER_ID": str(OWNER_ID)}
+    child = subprocess.Popen([str(persona_exe), "ingest", "dce", str(big)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not rows(store, "SELECT id FROM import_runs WHERE status = 'running'"):
+        assert child.poll() is None and time.monotonic() < deadline, "the import never started"
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside the COPY of 60,000 messages
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert rows(store, "SELECT status FROM import_runs") == [("running",)]  # nobody could say otherwise yet
+    ((stored,),) = rows(store, "SELECT count(*) FROM messages")
+    assert stored in (0, 60_000)  # all or nothing (a slow machine is still inside the COPY: 0)
+
+    ingest_dce(store, [dm_export(tmp_path)], owner_id=OWNER_ID)  # the next import notices
+    (killed, error), finished = rows(store, "SELECT status, error FROM import_runs ORDER BY id")
+    assert finished == ("succeeded", None)
+    if stored == 0:
+        assert killed == "failed" and "killed" in error
+    else:
+        assert killed == "succeeded" and "before recording" in error

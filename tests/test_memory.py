@@ -14,11 +14,13 @@ from ingest.dce import ingest_dce
 from persona import memory
 from persona.memory.chunking import ChunkMessage, chunk_conversation, chunk_note
 from persona.memory.embeddings import Embedder, EmbedModelSpec, resolve_embed_model
+from persona.memory.recall import RECENCY_WEIGHT
 from persona.privacy.forget import forget_channel, forget_person, forget_range, opt_out
 from persona.privacy.scopes import Place, readable_scopes
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures import known_answers
+from tests.fixtures.dce import OTHER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 
@@ -338,3 +340,23 @@ def test_private_notes_reach_only_the_owner(store: Store, embedder: Embedder, tm
                 assert all("NOTE-CANARY-55aa" not in m.content for m in found)
         owner = memory.recall(conn, embedder, "surprise party", asker_id=OWNER_ID, place=Place.dm(), owner_id=OWNER_ID)
         assert any("NOTE-CANARY-55aa" in m.content and m.scope == "private" for m in owner)
+
+
+def test_a_message_from_the_future_neither_breaks_nor_wins_recall(store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    """A phone with a wrong clock: dates in 2028, 2100 and 9999 get at most the documented
+    +20% (a memory from today), and recall keeps working for everyone."""
+    write_export(tmp_path / "dce" / "clock.json", channel_id=1000000000000000007, channel_type="GuildTextChat", guild=GUILD, name="clock", messages=[
+        message(1500000000000000001, OTHER, "the marmalade festival is on saturday", ts="2023-08-02T09:00:00+00:00"),
+        message(1500000000000000002, OTHER, "marmalade from the year 2028", ts="2028-01-01T09:00:00+00:00"),
+        message(1500000000000000003, OTHER, "marmalade from the year 2100", ts="2100-01-01T09:00:00+00:00"),
+        message(1500000000000000004, OTHER, "marmalade from the year 9999", ts="9999-12-31T09:00:00+00:00"),
+    ])
+    ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+        found = memory.recall(conn, embedder, "marmalade", asker_id=OWNER_ID, place=Place.terminal(), owner_id=OWNER_ID, k=10)
+        plain = memory.search(conn, embedder, "marmalade", None, k=10, recency=0.0)
+    assert len(found) == 4 and any("9999" in m.content for m in found)
+    unboosted = {m.id: m.score for m in plain}
+    for m in found:
+        assert m.score <= unboosted[m.id] * (1 + RECENCY_WEIGHT) + 1e-9, m.content

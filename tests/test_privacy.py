@@ -60,3 +60,41 @@ def test_mentions_render_before_scrubbing_so_ids_do_not_look_like_numbers() -> N
     text = render_mentions("<@80351110224678912> look at <#1000000000000000004>, ping <@&55>", {80351110224678912: "Alex"}, {1000000000000000004: "general"})
     assert text == "@Alex look at #general, ping @role"
     assert scrub(text) == text
+
+
+ADVERSARIAL = {
+    "dash-joined words before '='": "a-" * 50_000 + "=",
+    "dash-joined UUIDs": "123e4567-e89b-12d3-a456-426614174000-" * 2_700,
+    "links run together": "http://a" * 12_500 + "?sig=x",
+    "dots before '@'": "a." * 50_000 + "@",
+    "digits and spaces": "1 " * 50_000,
+    "colons (IPv6-like)": "a:" * 50_000,
+    "'password is' repeated": "password is " * 8_300,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_scrubbing_stays_linear_on_adversarial_input(name: str) -> None:
+    """100 KB crafted to make a backtracking pattern quadratic scrubs about as fast as
+    100 KB of chat (it took 29 s for 20 KB of `a-a-…=` before the fix)."""
+    import time
+
+    def seconds(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            scrub(text)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    text = ADVERSARIAL[name]
+    assert 99_000 <= len(text) <= 101_000
+    plain = seconds(("mail me later, the climbing gym opens at 7 tonight " * 2_000)[: len(text)])
+    assert seconds(text) < max(100 * plain, 0.05), name  # linear: a small multiple of plain text, far from seconds
+
+
+def test_secrets_said_in_chat_form_are_still_caught() -> None:
+    assert scrub("the password is swordfish") == "the password is <SECRET>"
+    assert scrub("my db_password: hunter2") == "my db_password: <SECRET>"
+    assert scrub("api_key=abc123xyz") == "api_key=<SECRET>"
+    assert scrub("my secret is chocolate lol") == "my secret is chocolate lol"  # not a password

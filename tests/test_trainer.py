@@ -167,6 +167,38 @@ def test_training_resumes_after_a_kill(tiny: str, tmp_path: Path) -> None:
     assert result["train"]["steps"] == 300
 
 
+def test_the_training_child_dies_with_its_parent(tiny: str, tmp_path: Path) -> None:
+    """A killed `persona train` (or bot) must not leave a training process running for nobody."""
+    from trainer.dataset import Dataset, Example
+    from trainer.job import PARENT_PID_ENV
+
+    example = Example(messages=CHAT, target_ids=[1], channel_id=1, source="dce", kind="dm", last_at="2023-01-01T00:00:00+00:00")
+    Dataset([example] * 64, [example] * 2, {}).write(tmp_path / "data")
+    job = Job(base_model={"name": tiny, "path": tiny, "gguf_file": None}, train_file=str(tmp_path / "data" / "train.jsonl"),
+              heldout_file=str(tmp_path / "data" / "heldout.jsonl"), output_dir=str(tmp_path / "run"),
+              options=TrainOptions(max_steps=100_000, batch_size=4, eval_steps=10_000, patience=0).to_json(), eval_samples=0)
+    job_path = job.write(tmp_path / "job.json")
+    # The parent: a stand-in for `persona train` or the bot. The child's output goes to a
+    # file, not a pipe, so a write into a closed pipe cannot be what stops it.
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with (tmp_path / "child.log").open("w") as log:
+        child = subprocess.Popen([sys.executable, "-m", "trainer.job", str(job_path)], stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, PARENT_PID_ENV: str(parent.pid)})
+    try:
+        deadline = time.monotonic() + 60
+        while "%|" not in (tmp_path / "child.log").read_text() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert child.poll() is None, "the training process ended on its own"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert child.wait(timeout=30) == 3, "the training process outlived the process that started it"
+        assert "is gone; stopping" in (tmp_path / "child.log").read_text()
+    finally:
+        for process in (parent, child):
+            if process.poll() is None:
+                process.kill()
+
+
 def test_promotion_gate_both_ways() -> None:
     assert gate(2.0, 2.0, 0.02, "active")[0]
     assert gate(2.03, 2.0, 0.02, "active")[0]  # within the margin

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,30 @@ def _is_main() -> bool:
     return PartialState().is_main_process
 
 
+PARENT_PID_ENV = "PERSONA_PARENT_PID"  # set by trainer/pipeline.py: the process that waits for this one
+
+
+def _die_with_parent(parent: str | None, every_s: float = 1.0) -> None:
+    """Training for a process that is gone helps nobody (and holds gigabytes): a daemon
+    thread ends this one when the persona process that started it disappears. Polling
+    the pid works for a plain child and for `accelerate launch` workers alike."""
+    if not parent or not parent.isdigit():
+        return
+    import threading
+
+    import psutil
+
+    pid = int(parent)
+
+    def watch() -> None:
+        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(every_s)
+        log.error("the persona process %d that started this training is gone; stopping", pid)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
@@ -108,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from persona.logs import quiet_library_warnings
 
+    _die_with_parent(os.environ.get(PARENT_PID_ENV))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     quiet_library_warnings()
     for noisy in ("httpx", "urllib3", "sentence_transformers", "filelock"):

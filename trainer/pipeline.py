@@ -33,7 +33,7 @@ from persona.storage.store import Store
 from trainer.dataset import Dataset, Example, Options, build_dataset
 from trainer.feedback import collect as collect_feedback
 from trainer.feedback import corrections_as_examples, write_kto_rows
-from trainer.job import Job
+from trainer.job import PARENT_PID_ENV, Job
 from trainer.promotion import gate
 from trainer.sft import TrainOptions
 
@@ -220,7 +220,7 @@ def _launch(job_path: Path, processes: int, quiet: bool) -> tuple[int, str]:
         command += ["-m", "trainer.job", str(job_path)]
     else:
         command = [sys.executable, "-m", "trainer.job", str(job_path)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
     tail: deque[bytes] = deque(maxlen=64)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
         assert child.stdout is not None

@@ -11,10 +11,42 @@ from typing import Any
 
 import psycopg
 
+# Advisory-lock class of import runs: a running import holds (IMPORT_LOCK, run id) on its
+# own connection for as long as it lives, so a run whose lock is free has died.
+IMPORT_LOCK = 0x70657273
+
 
 def start_import(conn: psycopg.Connection, source: str, path: str) -> int:
-    row = conn.execute("INSERT INTO import_runs (source, path) VALUES (%s, %s) RETURNING id", (source, path)).fetchone()
+    """Record a new run and hold its liveness lock on `conn` (keep `conn` open until the
+    run ends). One statement: no other session sees the row before the lock is held."""
+    row = conn.execute(
+        "WITH run AS (INSERT INTO import_runs (source, path) VALUES (%s, %s) RETURNING id) "
+        "SELECT id, pg_advisory_lock(%s, (id %% 2147483647)::int) FROM run",
+        (source, path, IMPORT_LOCK),
+    ).fetchone()
     return int(row[0])
+
+
+def settle_interrupted_imports(conn: psycopg.Connection) -> list[int]:
+    """Runs left `running` by a process that was killed: marked `failed` (nothing of theirs
+    was committed) or `succeeded` (they committed, then died before saying so)."""
+    settled = []
+    for (run_id,) in conn.execute("SELECT id FROM import_runs WHERE status = 'running' ORDER BY id").fetchall():
+        key = (IMPORT_LOCK, run_id % 2147483647)
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s::int)", key).fetchone()[0]:
+            continue  # still running
+        try:
+            committed = conn.execute("SELECT EXISTS (SELECT 1 FROM messages WHERE import_run_id = %s)", (run_id,)).fetchone()[0]
+            conn.execute(
+                "UPDATE import_runs SET status = %s, finished_at = now(), error = %s WHERE id = %s AND status = 'running'",
+                ("succeeded" if committed else "failed",
+                 "the import process ended after committing, before recording it" if committed else "interrupted: the import process was killed; nothing was stored",
+                 run_id),
+            )
+            settled.append(run_id)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s::int)", key)
+    return settled
 
 
 def end_import(conn: psycopg.Connection, run_id: int, status: str, *, counts: dict[str, Any] | None = None, error: str | None = None) -> None:

@@ -81,10 +81,12 @@ WHERE (SELECT count(*) FROM (
       ) AS found) < %(cap)s
 """
 # Reciprocal rank fusion, then a mild recency boost: score *= 1 + w * 0.5^(age / half-life).
+# An age below zero (a message dated in the future: a phone with a wrong clock) counts
+# as today, so the boost never exceeds 1 + w and power() never overflows.
 _FUSE = """
 WITH hits AS MATERIALIZED ({hits})
 SELECT m.id, m.scope, m.content, m.started_at, m.ended_at, m.message_ids,
-       s.rrf * (1 + %(recency)s * power(0.5, extract(epoch FROM (now() - m.ended_at)) / (86400.0 * %(half_life)s))) AS score
+       s.rrf * (1 + %(recency)s * power(0.5, greatest(extract(epoch FROM (now() - m.ended_at)), 0) / (86400.0 * %(half_life)s))) AS score
 FROM (SELECT id, sum(weight / (%(rrf_k)s + rank)) AS rrf FROM hits GROUP BY id) s
 JOIN memories m ON m.id = s.id
 ORDER BY score DESC, m.id

@@ -52,18 +52,32 @@ _TOKENS = re.compile(
     """
 )
 # `password = hunter2`, `API_KEY: abc`, `token=...` → keep the name, hide the value.
+# `password=…`, `api_key: …`, `the password is …`. Linear in the input: the keyword may
+# start only where a word starts (the look-behind), with at most three prefix parts
+# (`my_db_password`), so a long run like `a-a-a-…=` is tried once, not at every dash.
 _ASSIGNMENT = re.compile(
     r"""(?ix)
-    \b((?:[a-z0-9]+[_-])*(?:password|passwd|passphrase|pwd|secret|api[_-]?key|apikey|access[_-]?key|
-        auth[_-]?token|access[_-]?token|token|client[_-]?secret)\b\s*(?:[:=]|\bis\b)\s*)
-    (["']?)(?!<)([^\s"',;]{3,})\2
+    (?<![a-z0-9_-])((?:[a-z0-9]+[_-]){0,3}(?:password|passwd|passphrase|pwd|secret|api[_-]?key|apikey|access[_-]?key|
+        auth[_-]?token|access[_-]?token|token|client[_-]?secret)\b\s*([:=]|\bis\b)\s*)
+    (["']?)(?!<)([^\s"',;]{3,})\3
     """
 )
+_PASSWORD_WORDS = re.compile(r"(?i)(?:password|passwd|passphrase|pwd)\b")
+# Words that follow "password is" / "token:" in ordinary chat; never a secret on their own.
+_CHAT_WORDS = frozenset("""
+a an the this that these those it its my your our their his her same new old wrong right correct incorrect invalid
+expired required optional written saved stored stuck taped somewhere here there on in at of for to from with by about
+still just also really very too so not never always probably definitely literally actually basically like what which
+who why how when where weak strong long short easy hard simple obvious public private changed reset lost gone missing
+case sensitive please thanks thank lol lmao haha ok okay yes no maybe fine good bad
+""".split())
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 # Discord's CDN signs attachment links with ?ex=&is=&hm=; other signed links carry
-# well-known signature parameters. The query string goes, the link stays.
+# well-known signature parameters. The query string goes, the link stays. A link starts
+# after a separator (not inside a run like `http://ahttp://a…`, which would be tried at
+# every `http` and take quadratic time).
 _SIGNED_QUERY = re.compile(
-    r"(https?://[^\s?#<>]+)\?(?=[^\s#<>]*\b(?:ex|is|hm|X-Amz-Signature|X-Goog-Signature|Signature|sig|se|token|Expires)=)[^\s#<>]*",
+    r"(?<![\w/.:-])(https?://[^\s?#<>]+)\?(?=[^\s#<>]*\b(?:ex|is|hm|X-Amz-Signature|X-Goog-Signature|Signature|sig|se|token|Expires)=)[^\s#<>]*",
     re.I,
 )
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
@@ -122,7 +136,7 @@ class Scrubber:
         if len(text) >= 16:
             text = _sub(_TOKENS, SECRET, text, found, "secret")
         if "=" in text or ":" in text or " is " in text:
-            text = _sub(_ASSIGNMENT, lambda m: f"{m.group(1)}{SECRET}", text, found, "secret")
+            text = _ASSIGNMENT.sub(lambda m: _assigned_secret(m, found), text)
         if "@" in text:
             text = _sub(_EMAIL, EMAIL, text, found, "email")
         if not _has_digit_run(text):
@@ -136,6 +150,19 @@ class Scrubber:
         if _LONG_DIGITS.search(text):
             text = _sub_checked(_PHONE, PHONE, text, found, "phone", _is_phone)
         return text
+
+
+def _assigned_secret(match: re.Match[str], found: Counter[str]) -> str:
+    """The value of `keyword = value` goes, unless it reads as chat: "the password is on
+    the fridge", "my secret is chocolate lol", "token: of thanks"."""
+    head, operator, value = match.group(1), match.group(2), match.group(4)
+    if operator != "=":
+        if value.lower().strip(".!?") in _CHAT_WORDS:
+            return match.group(0)
+        if operator.lower() == "is" and not _PASSWORD_WORDS.search(head):
+            return match.group(0)  # "X is Y" is a secret only when X is a password
+    found["secret"] += 1
+    return f"{head}{SECRET}"
 
 
 _FOUR_DIGITS = re.compile(r"\d(?:\D*\d){3}")
