@@ -15,6 +15,15 @@ import ijson
 
 from ingest.loader import IngestError
 
+# Zip members: what a genuine export never needs, and a small archive that unpacks to
+# gigabytes (a "zip bomb") always does. JSON and CSV compress 5-20x; refusing above
+# 100x (for members over 8 MiB) leaves a wide margin.
+MAX_MEMBER_BYTES = 16 * 1024**3
+MAX_RATIO = 100
+RATIO_CHECKED_ABOVE = 8 * 1024**2
+# channel.json, user.json, index.json and the like are read whole: they are small.
+MAX_SMALL_JSON_BYTES = 64 * 1024**2
+
 
 class FileTree:
     """The files of a folder or of a zip archive, named by `/`-separated relative paths."""
@@ -32,11 +41,14 @@ class FileTree:
             return
         try:
             self._zip = zipfile.ZipFile(path)
-            self.names = sorted(info.filename for info in self._zip.infolist() if not info.is_dir())
+            members = [info for info in self._zip.infolist() if not info.is_dir()]
+            self.names = sorted(info.filename for info in members)
         except zipfile.BadZipFile:
             raise IngestError(f"{path} is not a zip archive or is damaged (truncated download?): re-download it or unpack it and pass the folder") from None
         except OSError as exc:
             raise IngestError(f"cannot read {path}: {exc.strerror}") from None
+        for info in members:
+            _check_member(path, info)
 
     def close(self) -> None:
         if self._zip is not None:
@@ -96,10 +108,29 @@ class FileTree:
             yield io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
 
     def read_json(self, name: str) -> Any:
+        """A small JSON file (channel.json, user.json), read whole."""
+        size = self._zip.getinfo(name).file_size if self._zip is not None else (self.path / name).stat().st_size
+        if size > MAX_SMALL_JSON_BYTES:
+            raise IngestError(f"{self.describe(name)} is {size / 1024**2:,.0f} MB; a file like it is a few KB in a real export: refusing it")
         return parse_json(self.read_bytes(name), self.describe(name))
 
     def read_text(self, name: str) -> str:
         return decode_utf8(self.read_bytes(name), self.describe(name))
+
+
+def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse a member that would unpack to more than any export holds, or that is
+    compressed far better than text ever is. (zipfile stops at the declared size, so a
+    member that lies about its size cannot unpack to more.)"""
+    where = f"{path}:{info.filename}"
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise IngestError(f"{where} unpacks to {info.file_size / 1024**3:,.1f} GB, more than any export holds: refusing it")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > RATIO_CHECKED_ABOVE and ratio > MAX_RATIO:
+        raise IngestError(
+            f"{where} unpacks {ratio:,.0f} times larger than it is stored ({info.compress_size:,} bytes → {info.file_size:,}): "
+            "refusing a possible zip bomb; if the file is genuine, unpack the archive yourself and pass the folder"
+        )
 
 
 def find_files(paths: Iterable[Path], suffixes: tuple[str, ...], what: str) -> list[Path]:
@@ -139,6 +170,8 @@ def parse_json(data: bytes, where: str) -> Any:
     text = decode_utf8(data, where)
     try:
         return json.loads(text)
+    except RecursionError:
+        raise IngestError(f"{where} is nested thousands of levels deep, which no export is: refusing it") from None
     except json.JSONDecodeError as exc:
         ends_early = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
         problem = "is truncated (incomplete download or copy?)" if ends_early else "is not valid JSON"

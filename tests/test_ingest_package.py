@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -219,3 +220,23 @@ def test_cli_bad_input_exit_code(persona_exe: Path, database: Database, tmp_path
     assert "Traceback" not in result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "is truncated" in lines[0]
+
+
+def test_a_zip_bomb_and_absurd_nesting_are_refused_in_one_line(persona_exe: Path, database: Database, tmp_path: Path) -> None:
+    """A few hundred bytes that unpack to 20 MB of `[[[[…` once took gigabytes of memory;
+    a channel.json nested 100,000 deep was a RecursionError traceback."""
+    env = {**os.environ, "DATABASE_URL": database.url}
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Account/user.json", json.dumps({"id": str(OWNER_ID)}))
+        archive.writestr("Messages/index.json", json.dumps({"1000000000000000004": "general"}))
+        archive.writestr("Messages/c1000000000000000004/channel.json", json.dumps({"id": "1000000000000000004", "type": "DM"}))
+        archive.writestr("Messages/c1000000000000000004/messages.json", "[" * 20_000_000)
+    assert bomb.stat().st_size < 100_000
+    nested = write_package(tmp_path / "nested", sample_channels())
+    (next(nested.rglob("channel.json"))).write_text("[" * 100_000 + "]" * 100_000)
+    for path, expected in ((bomb, "refusing a possible zip bomb"), (nested, "nested thousands of levels deep")):
+        result = subprocess.run([str(persona_exe), "ingest", "discord-package", str(path)], env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and expected in result.stderr, result.stderr[-1500:]
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert rows(Store(database), "SELECT count(*) FROM messages") == [(0,)]
