@@ -151,3 +151,12 @@ def test_store_connections_have_pgvector_types(database: Database) -> None:
     with Store(database).connect() as conn:
         value = conn.execute("SELECT '[1,2,3]'::vector").fetchone()[0]
     assert isinstance(value, Vector) and value.to_list() == [1.0, 2.0, 3.0]  # parsed by pgvector, not a string
+
+
+@pytest.mark.parametrize("home", ["home with spaces", "home$(touch PWNED)", "home`touch PWNED`;touch PWNED"])
+def test_a_home_the_shell_would_misread_is_refused_and_runs_nothing(persona_exe: Path, tmp_path: Path, home: str) -> None:
+    """The embedded server's data folder reaches a shell inside pg_ctl: such a path is
+    refused before anything starts, so nothing in it can ever run."""
+    result = run(persona_exe, "db", "status", env={"PERSONA_HOME": str(tmp_path / home)}, cwd=tmp_path)
+    assert_one_line_error(result, 1, "PERSONA_HOME", "shell characters")
+    assert not list(tmp_path.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()

