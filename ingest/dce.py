@@ -65,11 +65,28 @@ def _first(path: Path, prefix: str) -> Any:
             raise json_error(str(path), exc) from None
 
 
+def _messages_shape(path: Path) -> str | None:
+    """The parser event that opens the top-level `messages` (start_array in a real export),
+    reading only as far as it; None when there is no such key."""
+    with _open(path) as stream:
+        try:
+            for prefix, event, _ in ijson.parse(stream, use_float=True):
+                if prefix == "messages":
+                    return event if event != "map_key" else None
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise json_error(str(path), exc) from None
+    return None
+
+
 def _import_file(path: Path, owner: int, session: ImportSession) -> int:
     guild = _first(path, "guild")
     channel_data = _first(path, "channel")
     if not isinstance(guild, dict) or not isinstance(channel_data, dict) or "id" not in channel_data:
         raise IngestError(f"{path} is not a DiscordChatExporter JSON export (no guild/channel at the top): export with format JSON")
+    messages_are = _messages_shape(path)
+    if messages_are != "start_array":
+        what = "missing" if messages_are is None else f"a JSON {messages_are.removeprefix('start_').replace('map', 'object')}, not a list"
+        raise IngestError(f"{path} is not a DiscordChatExporter JSON export (its \"messages\" is {what}): export with format JSON")
     channel_id = int(channel_data["id"])
     kind = _KINDS.get(str(channel_data.get("type")), "other")
     guild_id = int(guild["id"]) if str(guild.get("id", "")) not in ("", DM_GUILD_ID) else None

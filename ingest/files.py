@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import itertools
 import json
@@ -151,7 +152,14 @@ def find_files(paths: Iterable[Path], suffixes: tuple[str, ...], what: str) -> l
 
 def json_error(where: str, exc: Exception) -> IngestError:
     """One line for a streaming-parser failure: truncated, not UTF-8, or not JSON."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    raw = str(exc).strip()
+    if raw[:2] in ("b'", 'b"'):  # yajl's message is the repr of bytes that quote the bad input
+        try:
+            raw = ast.literal_eval(raw).decode("utf-8", "replace").strip()
+        except (ValueError, SyntaxError):
+            pass
+    text = raw.splitlines()[0] if raw else type(exc).__name__
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)[:120]  # never raw bytes on the terminal
     if isinstance(exc, UnicodeDecodeError) or "UTF8" in text or "UTF-8" in text:
         return IngestError(f"{where} is not UTF-8 text: re-export it or convert it to UTF-8")
     if isinstance(exc, ijson.IncompleteJSONError) and ("premature EOF" in text or "Incomplete" in text or "parse error: premature" in text):

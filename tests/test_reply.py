@@ -107,6 +107,22 @@ def test_prompt_keeps_alternation_and_fits_the_budget(database: Database, genera
     assert prompt[2:] == everything[-(len(prompt) - 2):] or prompt[3:] == everything[-(len(prompt) - 3):]
 
 
+def test_control_characters_typed_by_someone_do_not_break_a_reply(database: Database, generator: Generator, embedder: Embedder, tmp_path: Path) -> None:
+    store = Store(database)
+    import_history(store, tmp_path)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+    engine = ReplyEngine(store, embedder, generator, owner_id=OWNER_ID, owner_name="Alex")
+    request = ReplyRequest(text="locker\x00 code?\x1b[2J", asker_id=OWNER_ID, asker_name="you", place=Place.terminal(),
+                           history=[Line("you", "hi\x00", False)])
+    reply = engine.reply(request)
+    engine.log(request, reply)
+    assert all("\x00" not in m["content"] and "\x1b" not in m["content"] for m in reply.prompt)
+    assert reply.prompt[-1]["content"].endswith("you: hi\nyou: locker code?[2J")
+    with psycopg.connect(database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM replies").fetchone()[0] == 1  # logged: no NUL reached PostgreSQL
+
+
 def test_persona_chat_in_the_terminal(persona_exe: Path, database: Database, tmp_path: Path) -> None:
     tiny = build_tiny_model(tmp_path / "tiny")
     store = Store(database)

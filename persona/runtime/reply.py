@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from persona import adapters, memory, replies
@@ -125,6 +125,7 @@ class ReplyEngine:
 
     def reply(self, request: ReplyRequest) -> Reply:
         started = time.perf_counter()
+        request = _without_control_characters(request)
         timings: dict[str, float] = {}
         with self.store.connect() as conn:
             mark = time.perf_counter()
@@ -154,6 +155,15 @@ class ReplyEngine:
             reply_id = replies.log_reply(conn, logged)
             conn.commit()
         return reply_id
+
+
+def _without_control_characters(request: ReplyRequest) -> ReplyRequest:
+    """What people type can hold NUL and other control characters (a pasted binary, a
+    terminal escape); PostgreSQL refuses NUL in text and jsonb, the model gains nothing."""
+    if not _CONTROL.search(request.text) and not any(_CONTROL.search(line.content) for line in request.history):
+        return request
+    history = [replace(line, content=_CONTROL.sub("", line.content)) for line in request.history]
+    return replace(request, text=_CONTROL.sub("", request.text), history=history)
 
 
 def _default_label(request: ReplyRequest) -> str:
