@@ -18,7 +18,7 @@ import ijson
 
 from ingest.files import find_files, json_error
 from ingest.ids import synthetic_id
-from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
+from ingest.loader import MAX_ID, Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp, snowflake, text_field
 from ingest.progress import ImportProgress
 from persona.privacy.scopes import channel_scope, group_scope
 from persona.storage.store import Store
@@ -136,11 +136,11 @@ def _scope(kind: str, channel_id: int, guild_id: int | None, others: set[int], d
 
 
 def _person(data: Any, owner: int) -> Person | None:
-    if not isinstance(data, dict) or not str(data.get("id", "")).isdigit():
+    if not isinstance(data, dict) or not str(data.get("id", "")).isdigit() or int(data["id"]) > MAX_ID:
         return None
     person_id = int(data["id"])
-    name = str(data.get("name") or "")
-    nickname = data.get("nickname")
+    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    nickname = data.get("nickname") if isinstance(data.get("nickname"), str) else None
     return Person(
         id=person_id,
         name=name,
@@ -158,19 +158,22 @@ def _add_message(message: Any, channel_id: int, kind: str, owner: int, session: 
         session.skip(kind, "system")
         return None
     author = _person(message.get("author"), owner)
-    if author is None or not str(message.get("id", "")).isdigit():
-        raise IngestError(f"{where} has no id or author: is this a DiscordChatExporter JSON export?")
+    if author is None:
+        raise IngestError(f"{where} has no author with a valid id: is this a DiscordChatExporter JSON export?")
+    message_id = snowflake(message.get("id"), where, "id")
     session.add_person(author)
     mention_ids = []
-    for mentioned in message.get("mentions") or ():
+    mentions = message.get("mentions")
+    for mentioned in mentions if isinstance(mentions, list) else ():
         person = _person(mentioned, owner)
         if person is not None:
             session.add_person(person)
             mention_ids.append(person.id)
-    content = message.get("content") or ""
-    attachments = [
-        str(a["url"]).split("?", 1)[0] for a in message.get("attachments") or () if isinstance(a, dict) and a.get("url")
-    ]
+    content = text_field(message.get("content"), where, "content")
+    listed = message.get("attachments") or []
+    if not isinstance(listed, list):
+        raise IngestError(f"{where}: attachments should be a list, not {type(listed).__name__}")
+    attachments = [str(a["url"]).split("?", 1)[0] for a in listed if isinstance(a, dict) and isinstance(a.get("url"), str) and a["url"]]
     if not content and not attachments:
         session.skip(kind, "empty")
         return None
@@ -178,14 +181,14 @@ def _add_message(message: Any, channel_id: int, kind: str, owner: int, session: 
     reply_to = reference.get("messageId") if isinstance(reference, dict) else None
     edited = message.get("timestampEdited")
     session.add_message(
-        int(message["id"]),
+        message_id,
         channel_id,
         author.id,
         iso_timestamp(message.get("timestamp"), where),
         content,
         kind="reply" if message.get("type") == "Reply" else "default",
         edited_at=iso_timestamp(edited, where) if edited else None,
-        reply_to_id=int(reply_to) if str(reply_to or "").isdigit() else None,
+        reply_to_id=int(reply_to) if str(reply_to or "").isdigit() and int(reply_to) <= MAX_ID else None,
         attachments=attachments,
         mentions=mention_ids,
     )

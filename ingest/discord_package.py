@@ -18,7 +18,7 @@ from typing import Any
 
 from ingest.files import FileTree
 from ingest.ids import synthetic_id
-from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp
+from ingest.loader import Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp, snowflake, text_field
 from ingest.progress import ImportProgress
 from persona.privacy.scopes import channel_scope
 from persona.storage.store import Store
@@ -146,8 +146,10 @@ def _import_messages(tree: FileTree, by_lower: dict[str, str], folder: str, chan
         return 0  # a channel folder without messages: an empty channel
     count = 0
     for number, (raw_id, timestamp, contents, attachments) in enumerate(rows, 1):
-        message_id = _message_id(raw_id, where, number)
+        message_id = snowflake(raw_id, f"{where} message {number}")
         created = iso_timestamp(timestamp, f"{where} message {number}")
+        contents = text_field(contents, f"{where} message {number}", "Contents")
+        attachments = text_field(attachments, f"{where} message {number}", "Attachments")
         content = contents or ""
         urls = [_strip_signature(u) for u in attachments.split()] if attachments else []
         if not content and not urls:
@@ -162,7 +164,7 @@ def _json_rows(items: Iterable[Any], where: str) -> Iterator[tuple[Any, Any, Any
     for item in items:
         if not isinstance(item, dict):
             raise IngestError(f"{where} holds something that is not a message: {str(item)[:60]!r}")
-        yield item.get("ID"), item.get("Timestamp"), item.get("Contents") or "", item.get("Attachments") or ""
+        yield item.get("ID"), item.get("Timestamp"), item.get("Contents"), item.get("Attachments")
 
 
 def _csv_rows(tree: FileTree, name: str, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
@@ -187,14 +189,6 @@ def _parse_csv(reader: Any, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
         raise IngestError(f"{where} line {reader.line_num} is not valid CSV ({exc})") from None
     except UnicodeDecodeError:
         raise IngestError(f"{where} is not UTF-8 text (bad byte near line {reader.line_num}): re-export it or convert it to UTF-8") from None
-
-
-def _message_id(raw: Any, where: str, number: int) -> int:
-    if isinstance(raw, int) and raw > 0:
-        return raw
-    if isinstance(raw, str) and raw.isdigit():
-        return int(raw)
-    raise IngestError(f"{where} message {number} has no valid ID ({str(raw)[:30]!r})")
 
 
 def _strip_signature(url: str) -> str:

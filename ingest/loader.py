@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -28,7 +29,7 @@ from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Channel", "ImportSession", "ImportSummary", "IngestError", "Person", "iso_timestamp"]
+__all__ = ["Channel", "ImportSession", "ImportSummary", "IngestError", "Person", "iso_timestamp", "snowflake", "text_field"]
 
 
 class IngestError(PersonaError):
@@ -42,9 +43,33 @@ def iso_timestamp(raw: object, where: str) -> str:
     """Validate an ISO-8601 timestamp (text goes to PostgreSQL as is); naive means UTC."""
     if not isinstance(raw, str) or not _ISO_TIMESTAMP.match(raw):
         raise IngestError(f"{where} has an unreadable timestamp ({str(raw)[:40]!r})")
+    try:  # the shape is right; is it a day that exists (not 2023-02-30, not year 0)?
+        datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise IngestError(f"{where} has an impossible date ({raw[:40]!r})") from None
     if raw.endswith("Z") or raw[-6:-5] in ("+", "-") or raw[-3:-2] in ("+", "-") or raw[-5:-4] in ("+", "-"):
         return raw
     return raw + "+00:00"
+
+
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+
+
+def snowflake(raw: object, where: str, what: str = "ID") -> int:
+    """A Discord id (int or digits) that fits a bigint, or a one-line error."""
+    value = raw if isinstance(raw, int) and not isinstance(raw, bool) else int(raw) if isinstance(raw, str) and raw.isdigit() else None
+    if value is None or not 0 < value <= MAX_ID:
+        raise IngestError(f"{where} has no valid {what} ({str(raw)[:30]!r})")
+    return value
+
+
+def text_field(raw: object, where: str, field: str) -> str:
+    """A text field that may be missing or empty; anything but text is a one-line error."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise IngestError(f"{where}: {field} should be text, not {type(raw).__name__} ({str(raw)[:30]!r})")
+    return raw
 
 
 @dataclass

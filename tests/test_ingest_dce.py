@@ -148,6 +148,35 @@ def test_bad_exports_store_nothing(store: Store, tmp_path: Path, content: bytes,
     assert good.exists()
 
 
+DCE_WRONG_SHAPES = {
+    "content as a number": ({"content": 7}, "content should be text"),
+    "attachments as a string": ({"attachments": "a.png"}, "attachments should be a list"),
+    "an id too big": ({"id": str(2**70)}, "no valid id"),
+    "an impossible date": ({"timestamp": "2023-02-30T10:00:00+00:00"}, "impossible date"),
+    "year 0": ({"timestamp": "0000-01-01T10:00:00+00:00"}, "impossible date"),
+    "a name that is an object": ({"author": {**OTHER, "name": {"first": "kim"}}}, None),
+    "mentions as a number": ({"mentions": 5}, None),
+}
+
+
+@pytest.mark.parametrize("case", list(DCE_WRONG_SHAPES))
+def test_a_wrong_shaped_dce_field_is_one_line_or_harmless(store: Store, tmp_path: Path, case: str) -> None:
+    """Each wrong shape either stops the import in one line with nothing stored, or (when
+    the field is not needed) is ignored; never a traceback."""
+    change, expected = DCE_WRONG_SHAPES[case]
+    export = write_export(tmp_path / "dce" / "general.json", channel_id=1000000000000000004, channel_type="GuildTextChat",
+                          guild=("5000000000000000001", "Rust Fans"), name="general",
+                          messages=[{**message(1300000000000000001, OTHER, "hello there", ts="2023-08-02T09:00:00+00:00"), **change}])
+    if expected is None:
+        ingest_dce(store, [export], owner_id=OWNER_ID)
+        assert rows(store, "SELECT content FROM messages") == [("hello there",)]
+        return
+    with pytest.raises(IngestError) as info:
+        ingest_dce(store, [export], owner_id=OWNER_ID)
+    assert expected in info.value.message and info.value.message.isprintable()
+    assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
+
+
 def _peak_rss_mb(persona: Path, database: Database, export: Path) -> float:
     script = (
         "import resource, subprocess, sys;"

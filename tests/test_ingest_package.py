@@ -240,3 +240,26 @@ def test_a_zip_bomb_and_absurd_nesting_are_refused_in_one_line(persona_exe: Path
         assert result.returncode == 1 and expected in result.stderr, result.stderr[-1500:]
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert rows(Store(database), "SELECT count(*) FROM messages") == [(0,)]
+
+
+WRONG_SHAPES = {
+    "Contents as a number": ({"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": 42, "Attachments": ""}, "Contents should be text"),
+    "Attachments as a list": ({"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ["a"]}, "Attachments should be text"),
+    "a number too big for any id": ({"ID": 2**70, "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "integer overflow"),
+    "digits too many for any id": ({"ID": str(2**70), "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "no valid ID"),
+    "a textual id": ({"ID": "abc", "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "no valid ID"),
+    "an impossible date": ({"ID": 1130000000000000001, "Timestamp": "2023-02-30 10:00:00", "Contents": "hi", "Attachments": ""}, "impossible date"),
+    "year 0": ({"ID": 1130000000000000001, "Timestamp": "0000-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "impossible date"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_SHAPES))
+def test_a_wrong_shaped_field_is_one_line_and_stores_nothing(store: Store, tmp_path: Path, case: str) -> None:
+    message, expected = WRONG_SHAPES[case]
+    package = write_package(tmp_path / "package", sample_channels())
+    target = sorted(package.rglob("messages.json"))[-1]
+    target.write_text(json.dumps([message]))
+    with pytest.raises(IngestError) as info:
+        ingest_discord_package(store, package, owner_id=None)
+    assert expected in info.value.message and info.value.message.isprintable()
+    assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
