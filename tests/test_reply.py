@@ -25,6 +25,7 @@ from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 from tests.fixtures.tiny_model import build_tiny_model
+from tests.helpers import stop_embedded
 from trainer.dataset import Options, build_dataset
 
 
@@ -165,3 +166,27 @@ def test_training_and_replies_show_the_model_the_same_frame(store: Store, genera
     served = engine.build_prompt(request, [])
     assert served == trained
     assert served[1]["content"] == "[#general (Rust Fans) · 2024-05-01]\nkim: who's climbing tonight?\nSam: me, 7pm"
+
+
+def test_a_database_that_stops_mid_chat_is_one_line(persona_exe: Path, tmp_path: Path) -> None:
+    """The embedded server goes away while `persona chat` runs: one error line and a
+    non-zero exit, not the server's log."""
+    home = tmp_path / "home"
+    tiny = build_tiny_model(tmp_path / "tiny")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"},
+           "PERSONA_BASE_MODEL": str(tiny), "PERSONA_HOME": str(home), "PERSONA_LOG_LEVEL": "WARNING"}
+    chat = subprocess.Popen([str(persona_exe), "chat", "--greedy"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert chat.stdin is not None and chat.stdout is not None
+    chat.stdin.write("hello?\n")
+    chat.stdin.flush()
+    assert chat.stdout.readline().startswith("me> ")  # answered once with the server up
+    stop_embedded(home / "pg")
+    chat.stdin.write("still there?\n")
+    chat.stdin.close()
+    assert chat.stderr is not None
+    err = chat.stderr.read()
+    chat.wait(timeout=120)
+    problems = [line for line in err.splitlines() if line.strip() and "persona ·" not in line]  # the banner is fine
+    assert chat.returncode == 1, err
+    assert len(problems) == 1 and problems[0].startswith("error: ") and "database" in problems[0], err

