@@ -50,12 +50,7 @@ async def _backfill(store: Any, settings: Any) -> dict[str, int]:
             await client.close()
 
     async with client:
-        try:
-            await client.start(settings.discord_token.get_secret_value())
-        except discord.LoginFailure:
-            from persona.errors import ConfigError
-
-            raise ConfigError("DISCORD_TOKEN was refused by Discord: copy the bot token again from the developer portal") from None
+        await start_client(client, settings.discord_token.get_secret_value())
     return result
 
 
@@ -73,11 +68,8 @@ def run(ctx: typer.Context) -> None:
 
 
 async def _serve(engine: Any, store: Any, settings: Any) -> None:
-    import discord
-
     from bot.client import PersonaBot
     from bot.services import Services
-    from persona.errors import ConfigError
 
     def retrain(trigger: str) -> str:
         from trainer.pipeline import run as run_training
@@ -86,9 +78,26 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
 
     bot = PersonaBot(Services.from_settings(settings, engine, store, retrain=retrain), dev_guild_id=settings.dev_guild_id)
     async with bot:
-        try:
-            await bot.start(settings.discord_token.get_secret_value())
-        except discord.LoginFailure:
-            raise ConfigError("DISCORD_TOKEN was refused by Discord: copy the bot token again from the developer portal") from None
-        except discord.PrivilegedIntentsRequired:
-            raise ConfigError("enable the Message Content intent for the bot in the developer portal (Bot → Privileged Gateway Intents)") from None
+        await start_client(bot, settings.discord_token.get_secret_value())
+
+
+async def start_client(client: Any, token: str) -> None:
+    """Log in and run until closed; what goes wrong on the way in is one line."""
+    import aiohttp
+    import discord
+
+    from persona.errors import ConfigError, PersonaError
+
+    try:
+        await client.start(token)
+    except discord.LoginFailure:
+        raise ConfigError("DISCORD_TOKEN was refused by Discord: copy the bot token again from the developer portal") from None
+    except discord.PrivilegedIntentsRequired:
+        raise ConfigError("enable the Message Content intent for the bot in the developer portal (Bot → Privileged Gateway Intents)") from None
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        raise PersonaError(f"cannot reach Discord ({_reason(exc)}): check the network connection, then start the bot again") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

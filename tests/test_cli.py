@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -160,3 +161,23 @@ def test_a_home_the_shell_would_misread_is_refused_and_runs_nothing(persona_exe:
     result = run(persona_exe, "db", "status", env={"PERSONA_HOME": str(tmp_path / home)}, cwd=tmp_path)
     assert_one_line_error(result, 1, "PERSONA_HOME", "shell characters")
     assert not list(tmp_path.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()
+
+
+def _discord_resolves() -> bool:
+    try:
+        socket.getaddrinfo("discord.com", 443)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_discord_resolves(), reason="this machine can reach discord.com; the test needs a machine without network")
+@pytest.mark.parametrize("command", ["run", "backfill"])
+def test_without_network_the_bot_commands_say_so_in_one_line(persona_exe: Path, database: Database, tmp_path: Path, command: str) -> None:
+    from tests.fixtures.tiny_model import build_tiny_model
+
+    env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "DISCORD_TOKEN": TOKEN, "PERSONA_OWNER_ID": "80351110224678912",
+           "PERSONA_BASE_MODEL": str(build_tiny_model(tmp_path / "tiny")), "PERSONA_LOG_LEVEL": "ERROR"}
+    result = run(persona_exe, command, env=env, timeout=180)
+    assert_one_line_error(result, 1, "cannot reach Discord", "check the network")
+    assert TOKEN not in result.stderr
