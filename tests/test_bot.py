@@ -99,6 +99,11 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
     return asyncio.run(main())
 
 
+def logged(engine: ReplyEngine) -> int:
+    """Replies recorded so far: a reply is sent first and logged a moment later."""
+    return rows(engine.store, "SELECT count(*) FROM replies")[0][0]
+
+
 async def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -189,7 +194,7 @@ def test_live_capture_and_reaction_feedback(engine: ReplyEngine) -> None:
         await fake.post(GENERAL, KIM, "mail me at kim.live@example.com about the gym")
         await fake.post(GENERAL, OWNER_ID, "owner says hi live")
         await fake.post(GENERAL, SAM, f"<@{BOT_ID}> hello?", mentions=[BOT_ID])
-        await wait_for(lambda: len(fake.sent) == 1)
+        await wait_for(lambda: len(fake.sent) == 1 and logged(engine) == 1)  # sent, then logged: only then can it be rated
         reply_id = fake.sent[0]["id"]
         await fake.react(GENERAL, reply_id, KIM, "👍")  # not trusted: ignored
         await fake.react(GENERAL, reply_id, OWNER_ID, "👎")
@@ -217,7 +222,7 @@ def test_persona_feedback_command_links_the_right_reply(engine: ReplyEngine) -> 
         await fake.post(GENERAL, KIM, f"<@{BOT_ID}> first?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 1)
         await fake.post(GENERAL, KIM, f"<@{BOT_ID}> second?", mentions=[BOT_ID])
-        await wait_for(lambda: len(fake.sent) == 2)
+        await wait_for(lambda: len(fake.sent) == 2 and logged(engine) == 2)
         first, second = fake.sent[0]["id"], fake.sent[1]["id"]
         latest = await fake.interact(OWNER_ID, GENERAL, "persona", {"rating": "up"}, subcommand="feedback")
         linked = await fake.interact(KIM, GENERAL, "persona", {"rating": "down", "correction": "nah", "message": f"https://discord.com/channels/{GUILD_ID}/{GENERAL}/{first}"}, subcommand="feedback")
@@ -365,7 +370,7 @@ def test_rate_persona_reply_context_menu(engine: ReplyEngine) -> None:
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
         assert {RATE_UP, RATE_DOWN} <= set(fake.commands) and fake.commands[RATE_UP]["type"] == 3
         await fake.post(GENERAL, KIM, f"<@{BOT_ID}> rate me", mentions=[BOT_ID])
-        await wait_for(lambda: len(fake.sent) == 1 and bool(rows(engine.store, "SELECT id FROM replies")))  # sent, then logged
+        await wait_for(lambda: len(fake.sent) == 1 and logged(engine) == 1)  # sent, then logged
         rated = await fake.context_menu(SAM, GENERAL, RATE_DOWN, fake.sent[0])
         other = await fake.context_menu(SAM, GENERAL, RATE_UP, fake.history[GENERAL][0])  # not a reply of the bot's
         await wait_for(lambda: fake.responses_to(rated) and fake.responses_to(other))
