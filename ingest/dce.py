@@ -173,7 +173,7 @@ def _add_message(message: Any, channel_id: int, kind: str, owner: int, session: 
     listed = message.get("attachments") or []
     if not isinstance(listed, list):
         raise IngestError(f"{where}: attachments should be a list, not {type(listed).__name__}")
-    attachments = [str(a["url"]).split("?", 1)[0] for a in listed if isinstance(a, dict) and isinstance(a.get("url"), str) and a["url"]]
+    attachments = [a["url"] for a in listed if isinstance(a, dict) and isinstance(a.get("url"), str) and a["url"]]
     if not content and not attachments:
         session.skip(kind, "empty")
         return None

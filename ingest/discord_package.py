@@ -151,7 +151,7 @@ def _import_messages(tree: FileTree, by_lower: dict[str, str], folder: str, chan
         contents = text_field(contents, f"{where} message {number}", "Contents")
         attachments = text_field(attachments, f"{where} message {number}", "Attachments")
         content = contents or ""
-        urls = [_strip_signature(u) for u in attachments.split()] if attachments else []
+        urls = attachments.split() if attachments else []
         if not content and not urls:
             session.skip(channel.kind, "empty")
             continue
@@ -189,8 +189,3 @@ def _parse_csv(reader: Any, where: str) -> Iterator[tuple[Any, Any, Any, Any]]:
         raise IngestError(f"{where} line {reader.line_num} is not valid CSV ({exc})") from None
     except UnicodeDecodeError:
         raise IngestError(f"{where} is not UTF-8 text (bad byte near line {reader.line_num}): re-export it or convert it to UTF-8") from None
-
-
-def _strip_signature(url: str) -> str:
-    """Attachment URLs carry expiring `?ex=&is=&hm=` signatures; the link works without them."""
-    return url.split("?", 1)[0] if "?" in url else url

@@ -118,8 +118,14 @@ def _die_with_parent(parent: str | None, every_s: float = 1.0) -> None:
 
     pid = int(parent)
 
+    def alive() -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # also when it ends between two checks
+            return False
+
     def watch() -> None:
-        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        while alive():
             time.sleep(every_s)
         log.error("the persona process %d that started this training is gone; stopping", pid)
         os._exit(3)

@@ -54,6 +54,6 @@ def store_live(conn: psycopg.Connection, batch: list[LiveMessage], *, owner_id: 
         writer.add_message(
             message.id, message.channel_id, message.author_id, message.created_at, message.content,
             kind="reply" if message.reply_to_id else "default", reply_to_id=message.reply_to_id,
-            attachments=[url.split("?", 1)[0] for url in message.attachments], mentions=list(message.mentions),
+            attachments=message.attachments, mentions=list(message.mentions),
         )
     return writer.merge().new

@@ -229,6 +229,9 @@ class HistoryWriter:
         content = self.clean(text) if text else ""
         if not content and not attachments:
             return False
+        if attachments:
+            # Attachment links carry expiring signatures (`?ex=&is=&hm=`): the link works without them.
+            attachments = [url.split("?", 1)[0] for url in attachments]
         self._copy.write_row(
             (id, channel_id, author_id, kind, created_at, edited_at, content, reply_to_id,
              json.dumps(attachments) if attachments else "[]",
