@@ -10,11 +10,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history.people import is_opted_out
+from persona.privacy.forget import Forgotten
 from persona.runtime.reply import ReplyEngine
 from persona.storage.store import Store
 
@@ -37,12 +41,13 @@ class Services:
     memory_refresh_s: float = 300.0
     adapter_watch_s: float = 60.0
     scheduler: Any = field(default=None, repr=False)  # set by the upkeep cog
+    datasets_dir: Path | None = None  # the dataset export a forget also cleans
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: ReplyEngine, store: Store, *, retrain: Callable[[str], str] | None = None) -> Services:
         assert settings.owner_id is not None
         return cls(engine, store, settings.owner_id, trusted_ids=settings.trusted_users, allowed_channels=settings.allowed_channels,
-                   retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone))
+                   retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone), datasets_dir=settings.datasets_dir)
 
     @property
     def raters(self) -> frozenset[int]:
@@ -60,6 +65,19 @@ class Services:
         version = await asyncio.to_thread(self.engine.refresh_adapter)
         log.info("retrain (%s): %s; replying with %s", trigger, line, f"v{version}" if version else "the base model")
         return line
+
+    def forget(self, action: Callable[[psycopg.Connection], Forgotten]) -> Forgotten:
+        """Blocking: an opt-out or forget in one transaction, then the adapter files cleaned and
+        the reply engine switched off a tainted adapter at once. A tainted adapter that had no
+        clean one to go back to is replaced by the next retrain (the nightly one does it first)."""
+        from persona.adapter_files import purge_pending
+
+        with self.store.connect() as conn:
+            with conn.transaction():
+                result = action(conn)
+            purge_pending(conn, self.datasets_dir)
+        self.engine.refresh_adapter()
+        return result
 
     def next_retrain(self) -> datetime | None:
         from bot.scheduler import next_run

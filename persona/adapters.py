@@ -18,7 +18,8 @@ import psycopg
 
 from persona.errors import PersonaError
 
-_COLUMNS = "id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, created_at, activated_at"
+_COLUMNS = ("id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, created_at, "
+            "activated_at, tainted_at, tainted_reason, files_pending")
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,17 @@ class AdapterVersion:
     metrics: dict[str, Any]
     created_at: datetime
     activated_at: datetime | None
+    tainted_at: datetime | None = None  # trained on messages or ratings that were forgotten since
+    tainted_reason: str | None = None
+    files_pending: bool = False  # files beside it still hold forgotten text (persona/adapter_files.py)
 
     @property
     def label(self) -> str:
         return f"v{self.id}"
+
+    @property
+    def tainted(self) -> bool:
+        return self.tainted_at is not None
 
     @property
     def heldout_loss(self) -> float | None:
@@ -89,6 +97,9 @@ def activate(conn: psycopg.Connection, version_id: int, reason: str = "activated
         raise PersonaError(f"there is no adapter v{version_id}: see `persona adapters`")
     if target.status == "failed":
         raise PersonaError(f"v{version_id} failed during training ({target.status_reason}); it cannot be activated")
+    if target.tainted:
+        raise PersonaError(f"v{version_id} was trained on data that was forgotten since ({target.tainted_reason}); it cannot be activated: "
+                           "run `persona retrain`")
     with conn.transaction():
         conn.execute("UPDATE adapter_versions SET status = 'retired' WHERE status = 'active' AND id <> %s", (version_id,))
         conn.execute(
@@ -106,13 +117,111 @@ def rollback(conn: psycopg.Connection) -> AdapterVersion:
     if current is None:
         raise PersonaError("no adapter is active, so there is nothing to roll back")
     row = conn.execute(
-        "SELECT id FROM adapter_versions WHERE status = 'retired' AND activated_at IS NOT NULL AND id <> %s "
+        "SELECT id FROM adapter_versions WHERE status = 'retired' AND activated_at IS NOT NULL AND tainted_at IS NULL AND id <> %s "
         "ORDER BY activated_at DESC LIMIT 1",
         (current.id,),
     ).fetchone()
     if row is None:
         raise PersonaError(f"{current.label} is the only adapter that was ever active: nothing to roll back to")
     return activate(conn, int(row[0]), reason=f"rolled back from {current.label}")
+
+
+# --- what each version was trained on, and forgetting it ----------------------------------
+
+
+def record_data(conn: psycopg.Connection, version_id: int, *, trained_message_ids: list[int], heldout_message_ids: list[int],
+                feedback_ids: list[int]) -> None:
+    """What a version's weights learned from, and which messages its evaluation files hold."""
+    conn.execute(
+        "UPDATE adapter_versions SET trained_message_ids = %s, heldout_message_ids = %s, trained_feedback_ids = %s, data_recorded = true "
+        "WHERE id = %s",
+        (sorted(set(trained_message_ids)), sorted(set(heldout_message_ids)), sorted(set(feedback_ids)), version_id),
+    )
+
+
+def add_heldout(conn: psycopg.Connection, version_id: int, message_ids: list[int]) -> None:
+    """A later evaluation (`persona eval`) wrote files with these held-out messages beside the version."""
+    conn.execute(
+        "UPDATE adapter_versions SET heldout_message_ids = ARRAY(SELECT DISTINCT unnest(heldout_message_ids || %s::bigint[])) WHERE id = %s",
+        (message_ids, version_id),
+    )
+
+
+def taint(conn: psycopg.Connection, message_ids: list[int], feedback_ids: list[int], reason: str) -> list[int]:
+    """Mark every version trained on any of these (or started from one that was) as
+    tainted, and every version whose files hold them as needing a rewrite; the ids are
+    dropped from the records. Returns the newly tainted version ids."""
+    if not message_ids and not feedback_ids:
+        return []
+    params = {"m": message_ids, "f": feedback_ids, "reason": reason}
+    tainted = conn.execute(
+        """WITH RECURSIVE direct AS (
+               SELECT id FROM adapter_versions
+               WHERE trained_message_ids && %(m)s::bigint[] OR trained_feedback_ids && %(f)s::bigint[] OR NOT data_recorded
+           ), reached AS (
+               SELECT id FROM direct
+               UNION SELECT v.id FROM adapter_versions v JOIN reached r ON v.parent_id = r.id
+           )
+           UPDATE adapter_versions SET tainted_at = now(), tainted_reason = %(reason)s, files_pending = true
+           WHERE id IN (SELECT id FROM reached) AND tainted_at IS NULL RETURNING id""",
+        params,
+    ).fetchall()
+    conn.execute(
+        """UPDATE adapter_versions SET files_pending = true,
+               trained_message_ids = ARRAY(SELECT unnest(trained_message_ids) EXCEPT SELECT unnest(%(m)s::bigint[])),
+               heldout_message_ids = ARRAY(SELECT unnest(heldout_message_ids) EXCEPT SELECT unnest(%(m)s::bigint[])),
+               trained_feedback_ids = ARRAY(SELECT unnest(trained_feedback_ids) EXCEPT SELECT unnest(%(f)s::bigint[]))
+           WHERE trained_message_ids && %(m)s::bigint[] OR heldout_message_ids && %(m)s::bigint[] OR trained_feedback_ids && %(f)s::bigint[]""",
+        params,
+    )
+    return sorted(r[0] for r in tainted)
+
+
+def newest_untainted(conn: psycopg.Connection, base_model: str) -> AdapterVersion | None:
+    """The newest version that served once, was not trained on forgotten data, and still has its files."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM adapter_versions WHERE tainted_at IS NULL AND status <> 'failed' AND activated_at IS NOT NULL "  # noqa: S608
+        "AND base_model = %s ORDER BY id DESC LIMIT 1",
+        (base_model,),
+    ).fetchone()
+    return AdapterVersion(*row) if row else None
+
+
+def replace_tainted_active(conn: psycopg.Connection) -> tuple[AdapterVersion | None, AdapterVersion | None]:
+    """When the active adapter is tainted, activate the newest untainted version instead.
+    Returns (the tainted active one or None, what replaced it or None when nothing could)."""
+    current = active(conn)
+    if current is None or not current.tainted:
+        return None, None
+    clean = newest_untainted(conn, current.base_model)
+    if clean is None:
+        return current, None
+    return current, activate(conn, clean.id, reason=f"rolled back: {current.label} was trained on forgotten data")
+
+
+def retire_tainted_active(conn: psycopg.Connection) -> AdapterVersion | None:
+    """Stop serving a tainted active adapter when no clean one could replace it (the base model answers)."""
+    current = active(conn)
+    if current is None or not current.tainted:
+        return None
+    conn.execute("UPDATE adapter_versions SET status = 'retired', status_reason = %s WHERE id = %s",
+                 (f"retired: trained on forgotten data ({current.tainted_reason})", current.id))
+    return current
+
+
+def pending_files(conn: psycopg.Connection) -> list[AdapterVersion]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions WHERE files_pending ORDER BY id").fetchall()  # noqa: S608
+    return [AdapterVersion(*r) for r in rows]
+
+
+def files_done(conn: psycopg.Connection, version_id: int) -> None:
+    conn.execute("UPDATE adapter_versions SET files_pending = false WHERE id = %s", (version_id,))
+
+
+def is_training(conn: psycopg.Connection, version_id: int) -> bool:
+    """A training run for this version is marked running (its process may be writing its folder)."""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM training_runs WHERE adapter_version_id = %s AND status = 'running')",
+                             (version_id,)).fetchone()[0])
 
 
 def set_reason(conn: psycopg.Connection, version_id: int, reason: str) -> None:

@@ -33,15 +33,18 @@ class LoggedReply:
     guild_id: int | None = None
     trigger_message_id: int | None = None
     message_ids: tuple[int, ...] = ()
+    context_author_ids: tuple[int, ...] = ()  # whose lines the prompt quoted (forgetting them forgets this reply)
 
 
 def log_reply(conn: psycopg.Connection, reply: LoggedReply) -> int:
     """Record a sent reply; returns its id (what feedback points at)."""
     row = conn.execute(
         "INSERT INTO replies (message_ids, trigger_message_id, channel_id, guild_id, asker_id, scope, prompt, completion, "
-        "memory_ids, adapter_version_id, base_model, latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        "memory_ids, adapter_version_id, base_model, latency_ms, context_author_ids) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (list(reply.message_ids), reply.trigger_message_id, reply.channel_id, reply.guild_id, reply.asker_id, reply.scope,
-         json.dumps(reply.prompt), reply.completion, reply.memory_ids, reply.adapter_version, reply.base_model, reply.latency_ms),
+         json.dumps(reply.prompt), reply.completion, reply.memory_ids, reply.adapter_version, reply.base_model, reply.latency_ms,
+         sorted(set(reply.context_author_ids))),
     ).fetchone()
     return int(row[0])
 
@@ -78,7 +81,7 @@ class Rating:
     created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "prompt": self.prompt, "completion": self.completion, "label": self.label,
+        return {"id": self.id, "feedback_id": self.id, "prompt": self.prompt, "completion": self.completion, "label": self.label,
                 "correction": self.correction, "channel_id": self.channel_id, "created_at": self.created_at.isoformat()}
 
 
@@ -100,19 +103,32 @@ def _as_messages(prompt: Any) -> list[dict[str, str]]:
 # --- forgetting ---------------------------------------------------------------------------
 
 
-def forget_asked_by(conn: psycopg.Connection, person_id: int, scope: str | None = None) -> tuple[int, int]:
-    """(replies, ratings) deleted: replies to `person_id` (or in `scope`), and their ratings of anything."""
-    replies = conn.execute("DELETE FROM replies WHERE asker_id = %s OR scope = %s", (person_id, scope)).rowcount
-    feedback = conn.execute("DELETE FROM feedback WHERE rater_id = %s", (person_id,)).rowcount
-    return replies, feedback
+@dataclass(frozen=True)
+class ForgottenReplies:
+    replies: int
+    feedback_ids: list[int]  # every rating deleted (of these replies, or by the forgotten person)
 
 
-def forget_in_channel(conn: psycopg.Connection, channel_id: int) -> int:
-    return conn.execute("DELETE FROM replies WHERE channel_id = %s", (channel_id,)).rowcount
+def forget_involving(conn: psycopg.Connection, *, person_id: int | None = None, scope: str | None = None, channel_id: int | None = None,
+                     start: datetime | None = None, end: datetime | None = None, memory_ids: list[int] | None = None) -> ForgottenReplies:
+    """Delete every reply that involves what is forgotten, with its ratings: replies to
+    `person_id` or whose prompt quoted their lines, replies in `scope` or `channel_id`,
+    replies sent in [start, end), replies that recalled any of `memory_ids` (their prompt
+    holds the memory's text); and every rating `person_id` gave."""
+    where = ("(asker_id = %(person)s OR %(person)s = ANY(context_author_ids)) OR scope = %(scope)s OR channel_id = %(channel)s "
+             "OR (created_at >= %(start)s AND created_at < %(end)s) OR memory_ids && %(memories)s::bigint[]")
+    params = {"person": person_id, "scope": scope, "channel": channel_id, "start": start, "end": end, "memories": memory_ids or []}
+    feedback = conn.execute(
+        f"DELETE FROM feedback WHERE reply_id IN (SELECT id FROM replies WHERE {where}) OR rater_id = %(person)s RETURNING id",  # noqa: S608
+        params,
+    ).fetchall()
+    deleted = conn.execute(f"DELETE FROM replies WHERE {where}", params).rowcount  # noqa: S608
+    return ForgottenReplies(deleted, [r[0] for r in feedback])
 
 
-def forget_between(conn: psycopg.Connection, start: datetime, end: datetime) -> int:
-    return conn.execute("DELETE FROM replies WHERE created_at >= %s AND created_at < %s", (start, end)).rowcount
+def existing_feedback(conn: psycopg.Connection, feedback_ids: list[int]) -> set[int]:
+    """Which of these ratings still exist (files written before a forget are checked against it)."""
+    return {r[0] for r in conn.execute("SELECT id FROM feedback WHERE id = ANY(%s)", (feedback_ids,)).fetchall()}
 
 
 def counts(conn: psycopg.Connection) -> dict[str, int]:

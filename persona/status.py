@@ -29,6 +29,7 @@ def status(conn: psycopg.Connection) -> dict[str, Any]:
     return {
         "active_adapter": None if active is None else {
             "version": active.id, "heldout_loss": active.metrics.get("heldout_loss"), "activated_at": active.activated_at,
+            "tainted": active.tainted,
         },
         "messages": counts["messages"], "owner_messages": counts["owner_messages"], "memories": counts["memories"],
         "feedback": counts["feedback"], "replies": counts["replies"],
@@ -42,7 +43,8 @@ def describe(summary: dict[str, Any], next_run: datetime | None = None) -> str:
     if active:
         loss = (active.get("heldout_loss") or {})
         figures = ", ".join(f"{k} {v:.3f}" for k, v in loss.items() if isinstance(v, (int, float)))
-        lines.append(f"adapter: v{active['version']}" + (f" (held-out loss: {figures})" if figures else ""))
+        lines.append(f"adapter: v{active['version']}" + (f" (held-out loss: {figures})" if figures else "")
+                     + (" — trained on forgotten data, replaced by the next retrain" if active.get("tainted") else ""))
     else:
         lines.append("adapter: none yet (replying with the base model)")
     lines.append(f"messages: {summary['messages']:,} ({summary['owner_messages']:,} mine) · memories: {summary['memories']:,} · "

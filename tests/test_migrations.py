@@ -28,6 +28,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "adapter_versions": {
         "id", "parent_id", "base_model", "path", "status", "status_reason", "data_watermark",
         "feedback_watermark", "hyperparams", "metrics", "created_at", "activated_at",
+        "trained_message_ids", "heldout_message_ids", "trained_feedback_ids", "data_recorded", "tainted_at", "tainted_reason", "files_pending",
     },
     "training_runs": {
         "id", "kind", "trigger", "status", "adapter_version_id", "params", "metrics", "error",
@@ -35,7 +36,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     },
     "replies": {
         "id", "message_ids", "trigger_message_id", "channel_id", "guild_id", "asker_id", "scope", "prompt",
-        "completion", "memory_ids", "adapter_version_id", "base_model", "latency_ms", "created_at",
+        "completion", "memory_ids", "adapter_version_id", "base_model", "latency_ms", "created_at", "context_author_ids",
     },
     "feedback": {"id", "reply_id", "rater_id", "rating", "correction", "via", "created_at"},
     "memory_config": {"singleton", "embed_model", "dimension", "updated_at"},

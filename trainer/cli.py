@@ -149,7 +149,8 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
         versions = adapters.versions(conn)
     if as_json:
         print(json.dumps([{"version": v.id, "status": v.status, "parent": v.parent_id, "base_model": v.base_model,
-                           "heldout_loss": v.heldout_loss, "reason": v.status_reason, "created_at": v.created_at.isoformat()} for v in versions]))
+                           "heldout_loss": v.heldout_loss, "reason": v.status_reason, "created_at": v.created_at.isoformat(),
+                           "tainted": v.tainted_reason if v.tainted else None} for v in versions]))
         return
     if not versions:
         out.print("no adapters yet: run `persona train`")
@@ -158,7 +159,11 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for v in versions:
         loss = f"{v.heldout_loss:.4f}" if v.heldout_loss is not None else "—"
         status = f"[bold green]{v.status}[/]" if v.status == "active" else v.status
-        table.add_row(v.label, status, f"v{v.parent_id}" if v.parent_id else "—", loss, f"{v.created_at:%Y-%m-%d %H:%M}", v.status_reason or "")
+        why = v.status_reason or ""
+        if v.tainted:
+            status += " [bold red]tainted[/]"
+            why = f"trained on forgotten data ({v.tainted_reason})" + (f"; {why}" if why else "")
+        table.add_row(v.label, status, f"v{v.parent_id}" if v.parent_id else "—", loss, f"{v.created_at:%Y-%m-%d %H:%M}", why)
     out.print(table)
 
 

@@ -82,6 +82,11 @@ class Example:
     tags: list[str] = field(default_factory=list)
     max_seq: int = 0  # highest messages.seq among its messages (the data watermark)
     recalled_ids: list[int] = field(default_factory=list)  # memories put in its system prompt (trainer/recalled.py)
+    # Every stored message whose words it holds (its window, and the messages behind its
+    # recalled memories): what an adapter trained on it records, and what a forget
+    # checks files against (persona/adapter_files.py).
+    message_ids: list[int] = field(default_factory=list)
+    feedback_id: int | None = None  # the rating a correction came from
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,7 +224,7 @@ def _session_examples(session: list[history.StoredMessage], owner_id: int, frame
         yield Example(
             messages=chat, target_ids=[m.id for m in owner_msgs], channel_id=channel_id, source=owner_msgs[-1].source,
             kind=group, last_at=window_msgs[-1].created_at.isoformat(), tags=tags + ([] if conversational else ["owner_only"]),
-            max_seq=max(m.seq for m in window_msgs),
+            max_seq=max(m.seq for m in window_msgs), message_ids=[m.id for m in window_msgs],
         )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from persona.adapter_files import sample_lines
 from persona.config import Settings
 from persona.runtime.generation import GenerationSettings, generate
 from trainer.dataset import Example
@@ -141,8 +142,8 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
             "base": embedding_similarity(embed_model, base_replies, real),
             "adapter": embedding_similarity(embed_model, adapter_replies, real),
         },
-        "samples": [{"context": c[-1]["content"][-300:], "real": r, "base": b, "adapter": a}
-                    for c, r, b, a in zip(contexts, real, base_replies, adapter_replies)],
+        "samples": [{"context": c[-1]["content"][-300:], "real": r, "base": b, "adapter": a, "message_ids": e.message_ids}
+                    for e, c, r, b, a in zip(chosen, contexts, real, base_replies, adapter_replies)],
     }
     if report_dir is not None:
         write_report(report_dir, metrics, log_history or [], real, base_replies, adapter_replies)
@@ -200,11 +201,9 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
         "",
         f"Vocabulary overlap with real replies: base {metrics['vocabulary_overlap']['base']}, adapter {metrics['vocabulary_overlap']['adapter']}.",
         f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
-        "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "", "## Samples", "",
+        "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "",
+        *sample_lines(metrics["samples"]),
     ]
-    for sample in metrics["samples"][:5]:
-        lines += [f"> {sample['context'].splitlines()[-1] if sample['context'] else ''}", "",
-                  f"- real: {sample['real']}", f"- base: {sample['base']}", f"- adapter: {sample['adapter']}", ""]
     (folder / "report.md").write_text("\n".join(lines))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return folder / "report.md"

@@ -30,13 +30,14 @@ def corrections_as_examples(rows: list[dict[str, Any]]) -> list[Example]:
     """A correction is what the owner would have said: train on it like any reply."""
     return [
         Example(messages=[*row["prompt"], {"role": "assistant", "content": row["correction"]}], target_ids=[], channel_id=row["channel_id"],
-                source="feedback", kind="correction", last_at=row["created_at"], tags=["feedback", "correction"])
+                source="feedback", kind="correction", last_at=row["created_at"], tags=["feedback", "correction"], feedback_id=row["id"])
         for row in rows if row.get("correction")
     ]
 
 
 def write_kto_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("\n".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"], "label": r["label"]}) for r in rows))
+    path.write_text("".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"], "label": r["label"], "feedback_id": r["id"]}) + "\n"
+                            for r in rows))
     return path
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections import deque
@@ -23,6 +24,7 @@ from typing import Any
 import psycopg
 
 from persona import adapters
+from persona.adapter_files import purge_pending
 from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history import messages as history
@@ -92,6 +94,7 @@ def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "
 def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool, trigger: str, processes: int,
                 eval_samples: int, eval_max_new_tokens: int, quiet: bool, overrides: dict[str, Any]) -> Outcome:
     resumable = _stale_runs(conn)
+    purge_pending(conn, settings.datasets_dir)  # a forget that could not clean files while a run trained
     spec = resolve_base_model(settings.base_model)
     if resumable is not None:
         run_id, version_id, job_path = resumable
@@ -100,7 +103,14 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
         conn.commit()
         return _execute(conn, settings, run_id, version_id, Job.read(job_path), job_path, processes, quiet)
 
+    adapters.replace_tainted_active(conn)  # a forget deferred its rollback (`--no-retrain`, the bot): do it first
+    conn.commit()
     current = adapters.active(conn)
+    tainted = current if current is not None and current.tainted else None
+    if tainted is not None:
+        log.info("the active adapter %s was trained on forgotten data and no clean version exists: training a new one from scratch",
+                 tainted.label)
+        current = None
     if current is not None and current.base_model != spec.name:
         log.warning("the active adapter %s was trained on %s; training a new one on %s from scratch", current.label, current.base_model, spec.name)
         current = None
@@ -129,11 +139,14 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
 
     options = TrainOptions.from_settings(settings, **overrides)
     version_id = adapters.create_candidate(
-        conn, base_model=spec.name, parent_id=current.id if current else None, hyperparams=options.to_json(),
+        conn, base_model=spec.name, parent_id=current.id if init_adapter and current else None, hyperparams=options.to_json(),
         data_watermark=data_watermark, feedback_watermark=feedback_watermark,
     )
     folder = settings.adapters_dir / f"v{version_id}"
     adapters.set_path(conn, version_id, str(folder / "adapter"))
+    adapters.record_data(conn, version_id, trained_message_ids=[i for e in train_examples for i in e.message_ids],
+                         heldout_message_ids=[i for e in dataset.heldout for i in e.message_ids],
+                         feedback_ids=[f["id"] for f in feedback])
     Dataset(train_examples, dataset.heldout, dataset.stats).write(folder / "data")
     kto_rows = [f for f in feedback if not f.get("correction")]
     job = Job(
@@ -168,12 +181,14 @@ def _stale_runs(conn: psycopg.Connection) -> tuple[int, int, Path] | None:
     The newest is resumed if its job file exists; the rest are marked failed."""
     resumable = None
     for run in adapters.running_runs(conn):
-        if resumable is None and run.adapter_version_id and run.job_path and Path(run.job_path).exists():
-            resumable = (run.id, run.adapter_version_id, Path(run.job_path))
+        version = adapters.get(conn, run.adapter_version_id) if run.adapter_version_id else None
+        if resumable is None and version and not version.tainted and run.job_path and Path(run.job_path).exists():
+            resumable = (run.id, version.id, Path(run.job_path))
             continue
-        adapters.fail_run(conn, run.id, "interrupted")
-        if run.adapter_version_id:
-            adapters.mark_failed(conn, run.adapter_version_id, "interrupted")
+        reason = "interrupted, then its data was forgotten" if version and version.tainted else "interrupted"
+        adapters.fail_run(conn, run.id, reason)
+        if version:
+            adapters.mark_failed(conn, version.id, reason)
     conn.commit()
     return resumable
 
@@ -198,14 +213,28 @@ def _execute(conn: psycopg.Connection, settings: Settings, run_id: int, version_
         promote, reason = gate(losses.get("candidate"), losses.get("active"), settings.promotion_margin, "active")
     else:
         promote, reason = gate(losses.get("candidate"), losses.get("base"), settings.promotion_margin, "base model")
+    _remove_checkpoints(Path(job.output_dir))
     conn.commit()
+    candidate = adapters.get(conn, version_id)
+    if candidate is not None and candidate.tainted:  # its data was forgotten while it trained
+        promote, reason = False, f"not promoted: {candidate.tainted_reason} while it trained"
     if promote:
         adapters.activate(conn, version_id, reason=reason)
     else:
         adapters.set_reason(conn, version_id, reason)
+        retired = adapters.retire_tainted_active(conn)
+        if retired is not None:
+            reason += f"; {retired.label} (trained on forgotten data) retired, the base model answers until an adapter passes"
     adapters.finish_run(conn, run_id, {"heldout_loss": losses, "promoted": promote})
     conn.commit()
+    purge_pending(conn, settings.datasets_dir)  # the weights of a tainted adapter that stopped serving
     return Outcome("promoted" if promote else "not_promoted", reason, version_id, metrics, result.get("report"))
+
+
+def _remove_checkpoints(folder: Path) -> None:
+    """Checkpoints only resume an interrupted run; a finished one never needs them (and they
+    hold optimizer state for every trained weight)."""
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
 
 
 def _launch(job_path: Path, processes: int, quiet: bool) -> tuple[int, str]:
@@ -247,6 +276,8 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         if version.status == "failed" or not Path(version.path).exists():
             raise PersonaError(f"{version.label} has no usable adapter files ({version.status}: {version.status_reason or version.path})")
         dataset = prepared_dataset(conn, settings)
+        adapters.add_heldout(conn, version.id, [i for e in dataset.heldout for i in e.message_ids])  # its samples quote them
+        conn.commit()
     spec = resolve_base_model(settings.base_model)
     folder = Path(version.path).parent / "eval"
     Dataset([], dataset.heldout, dataset.stats).write(folder / "data")
@@ -258,6 +289,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         eval_only=True,
     )
     code, tail = _launch(job.write(folder / "job.json"), 1, quiet)
+    shutil.rmtree(folder / "data", ignore_errors=True)  # the evaluation's input, not needed once it ran
     if code != 0 or not (folder / "eval.json").exists():
         raise PersonaError(f"evaluation process exited with {code}: {tail or 'no output'}")
     return version.id, json.loads((folder / "eval.json").read_text()), folder / "report.md"

@@ -63,6 +63,7 @@ def add_recalled_memories(conn: psycopg.Connection, embedder: Embedder, examples
             example.messages[0]["content"] = with_memories(example.messages[0]["content"], [m.content for m in found])
             example.tags.append("recalled")
             example.recalled_ids = [m.id for m in found]
+            example.message_ids = sorted({*example.message_ids, *(i for m in found for i in m.message_ids)})
             added += 1
     log.info("recalled memories added to %d of %d examples", added, len(examples))
     return added

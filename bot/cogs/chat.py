@@ -65,12 +65,14 @@ class Chat(commands.Cog):
         history = [m async for m in message.channel.history(limit=self.services.history_limit, before=message)]
         fetched = time.perf_counter()
         owner_id = self.services.owner_id
-        lines = [Line(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in reversed(history) if m.content]
+        quoted = [m for m in reversed(history) if m.content]
+        lines = [Line(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in quoted]
         place, label = place_of(message)
         request = ReplyRequest(
             text=message.clean_content.replace(f"@{me.display_name}", "").strip(), asker_id=message.author.id,
             asker_name=message.author.display_name, place=place, history=lines, channel_id=message.channel.id,
             trigger_message_id=message.id, place_label=label, day=message.created_at.strftime("%Y-%m-%d"),
+            context_author_ids=tuple({m.author.id for m in quoted}),
         )
         engine = self.services.engine
         async with self.generation:

@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.services import Services
-from persona.privacy.forget import forget_channel, forget_person, forget_range, opt_in, opt_out
+from persona.privacy.forget import Forgotten, forget_channel, forget_person, forget_range, opt_in, opt_out
 from persona.replies import record_feedback
 from persona.status import describe, status
 
@@ -60,8 +60,9 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
 
     @app_commands.command(name="optout", description="Delete what you said from the persona's memory and training data, and keep it out")
     async def optout(self, interaction: discord.Interaction) -> None:
-        result = await asyncio.to_thread(self._in_transaction, lambda conn: opt_out(conn, interaction.user.id, interaction.user.name))
-        await interaction.response.send_message(f"done: {result.describe()}; nothing new from you will be kept", ephemeral=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await asyncio.to_thread(self.services.forget, lambda conn: opt_out(conn, interaction.user.id, interaction.user.name))
+        await interaction.followup.send(f"done: {result.describe()}; nothing new from you will be kept", ephemeral=True)
 
     @app_commands.command(name="optin", description="Let the persona keep your new messages again")
     async def optin(self, interaction: discord.Interaction) -> None:
@@ -83,15 +84,18 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
             await interaction.response.send_message("dates look like 2024-06-01", ephemeral=True)
             return
         if user is not None:
-            result = await asyncio.to_thread(self._in_transaction, lambda conn: forget_person(conn, user.id))
+            action: Callable[[psycopg.Connection], Forgotten] = lambda conn: forget_person(conn, user.id)  # noqa: E731
         elif channel is not None:
-            result = await asyncio.to_thread(self._in_transaction, lambda conn: forget_channel(conn, channel.id))
+            action = lambda conn: forget_channel(conn, channel.id)  # noqa: E731
         elif start and end and end > start:
-            result = await asyncio.to_thread(self._in_transaction, lambda conn: forget_range(conn, start, end))
+            action = lambda conn: forget_range(conn, start, end)  # noqa: E731
         else:
             await interaction.response.send_message("say what to forget: a user, a channel, or since + until", ephemeral=True)
             return
-        await interaction.response.send_message(f"forgotten: {result.describe()}", ephemeral=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await asyncio.to_thread(self.services.forget, action)
+        retrain = " (the next retrain trains one without it)" if result.needs_retrain else ""
+        await interaction.followup.send(f"forgotten: {result.describe()}{retrain}", ephemeral=True)
 
 
 async def setup(bot: commands.Bot) -> None:

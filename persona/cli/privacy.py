@@ -10,10 +10,13 @@ import typer
 
 from persona.cli.app import app, out, settings_of
 
-forget_app = typer.Typer(help="Delete for good: a person, a channel or a time range (messages, memories, replies).", no_args_is_help=True)
+forget_app = typer.Typer(help="Delete for good: a person, a channel or a time range (messages, memories, replies, "
+                                "training files; adapters trained on it are replaced).", no_args_is_help=True)
 app.add_typer(forget_app, name="forget")
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+NoRetrain = Annotated[bool, typer.Option("--no-retrain", help="Do not retrain now when the serving adapter was trained on it "
+                                         "(the next retrain, e.g. the nightly one, does it first).")]
 
 
 def _confirm(what: str, yes: bool) -> None:
@@ -27,30 +30,47 @@ def _confirm(what: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _delete(ctx: typer.Context, action: Any) -> None:  # action(conn) -> Forgotten
+def _delete(ctx: typer.Context, action: Any, *, retrain: bool = True) -> None:  # action(conn) -> Forgotten
+    """Delete in one transaction, clean the training files, then retrain if the serving adapter learned from it."""
+    from persona.adapter_files import purge_pending
     from persona.storage.store import open_store
 
-    with open_store(settings_of(ctx)).connect() as conn, conn.transaction():
-        result = action(conn)
-    out.print(result.describe())
+    settings = settings_of(ctx)
+    with open_store(settings).connect() as conn:
+        with conn.transaction():
+            result = action(conn)
+        out.print(result.describe())
+        purged = purge_pending(conn, settings.datasets_dir)
+    if purged.describe():
+        out.print(purged.describe())
+    if not result.needs_retrain:
+        return
+    command = next((c.callback for c in app.registered_commands if c.name == "retrain"), None)
+    if not retrain or command is None:
+        out.print("run `persona retrain` to train an adapter without it (the nightly retrain does it first)")
+        return
+    out.print("retraining without it…")
+    command(ctx)
 
 
 @forget_app.command("user")
-def forget_user(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False) -> None:
+def forget_user(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False,
+                no_retrain: NoRetrain = False) -> None:
     """Everything a person wrote, and your whole DM conversation with them."""
     from persona.privacy.forget import forget_person
 
     _confirm(f"everything from and with user {user_id}", yes)
-    _delete(ctx, lambda conn: forget_person(conn, user_id))
+    _delete(ctx, lambda conn: forget_person(conn, user_id), retrain=not no_retrain)
 
 
 @forget_app.command("channel")
-def forget_channel_cmd(ctx: typer.Context, channel_id: Annotated[int, typer.Argument(help="Channel id.")], yes: YesOption = False) -> None:
+def forget_channel_cmd(ctx: typer.Context, channel_id: Annotated[int, typer.Argument(help="Channel id.")], yes: YesOption = False,
+                       no_retrain: NoRetrain = False) -> None:
     """Every message of a channel and the memories made from it."""
     from persona.privacy.forget import forget_channel
 
     _confirm(f"channel {channel_id}", yes)
-    _delete(ctx, lambda conn: forget_channel(conn, channel_id))
+    _delete(ctx, lambda conn: forget_channel(conn, channel_id), retrain=not no_retrain)
 
 
 @forget_app.command("range")
@@ -59,6 +79,7 @@ def forget_range_cmd(
     start: Annotated[datetime, typer.Argument(help="From (inclusive), e.g. 2021-06-01 or 2021-06-01T18:00.")],
     end: Annotated[datetime, typer.Argument(help="Until (exclusive).")],
     yes: YesOption = False,
+    no_retrain: NoRetrain = False,
 ) -> None:
     """Messages written in a time range (UTC unless an offset is given)."""
     from persona.errors import ConfigError
@@ -68,16 +89,17 @@ def forget_range_cmd(
     if end <= start:
         raise ConfigError("END must be after START")
     _confirm(f"everything written from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", yes)
-    _delete(ctx, lambda conn: forget_range(conn, start, end))
+    _delete(ctx, lambda conn: forget_range(conn, start, end), retrain=not no_retrain)
 
 
 @app.command("optout")
-def optout(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False) -> None:
+def optout(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Discord user id.")], yes: YesOption = False,
+           no_retrain: NoRetrain = False) -> None:
     """Opt a person out (on their request): delete what they wrote and refuse it from now on."""
     from persona.privacy.forget import opt_out
 
     _confirm(f"everything user {user_id} wrote, and keep them out", yes)
-    _delete(ctx, lambda conn: opt_out(conn, user_id))
+    _delete(ctx, lambda conn: opt_out(conn, user_id), retrain=not no_retrain)
 
 
 @app.command("optin")

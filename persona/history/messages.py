@@ -133,6 +133,11 @@ def delete_range(conn: psycopg.Connection, start: datetime, end: datetime) -> li
     return _delete(conn, "created_at >= %s AND created_at < %s", (start, end))
 
 
+def existing(conn: psycopg.Connection, message_ids: list[int]) -> set[int]:
+    """Which of these messages are still stored (files written before a forget are checked against it)."""
+    return {r[0] for r in conn.execute("SELECT id FROM messages WHERE id = ANY(%s)", (message_ids,)).fetchall()}
+
+
 def _delete(conn: psycopg.Connection, where: str, params: tuple) -> list[int]:
     return [r[0] for r in conn.execute(f"DELETE FROM messages WHERE {where} RETURNING id", params).fetchall()]  # noqa: S608 - fixed clauses
 

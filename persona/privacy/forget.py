@@ -2,19 +2,25 @@
 
 Every function deletes the messages, the memories built from them (other messages in
 those memories are set back to un-chunked, so the next build re-chunks them without
-what was forgotten), and the replies and ratings that involve them. Each table group's
+what was forgotten), the replies that involve them (to the person, quoting them, or
+having recalled a forgotten memory) and the ratings of those replies. Then it reaches
+the adapters: every version trained on a forgotten message or rating is marked
+tainted, the files beside the versions are marked for a rewrite
+(`persona.adapter_files.purge_pending`, run once the transaction commits), and a
+tainted active adapter is replaced by the newest clean version when there is one.
+Retraining without the forgotten data is the caller's next step. Each table group's
 own module does its part; callers own the transaction, so a failure deletes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
 
-from persona import replies
+from persona import adapters, replies
 from persona.history import messages, people
 from persona.memory import forget as memories
 from persona.privacy.scopes import dm_scope
@@ -28,9 +34,24 @@ class Forgotten:
     memories: int
     replies: int = 0
     feedback: int = 0
+    tainted: list[int] = field(default_factory=list)  # adapter versions trained on what was forgotten
+    rolled_back_to: int | None = None  # the clean version that now serves instead of a tainted one
+    tainted_active: int | None = None  # a tainted version still serving (no clean one to go back to)
 
     def describe(self) -> str:
-        return f"{self.messages:,} messages, {self.memories:,} memories, {self.replies:,} replies and {self.feedback:,} ratings deleted"
+        line = f"{self.messages:,} messages, {self.memories:,} memories, {self.replies:,} replies and {self.feedback:,} ratings deleted"
+        if self.tainted:
+            line += "; adapters trained on it: " + ", ".join(f"v{v}" for v in self.tainted)
+        if self.rolled_back_to is not None:
+            line += f"; v{self.rolled_back_to} serves meanwhile"
+        elif self.tainted_active is not None:
+            line += f"; v{self.tainted_active} still serves until it is retrained"
+        return line
+
+    @property
+    def needs_retrain(self) -> bool:
+        """The adapter that served was trained on it: a clean one must be trained (from the rolled-back one, if any)."""
+        return self.rolled_back_to is not None or self.tainted_active is not None
 
 
 def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgotten:
@@ -38,9 +59,9 @@ def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgott
     people.set_opted_out(conn, person_id, name)
     deleted = messages.delete_by_author(conn, person_id)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id)
-    reply_count, feedback = replies.forget_asked_by(conn, person_id)
-    log.info("opted out %s: %d messages, %d memories", person_id, len(deleted), forgotten_memories)
-    return Forgotten(len(deleted), forgotten_memories, reply_count, feedback)
+    gone = replies.forget_involving(conn, person_id=person_id, memory_ids=forgotten_memories)
+    log.info("opted out %s: %d messages, %d memories", person_id, len(deleted), len(forgotten_memories))
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} opted out")
 
 
 def opt_in(conn: psycopg.Connection, person_id: int) -> bool:
@@ -53,17 +74,33 @@ def forget_person(conn: psycopg.Connection, person_id: int) -> Forgotten:
     scope = dm_scope(person_id)
     deleted = messages.delete_with_person(conn, person_id, scope)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id, scope)
-    reply_count, feedback = replies.forget_asked_by(conn, person_id, scope)
-    return Forgotten(len(deleted), forgotten_memories, reply_count, feedback)
+    gone = replies.forget_involving(conn, person_id=person_id, scope=scope, memory_ids=forgotten_memories)
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} forgotten")
 
 
 def forget_channel(conn: psycopg.Connection, channel_id: int) -> Forgotten:
     deleted = messages.delete_channel(conn, channel_id)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_channel(conn, channel_id)
-    return Forgotten(len(deleted), forgotten_memories, replies.forget_in_channel(conn, channel_id))
+    gone = replies.forget_involving(conn, channel_id=channel_id, memory_ids=forgotten_memories)
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"channel {channel_id} forgotten")
 
 
 def forget_range(conn: psycopg.Connection, start: datetime, end: datetime) -> Forgotten:
     """Messages written in [start, end), and memories that contained any of them."""
     deleted = messages.delete_range(conn, start, end)
-    return Forgotten(len(deleted), memories.forget_built_from(conn, deleted), replies.forget_between(conn, start, end))
+    forgotten_memories = memories.forget_built_from(conn, deleted)
+    gone = replies.forget_involving(conn, start=start, end=end, memory_ids=forgotten_memories)
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} forgotten")
+
+
+def _reach_adapters(conn: psycopg.Connection, deleted: list[int], forgotten_memories: list[int], gone: replies.ForgottenReplies,
+                    reason: str) -> Forgotten:
+    tainted = adapters.taint(conn, deleted, gone.feedback_ids, reason)
+    was_active, replacement = adapters.replace_tainted_active(conn)
+    if tainted:
+        log.info("%s: adapters trained on it: %s", reason, ", ".join(f"v{v}" for v in tainted))
+    return Forgotten(
+        len(deleted), len(forgotten_memories), gone.replies, len(gone.feedback_ids), tainted,
+        rolled_back_to=replacement.id if replacement else None,
+        tainted_active=was_active.id if (was_active and replacement is None) else None,
+    )

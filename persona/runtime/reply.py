@@ -47,6 +47,7 @@ class ReplyRequest:
     trigger_message_id: int | None = None
     place_label: str = ""  # how the place reads in the prompt; default from `place`
     day: str = ""  # YYYY-MM-DD of the conversation; default today (UTC)
+    context_author_ids: tuple[int, ...] = ()  # whose lines `history` holds (forgetting one of them forgets the reply)
 
 
 @dataclass
@@ -149,7 +150,7 @@ class ReplyEngine:
             scope=reply.scope, prompt=reply.prompt, completion=reply.text, memory_ids=[m.id for m in reply.memories],
             adapter_version=reply.adapter_version, base_model=reply.base_model, latency_ms=reply.latency_ms,
             asker_id=request.asker_id, channel_id=request.channel_id, guild_id=guild_id, trigger_message_id=request.trigger_message_id,
-            message_ids=tuple(message_ids or ()),
+            message_ids=tuple(message_ids or ()), context_author_ids=(*request.context_author_ids, *([request.asker_id] if request.asker_id else [])),
         )
         with self.store.connect() as conn:
             reply_id = replies.log_reply(conn, logged)
