@@ -24,6 +24,7 @@ MAX_RATIO = 100
 RATIO_CHECKED_ABOVE = 8 * 1024**2
 # channel.json, user.json, index.json and the like are read whole: they are small.
 MAX_SMALL_JSON_BYTES = 64 * 1024**2
+MAX_JSON_DEPTH = 64  # a DiscordChatExporter message nests about 6 levels
 
 
 class FileTree:
@@ -90,7 +91,7 @@ class FileTree:
         where = self.describe(name)
         with self.open(name) as stream:
             try:
-                events = ijson.parse(stream, use_float=True)
+                events = bounded_events(ijson.parse(stream, use_float=True), where)
                 first = next(events, None)
                 if first is None:
                     raise IngestError(f"{where} is empty (incomplete download or copy?)")
@@ -148,6 +149,24 @@ def find_files(paths: Iterable[Path], suffixes: tuple[str, ...], what: str) -> l
     if not files:
         raise IngestError(f"no {' or '.join(suffixes)} files in {', '.join(map(str, paths))}: pass {what}")
     return files
+
+
+def bounded_events(events: Iterable[tuple[str, str, Any]], where: str, max_depth: int = MAX_JSON_DEPTH) -> Iterator[tuple[str, str, Any]]:
+    """Streaming parser events, refused past `max_depth` levels of nesting.
+
+    ijson builds each item of an array whole: an item nested 100,000 levels deep in a
+    600-byte zip member grows to gigabytes before anything can look at it. No export
+    nests deeper than a dozen levels, so the parse stops long before that."""
+    depth = 0
+    for event in events:
+        kind = event[1]
+        if kind in ("start_map", "start_array"):
+            depth += 1
+            if depth > max_depth:
+                raise IngestError(f"{where} is nested more than {max_depth} levels deep, which no export is: refusing it")
+        elif kind in ("end_map", "end_array"):
+            depth -= 1
+        yield event
 
 
 def json_error(where: str, exc: Exception) -> IngestError:

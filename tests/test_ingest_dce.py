@@ -239,3 +239,24 @@ def test_an_import_killed_midway_stores_nothing_and_is_marked_on_the_next_start(
         assert killed == "failed" and "killed" in error
     else:
         assert killed == "succeeded" and "before recording" in error
+
+
+@pytest.mark.parametrize("where", ["dce", "package"])
+def test_absurd_nesting_in_a_plain_file_is_refused_before_it_is_built(where: str, store: Store, tmp_path: Path) -> None:
+    """A message nested 200,000 levels deep (400 KB on disk) once grew to tens of GB while
+    the streaming parser built it; the parse now stops at the 65th level."""
+    deep = "[" * 200_000 + "]" * 200_000
+    if where == "dce":
+        path = write_export(tmp_path / "dce" / "deep.json", channel_id=1000000000000000001, channel_type="DirectTextChat",
+                            messages=[message(1200000000000000001, FRIEND, "kept?", ts="2023-08-01T10:00:00+00:00")])
+        text = path.read_text()
+        path.write_text(text.replace('"content": "kept?"', f'"content": "kept?", "nested": {deep}'))
+        run = lambda: ingest_dce(store, [path], owner_id=OWNER_ID)  # noqa: E731
+    else:
+        path = write_package(tmp_path / "package", [FakeChannel(id=1000000000000000004, kind="dm", recipients=[str(OWNER_ID)], label="x",
+                                                                messages=[(1130000000000000001, "2023-01-01 10:00:00", "hi", "")])])
+        next(path.rglob("messages.json")).write_text(f'[{{"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": {deep}}}]')
+        run = lambda: ingest_discord_package(store, path, owner_id=None)  # noqa: E731
+    with pytest.raises(IngestError, match="nested more than 64 levels deep"):
+        run()
+    assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
