@@ -169,3 +169,29 @@ def test_notes_errors(store: Store, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="set PERSONA_OWNER_ID"):
         ingest_obsidian(store, make_vault(tmp_path / "v"), owner_id=None)
     assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
+
+
+def test_a_long_chat_is_read_streaming(store: Store, tmp_path: Path) -> None:
+    """The whole chat was once decoded and parsed into memory (1.67 GB for a 190 MB chat):
+    the memory the import allocates now stays far below the size of the file."""
+    import tracemalloc
+
+    lines = [f"{1 + i // 1440 % 28:02d}.{1 + i // 40320 % 12:02d}.22, {i // 60 % 24:02d}:{i % 60:02d} - {'Alex' if i % 2 else 'Sam'}: "
+             f"message number {i} with some ordinary words in it" for i in range(40_000)]
+    path = write(tmp_path / "WhatsApp Chat with Sam.txt", "\n".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        summary = ingest_whatsapp(store, [path], owner_id=OWNER_ID, me="Alex", timezone="UTC")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.new == 40_000
+    assert peak < path.stat().st_size / 2, f"peak {peak:,} bytes for a {path.stat().st_size:,}-byte chat"
+
+
+def test_a_chat_that_is_not_utf8_is_one_line(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "WhatsApp Chat with Sam.txt"
+    path.write_bytes(ANDROID_DE.encode() + b"01.01.22, 00:03 - Sam: caf\xe9\n")
+    with pytest.raises(IngestError, match=r"is not UTF-8 text \(after line \d+\)"):
+        ingest_whatsapp(store, [path], owner_id=OWNER_ID, me="Alex", timezone="UTC")
+    assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
