@@ -360,3 +360,27 @@ def test_a_message_from_the_future_neither_breaks_nor_wins_recall(store: Store, 
     unboosted = {m.id: m.score for m in plain}
     for m in found:
         assert m.score <= unboosted[m.id] * (1 + RECENCY_WEIGHT) + 1e-9, m.content
+
+
+@pytest.mark.parametrize("shape", ["sentences", "words", "one giant word"])
+def test_a_huge_message_is_never_tokenized_whole(embedder: Embedder, shape: str) -> None:
+    """A 10 MB message once peaked at 5.3 GB in `memory build`: the tokenizer was handed the
+    whole text (and every growing piece again). Now each text it sees is bounded, every
+    memory fits the model, and no word is lost."""
+    from persona.memory.chunking import CHARS_PER_TOKEN_BOUND
+
+    words = {"sentences": "the cat sat on the mat. ", "words": "lorem ipsum dolor sit amet ", "one giant word": "abcdefghij"}[shape]
+    text = (words * (400_000 // len(words)))[:400_000]
+    seen: list[int] = []
+
+    def counting(texts):  # noqa: ANN001, ANN202
+        seen.extend(len(t) for t in texts)
+        return embedder.count_tokens(texts)
+
+    budget = embedder.max_tokens - 16
+    chunks = chunk_conversation([ChunkMessage(1, datetime(2024, 1, 1, tzinfo=timezone.utc), "alex", text)], place="notes",
+                                count_tokens=counting, budget=budget)
+    assert max(seen) <= budget * CHARS_PER_TOKEN_BOUND
+    assert max(embedder.count_tokens([c.content for c in chunks])) <= embedder.max_tokens
+    bodies = [c.content.split("\n", 1)[1] for c in chunks]
+    assert "".join(bodies).replace(" ", "") == ("alex: " + text).replace(" ", "")

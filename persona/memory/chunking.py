@@ -65,7 +65,7 @@ def chunk_conversation(
     if not messages:
         return []
     lines = [f"{m.speaker}: {m.content or '[attachment]'}" for m in messages]
-    line_tokens = count_tokens(lines)
+    line_tokens = bounded_counts(lines, count_tokens, budget)
     chunks: list[Chunk] = []
     current: _Open | None = None
     previous: datetime | None = None
@@ -104,35 +104,81 @@ def _split_long(message: ChunkMessage, header: str, line: str, count_tokens: Tok
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+# A text with more characters than this many per token of budget is over the budget for
+# any tokenizer an embedder uses; it is never tokenized whole (a 1 MB message once took
+# 670 MB and 13 s in the tokenizer, 10 MB took 5 GB).
+CHARS_PER_TOKEN_BOUND = 8
+_BATCH = 512
+
+
+def fits(text: str, count_tokens: TokenCounter, budget: int) -> bool:
+    return len(text) <= budget * CHARS_PER_TOKEN_BOUND and count_tokens([text])[0] <= budget
+
+
+def bounded_counts(texts: Sequence[str], count_tokens: TokenCounter, budget: int) -> list[int]:
+    """Tokens per text, counted in batches; `budget + 1` for a text too long to fit (not tokenized)."""
+    counts: list[int] = []
+    for start in range(0, len(texts), _BATCH):
+        batch = texts[start : start + _BATCH]
+        short = [t for t in batch if len(t) <= budget * CHARS_PER_TOKEN_BOUND]
+        counted = iter(count_tokens(short)) if short else iter(())
+        counts.extend(next(counted) if len(t) <= budget * CHARS_PER_TOKEN_BOUND else budget + 1 for t in batch)
+    return counts
 
 
 def split_to_budget(text: str, count_tokens: TokenCounter, budget: int) -> list[str]:
-    """Pieces of `text` under `budget` tokens: at sentence ends, then at spaces."""
-    if count_tokens([text])[0] <= budget:
+    """Pieces of `text` under `budget` tokens: at sentence ends, then at spaces, then by characters.
+
+    Linear in the text: the units are counted once, in batches, and a piece grows by
+    adding their counts (joining at a space or a line end adds no token for the
+    tokenizers embedders use; each finished piece is checked, and re-split in the rare
+    case the sum was short) instead of re-counting the growing piece."""
+    if fits(text, count_tokens, budget):
         return [text]
     units = [u for u in _SENTENCE_END.split(text) if u.strip()]
     if len(units) <= 1:
-        units = text.split(" ")
-        if len(units) <= 1:  # one giant word: cut by characters
-            step = max(1, len(text) // 2)
-            return split_to_budget(text[:step], count_tokens, budget) + split_to_budget(text[step:], count_tokens, budget)
+        units = [u for u in text.split(" ") if u]
+        if len(units) <= 1:
+            return _cut(text, count_tokens, budget)
     pieces: list[str] = []
     current: list[str] = []
-    for unit, tokens in zip(units, count_tokens(units)):
+    current_tokens = 0
+    for unit, tokens in zip(units, bounded_counts(units, count_tokens, budget)):
         if tokens > budget:
             if current:
                 pieces.append(" ".join(current))
-                current = []
+                current, current_tokens = [], 0
             pieces.extend(split_to_budget(unit, count_tokens, budget))
             continue
-        candidate = " ".join([*current, unit])
-        if current and count_tokens([candidate])[0] > budget:
+        if current and current_tokens + tokens > budget:
             pieces.append(" ".join(current))
-            current = [unit]
-        else:
-            current.append(unit)
+            current, current_tokens = [], 0
+        current.append(unit)
+        current_tokens += tokens
     if current:
         pieces.append(" ".join(current))
+    checked: list[str] = []
+    for piece, tokens in zip(pieces, bounded_counts(pieces, count_tokens, budget)):
+        checked.extend([piece] if tokens <= budget or " " not in piece else _halve(piece, count_tokens, budget))
+    return checked
+
+
+def _halve(piece: str, count_tokens: TokenCounter, budget: int) -> list[str]:
+    words = piece.split(" ")
+    middle = len(words) // 2
+    return [p for half in (" ".join(words[:middle]), " ".join(words[middle:])) if half for p in split_to_budget(half, count_tokens, budget)]
+
+
+def _cut(text: str, count_tokens: TokenCounter, budget: int) -> list[str]:
+    """One giant word: windows of `budget` characters, halved where one is still too long."""
+    windows = [text[i : i + budget] for i in range(0, len(text), budget)]
+    pieces: list[str] = []
+    for window, tokens in zip(windows, bounded_counts(windows, count_tokens, budget)):
+        if tokens <= budget or len(window) <= 1:
+            pieces.append(window)
+        else:
+            middle = len(window) // 2
+            pieces.extend(_cut(window[:middle], count_tokens, max(1, budget)) + _cut(window[middle:], count_tokens, max(1, budget)))
     return pieces
 
 
@@ -178,12 +224,12 @@ def chunk_note(
         current: list[str] = []
         for paragraph in paragraphs:
             candidate = "\n\n".join([*current, paragraph])
-            if count_tokens([candidate])[0] <= room:
+            if fits(candidate, count_tokens, room):
                 current.append(paragraph)
                 continue
             if current:
                 chunks.append(_note_chunk(prefix, "\n\n".join(current), message))
-            if count_tokens([paragraph])[0] <= room:
+            if fits(paragraph, count_tokens, room):
                 current = [paragraph]
             else:
                 chunks.extend(_note_chunk(prefix, piece, message) for piece in split_to_budget(paragraph, count_tokens, max(room, 1)))
