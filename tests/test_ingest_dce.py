@@ -260,3 +260,19 @@ def test_absurd_nesting_in_a_plain_file_is_refused_before_it_is_built(where: str
     with pytest.raises(IngestError, match="nested more than 64 levels deep"):
         run()
     assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
+
+
+@pytest.mark.parametrize("when", ["in one import", "in a later import"])
+def test_one_id_in_two_channels_is_refused_not_merged_across_scopes(when: str, store: Store, tmp_path: Path) -> None:
+    """The same message id in a DM and a server was counted as a duplicate and one copy
+    dropped silently; a richer copy could even move server text under the DM's scope."""
+    dm = write_export(tmp_path / "dm.json", channel_id=1000000000000000001, channel_type="DirectTextChat",
+                      messages=[message(1200000000000000001, FRIEND, "dm secret", ts="2023-08-01T10:00:00+00:00")])
+    server = write_export(tmp_path / "server.json", channel_id=1000000000000000004, channel_type="GuildTextChat", guild=("5000000000000000001", "Rust"),
+                          name="general", messages=[message(1200000000000000001, OTHER, "server text", ts="2023-08-01T10:00:00+00:00")])
+    if when == "in a later import":
+        ingest_dce(store, [dm], owner_id=OWNER_ID)
+    before = rows(store, "SELECT id, channel_id, scope, content FROM messages ORDER BY id")
+    with pytest.raises(IngestError, match="message 1200000000000000001 is in channel .* and also in channel .*one of the files is damaged"):
+        ingest_dce(store, [dm, server] if when == "in one import" else [server], owner_id=OWNER_ID)
+    assert rows(store, "SELECT id, channel_id, scope, content FROM messages ORDER BY id") == before

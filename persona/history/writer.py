@@ -124,8 +124,9 @@ WITH staged AS (
         attachments = CASE WHEN jsonb_array_length(EXCLUDED.attachments) > 0 THEN EXCLUDED.attachments ELSE m.attachments END,
         mentions = CASE WHEN cardinality(EXCLUDED.mentions) > 0 THEN EXCLUDED.mentions ELSE m.mentions END,
         import_run_id = EXCLUDED.import_run_id
-    WHERE source_richness(EXCLUDED.source) > source_richness(m.source)
-       OR (EXCLUDED.source = m.source AND EXCLUDED.edited_at > COALESCE(m.edited_at, '-infinity'::timestamptz))
+    WHERE m.channel_id = EXCLUDED.channel_id  -- a clash between channels is refused before (_ID_CLASH); never move text across scopes
+      AND (source_richness(EXCLUDED.source) > source_richness(m.source)
+           OR (EXCLUDED.source = m.source AND EXCLUDED.edited_at > COALESCE(m.edited_at, '-infinity'::timestamptz)))
     RETURNING m.channel_id, (xmax = 0) AS inserted
 )
 SELECT c.kind, count(*) FILTER (WHERE u.inserted), count(*) FILTER (WHERE NOT u.inserted)
@@ -133,6 +134,16 @@ FROM upserted u JOIN channels c ON c.id = u.channel_id
 GROUP BY c.kind
 """
 
+
+# Discord message ids are unique across all channels: one id in two channels means a
+# damaged or edited file. Storing either copy would put one channel's words under the
+# other's scope (or drop one silently), so the import is refused instead.
+_ID_CLASH = """
+(SELECT id, min(channel_id), max(channel_id) FROM stage_messages GROUP BY id HAVING min(channel_id) <> max(channel_id) LIMIT 1)
+UNION ALL
+(SELECT s.id, s.channel_id, m.channel_id FROM stage_messages s JOIN messages m ON m.id = s.id AND m.channel_id <> s.channel_id LIMIT 1)
+LIMIT 1
+"""
 
 
 @dataclass(slots=True)
@@ -268,6 +279,11 @@ class HistoryWriter:
         conn.execute(_MERGE_CHANNELS)
         conn.execute(_RESCOPE_MESSAGES)
         opted_out = dict(conn.execute(_OPTED_OUT_COUNTS).fetchall())
+        clash = conn.execute(_ID_CLASH).fetchone()
+        if clash is not None:
+            message_id, channel_id, other = clash
+            raise HistoryError(f"message {message_id} is in channel {channel_id} and also in channel {other}; Discord ids are unique, "
+                               "so one of the files is damaged or was edited: nothing was imported")
         rows = conn.execute(_MERGE_MESSAGES, {"source": self.source, "run": self.import_run_id}).fetchall()
         return Merged({kind: (inserted, updated) for kind, inserted, updated in rows}, opted_out)
 
