@@ -31,11 +31,13 @@ def naive_scrub(text: str) -> str:
     text = p._PEM.sub(p.PRIVATE_KEY, text)
     text = p._SIGNED_QUERY.sub(r"\1", text)
     text = p._TOKENS.sub(p.SECRET, text)
+    text = p._AWS_SECRET.sub(rf"\1{p.SECRET}", text)
     found: Counter[str] = Counter()
     text = p._ASSIGNMENT.sub(lambda m: p._assigned_secret(m, found), text)
     text = p._EMAIL.sub(p.EMAIL, text)
     text = p._IPV6.sub(lambda m: p.IP if p._is_ipv6(m.group(0)) else m.group(0), text)
     text = p._IBAN.sub(lambda m: p.IBAN if p.iban_ok(m.group(0)) else m.group(0), text)
+    text = p._SSN.sub(p.SSN, text)
     text = p._CARD.sub(lambda m: p.CARD if p._is_card(m.group(0)) else m.group(0), text)
     text = p._IPV4.sub(p.IP, text)
     return p._PHONE.sub(lambda m: p.PHONE if p._is_phone(m.group(0)) else m.group(0), text)
@@ -52,6 +54,11 @@ def main() -> None:
     items, chat = planted(), ordinary_chat()
     removed = sum(1 for item in items if item.value not in Scrubber().scrub(item.line))
     false_positives = sum(1 for line in chat if Scrubber().scrub(line) != line)
+    per_kind: dict[str, list[int]] = {}
+    for item in items:
+        tally = per_kind.setdefault(item.kind, [0, 0])
+        tally[0] += item.value not in Scrubber().scrub(item.line)
+        tally[1] += 1
 
     rng = random.Random(3)
     corpus = [rng.choice(items).line if rng.random() < 0.01 else rng.choice(chat) for _ in range(args.lines)]
@@ -67,6 +74,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "planted": len(items),
         "planted_removed": removed,
+        "removed_per_kind": {kind: f"{done}/{total}" for kind, (done, total) in sorted(per_kind.items())},
         "ordinary_lines": len(chat),
         "false_positive_lines": false_positives,
         "lines": args.lines,

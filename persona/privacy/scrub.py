@@ -1,10 +1,12 @@
 """Scrubbing personal data out of text before anything is stored or sent.
 
 Each kind of personal data is replaced by a typed placeholder (`<EMAIL>`, `<PHONE>`,
-`<CARD>`, `<IP>`, `<IBAN>`, `<SECRET>`, `<PRIVATE_KEY>`); signed query strings on
+`<CARD>`, `<IP>`, `<IBAN>`, `<SSN>`, `<SECRET>`, `<PRIVATE_KEY>`); signed query strings on
 attachment URLs are cut off. Candidates that need a check beyond a pattern (Luhn for
-cards, mod-97 for IBANs, a real address for IPv6, a digit count for phones) are checked,
-so ordinary chat — times, versions, scores, dates, ids in code — survives.
+cards, mod-97 for IBANs, a real address for IPv6, a digit count for phones, the number
+ranges the US never issues for SSNs) are checked, so ordinary chat — times, versions,
+scores, dates, ids in code — survives. Street addresses are not scrubbed: their shapes
+("12 Oak Street") are too close to ordinary chat to catch without a gazetteer.
 
 Cheap substring tests decide which patterns run at all: most chat lines contain no
 `@`, no long digit run and no `=`, and skip most of the work.
@@ -26,6 +28,7 @@ CARD = "<CARD>"
 IP = "<IP>"
 IBAN = "<IBAN>"
 SECRET = "<SECRET>"
+SSN = "<SSN>"
 PRIVATE_KEY = "<PRIVATE_KEY>"
 
 _PEM = re.compile(
@@ -48,6 +51,7 @@ _TOKENS = re.compile(
       | AIza[0-9A-Za-z_-]{35}                                             # Google API key
       | hf_[A-Za-z]{30,}                                                  # Hugging Face
       | npm_[A-Za-z0-9]{36}
+      | SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}                          # SendGrid
     )(?![\w-])
     """
 )
@@ -80,7 +84,11 @@ _SIGNED_QUERY = re.compile(
     r"(?<![\w/.:-])(https?://[^\s?#<>]+)\?(?=[^\s#<>]*\b(?:ex|is|hm|X-Amz-Signature|X-Goog-Signature|Signature|sig|se|token|Expires)=)[^\s#<>]*",
     re.I,
 )
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?\b")
+# An AWS secret access key is 40 characters of base64 with nothing to recognise it by;
+# caught only within a few words after "aws" (`aws secret wJalr…`, `AWS_SECRET_ACCESS_KEY …`).
+_AWS_SECRET = re.compile(r"(?i)(\baws\b[\w \t:=\"'-]{0,40}?)(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")
 _CARD = re.compile(r"(?<![\d.,:/-])(?:\d[ -]?){12,18}\d(?![\d.,:/-]\d)")
 _IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?::\d{1,5})?(?![\d.]*\d)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3}|:)(?![\w:])")
@@ -88,8 +96,11 @@ _PHONE = re.compile(
     r"""(?x)
     (?<![\w+.:/-])(?:
         \+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,5}){1,4}           # +44 20 7946 0958, +1 (555) 010-9999
+      | 00\d{1,3}[\s.-]?\d{1,4}(?:[\s.-]?\d{2,5}){1,4}                # 0049 30 1234567 (00 for +)
       | \(\d{3}\)\s?\d{3}[\s.-]\d{4}                                  # (555) 010-9999
-      | \d{3}[.-]\d{3}[.-]\d{4}                                       # 555-010-9999, 555.010.9999
+      | \(0\d\)\s?\d{4}\s?\d{4}                                        # (02) 9876 5432 (Australia)
+      | (?:1[\s.-])?\d{3}[.-]\d{3}[.-]\d{4}                            # 555-010-9999, 1-800-555-0199
+      | 0[1-9](?:[\s.-]\d{2}){4}                                        # 01 42 68 53 00 (France)
       | 0\d{1,4}[\s/-]\d{3,4}[\s-]?\d{3,5}                            # 030 1234567, 07700 900123
       | 0[1-9]\d{8,10}                                                # 07700900123
     )(?![\w-]|\.\d)
@@ -106,8 +117,8 @@ def luhn_ok(digits: str) -> bool:
 def iban_ok(candidate: str) -> bool:
     """ISO 13616 mod-97 check (python-stdnum), without the per-country length table:
     a mistyped country layout is still someone's account number."""
-    text = candidate.replace(" ", "")
-    if not 15 <= len(text) <= 34:
+    text = candidate.replace(" ", "").upper()
+    if not 15 <= len(text) <= 34 or sum(ch.isdigit() for ch in text) < 10:  # account numbers are mostly digits; words are not
         return False
     try:
         iban.validate(text, check_country=False)
@@ -135,6 +146,8 @@ class Scrubber:
             text = _sub(_SIGNED_QUERY, r"\1", text, found, "signed_query")
         if len(text) >= 16:
             text = _sub(_TOKENS, SECRET, text, found, "secret")
+            if "aws" in text.lower():
+                text = _sub(_AWS_SECRET, rf"\1{SECRET}", text, found, "secret")
         if "=" in text or ":" in text or " is " in text:
             text = _ASSIGNMENT.sub(lambda m: _assigned_secret(m, found), text)
         if "@" in text:
@@ -144,6 +157,8 @@ class Scrubber:
         if ":" in text:
             text = _sub_checked(_IPV6, IP, text, found, "ip", _is_ipv6)
         text = _sub_checked(_IBAN, IBAN, text, found, "iban", iban_ok)
+        if "-" in text:
+            text = _sub(_SSN, SSN, text, found, "ssn")
         text = _sub_checked(_CARD, CARD, text, found, "card", _is_card)
         if "." in text:
             text = _sub(_IPV4, IP, text, found, "ip")
