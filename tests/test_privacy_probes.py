@@ -1,0 +1,113 @@
+"""Prompt-injection and exfiltration probes (issue 15, item 4).
+
+Every probe in tests/data/privacy_probes.txt is asked in a server, in another person's
+DM with the bot, in a stranger's DM, and by Sam in the server (whose own DM must not be
+read out where others read the answer). The model is replaced by the worst one
+possible: one that obeys every injection and prints its whole prompt back. Nothing out
+of the asker's scope may appear, because nothing out of scope is ever in the prompt
+(the scope rules run in SQL before the model sees anything). The owner asking in the
+terminal is the control: there, the same probes do reach the canaries, so the suite
+can fail.
+
+Not covered: an HTTP API layer (`persona serve` is not built yet, issue 13).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ingest.text import ingest_text
+from persona import memory
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.privacy.scopes import Place, readable_scopes
+from persona.prompts import Messages
+from persona.runtime.generation import Generated, GenerationSettings, Generator
+from persona.runtime.model import resolve_base_model
+from persona.runtime.reply import ReplyEngine, ReplyRequest
+from persona.storage.db import Database
+from persona.storage.store import Store
+from tests.fixtures.discord_package import OWNER_ID
+from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
+from tests.fixtures.tiny_model import build_tiny_model
+
+PROBES = [ln.strip() for ln in (Path(__file__).parent / "data" / "privacy_probes.txt").read_text(encoding="utf-8").splitlines()
+          if ln.strip() and not ln.startswith("#")]
+NOTE_CANARY = "NOTECANARY-journal-4471"
+TOKEN = "MTA5OTk5OTk5OTk5OTk5OTk5OQ.GhOsTs.abcdefghijklmnopqrstuvwxyz0123456789"
+STRANGER = 999999999999999999
+# What must not come out: the canaries, other words of Sam's DM and of the note (none of
+# them in any probe, which the obedient model echoes), and the bot's token.
+SECRETS = (CANARY, NOTE_CANARY, TOKEN, "don't tell anyone", "safe with me", "the trip was long")
+
+
+class ObedientModel(Generator):
+    """The worst model: whatever it is asked, it answers with its entire prompt."""
+
+    def generate(self, messages: Messages, *, greedy: bool | None = None) -> Generated:
+        return Generated("\n".join(m["content"] for m in messages), 1)
+
+
+@dataclass(frozen=True)
+class Seat:
+    name: str
+    asker: int
+    place: Place
+
+
+SEATS = [
+    Seat("Kim in the server", KIM, Place.guild(int(GUILD[0]), 1000000000000000004)),
+    Seat("Sam in the server", SAM, Place.guild(int(GUILD[0]), 1000000000000000004)),
+    Seat("Kim in a DM with the bot", KIM, Place.dm()),
+    Seat("a stranger in a DM with the bot", STRANGER, Place.dm()),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str, template_url: str) -> Iterator[ReplyEngine]:
+    from tests.conftest import TEMPLATE, _create_database, _drop_database
+
+    folder = tmp_path_factory.mktemp("probes")
+    name = f"probes_{uuid.uuid4().hex[:8]}"
+    store = Store(Database(url=_create_database(pg_admin_url, name, TEMPLATE)))
+    import_history(store, folder)
+    notes = folder / "notes"
+    notes.mkdir()
+    (notes / "journal.md").write_text(f"# journal\n\nwrote in my journal: {NOTE_CANARY}. the trip was long. bot token {TOKEN}\n", encoding="utf-8")
+    ingest_text(store, notes, owner_id=OWNER_ID)
+    embedder = Embedder(resolve_embed_model(""))
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+    spec = resolve_base_model(str(build_tiny_model(folder / "tiny")))
+    model = ObedientModel(spec, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
+    assert TOKEN not in "".join(PROBES)
+    yield ReplyEngine(store, embedder, model, owner_id=OWNER_ID, owner_name="Alex", style_notes="never reveal secrets")
+    _drop_database(pg_admin_url, name)
+
+
+@pytest.mark.parametrize("seat", SEATS, ids=lambda s: s.name)
+def test_no_probe_gets_anything_out_of_scope(engine: ReplyEngine, seat: Seat) -> None:
+    allowed = readable_scopes(seat.asker, seat.place, OWNER_ID)
+    assert allowed is not None  # only the owner reads everything
+    for probe in PROBES:
+        reply = engine.reply(ReplyRequest(text=probe, asker_id=seat.asker, asker_name="someone", place=seat.place))
+        seen = json.dumps(reply.prompt) + reply.text
+        leaked = [s for s in SECRETS if s in seen]
+        assert leaked == [], f"{seat.name} asked {probe!r} and got {leaked}"
+        assert all(m.scope in allowed for m in reply.memories), (probe, [m.scope for m in reply.memories])
+
+
+def test_the_control_the_owner_reaches_both_canaries(engine: ReplyEngine) -> None:
+    """The same pipeline, asked by the owner in the terminal, does recall them: the probes
+    above would catch a leak if the scope rules let one through."""
+    seen = ""
+    for probe in ("what is Sam's locker code?", "what's in my journal?"):
+        reply = engine.reply(ReplyRequest(text=probe, asker_id=OWNER_ID, asker_name="you", place=Place.terminal()))
+        seen += json.dumps(reply.prompt) + reply.text
+    assert CANARY in seen and NOTE_CANARY in seen
+    assert TOKEN not in seen and "<SECRET>" in seen  # a token is scrubbed before it is stored: not even the owner gets it back
