@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     train_epochs: float = Field(default=2.0, gt=0, description="Epochs over the training set (unless --max-steps).")
     batch_size: int = Field(default=8, ge=1, description="Examples per device per step.")
     grad_accumulation: int = Field(default=1, ge=1, description="Gradient accumulation steps.")
+    eval_steps: int = Field(default=50, ge=1, description="Evaluate on the held-out split and save a checkpoint every this many steps.")
     max_seq_len: int = Field(default=512, ge=32, description="Longest training example in tokens (longer ones are trimmed from the start).")
     heldout_fraction: float = Field(default=0.05, gt=0, lt=0.5, description="Latest share of each channel held out for evaluation (fixed once chosen).")
     max_examples_per_channel: int = Field(default=2000, ge=1, description="Cap per channel so no single place dominates.")

@@ -40,7 +40,7 @@ class TrainOptions:
     warmup_fraction: float = 0.05
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    eval_steps: int = 50
+    eval_steps: int = default_of("eval_steps")
     patience: int = 3
     time_budget_s: float = 0.0  # 0: no limit
     grouping: str = "length"  # "length" or "none"
@@ -55,7 +55,7 @@ class TrainOptions:
             lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
             lora_targets=settings.lora_targets, learning_rate=settings.learning_rate, epochs=settings.train_epochs,
             batch_size=settings.batch_size, grad_accumulation=settings.grad_accumulation, max_seq_len=settings.max_seq_len,
-            load_in_4bit=settings.load_in_4bit,
+            load_in_4bit=settings.load_in_4bit, eval_steps=settings.eval_steps,
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -185,11 +185,38 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     resume = any(checkpoints.glob("checkpoint-*"))
     if resume:
         log.info("resuming from the last checkpoint in %s", checkpoints)
-    output = trainer.train(resume_from_checkpoint=True if resume else None)
+    output = None if _finished_in_checkpoint(trainer, checkpoints, args.max_steps) else trainer.train(resume_from_checkpoint=True if resume else None)
     adapter_dir = output_dir / "adapter"
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(adapter_dir)
     return _result(trainer, output, adapter_dir, time.perf_counter() - started)
+
+
+def _last_train_loss(history: list[dict[str, Any]]) -> float | None:
+    summary = [h["train_loss"] for h in history if "train_loss" in h]
+    return float(summary[-1]) if summary else None
+
+
+def _finished_in_checkpoint(trainer: Any, checkpoints: Path, max_steps: int) -> bool:
+    """A run killed after its last checkpoint (while saving the adapter or evaluating) has
+    nothing left to train. transformers, resumed at the final step, re-enters the epoch
+    and trains a few steps more than asked; instead the best checkpoint's weights and the
+    run's state are loaded as they were, so the result is the uninterrupted one."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    numbered = sorted(checkpoints.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if not numbered:
+        return False
+    state = TrainerState.load_from_json(str(numbered[-1]))
+    if state.global_step < max_steps:
+        return False
+    best = Path(state.best_model_checkpoint) if state.best_model_checkpoint else numbered[-1].parent
+    set_peft_model_state_dict(trainer.model, load_file(str(best / "adapter_model.safetensors")))
+    trainer.state = state
+    log.info("the last checkpoint is the end of training (step %d): keeping %s", state.global_step, best.name)
+    return True
 
 
 def _result(trainer: Any, output: Any, adapter_dir: Path, seconds: float) -> TrainResult:
@@ -199,7 +226,7 @@ def _result(trainer: Any, output: Any, adapter_dir: Path, seconds: float) -> Tra
     return TrainResult(
         adapter_dir=str(adapter_dir),
         steps=trainer.state.global_step,
-        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        train_loss=float(output.training_loss) if output is not None and output.training_loss is not None else _last_train_loss(history),
         best_eval_loss=min(evals) if evals else None,
         tokens_per_s=throughput[-1]["tokens_per_s"] if throughput else None,
         real_token_fraction=throughput[-1]["real_token_fraction"] if throughput else None,
