@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
-from ingest.files import bounded_events, find_files, json_error
+from ingest.files import find_files, json_error, json_events
 from ingest.ids import synthetic_id
 from ingest.loader import MAX_ID, Channel, ImportSession, ImportSummary, IngestError, Person, iso_timestamp, snowflake, text_field
 from ingest.progress import ImportProgress
@@ -60,7 +60,7 @@ def _first(path: Path, prefix: str) -> Any:
     """The value at top-level key `prefix`, parsing only as far as it."""
     with _open(path) as stream:
         try:
-            return next(iter(ijson.items(bounded_events(ijson.parse(stream, use_float=True), str(path)), prefix)), None)
+            return next(iter(ijson.items(json_events(stream, str(path)), prefix)), None)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise json_error(str(path), exc) from None
 
@@ -70,7 +70,7 @@ def _messages_shape(path: Path) -> str | None:
     reading only as far as it; None when there is no such key."""
     with _open(path) as stream:
         try:
-            for prefix, event, _ in bounded_events(ijson.parse(stream, use_float=True), str(path)):
+            for prefix, event, _ in json_events(stream, str(path)):
                 if prefix == "messages":
                     return event if event != "map_key" else None
         except (ijson.JSONError, UnicodeDecodeError) as exc:
@@ -96,7 +96,7 @@ def _import_file(path: Path, owner: int, session: ImportSession) -> int:
     count = 0
     with _open(path) as stream:
         try:
-            events = bounded_events(ijson.parse(stream, use_float=True), where)
+            events = json_events(stream, where)
             for number, message in enumerate(ijson.items(events, "messages.item"), 1):
                 author_id = _add_message(message, channel_id, kind, owner, session, f"{where} message {number}")
                 if author_id is None:

@@ -25,6 +25,10 @@ RATIO_CHECKED_ABOVE = 8 * 1024**2
 # channel.json, user.json, index.json and the like are read whole: they are small.
 MAX_SMALL_JSON_BYTES = 64 * 1024**2
 MAX_JSON_DEPTH = 64  # a DiscordChatExporter message nests about 6 levels
+# The C parser turns a whole read buffer into events (with their prefixes, whose length
+# grows with depth) before the depth check sees any: a 64 KB buffer of `[[[[…` costs
+# about 700 MB, 2 KB costs nothing measurable.
+PARSE_BUFFER = 2048
 
 
 class FileTree:
@@ -91,7 +95,7 @@ class FileTree:
         where = self.describe(name)
         with self.open(name) as stream:
             try:
-                events = bounded_events(ijson.parse(stream, use_float=True), where)
+                events = json_events(stream, where)
                 first = next(events, None)
                 if first is None:
                     raise IngestError(f"{where} is empty (incomplete download or copy?)")
@@ -149,6 +153,11 @@ def find_files(paths: Iterable[Path], suffixes: tuple[str, ...], what: str) -> l
     if not files:
         raise IngestError(f"no {' or '.join(suffixes)} files in {', '.join(map(str, paths))}: pass {what}")
     return files
+
+
+def json_events(stream: IO[bytes], where: str) -> Iterator[tuple[str, str, Any]]:
+    """Streaming parser events of `stream`, with nesting bounded (see bounded_events)."""
+    return bounded_events(ijson.parse(stream, use_float=True, buf_size=PARSE_BUFFER), where)
 
 
 def bounded_events(events: Iterable[tuple[str, str, Any]], where: str, max_depth: int = MAX_JSON_DEPTH) -> Iterator[tuple[str, str, Any]]:

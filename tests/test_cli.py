@@ -154,13 +154,27 @@ def test_store_connections_have_pgvector_types(database: Database) -> None:
     assert isinstance(value, Vector) and value.to_list() == [1.0, 2.0, 3.0]  # parsed by pgvector, not a string
 
 
-@pytest.mark.parametrize("home", ["home with spaces", "home$(touch PWNED)", "home`touch PWNED`;touch PWNED"])
+@pytest.mark.parametrize("home", ["home$(touch PWNED)", "home`touch PWNED`;touch PWNED", 'home"; touch PWNED; "'])
 def test_a_home_the_shell_would_misread_is_refused_and_runs_nothing(persona_exe: Path, tmp_path: Path, home: str) -> None:
-    """The embedded server's data folder reaches a shell inside pg_ctl: such a path is
-    refused before anything starts, so nothing in it can ever run."""
+    """The embedded server's data folder reaches a shell inside pg_ctl: a path with what
+    the shell would run is refused before anything starts."""
     result = run(persona_exe, "db", "status", env={"PERSONA_HOME": str(tmp_path / home)}, cwd=tmp_path)
     assert_one_line_error(result, 1, "PERSONA_HOME", "shell characters")
     assert not list(tmp_path.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()
+
+
+def test_a_home_with_spaces_and_quotes_works(persona_exe: Path, tmp_path: Path) -> None:
+    """It could not start the embedded database (the socket folder reached the shell bare)."""
+    from tests.helpers import stop_embedded
+
+    home = tmp_path / "My Persona (Alex's)"
+    try:
+        result = run(persona_exe, "db", "status", env={"PERSONA_HOME": str(home)}, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (home / "pg" / "PG_VERSION").exists()
+    finally:
+        if (home / "pg" / "postmaster.pid").exists():
+            stop_embedded(home / "pg")
 
 
 def _discord_resolves() -> bool:

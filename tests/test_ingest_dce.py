@@ -257,8 +257,16 @@ def test_absurd_nesting_in_a_plain_file_is_refused_before_it_is_built(where: str
                                                                 messages=[(1130000000000000001, "2023-01-01 10:00:00", "hi", "")])])
         next(path.rglob("messages.json")).write_text(f'[{{"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": {deep}}}]')
         run = lambda: ingest_discord_package(store, path, owner_id=None)  # noqa: E731
-    with pytest.raises(IngestError, match="nested more than 64 levels deep"):
-        run()
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(IngestError, match="nested more than 64 levels deep"):
+            run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024**2, f"{peak:,} bytes"  # a 64 KB parse buffer of `[[[[…` made ~700 MB of prefixes
     assert rows(store, "SELECT count(*) FROM messages") == [(0,)]
 
 

@@ -1,7 +1,7 @@
 """kill -9 at several points, then the same command again: it ends exactly where an
 uninterrupted run ends (issue 15, item 3).
 
-Memory build (killed between embedding batches), `persona train` (killed while the
+Memory build (killed once the first channel's memories are stored), `persona train` (killed while the
 training process trains, and while it evaluates) and `persona eval` (killed while it
 evaluates), each compared with the same command run once, uninterrupted, on a twin
 database and home. The whole process group is killed — the persona process and its
@@ -80,20 +80,22 @@ def _memories(database: Database) -> list[tuple[str, list[int], str, list[float]
         return conn.execute("SELECT scope, message_ids, content, embedding::text FROM memories ORDER BY message_ids[1]").fetchall()
 
 
-def test_memory_build_killed_between_batches_ends_like_an_uninterrupted_one(persona_exe: Path, database: Database, twin: Database,
+def test_memory_build_killed_midway_ends_like_an_uninterrupted_one(persona_exe: Path, database: Database, twin: Database,
                                                                             tmp_path: Path) -> None:
-    export = write_large_export(tmp_path / "big.json", 2_400)
+    exports = [write_large_export(tmp_path / f"big{i}.json", 300, channel_id=9000000000000000001 + i, first_id=7_000_000_000_000_000_000 + i * 10_000)
+               for i in range(3)]  # chunking commits channel by channel, embedding batch by batch
     for db in (database, twin):
-        ingest_dce(Store(db), [export], owner_id=OWNER_ID)
+        ingest_dce(Store(db), exports, owner_id=OWNER_ID)
     build = [str(persona_exe), "memory", "build"]
     env = _env(database, tmp_path / "home")
 
-    def some_embedded() -> bool:
-        return rows(Store(database), "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM memories")[0][0] > 0
+    def some_stored() -> bool:
+        return rows(Store(database), "SELECT count(*) FROM memories")[0][0] > 0
 
-    _kill_when(build, env, some_embedded, "the first batch of vectors")
-    embedded, total = rows(Store(database), "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM memories")[0]
-    assert 0 < embedded < total, "killed too late to interrupt anything"
+    _kill_when(build, env, some_stored, "the first channel's memories")
+    unchunked, unembedded = rows(Store(database), "SELECT (SELECT count(*) FROM messages WHERE memory_id IS NULL), "
+                                                  "(SELECT count(*) FROM memories WHERE embedding IS NULL)")[0]
+    assert unchunked or unembedded, "killed too late to interrupt anything"
     _run(build, env)
     _run(build, _env(twin, tmp_path / "twin"))
 

