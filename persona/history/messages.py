@@ -133,6 +133,12 @@ def delete_range(conn: psycopg.Connection, start: datetime, end: datetime) -> li
     return _delete(conn, "created_at >= %s AND created_at < %s", (start, end))
 
 
+def newest_captured(conn: psycopg.Connection, channel_id: int) -> int | None:
+    """The newest message the bot stored from this channel (live or backfilled), if any."""
+    row = conn.execute("SELECT max(id) FROM messages WHERE channel_id = %s AND source IN ('live', 'backfill')", (channel_id,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
 def existing(conn: psycopg.Connection, message_ids: list[int]) -> set[int]:
     """Which of these messages are still stored (files written before a forget are checked against it)."""
     return {r[0] for r in conn.execute("SELECT id FROM messages WHERE id = ANY(%s)", (message_ids,)).fetchall()}

@@ -106,7 +106,10 @@ class FakeDiscord:
         payload = json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data})
         for socket in list(self._sockets):
             if not socket.closed:
-                await socket.send_str(payload)
+                try:
+                    await socket.send_str(payload)
+                except ConnectionResetError:  # the bot's process was killed: Discord drops the event for it too
+                    pass
 
     async def post(self, channel_id: int, author_id: int, content: str, **kwargs: Any) -> dict[str, Any]:
         """A user writes in a channel: stored, then MESSAGE_CREATE to the bot."""
