@@ -17,7 +17,7 @@ import psycopg
 
 from persona.config import Settings
 from persona.errors import PersonaError
-from persona.history.people import is_opted_out
+from persona.history.people import is_opted_out, opted_out_among
 from persona.privacy.forget import Forgotten
 from persona.runtime.reply import ReplyEngine
 from persona.storage.store import Store
@@ -56,6 +56,10 @@ class Services:
     def is_opted_out(self, user_id: int) -> bool:
         with self.store.connect() as conn:
             return is_opted_out(conn, user_id)
+
+    def opted_out_among(self, user_ids: list[int]) -> set[int]:
+        with self.store.connect() as conn:
+            return opted_out_among(conn, user_ids)
 
     async def run_retrain(self, trigger: str) -> str:
         """The incremental retrain off the event loop, then a hot swap to a promoted adapter."""

@@ -291,6 +291,8 @@ def test_optout_command_deletes_and_keeps_out(engine: ReplyEngine) -> None:
     with engine.store.connect() as conn:
         assert conn.execute("SELECT count(*) FROM messages WHERE author_id = %s", (SAM,)).fetchone()[0] == 0
         assert CANARY not in json.dumps(conn.execute("SELECT content FROM memories").fetchall())
+        # Kim's question came right after Sam's line: the reply's prompt (logged) leaves Sam out.
+        assert CANARY not in json.dumps(conn.execute("SELECT prompt FROM replies").fetchall())
 
 
 def test_backfill_pages_through_history_waits_out_a_429_and_resumes(engine: ReplyEngine) -> None:

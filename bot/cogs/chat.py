@@ -66,6 +66,9 @@ class Chat(commands.Cog):
         fetched = time.perf_counter()
         owner_id = self.services.owner_id
         quoted = [m for m in reversed(history) if m.content]
+        # An opted-out person's lines are not put in a prompt either (the logged prompt would keep them).
+        opted_out = await asyncio.to_thread(self.services.opted_out_among, sorted({m.author.id for m in quoted}))
+        quoted = [m for m in quoted if m.author.id not in opted_out]
         lines = [Line(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in quoted]
         place, label = place_of(message)
         request = ReplyRequest(

@@ -46,6 +46,13 @@ def is_opted_out(conn: psycopg.Connection, person_id: int) -> bool:
     return bool(row and row[0])
 
 
+def opted_out_among(conn: psycopg.Connection, person_ids: list[int]) -> set[int]:
+    """Which of these people opted out (one query for a whole conversation's speakers)."""
+    if not person_ids:
+        return set()
+    return {r[0] for r in conn.execute("SELECT id FROM people WHERE id = ANY(%s) AND opted_out_at IS NOT NULL", (person_ids,)).fetchall()}
+
+
 def set_opted_out(conn: psycopg.Connection, person_id: int, name: str = "") -> None:
     """Mark a person opted out (kept from the first request on; new messages are refused)."""
     conn.execute(
