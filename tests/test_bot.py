@@ -217,6 +217,20 @@ def test_live_capture_and_reaction_feedback(engine: ReplyEngine) -> None:
     assert feedback == [(OWNER_ID, -1, "reaction")]
 
 
+def test_a_reaction_faster_than_the_reply_log_still_counts(engine: ReplyEngine) -> None:
+    """The reply is logged once Discord answers the send (with the message's id); a 👍 from
+    someone who saw it before that answer reached the bot was lost."""
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        fake.send_delay = 0.5  # a slow answer to the send: people see the reply, the bot does not know its id yet
+        await fake.post(GENERAL, SAM, f"<@{BOT_ID}> quick one", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        assert logged(engine) == 0
+        await fake.react(GENERAL, fake.sent[0]["id"], OWNER_ID, "👍")
+        await wait_for(lambda: rows(engine.store, "SELECT count(*) FROM feedback") == [(1,)])
+
+    run_with_bot(engine, scenario)
+
+
 def test_persona_feedback_command_links_the_right_reply(engine: ReplyEngine) -> None:
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
         await fake.post(GENERAL, KIM, f"<@{BOT_ID}> first?", mentions=[BOT_ID])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import discord
 from discord import app_commands
@@ -11,6 +12,9 @@ from discord.ext import commands
 from bot.services import Services
 from persona.replies import THUMBS, record_feedback
 
+# A reply is sent first and logged a moment later (its Discord message ids are only known
+# once sent): a reaction that quick waits this long for the log instead of being lost.
+LOG_WAIT_S = 3.0
 RATE_UP = "Rate persona reply 👍"
 RATE_DOWN = "Rate persona reply 👎"
 
@@ -57,12 +61,18 @@ class Feedback(commands.Cog):
         rating = THUMBS.get(str(event.emoji))
         if rating is None or event.user_id not in self.services.raters:
             return
-        await asyncio.to_thread(self._record, event.message_id, event.channel_id, event.user_id, rating)
+        mine = event.message_author_id is None or (self.bot.user is not None and event.message_author_id == self.bot.user.id)
+        deadline = time.monotonic() + (LOG_WAIT_S if mine else 0)
+        while await asyncio.to_thread(self._record, event.message_id, event.channel_id, event.user_id, rating) is None:
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.1)
 
-    def _record(self, message_id: int, channel_id: int, rater_id: int, rating: int) -> None:
+    def _record(self, message_id: int, channel_id: int, rater_id: int, rating: int) -> int | None:
         with self.services.store.connect() as conn:
-            record_feedback(conn, message_id=message_id, channel_id=channel_id, rater_id=rater_id, rating=rating, via="reaction")
+            reply_id = record_feedback(conn, message_id=message_id, channel_id=channel_id, rater_id=rater_id, rating=rating, via="reaction")
             conn.commit()
+        return reply_id
 
 
 async def setup(bot: commands.Bot) -> None:

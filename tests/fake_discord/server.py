@@ -47,6 +47,7 @@ class FakeDiscord:
     typing: list[int] = field(default_factory=list)
     heartbeats: int = 0
     rate_limit_next: int = 0  # answer this many history requests with 429 first
+    send_delay: float = 0.0  # seconds before a sent message's REST response reaches the bot (others see it at once)
     history_requests: int = 0
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # synced application commands by name
     responses: list[dict[str, Any]] = field(default_factory=list)  # interaction callbacks and follow-ups, in order
@@ -235,6 +236,8 @@ class FakeDiscord:
         if body.get("message_reference"):
             data["message_reference"] = body["message_reference"]
         self.sent.append(data | {"allowed_mentions": body.get("allowed_mentions")})
+        if self.send_delay:
+            await asyncio.sleep(self.send_delay)
         return _json(data)
 
     async def _history(self, request: web.Request) -> web.Response:
