@@ -62,9 +62,12 @@ def run(ctx: typer.Context) -> None:
 
     settings = settings_of(ctx)
     settings.require("discord_token", "owner_id")
-    store = open_store(settings)
-    engine = ReplyEngine.from_settings(settings, store)
-    asyncio.run(_serve(engine, store, settings))
+    store = open_store(settings).pooled()  # a reply, a capture, a rating: each a checkout, not a new connection
+    try:
+        engine = ReplyEngine.from_settings(settings, store)
+        asyncio.run(_serve(engine, store, settings))
+    finally:
+        store.close()
 
 
 async def _serve(engine: Any, store: Any, settings: Any) -> None:

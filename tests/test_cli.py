@@ -154,6 +154,30 @@ def test_store_connections_have_pgvector_types(database: Database) -> None:
     assert isinstance(value, Vector) and value.to_list() == [1.0, 2.0, 3.0]  # parsed by pgvector, not a string
 
 
+def test_a_pooled_store_commits_rolls_back_and_has_pgvector_types(database: Database) -> None:
+    """`persona run` reaches the database through a pool: the same `with store.connect()` contract."""
+    from pgvector import Vector
+
+    from persona.storage.store import Store
+
+    store = Store(database).pooled(max_size=2)
+    try:
+        with store.connect() as conn:
+            assert isinstance(conn.execute("SELECT '[1,2]'::vector").fetchone()[0], Vector)
+            conn.execute("INSERT INTO people (id, name) VALUES (1, 'kept')")
+        with pytest.raises(RuntimeError), store.connect() as conn:
+            conn.execute("INSERT INTO people (id, name) VALUES (2, 'rolled back')")
+            raise RuntimeError
+        for _ in range(5):  # connections go back to the pool: more checkouts than its size
+            with store.connect() as conn:
+                names = [r[0] for r in conn.execute("SELECT name FROM people ORDER BY id")]
+        assert names == ["kept"]
+        with store.connect(autocommit=True) as conn:  # autocommit work gets its own connection
+            assert conn.autocommit
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("home", ["home$(touch PWNED)", "home`touch PWNED`;touch PWNED", 'home"; touch PWNED; "'])
 def test_a_home_the_shell_would_misread_is_refused_and_runs_nothing(persona_exe: Path, tmp_path: Path, home: str) -> None:
     """The embedded server's data folder reaches a shell inside pg_ctl: a path with what
