@@ -74,12 +74,10 @@ class Services:
         """Blocking: an opt-out or forget in one transaction, then the adapter files cleaned and
         the reply engine switched off a tainted adapter at once. A tainted adapter that had no
         clean one to go back to is replaced by the next retrain (the nightly one does it first)."""
-        from persona.adapter_files import purge_pending
+        from persona.privacy.forget import carry_out
 
         with self.store.connect() as conn:
-            with conn.transaction():
-                result = action(conn)
-            purge_pending(conn, self.datasets_dir)
+            result, _ = carry_out(conn, action, self.datasets_dir)
         self.engine.refresh_adapter()
         return result
 

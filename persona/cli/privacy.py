@@ -32,15 +32,13 @@ def _confirm(what: str, yes: bool) -> None:
 
 def _delete(ctx: typer.Context, action: Any, *, retrain: bool = True) -> None:  # action(conn) -> Forgotten
     """Delete in one transaction, clean the training files, then retrain if the serving adapter learned from it."""
-    from persona.adapter_files import purge_pending
+    from persona.privacy.forget import carry_out
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)
     with open_store(settings).connect() as conn:
-        with conn.transaction():
-            result = action(conn)
-        out.print(result.describe())
-        purged = purge_pending(conn, settings.datasets_dir)
+        result, purged = carry_out(conn, action, settings.datasets_dir)
+    out.print(result.describe())
     if purged.describe():
         out.print(purged.describe())
     if not result.needs_retrain:

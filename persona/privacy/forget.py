@@ -15,12 +15,15 @@ own module does its part; callers own the transaction, so a failure deletes noth
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 
 from persona import adapters, replies
+from persona.adapter_files import Purged, purge_pending
 from persona.history import messages, people
 from persona.memory import forget as memories
 from persona.privacy.scopes import dm_scope
@@ -52,6 +55,14 @@ class Forgotten:
     def needs_retrain(self) -> bool:
         """The adapter that served was trained on it: a clean one must be trained (from the rolled-back one, if any)."""
         return self.rolled_back_to is not None or self.tainted_active is not None
+
+
+def carry_out(conn: psycopg.Connection, action: Callable[[psycopg.Connection], Forgotten], datasets_dir: Path | None) -> tuple[Forgotten, Purged]:
+    """A forget or opt-out as every caller runs it (the CLI, the bot): `action` in one
+    transaction, then, once that committed, the files beside the adapters cleaned."""
+    with conn.transaction():
+        forgotten = action(conn)
+    return forgotten, purge_pending(conn, datasets_dir)
 
 
 def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgotten:
