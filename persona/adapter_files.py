@@ -98,13 +98,12 @@ def purge_pending(conn: psycopg.Connection, datasets_dir: Path | None = None) ->
         if adapters.is_training(conn, version.id):
             result.deferred.append(version.id)
             continue
+        serving = current is not None and current.id == version.id
         folder = Path(version.path).parent if version.path else None
         if folder is not None and folder.exists():
             result.records += _rewrite_folder(folder, stored)
             if version.tainted:
-                serving = current is not None and current.id == version.id
                 result.files_deleted += _delete_derived(folder, Path(version.path), keep_weights=serving)
-        serving = current is not None and current.id == version.id
         if not (version.tainted and serving):  # the weights go once it no longer serves
             adapters.files_done(conn, version.id)
         result.versions.append(version.id)
