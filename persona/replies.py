@@ -81,7 +81,7 @@ class Rating:
     created_at: datetime
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "feedback_id": self.id, "prompt": self.prompt, "completion": self.completion, "label": self.label,
+        return {"id": self.id, "prompt": self.prompt, "completion": self.completion, "label": self.label,
                 "correction": self.correction, "channel_id": self.channel_id, "created_at": self.created_at.isoformat()}
 
 
