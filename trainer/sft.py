@@ -192,11 +192,6 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     return _result(trainer, output, adapter_dir, time.perf_counter() - started)
 
 
-def _last_train_loss(history: list[dict[str, Any]]) -> float | None:
-    summary = [h["train_loss"] for h in history if "train_loss" in h]
-    return float(summary[-1]) if summary else None
-
-
 def _finished_in_checkpoint(trainer: Any, checkpoints: Path, max_steps: int) -> bool:
     """A run killed after its last checkpoint (while saving the adapter or evaluating) has
     nothing left to train. transformers, resumed at the final step, re-enters the epoch
@@ -226,7 +221,7 @@ def _result(trainer: Any, output: Any, adapter_dir: Path, seconds: float) -> Tra
     return TrainResult(
         adapter_dir=str(adapter_dir),
         steps=trainer.state.global_step,
-        train_loss=float(output.training_loss) if output is not None and output.training_loss is not None else _last_train_loss(history),
+        train_loss=float(output.training_loss) if output is not None and output.training_loss is not None else None,
         best_eval_loss=min(evals) if evals else None,
         tokens_per_s=throughput[-1]["tokens_per_s"] if throughput else None,
         real_token_fraction=throughput[-1]["real_token_fraction"] if throughput else None,
