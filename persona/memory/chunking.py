@@ -117,12 +117,12 @@ def fits(text: str, count_tokens: TokenCounter, budget: int) -> bool:
 
 def bounded_counts(texts: Sequence[str], count_tokens: TokenCounter, budget: int) -> list[int]:
     """Tokens per text, counted in batches; `budget + 1` for a text too long to fit (not tokenized)."""
+    longest = budget * CHARS_PER_TOKEN_BOUND
     counts: list[int] = []
     for start in range(0, len(texts), _BATCH):
         batch = texts[start : start + _BATCH]
-        short = [t for t in batch if len(t) <= budget * CHARS_PER_TOKEN_BOUND]
-        counted = iter(count_tokens(short)) if short else iter(())
-        counts.extend(next(counted) if len(t) <= budget * CHARS_PER_TOKEN_BOUND else budget + 1 for t in batch)
+        counted = iter(count_tokens([t for t in batch if len(t) <= longest]))
+        counts.extend(next(counted) if len(t) <= longest else budget + 1 for t in batch)
     return counts
 
 
@@ -178,7 +178,7 @@ def _cut(text: str, count_tokens: TokenCounter, budget: int) -> list[str]:
             pieces.append(window)
         else:
             middle = len(window) // 2
-            pieces.extend(_cut(window[:middle], count_tokens, max(1, budget)) + _cut(window[middle:], count_tokens, max(1, budget)))
+            pieces.extend(_cut(window[:middle], count_tokens, budget) + _cut(window[middle:], count_tokens, budget))
     return pieces
 
 
