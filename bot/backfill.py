@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from bot.cogs.capture import to_live
+from bot.cogs.capture import keeps, to_live
 from persona.history.capture import store_live
 from persona.history.runs import backfill_resume_point, record_backfill_page
 
@@ -60,7 +60,7 @@ def _last_seen(store: Any, channel_id: int) -> int | None:
 
 def _store_batch(store: Any, channel_id: int, batch: list[discord.Message], owner_id: int) -> int:
     """One transaction per page: the messages and the resume point move together."""
-    live = [to_live(m) for m in batch if not m.author.bot and m.type in (discord.MessageType.default, discord.MessageType.reply)]
+    live = [to_live(m) for m in batch if keeps(m)]
     with store.connect() as conn, conn.transaction():
         kept = store_live(conn, live, owner_id=owner_id, source="backfill")
         record_backfill_page(conn, channel_id, max(m.id for m in batch), kept)

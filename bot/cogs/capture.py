@@ -37,6 +37,7 @@ def to_live(message: discord.Message) -> LiveMessage:
 
 
 def keeps(message: discord.Message) -> bool:
+    """What is stored of what the bot reads (live, on catch-up, in a backfill): people's messages and replies."""
     return not message.author.bot and message.type in (discord.MessageType.default, discord.MessageType.reply)
 
 
