@@ -1,17 +1,26 @@
-"""Benchmark: LoRA training throughput on the bundled SmolLM2-135M (CPU), one JSON line.
+"""Benchmark: LoRA training throughput and memory (CPU), one JSON line.
 
 The same synthetic Discord-like conversations (1 to 12 turns, 2 to 40 words a
-message: short messages make padding the main waste) are trained on twice, each run
-in its own process so peak memory is its own:
+message: short messages make padding the main waste) are trained on in several ways,
+each run in its own process so peak memory is its own:
 
-- length-grouped batches (persona's default: `trainer.encoding.length_grouped_order`)
-- plain padded batches in random order (the baseline)
+- `chunked`: persona's default — length-grouped batches (`trainer.encoding`), the
+  loss from hidden states a chunk at a time (`trainer.loss`), freed memory returned
+  to the OS (`trainer.allocator`);
+- `full_loss`: the same batches with the model's own loss (full fp32 logits) and
+  glibc's default allocator settings: the previous version;
+- `chunked_glibc_default`: the chunked loss without `trainer.allocator` (what each of
+  the two changes is worth);
+- `packed`: padding-free rows (transformers' DataCollatorWithFlattening, positions
+  restarting per example) with the chunked loss;
+- `plain`: padded batches in random order with the chunked loss.
 
-Figures: real (non-padding) tokens per second, the share of real tokens in the
-batches, and peak resident memory of each process.
+Figures per run: real (non-padding) tokens per second, the share of real tokens in
+the batches, and peak resident memory. Models: the bundled SmolLM2-135M and, when its
+package is installed, Gemma 3 270M (`--models smollm2,gemma-3-270m`).
 
-    python bench/train.py                 # 10 steps, batch 8
-    python bench/train.py --steps 30
+    python bench/train.py                 # 8 steps of SmolLM2, 3 of Gemma, batch 8 × up to 512 tokens
+    python bench/train.py --steps 30 --models smollm2
 """
 
 from __future__ import annotations
@@ -46,51 +55,89 @@ def conversations(n: int, seed: int = 5) -> list[list[dict[str, str]]]:
     return rows
 
 
-def worker(grouping: str, steps: int, batch: int, out: Path) -> None:
+VARIANTS = {  # name: (grouping, chunked loss, freed memory returned to the OS: trainer/allocator.py)
+    "chunked": ("length", True, True),
+    "full_loss": ("length", False, False),
+    "chunked_glibc_default": ("length", True, False),
+    "packed": ("packed", True, True),
+    "plain": ("none", True, True),
+}
+
+
+def worker(model: str, variant: str, steps: int, batch: int, out: Path) -> None:
     from persona.runtime.model import resolve_base_model
     from trainer.sft import TrainOptions, train
 
+    grouping, chunked, trim = VARIANTS[variant]
+    if trim:
+        from trainer.allocator import return_freed_memory
+
+        return_freed_memory()
     rows = conversations(steps * batch * 2)
-    options = TrainOptions(max_steps=steps, batch_size=batch, grouping=grouping, eval_steps=10_000, patience=0, max_seq_len=512)
-    result = train(resolve_base_model(""), rows, [], out / grouping, options)
-    (out / f"{grouping}.json").write_text(json.dumps({"tokens_per_s": result.tokens_per_s, "real_token_fraction": result.real_token_fraction,
-                                                      "seconds": result.seconds, "steps": result.steps}))
+    options = TrainOptions(max_steps=steps, batch_size=batch, grouping=grouping, chunked_loss=chunked, eval_steps=10_000, patience=0,
+                           max_seq_len=512)
+    result = train(resolve_base_model("" if model == "smollm2" else model), rows, [], out / f"{model}-{variant}", options)
+    (out / f"{model}-{variant}.json").write_text(json.dumps({"tokens_per_s": result.tokens_per_s, "real_token_fraction": result.real_token_fraction,
+                                                             "seconds": result.seconds, "steps": result.steps}))
 
 
-def run_child(grouping: str, steps: int, batch: int, out: Path) -> dict[str, float]:
+def run_child(model: str, variant: str, steps: int, batch: int, out: Path) -> dict[str, float]:
     with tempfile.TemporaryFile("w+") as errors:
-        child = subprocess.Popen([sys.executable, __file__, "--worker", grouping, "--steps", str(steps), "--batch", str(batch), "--out", str(out)],
-                                 stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        child = subprocess.Popen([sys.executable, __file__, "--worker", variant, "--models", model, "--steps", str(steps), "--batch", str(batch),
+                                  "--out", str(out)], stdout=subprocess.DEVNULL, stderr=errors, text=True)
         peak_mb = wait_with_peak_rss(child)
         errors.seek(0)
         tail = errors.read()[-2000:]
     if child.returncode != 0:
-        raise SystemExit(f"{grouping} run failed: {tail}")
-    figures = json.loads((out / f"{grouping}.json").read_text())
+        raise SystemExit(f"{model} {variant} run failed: {tail}")
+    figures = json.loads((out / f"{model}-{variant}.json").read_text())
     return figures | {"peak_rss_mb": round(peak_mb, 1)}
+
+
+def available(model: str) -> bool:
+    if model == "smollm2":
+        return True
+    from persona.errors import ConfigError
+    from persona.runtime.model import resolve_base_model
+
+    try:
+        resolve_base_model(model)
+    except ConfigError as exc:
+        print(f"skipping {model}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--gemma-steps", type=int, default=3, help="Gemma 3 270M trains ~3x slower: fewer steps")
+    parser.add_argument("--gemma-variants", default="chunked,full_loss")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--models", default="smollm2,gemma-3-270m")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--worker")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.steps, args.batch, Path(args.out))
+        worker(args.models, args.worker, args.steps, args.batch, Path(args.out))
         return
+    figures: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="persona-bench-train-") as tmp:
-        grouped = run_child("length", args.steps, args.batch, Path(tmp))
-        plain = run_child("none", args.steps, args.batch, Path(tmp))
+        for model in [m for m in args.models.split(",") if available(m)]:
+            gemma = model.startswith("gemma")
+            steps = args.gemma_steps if gemma else args.steps
+            variants = (args.gemma_variants if gemma else args.variants).split(",")
+            runs = {variant: run_child(model, variant, steps, args.batch, Path(tmp)) | {"steps": steps} for variant in variants}
+            base = runs.get("full_loss")
+            for variant, run in runs.items():
+                if base and variant != "full_loss":
+                    run["speed_vs_full_loss"] = round(run["tokens_per_s"] / base["tokens_per_s"], 2) if base["tokens_per_s"] else None
+                    run["rss_vs_full_loss"] = round(run["peak_rss_mb"] / base["peak_rss_mb"], 2)
+            figures[model] = runs
     print(json.dumps({
-        "bench": "train", "machine": f"{platform.machine()} {os.cpu_count()} cores", "model": "SmolLM2-135M-Instruct (bundled, fp32, LoRA r16 all-linear)",
-        "steps": args.steps, "batch": args.batch,
-        "grouped_tokens_per_s": grouped["tokens_per_s"], "grouped_real_token_fraction": grouped["real_token_fraction"],
-        "grouped_peak_rss_mb": grouped["peak_rss_mb"],
-        "plain_tokens_per_s": plain["tokens_per_s"], "plain_real_token_fraction": plain["real_token_fraction"],
-        "plain_peak_rss_mb": plain["peak_rss_mb"],
-        "speedup": round(grouped["tokens_per_s"] / plain["tokens_per_s"], 2) if plain["tokens_per_s"] else None,
+        "bench": "train", "machine": f"{platform.machine()} {os.cpu_count()} cores", "lora": "r16 all-linear, fp32",
+        "batch": args.batch, "max_seq_len": 512, "runs": figures,
     }))
 
 

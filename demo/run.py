@@ -199,7 +199,7 @@ class Demo:
         from persona.runtime.model import resolve_base_model
         from trainer import pipeline
 
-        spec = resolve_base_model(self.settings.base_model)
+        spec = resolve_base_model(self.settings.base_model, self.settings.models_dir)
         self._title(4, f"Training a LoRA adapter on {spec.name} (≤ {self.options.max_steps} steps, ≤ {self.options.time_budget_s:.0f} s)")
         with store.connect() as conn:
             current = adapters.active(conn)

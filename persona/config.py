@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # --- Models ------------------------------------------------------------------
     base_model: str = Field(
         default="",
-        description="Hugging Face id or local folder; empty: the bundled SmolLM2-135M-Instruct.",
+        description="Hugging Face id, local folder or .gguf file; `gemma-3-270m`: the offline Gemma 3 270M; empty: the bundled SmolLM2-135M-Instruct.",
     )
     embed_model: str = Field(
         default="",
@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")
     train_memory_fraction: float = Field(default=0.0, ge=0, le=1, description="Share of conversational training examples that carry recalled memories (experimental; 0: none).")
+    train_drill_fraction: float = Field(default=0.0, ge=0, le=1,
+                                        description="Share of answered questions in the training set that also become recall drills (experimental; 0: none).")
     trusted_users: IdSet = Field(default=frozenset(), description="Comma-separated user ids whose feedback is trained on besides the owner's.")
     load_in_4bit: bool = Field(default=True, description="QLoRA: load the base model in 4 bits when CUDA and bitsandbytes are present.")
 
@@ -203,6 +205,11 @@ class Settings(BaseSettings):
     @property
     def adapters_dir(self) -> Path:
         return self.home.expanduser().resolve() / "adapters"
+
+    @property
+    def models_dir(self) -> Path:
+        """Base models persona assembles itself (the offline Gemma 3 270M)."""
+        return self.home.expanduser().resolve() / "models"
 
     @property
     def datasets_dir(self) -> Path:

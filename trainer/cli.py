@@ -49,7 +49,7 @@ def dataset_build(
     settings, store = _context(ctx)
     count_tokens = None
     if stats:
-        tokenizer = load_tokenizer(resolve_base_model(settings.base_model))
+        tokenizer = load_tokenizer(resolve_base_model(settings.base_model, settings.models_dir))
         count_tokens = lambda messages: count_chat_tokens(tokenizer, messages)  # noqa: E731
 
     with store.connect() as conn:

@@ -133,6 +133,7 @@ class CountingCollator:
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         batch = self.inner(rows)
-        self.counter.real += int(batch["attention_mask"].sum())
-        self.counter.padded += int(batch["attention_mask"].numel())
+        mask = batch.get("attention_mask")
+        self.counter.real += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())  # packed rows have no padding
+        self.counter.padded += int(mask.numel()) if mask is not None else int(batch["input_ids"].numel())
         return batch

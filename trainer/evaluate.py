@@ -25,6 +25,7 @@ from persona.config import Settings
 from persona.runtime.generation import GenerationSettings, generate
 from trainer.dataset import Example
 from trainer.encoding import EncodedDataset, PadCollator, encode
+from trainer.loss import token_loss_sum
 from trainer.sft import TrainOptions
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,9 @@ def heldout_loss(model: Any, tokenizer: Any, examples: list[Example], max_len: i
     total, count = 0.0, 0
     for start in range(0, len(rows), batch_size):
         batch = {k: v.to(device) for k, v in collate(EncodedDataset(rows).rows[start : start + batch_size]).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-        labels = batch["labels"][:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum")
+        loss, tokens = token_loss_sum(model, batch)
         total += float(loss)
-        count += int((labels != -100).sum())
+        count += tokens
     return total / max(count, 1)
 
 

@@ -139,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m trainer.job JOB.json", file=sys.stderr)
         return 2
     from persona.logs import quiet_library_warnings
+    from trainer.allocator import return_freed_memory
 
     _die_with_parent(os.environ.get(PARENT_PID_ENV))
+    return_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     quiet_library_warnings()
     for noisy in ("httpx", "urllib3", "sentence_transformers", "filelock"):

