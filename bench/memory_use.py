@@ -1,12 +1,19 @@
-"""Does the persona use what it recalls? Fact questions on the demo's history.
+"""Does the persona use what it recalls? Fact questions on two generated histories.
 
-Two adapters are trained on the same generated history with the same step budget:
-one on plain examples (PERSONA_TRAIN_MEMORY_FRACTION=0) and one where a share of the
-examples carry recalled memories (trainer/recalled.py). Each answers the fact
-questions below with memory recall on, greedily; an answer counts when it contains the
-fact's key word. The base model with the same memories is the baseline of the same run.
+For each history (the demo's, and a second one with other facts planted the same way),
+adapters are trained with the same step budget, one per variant:
 
-    python bench/memory_use.py [--steps 40] [--fraction 0.5]
+- `plain`: conversations only (PERSONA_TRAIN_MEMORY_FRACTION=0, no drills);
+- `drills`: plus recall drills (trainer/drills.py, PERSONA_TRAIN_DRILL_FRACTION).
+
+Each answers the fact questions greedily with memory recall on, as the bot would, and
+again with recall off (did the answer come from memory, or from the weights?). An
+answer counts when it contains the fact's key word. The base model with the same
+memories is the baseline of the same run. Questions whose answer is nowhere in the
+history measure invention: a reply counts as hedged when it says it does not know (a
+word list: "not sure", "idk", "no idea", …), as invented otherwise.
+
+    python bench/memory_use.py [--steps 40] [--drills 1.0] [--histories demo,second]
 
 Prints one JSON line.
 """
@@ -15,84 +22,129 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-QUESTIONS = [
-    ("what's your cat's name?", "miso"), ("how old is miso?", "four"),
-    ("which bike shop do you work at?", "sprocket"), ("what street is your shop on?", "alder"),
-    ("where are you moving to?", "lisbon"), ("when is the move?", "march"),
-    ("are you allergic to anything?", "cashew"), ("can you eat cashews?", "allergic"),
-    ("how old is your sourdough starter?", "three"), ("what's your starter called?", "gerald"),
+from demo import sample  # noqa: E402
+
+QUESTIONS = {
+    "demo": [
+        ("what's your cat's name?", "miso"), ("how old is miso?", "four"),
+        ("which bike shop do you work at?", "sprocket"), ("what street is your shop on?", "alder"),
+        ("where are you moving to?", "lisbon"), ("when is the move?", "march"),
+        ("are you allergic to anything?", "cashew"), ("can you eat cashews?", "allergic"),
+        ("how old is your sourdough starter?", "three"), ("what's your starter called?", "gerald"),
+    ],
+    "second": [
+        ("what's your dog's name?", "biscuit"), ("what kind of dog do you have?", "corgi"),
+        ("what instrument are you learning?", "cello"), ("how often are your cello lessons?", "two"),
+        ("where did you grow up?", "tromsø"), ("what does your sister do?", "pilot"),
+        ("what's your sister's name?", "nadia"), ("which gym do you climb at now?", "boulderhaus"),
+        ("what street is the new gym on?", "pine"), ("where does your sister fly to?", "reykjavik"),
+    ],
+}
+SECOND_FACTS = [
+    (sample.DM_THEO, sample.THEO, "What's your dog called again?", "my dog is called biscuit, tiny corgi with zero chill ✨"),
+    (sample.GENERAL, sample.KAI, "What instrument are you learning?", "i'm learning the cello, two lessons a week and my neighbours hate me lol"),
+    (sample.KITCHEN, sample.LENA, "Where did you grow up?", "i grew up in tromsø, way up north, so winters here feel like nothing"),
+    (sample.GROUP, sample.PRIYA, "What's your sister doing now?", "my sister nadia is a pilot now!! flies to reykjavik every week 🥲"),
+    (sample.SEND_IT, sample.MARCUS, "Which gym are you climbing at now?", "switched to boulderhaus on pine street, the walls are so good ngl"),
 ]
+UNANSWERABLE = ["what car do you drive?", "what's your brother's name?", "where did you go to university?", "what's your middle name?",
+                "what's your favourite band?", "do you have kids?", "what phone do you have?", "what's your favourite movie?",
+                "how tall are you?", "what did you have for breakfast?"]
+HEDGE = re.compile(r"\b(?:not sure|idk|i don'?t know|dunno|no idea|can'?t remember|don'?t remember|forgot|never told|who knows|hmm+)\b", re.I)
+
+
+def history_home(name: str, root: Path) -> tuple[Any, Any]:
+    """(settings, store) of a fresh home with `name`'s history imported and its memory built."""
+    from demo.run import DemoOptions, demo_settings
+    from ingest.dce import ingest_dce
+    from ingest.discord_package import ingest_discord_package
+    from persona import memory
+    from persona.config import Settings
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.storage.store import open_store
+
+    home = root / name
+    settings = demo_settings(Settings.model_construct().model_copy(update={"home": home}), DemoOptions())
+    store = open_store(settings)
+    history = sample.generate(7) if name == "demo" else sample.generate(11, facts=SECOND_FACTS)
+    package, dce = sample.write(home / "sample", history)
+    ingest_discord_package(store, package, owner_id=sample.OWNER.id)
+    ingest_dce(store, [dce], owner_id=sample.OWNER.id)
+    with store.connect() as conn:
+        memory.build(conn, Embedder(resolve_embed_model("")))
+    return settings, store
+
+
+def answer_all(engine: Any, questions: list[str], *, recall: bool) -> list[str]:
+    from persona.privacy.scopes import Place
+    from persona.runtime.reply import ReplyRequest
+
+    k = engine.k
+    engine.k = k if recall else 0
+    try:
+        return [engine.reply(ReplyRequest(text=q, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())).text for q in questions]
+    finally:
+        engine.k = k
+
+
+def measure(name: str, root: Path, steps: int, drills: float) -> dict[str, Any]:
+    from persona import adapters, memory
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.privacy.scopes import Place
+    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.model import resolve_base_model
+    from persona.runtime.reply import ReplyEngine
+    from trainer import pipeline
+
+    settings, store = history_home(name, root)
+    trained: dict[str, tuple[int, str, float, float]] = {}
+    for label, fraction in (("plain", 0.0), ("drills", drills)):
+        run_settings = settings.model_copy(update={"train_memory_fraction": 0.0, "train_drill_fraction": fraction})
+        started = time.perf_counter()
+        outcome = pipeline.run(store, run_settings, incremental=False, trigger="cli", eval_samples=0, max_steps=steps, quiet=True)
+        with store.connect() as conn:
+            path = adapters.get(conn, outcome.version).path
+        trained[label] = (outcome.version, path, outcome.metrics["heldout_loss"]["candidate"], time.perf_counter() - started)
+
+    generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
+    engine = ReplyEngine(store, Embedder(resolve_embed_model("")), generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
+    questions = QUESTIONS[name]
+    figures: dict[str, Any] = {"fact_used": {}, "fact_used_without_recall": {}, "unanswerable_hedged": {}, "answers": {}}
+    for label, adapter in (("base", None), *trained.items()):
+        generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
+        with_recall = answer_all(engine, [q for q, _ in questions], recall=True)
+        without = answer_all(engine, [q for q, _ in questions], recall=False)
+        unknown = answer_all(engine, UNANSWERABLE, recall=True)
+        figures["fact_used"][label] = sum(word in a.lower() for a, (_, word) in zip(with_recall, questions))
+        figures["fact_used_without_recall"][label] = sum(word in a.lower() for a, (_, word) in zip(without, questions))
+        figures["unanswerable_hedged"][label] = sum(bool(HEDGE.search(a)) for a in unknown)
+        figures["answers"][label] = with_recall
+    with store.connect() as conn:
+        recalled = sum(any(word in m.content.lower() for m in memory.recall(conn, engine.embedder, question, asker_id=sample.OWNER.id,
+                                                                             place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))
+                       for question, word in questions)
+    return {"questions": len(questions), "unanswerable": len(UNANSWERABLE), "fact_in_recalled_memories": recalled, **figures,
+            "heldout_loss": {k: round(v[2], 4) for k, v in trained.items()}, "train_seconds": {k: round(v[3], 1) for k, v in trained.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--fraction", type=float, default=0.5)
+    parser.add_argument("--drills", type=float, default=1.0, help="PERSONA_TRAIN_DRILL_FRACTION of the drills variant")
+    parser.add_argument("--histories", default="demo,second")
     args = parser.parse_args()
-
-    from demo import sample
-    from demo.run import DemoOptions, demo_settings
-    from ingest.dce import ingest_dce
-    from ingest.discord_package import ingest_discord_package
-    from persona import adapters, memory
-    from persona.config import Settings
-    from persona.memory.embeddings import Embedder, resolve_embed_model
-    from persona.privacy.scopes import Place
-    from persona.runtime.generation import GenerationSettings, Generator
-    from persona.runtime.model import resolve_base_model
-    from persona.runtime.reply import ReplyEngine, ReplyRequest
-    from persona.storage.store import open_store
-    from trainer import pipeline
-
-    home = Path(tempfile.mkdtemp(prefix="persona-bench-memory-use-"))
-    settings = demo_settings(Settings.model_construct().model_copy(update={"home": home}), DemoOptions())
-    store = open_store(settings)
-    package, dce = sample.write(home / "sample", sample.generate(7))
-    ingest_discord_package(store, package, owner_id=sample.OWNER.id)
-    ingest_dce(store, [dce], owner_id=sample.OWNER.id)
-    embedder = Embedder(resolve_embed_model(""))
-    with store.connect() as conn:
-        memory.build(conn, embedder)
-
-    versions: dict[str, tuple[int, str, float, float]] = {}
-    for label, fraction in (("plain", 0.0), ("with_memories", args.fraction)):
-        run_settings = settings.model_copy(update={"train_memory_fraction": fraction})
-        started = time.perf_counter()
-        outcome = pipeline.run(store, run_settings, incremental=False, trigger="cli", eval_samples=0, max_steps=args.steps, quiet=True)
-        with store.connect() as conn:
-            path = adapters.get(conn, outcome.version).path
-        versions[label] = (outcome.version, path, outcome.metrics["heldout_loss"]["candidate"], time.perf_counter() - started)
-
-    generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
-    engine = ReplyEngine(store, embedder, generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
-    used: dict[str, int] = {}
-    recalled = 0
-    answers: dict[str, list[str]] = {}
-    for label, adapter in (("base", None), *((k, v) for k, v in versions.items())):
-        generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
-        used[label] = 0
-        answers[label] = []
-        for question, word in QUESTIONS:
-            reply = engine.reply(ReplyRequest(text=question, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal()))
-            used[label] += word in reply.text.lower()
-            answers[label].append(reply.text)
-            if label == "base":
-                recalled += any(word in m.content.lower() for m in reply.memories)
-    print(json.dumps({
-        "questions": len(QUESTIONS), "steps": args.steps, "fraction": args.fraction,
-        "fact_recalled_in_memories": recalled,
-        "fact_used_in_answer": used,
-        "heldout_loss": {k: round(v[2], 4) for k, v in versions.items()},
-        "train_seconds": {k: round(v[3], 1) for k, v in versions.items()},
-        "answers": answers,
-    }, ensure_ascii=False))
+    root = Path(tempfile.mkdtemp(prefix="persona-bench-memory-use-"))
+    results = {name: measure(name, root, args.steps, args.drills) for name in args.histories.split(",")}
+    print(json.dumps({"bench": "memory_use", "steps": args.steps, "drills": args.drills, "histories": results}, ensure_ascii=False))
 
 
 if __name__ == "__main__":

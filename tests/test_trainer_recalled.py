@@ -72,3 +72,55 @@ def test_the_share_is_stable_and_zero_turns_it_off(store: Store, embedder: Embed
     assert {e.target_ids[0]: e.recalled_ids for e in first.train} == {e.target_ids[0]: e.recalled_ids for e in second.train}
     assert all(not e.recalled_ids for e in first.train if not chosen(e, 0.5))
 
+
+
+SERVER_CHANNEL = 1000000000000000004
+FRIEND = 222222222222222222
+
+
+def _exchanges(store: Store, embedder: Embedder) -> None:
+    """The voice history plus first-person answers to questions, in a server and in the DM (with a canary)."""
+    with store.connect() as conn:
+        last = voice.populate(conn, sessions=24)
+        rows = [
+            (SERVER_CHANNEL, "guild:5000000000000000001", "What instrument are you learning?", "i'm learning the cello, my neighbours hate me"),
+            (SERVER_CHANNEL, "guild:5000000000000000001", "Where did you grow up?", "i grew up way up north, winters here feel like nothing"),
+            (DM_CHANNEL, f"dm:{FRIEND}", "What's the locker code again?", f"my code is {CANARY} dont tell anyone"),
+        ]
+        for n, (channel, scope, question, answer) in enumerate(rows):
+            at = datetime(2022, 12, 1 + n, 12, tzinfo=timezone.utc)  # before the voice history: never held out
+            for offset, (author, text) in enumerate([(FRIEND, question), (voice.OWNER_ID, answer)]):
+                conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, %s, %s, 'dce', %s, %s, %s)",
+                             (last + 10 * n + offset + 1, channel, author, scope, at.replace(minute=offset), text))
+        conn.commit()
+        memory.build(conn, embedder)
+
+
+def test_recall_drills_put_the_answer_in_a_memory_of_the_same_scope(store: Store, embedder: Embedder) -> None:
+    from trainer.drills import add_drills, answered_question
+
+    _exchanges(store, embedder)
+    with store.connect() as conn:
+        dataset = build_dataset(conn, Options())
+        drills = add_drills(conn, embedder, dataset.train, dataset.heldout, fraction=1.0)
+        scopes = dict(conn.execute("SELECT id, scope FROM channels").fetchall())
+        memories = {m[0]: m[1:] for m in conn.execute("SELECT id, scope, message_ids, content FROM memories")}
+    held = {i for e in dataset.heldout for i in e.message_ids}
+    answers = {d.messages[-1]["content"] for d in drills}
+    assert any("cello" in a for a in answers) and any(CANARY in a for a in answers)
+    for drill in drills:
+        system, user, answer = (m["content"] for m in drill.messages)
+        assert [m["role"] for m in drill.messages] == ["system", "user", "assistant"] and "drill" in drill.tags
+        assert user.split("\n")[-1].endswith("?") and user.startswith("[")
+        holding = [i for i in drill.recalled_ids if answer.split("\n")[0] in memories[i][2]]
+        assert holding, "the answer is in one of the drill's memories"
+        for memory_id in drill.recalled_ids:
+            scope, message_ids, _content = memories[memory_id]
+            assert scope == scopes[drill.channel_id]  # a server drill never sees the DM
+            assert not set(message_ids) & held  # never a held-out message
+            assert set(message_ids) <= set(drill.message_ids)  # a forget of them finds the drill
+        assert system.count("<memory>") == len(drill.recalled_ids)
+    assert not any(CANARY in d.messages[0]["content"] for d in drills if scopes[d.channel_id].startswith("guild:"))
+    assert answered_question(dataset.train[0]) is None or answered_question(dataset.train[0])[1].endswith("?")
+    with store.connect() as conn:
+        assert add_drills(conn, embedder, dataset.train, dataset.heldout, fraction=0.0) == []

@@ -165,7 +165,7 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
     train_points = [(h["step"], h["loss"]) for h in history if "loss" in h]
     eval_points = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
     if train_points:
-        ax.plot(*zip(*train_points), label="train loss")
+        ax.plot(*zip(*train_points), marker="." if len(train_points) <= 60 else None, label="train loss")
     if eval_points:
         ax.plot(*zip(*eval_points), marker="o", label="held-out loss")
     ax.set_xlabel("step")

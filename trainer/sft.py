@@ -288,7 +288,7 @@ def _training_arguments(options: TrainOptions, checkpoints: Path, examples: int,
         max_grad_norm=options.max_grad_norm,
         num_train_epochs=options.epochs,
         max_steps=total_steps,
-        logging_steps=max(1, min(10, eval_steps)),
+        logging_steps=max(1, total_steps // 100),  # ~100 points on the loss curve, every step of a short run
         eval_strategy="steps" if has_eval else "no",
         prediction_loss_only=True,  # evaluation wants the loss only: never gather the logits
         eval_steps=eval_steps,
