@@ -216,6 +216,9 @@ def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -
     report = Path(first.report)
     assert report.exists() and (report.parent / "loss_curve.png").exists() and (report.parent / "reply_lengths.png").exists()
     assert first.metrics["heldout_loss"]["candidate"] < first.metrics["heldout_loss"]["base"]
+    likeness = first.metrics["owner_likeness"]
+    assert likeness["texts"]["train_owner"] > 0 and {"base", "adapter"} <= set(likeness)  # fitted on the training split, scored
+    assert "## How owner-like" in report.read_text()
 
     nothing = pipeline.run(store, tsettings, incremental=True, max_steps=4, eval_samples=0, quiet=True)
     assert nothing.status == "nothing_new" and "nothing new since v1" in nothing.reason

@@ -25,6 +25,7 @@ from persona.config import Settings
 from persona.runtime.generation import GenerationSettings, generate
 from trainer.dataset import Example
 from trainer.encoding import EncodedDataset, PadCollator, encode
+from trainer.likeness import interval, owner_likeness, real_vs_generated
 from trainer.loss import token_loss_sum
 from trainer.sft import TrainOptions
 
@@ -100,7 +101,7 @@ def embedding_similarity(embed_model: str, generated: list[str], real: list[str]
 
 def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: TrainOptions, *, compare_adapter: str | None = None,
              samples: int = 8, generation: GenerationSettings | None = None, embed_model: str = "", report_dir: Path | None = None,
-             log_history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             log_history: list[dict[str, Any]] | None = None, train: list[Example] | None = None) -> dict[str, Any]:
     from peft import PeftModel
 
     from persona.runtime.model import load_base_model, load_tokenizer
@@ -144,9 +145,45 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
         "samples": [{"context": c[-1]["content"][-300:], "real": r, "base": b, "adapter": a, "message_ids": e.message_ids}
                     for e, c, r, b, a in zip(chosen, contexts, real, base_replies, adapter_replies)],
     }
+    metrics |= likeness_metrics(train or [], heldout, real, base_replies, adapter_replies)
     if report_dir is not None:
         write_report(report_dir, metrics, log_history or [], real, base_replies, adapter_replies)
     return metrics
+
+
+def likeness_metrics(train: list[Example], heldout: list[Example], real: list[str], base: list[str], adapter: list[str]) -> dict[str, Any]:
+    """Owner-likeness and real-vs-generated accuracy (trainer/likeness.py), and 95%
+    intervals of the style statistics that are means."""
+    owner_train, others_train = speakers_texts(train)
+    owner_heldout, others_heldout = speakers_texts(heldout)
+    generated = {"base": base, "adapter": adapter}
+    intervals: dict[str, dict[str, Any]] = {}
+    for who, texts in (("real", real), *generated.items()):
+        if texts:
+            lengths = [float(len(_WORD.findall(t))) for t in texts]
+            intervals[who] = {"mean_words": interval(lengths), "emoji_rate": interval([float(bool(_EMOJI.search(t))) for t in texts]),
+                              "lowercase_rate": interval([float(t == t.lower()) for t in texts])}
+    return {
+        "owner_likeness": owner_likeness(owner_train, others_train, owner_heldout, others_heldout, generated),
+        "real_vs_generated_accuracy": {who: real_vs_generated(real, texts) for who, texts in generated.items()},
+        "style_intervals": intervals,
+    }
+
+
+def speakers_texts(examples: list[Example]) -> tuple[list[str], list[str]]:
+    """(the owner's turns, everyone else's lines without the speaker's name) of `examples`."""
+    owner: list[str] = []
+    others: list[str] = []
+    for example in examples:
+        for message in example.messages:
+            if message["role"] == "assistant":
+                owner.append(message["content"])
+            elif message["role"] == "user":
+                for line in message["content"].split("\n"):
+                    speaker, sep, text = line.partition(": ")
+                    if sep and text.strip() and not line.startswith("["):
+                        others.append(text)
+    return owner, others
 
 
 def _last_assistant(messages: list[dict[str, str]]) -> int:
@@ -200,12 +237,30 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
         "",
         f"Vocabulary overlap with real replies: base {metrics['vocabulary_overlap']['base']}, adapter {metrics['vocabulary_overlap']['adapter']}.",
         f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
+        "", *_likeness_lines(metrics),
         "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "",
         *sample_lines(metrics["samples"]),
     ]
     (folder / "report.md").write_text("\n".join(lines))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return folder / "report.md"
+
+
+def _likeness_lines(metrics: dict[str, Any]) -> list[str]:
+    likeness = metrics.get("owner_likeness")
+    accuracy = metrics.get("real_vs_generated_accuracy", {})
+    intervals = metrics.get("style_intervals", {})
+    lines = ["## How owner-like", "",
+             "| | owner-likeness (0: like other people, 1: like the owner's own held-out replies) | real vs generated accuracy (0.5: indistinguishable) | mean words, 95% interval |",
+             "| --- | --- | --- | --- |"]
+    for who in ("base", "adapter"):
+        lines.append(f"| {who} | {_fmt((likeness or {}).get(who))} | {_fmt(accuracy.get(who))} | {_fmt((intervals.get(who) or {}).get('mean_words'))} |")
+    lines.append(f"| real | 1 | — | {_fmt((intervals.get('real') or {}).get('mean_words'))} |")
+    if likeness:
+        lines += ["", f"Fitted on {likeness['texts']['train_owner']:,} owner and {likeness['texts']['train_others']:,} other messages of the training split; "
+                  f"scored against {likeness['texts']['heldout_owner']:,} / {likeness['texts']['heldout_others']:,} held-out ones and "
+                  f"{len(metrics.get('samples', []))} generated replies each."]
+    return lines
 
 
 def _fmt(value: Any) -> str:

@@ -70,8 +70,10 @@ def run(job: Job) -> JobResult | None:
     generation = GenerationSettings(**job.generation) if job.generation else None
     if job.eval_only:
         assert job.init_adapter is not None
+        train_file = Path(job.train_file) if job.train_file else None
         metrics = evaluate(spec, job.init_adapter, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
-                           generation=generation, embed_model=job.embed_model, report_dir=output)
+                           generation=generation, embed_model=job.embed_model, report_dir=output,
+                           train=read_examples(train_file) if train_file and train_file.exists() else None)
         (output / "eval.json").write_text(json.dumps(metrics, indent=2))
         return None
     train_examples = read_examples(Path(job.train_file))
@@ -88,7 +90,7 @@ def run(job: Job) -> JobResult | None:
     metrics = evaluate(
         spec, result.adapter_dir, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
         generation=generation, embed_model=job.embed_model, report_dir=output,
-        log_history=result.log_history,
+        log_history=result.log_history, train=train_examples,
     )
     train_summary = {k: v for k, v in asdict(result).items() if k != "log_history"}
     outcome = JobResult(result.adapter_dir, train_summary, metrics, str(output / "report.md"), kto)

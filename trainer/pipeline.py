@@ -288,7 +288,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         conn.commit()
     spec = resolve_base_model(settings.base_model, settings.models_dir)
     folder = Path(version.path).parent / "eval"
-    Dataset([], dataset.heldout, dataset.stats).write(folder / "data")
+    Dataset(dataset.train, dataset.heldout, dataset.stats).write(folder / "data")  # the training split fits the owner-likeness classifier
     job = Job(
         base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file}, train_file=str(folder / "data" / "train.jsonl"),
         heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=TrainOptions.from_settings(settings).to_json(),
