@@ -7,6 +7,7 @@ Every field is documented in `.env.example`. Environment variable names are
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
     eval_steps: int = Field(default=50, ge=1, description="Evaluate on the held-out split and save a checkpoint every this many steps.")
     max_seq_len: int = Field(default=512, ge=32, description="Longest training example in tokens (longer ones are trimmed from the start).")
     heldout_fraction: float = Field(default=0.05, gt=0, lt=0.5, description="Latest share of each channel held out for evaluation (fixed once chosen).")
+    heldout_after: date | None = Field(default=None, description="Also hold out everything said on or after this day (YYYY-MM-DD), e.g. since the bot went live; empty: none.")
     max_examples_per_channel: int = Field(default=2000, ge=1, description="Cap per channel so no single place dominates.")
     max_examples_per_source: int = Field(default=50000, ge=1, description="Cap per provenance (package, dce, whatsapp, ...).")
     promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
@@ -142,6 +144,11 @@ class Settings(BaseSettings):
         if any(not p.isdigit() for p in parts):
             raise ValueError("must be comma-separated Discord ids, e.g. 123,456")
         return frozenset(int(p) for p in parts)
+
+    @field_validator("heldout_after", mode="before")
+    @classmethod
+    def _empty_date_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("home", mode="before")
     @classmethod

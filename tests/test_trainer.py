@@ -328,3 +328,15 @@ def test_cli_dataset_build(persona_exe: Path, database: Database, tiny: str, tmp
     assert Path(stats["folder"], "train.jsonl").exists()
     table = subprocess.run([str(persona_exe), "dataset", "build"], env=env, capture_output=True, text=True, timeout=300)
     assert "training examples" in table.stdout and "tags:" in table.stdout
+
+
+def test_everything_after_a_day_can_be_held_out(store: Store) -> None:
+    from datetime import date
+
+    with store.connect() as conn:
+        voice.populate(conn, sessions=40)  # 2023-01-01 onwards, a session every 5 hours
+        usual = build_dataset(conn, Options())
+        dataset = build_dataset(conn, Options(heldout_after=date(2023, 1, 6)))
+    assert dataset.train and all(e.last_at[:10] < "2023-01-06" for e in dataset.train)
+    late = {e.target_ids[0] for e in usual.train + usual.heldout if e.last_at[:10] >= "2023-01-06"}
+    assert len(late) > len(usual.heldout) and {e.target_ids[0] for e in dataset.heldout} == late | {e.target_ids[0] for e in usual.heldout}

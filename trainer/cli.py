@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -73,10 +74,12 @@ def dataset_build(
 
 
 def _run(ctx: typer.Context, incremental: bool, max_steps: int | None, time_budget: float | None, processes: int, eval_samples: int,
-         as_json: bool) -> None:
+         as_json: bool, heldout_after: datetime | None = None) -> None:
     from trainer.pipeline import run
 
     settings, store = _context(ctx)
+    if heldout_after is not None:
+        settings = settings.model_copy(update={"heldout_after": heldout_after.date()})
     outcome = run(store, settings, incremental=incremental, processes=processes, eval_samples=eval_samples,
                   max_steps=max_steps, time_budget_s=time_budget)
     if as_json:
@@ -91,34 +94,40 @@ MaxSteps = Annotated[int | None, typer.Option(help="Stop after this many optimis
 TimeBudget = Annotated[float | None, typer.Option(help="Stop training after this many seconds (the adapter so far is kept).")]
 Processes = Annotated[int, typer.Option(min=1, help="Training processes (accelerate launch; GPUs, or CPU with gloo).")]
 EvalSamples = Annotated[int, typer.Option(min=0, help="Held-out contexts to generate replies for in the evaluation.")]
+HeldoutAfter = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Also hold out everything from this day on (PERSONA_HELDOUT_AFTER).")]
 
 
 def train(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
-          eval_samples: EvalSamples = 8, as_json: JsonOption = False) -> None:
+          eval_samples: EvalSamples = 32, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
     """Train a LoRA adapter on your whole history, evaluate it, and activate it if it passes the gate."""
-    _run(ctx, False, max_steps, time_budget, processes, eval_samples, as_json)
+    _run(ctx, False, max_steps, time_budget, processes, eval_samples, as_json, heldout_after)
 
 
 def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
-            eval_samples: EvalSamples = 8, as_json: JsonOption = False) -> None:
+            eval_samples: EvalSamples = 32, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
     """Fold in what is new since the active adapter (messages and ratings), with replay of older examples."""
-    _run(ctx, True, max_steps, time_budget, processes, eval_samples, as_json)
+    _run(ctx, True, max_steps, time_budget, processes, eval_samples, as_json, heldout_after)
 
 
 def evaluate(
     ctx: typer.Context,
     version: Annotated[str | None, typer.Argument(help="Version to evaluate, e.g. v3 (default: the active one).")] = None,
-    eval_samples: EvalSamples = 8,
+    eval_samples: EvalSamples = 32,
+    heldout_after: HeldoutAfter = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate an adapter against the base model on the held-out split; writes a report with plots."""
     from trainer.pipeline import evaluate_version
 
     settings, store = _context(ctx)
+    if heldout_after is not None:
+        settings = settings.model_copy(update={"heldout_after": heldout_after.date()})
     number = _version_number(version) if version else None
     version_id, metrics, report = evaluate_version(store, settings, number, eval_samples=eval_samples)
     summary = {"version": version_id, "heldout_loss": metrics["heldout_loss"], "heldout_perplexity": metrics["heldout_perplexity"],
-               "embedding_similarity": metrics["embedding_similarity"], "vocabulary_overlap": metrics["vocabulary_overlap"], "report": str(report)}
+               "embedding_similarity": metrics["embedding_similarity"], "vocabulary_overlap": metrics["vocabulary_overlap"],
+               "owner_likeness": metrics.get("owner_likeness"), "real_vs_generated_accuracy": metrics.get("real_vs_generated_accuracy"),
+               "report": str(report)}
     if as_json:
         print(json.dumps(summary))
         return

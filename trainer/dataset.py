@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ class Options:
     owner_name: str = default_of("owner_name")
     style_notes: str = default_of("style_notes")
     heldout_fraction: float = default_of("heldout_fraction")
+    heldout_after: date | None = default_of("heldout_after")  # everything from this day on is held out too
     max_per_channel: int = default_of("max_examples_per_channel")
     max_per_source: int = default_of("max_examples_per_source")
     allow_api_content: bool = default_of("train_on_api_content")
@@ -67,6 +68,7 @@ class Options:
     @classmethod
     def from_settings(cls, settings: Settings) -> Options:
         return cls(owner_name=settings.owner_name, style_notes=settings.style_notes, heldout_fraction=settings.heldout_fraction,
+                   heldout_after=settings.heldout_after,
                    max_per_channel=settings.max_examples_per_channel, max_per_source=settings.max_examples_per_source,
                    allow_api_content=settings.train_on_api_content)
 
@@ -149,7 +151,8 @@ def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: A
     heldout: list[Example] = []
     for examples in by_channel.values():
         for example in examples:
-            (heldout if heldout_ids.intersection(example.target_ids) else train).append(example)
+            late = options.heldout_after is not None and example.last_at[:10] >= options.heldout_after.isoformat()
+            (heldout if late or heldout_ids.intersection(example.target_ids) else train).append(example)
     train = _cap_sources(train, options.max_per_source, rng, filtered)
     rng.shuffle(train)
     stats = _stats(train, heldout, filtered, count_tokens)
