@@ -21,13 +21,7 @@ from trainer.encoding import encode
 from trainer.evaluate import heldout_loss
 from trainer.sft import TrainOptions, train
 
-CHAT = [
-    {"role": "system", "content": "You are Alex."},
-    {"role": "user", "content": "[#general · 2023-01-01]\nsam: are you coming?"},
-    {"role": "assistant", "content": "fr lowkey yes"},
-    {"role": "user", "content": "sam: cool"},
-    {"role": "assistant", "content": "ya"},
-]
+CHAT = voice.CHAT
 
 
 @pytest.fixture(scope="module", params=["gemma3_text", "gemma3"])

@@ -45,13 +45,7 @@ def tsettings(database: Database, tiny: str, tmp_path: Path) -> Settings:
     return Settings(_env_file=None, database_url=database.url, home=tmp_path / "home", base_model=tiny, batch_size=4)
 
 
-CHAT = [
-    {"role": "system", "content": "You are Alex."},
-    {"role": "user", "content": "[#general · 2023-01-01]\nsam: are you coming?"},
-    {"role": "assistant", "content": "fr lowkey yes"},
-    {"role": "user", "content": "sam: cool"},
-    {"role": "assistant", "content": "ya"},
-]
+CHAT = voice.CHAT
 
 
 def test_only_the_owners_turns_get_labels(tiny: str) -> None:

@@ -22,12 +22,16 @@ def embedder() -> Embedder:
     return Embedder(resolve_embed_model(""))
 
 
+def _insert(conn, message_id: int, channel_id: int, author_id: int, scope: str, at: datetime, text: str) -> None:
+    conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, %s, %s, 'dce', %s, %s, %s)",
+                 (message_id, channel_id, author_id, scope, at, text))
+
+
 def _history(store: Store, embedder: Embedder) -> None:
     with store.connect() as conn:
         last = voice.populate(conn, sessions=36)
         # A DM the owner wrote early on, asked about later in every channel's style.
-        conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, %s, %s, 'dce', %s, %s, %s)",
-                     (last + 1, DM_CHANNEL, voice.OWNER_ID, f"dm:{222222222222222222}", datetime(2023, 1, 1, 6, tzinfo=timezone.utc), CANARY))
+        _insert(conn, last + 1, DM_CHANNEL, voice.OWNER_ID, f"dm:{222222222222222222}", datetime(2023, 1, 1, 6, tzinfo=timezone.utc), CANARY)
         conn.commit()
         memory.build(conn, embedder)
 
@@ -90,8 +94,7 @@ def _exchanges(store: Store, embedder: Embedder) -> None:
         for n, (channel, scope, question, answer) in enumerate(rows):
             at = datetime(2022, 12, 1 + n, 12, tzinfo=timezone.utc)  # before the voice history: never held out
             for offset, (author, text) in enumerate([(FRIEND, question), (voice.OWNER_ID, answer)]):
-                conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, %s, %s, 'dce', %s, %s, %s)",
-                             (last + 10 * n + offset + 1, channel, author, scope, at.replace(minute=offset), text))
+                _insert(conn, last + 10 * n + offset + 1, channel, author, scope, at.replace(minute=offset), text)
         conn.commit()
         memory.build(conn, embedder)
 
