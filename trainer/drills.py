@@ -22,7 +22,6 @@ memory that holds a held-out message, so the held-out loss stays an honest measu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
@@ -36,6 +35,7 @@ from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import asked_within
 from persona.prompts import with_memories
 from trainer.dataset import Example
+from trainer.recalled import chosen
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def add_drills(conn: psycopg.Connection, embedder: Embedder, train: list[Example
     held = {i for example in heldout for i in example.message_ids}
     drills: list[Example] = []
     for example in train:
-        if "owner_only" in example.tags or "recalled" in example.tags or not _chosen(example, fraction):
+        if "owner_only" in example.tags or "recalled" in example.tags or not chosen(example, fraction, salt="drill:"):
             continue
         exchange = answered_question(example)
         if exchange is None:
@@ -111,8 +111,3 @@ def _drill(conn: psycopg.Connection, embedder: Embedder, example: Example, excha
         message_ids=sorted({*example.message_ids, *(i for m in chosen for i in m.message_ids)}),
     )
 
-
-def _chosen(example: Example, fraction: float) -> bool:
-    """A stable choice by the example's first target message id (a different draw from trainer/recalled.py's)."""
-    digest = hashlib.blake2b(f"drill:{example.target_ids[0]}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < fraction

@@ -69,9 +69,9 @@ def add_recalled_memories(conn: psycopg.Connection, embedder: Embedder, examples
     return added
 
 
-def chosen(example: Example, fraction: float) -> bool:
-    """A stable choice by the example's first target message id."""
-    digest = hashlib.blake2b(str(example.target_ids[0]).encode(), digest_size=8).digest()
+def chosen(example: Example, fraction: float, salt: str = "") -> bool:
+    """A stable choice by the example's first target message id (`salt`: an independent draw)."""
+    digest = hashlib.blake2b(f"{salt}{example.target_ids[0]}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
