@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     temperature: float = Field(default=0.8, gt=0, le=5, description="Sampling temperature of replies (evaluation samples with it too).")
     top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling: the smallest set of tokens whose probability reaches this.")
     repetition_penalty: float = Field(default=1.1, ge=1, le=3, description="Penalty on repeating tokens already in the prompt or reply.")
+    grounding_boost: float = Field(default=0.0, ge=0, le=20, description="Logit added to the words of the owner's remembered sentences that answer the question (0: off).")
+    grounding_copy_boost: float = Field(default=0.0, ge=0, le=20, description="Logit added to the word that continues such a sentence (copying a fact whole).")
+    grounding_threshold: float = Field(default=0.5, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
+    grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
 
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
@@ -102,6 +106,9 @@ class Settings(BaseSettings):
     max_examples_per_channel: int = Field(default=2000, ge=1, description="Cap per channel so no single place dominates.")
     max_examples_per_source: int = Field(default=50000, ge=1, description="Cap per provenance (package, dce, whatsapp, ...).")
     promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
+    promote_on_likeness: bool = Field(default=False, description="Also require the candidate's replies to be at least as owner-like as the base model's (evaluation's owner-likeness).")
+    promote_on_fact_use: bool = Field(default=False, description="Also require the candidate to state at least as many remembered facts as the base model (evaluation's fact probes).")
+    eval_fact_probes: int = Field(default=10, ge=0, le=200, description="Questions the owner answered, asked again with recall in each evaluation (0: no fact-use table).")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")
     train_memory_fraction: float = Field(default=0.0, ge=0, le=1, description="Share of conversational training examples that carry recalled memories (experimental; 0: none).")
     train_drill_fraction: float = Field(default=0.0, ge=0, le=1,

@@ -28,7 +28,7 @@ from trainer.dataset import Options, build_dataset
 from trainer.encoding import encode
 from trainer.feedback import balanced_weights, collect, train_kto
 from trainer.job import Job
-from trainer.promotion import gate
+from trainer.promotion import evaluation_checks, gate
 from trainer.sft import TrainOptions, train
 
 OWNER = voice.OWNER_ID
@@ -200,6 +200,13 @@ def test_promotion_gate_both_ways() -> None:
     assert not promoted and "worse than active" in reason
     assert gate(1.0, None, 0.02, "base model") == (True, "first adapter")
     assert not gate(None, 2.0, 0.02, "active")[0]
+    # The owner's extra checks: off by default, and a check without figures passes.
+    worse = {"owner_likeness": {"base": 0.4, "adapter": 0.3}, "fact_use": {"base": 2, "adapter": 1}}
+    assert evaluation_checks(worse, likeness=False, fact_use=False) == (True, "")
+    assert evaluation_checks({}, likeness=True, fact_use=True) == (True, "")
+    passed, failed = evaluation_checks(worse, likeness=True, fact_use=True)
+    assert not passed and "owner-likeness 0.300 below the base model's 0.400" in failed and "states 1 remembered facts" in failed
+    assert evaluation_checks({"owner_likeness": {"base": 0.4, "adapter": 0.5}, "fact_use": {"base": 2, "adapter": 2}}, likeness=True, fact_use=True)[0]
 
 
 def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from persona import memory
+from persona.config import Settings
 from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures import voice
+from tests.fixtures.tiny_model import build_tiny_model
 from trainer.dataset import Options, build_dataset
 from trainer.recalled import add_recalled_memories, chosen
 
@@ -127,3 +133,32 @@ def test_recall_drills_put_the_answer_in_a_memory_of_the_same_scope(store: Store
     assert answered_question(dataset.train[0]) is None or answered_question(dataset.train[0])[1].endswith("?")
     with store.connect() as conn:
         assert add_drills(conn, embedder, dataset.train, dataset.heldout, fraction=0.0) == []
+
+
+def test_every_evaluation_measures_fact_use_and_a_forget_removes_the_probes(store: Store, embedder: Embedder, database: Database,
+                                                                          tmp_path: Path) -> None:
+    from persona.privacy.forget import carry_out, forget_channel
+    from trainer import pipeline
+    from trainer.fact_probes import key_word
+
+    assert key_word("What instrument are you learning?", "i'm learning the cello, my neighbours hate me", Counter({"i'm": 9, "the": 40})) == "cello"
+    _exchanges(store, embedder)
+    tiny = build_tiny_model(tmp_path / "tiny", voice.PROMPTS + voice.REPLIES)
+    settings = Settings(_env_file=None, database_url=database.url, home=tmp_path / "home", base_model=str(tiny), batch_size=4,
+                        grounding_boost=20.0, grounding_copy_boost=20.0, grounding_threshold=0.45, promote_on_fact_use=True)
+    outcome = pipeline.run(store, settings, incremental=False, max_steps=2, eval_samples=0, quiet=True)
+    table = outcome.metrics["fact_use"]
+    questions = {s["question"]: s for s in table["samples"]}
+    assert {"What instrument are you learning?", "Where did you grow up?", "What's the locker code again?"} <= set(questions)
+    assert questions["What instrument are you learning?"]["key"] == "cello" and table["in_recalled_memories"] >= 2
+    assert table["adapter"] >= 1 and table["with_evidence"] >= 2  # the strong grounding copies the remembered answer
+    assert "## Fact use" in Path(outcome.report).read_text()
+    folder = Path(outcome.report).parent
+    probes = (folder / "data" / "probes.jsonl").read_text()
+    assert "cello" in probes and "cello" in (folder / "result.json").read_text()
+    with store.connect() as conn:
+        stored = conn.execute("SELECT metrics FROM adapter_versions WHERE id = %s", (outcome.version,)).fetchone()[0]
+        assert "samples" not in stored["fact_use"] and "cello" not in json.dumps(stored)  # the database keeps figures, not words
+        carry_out(conn, lambda c: forget_channel(c, SERVER_CHANNEL), settings.datasets_dir)
+    assert "cello" not in (folder / "data" / "probes.jsonl").read_text() and "cello" not in (folder / "result.json").read_text()
+    assert "cello" not in (folder / "metrics.json").read_text()

@@ -5,6 +5,8 @@
   what the promotion gate compares);
 - generated replies to held-out contexts vs the owner's real replies: length, emoji,
   lowercase and punctuation rates, vocabulary overlap, and embedding similarity;
+- owner-likeness and a real-vs-generated discriminator (trainer/likeness.py);
+- fact use: questions the owner answered, asked again with recall (trainer/fact_probes.py);
 - a markdown report with PNG plots (loss curve, reply lengths) next to the adapter.
 """
 
@@ -15,6 +17,7 @@ import logging
 import math
 import re
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,10 @@ import torch
 from persona.adapter_files import sample_lines
 from persona.config import Settings
 from persona.runtime.generation import GenerationSettings, generate
+from persona.runtime.grounding import GroundingSettings
 from trainer.dataset import Example
 from trainer.encoding import EncodedDataset, PadCollator, encode
+from trainer.fact_probes import Probe, fact_use
 from trainer.likeness import interval, owner_likeness, real_vs_generated
 from trainer.loss import token_loss_sum
 from trainer.sft import TrainOptions
@@ -101,7 +106,8 @@ def embedding_similarity(embed_model: str, generated: list[str], real: list[str]
 
 def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: TrainOptions, *, compare_adapter: str | None = None,
              samples: int = 8, generation: GenerationSettings | None = None, embed_model: str = "", report_dir: Path | None = None,
-             log_history: list[dict[str, Any]] | None = None, train: list[Example] | None = None) -> dict[str, Any]:
+             log_history: list[dict[str, Any]] | None = None, train: list[Example] | None = None, probes: list[Probe] | None = None,
+             grounding: GroundingSettings | None = None) -> dict[str, Any]:
     from peft import PeftModel
 
     from persona.runtime.model import load_base_model, load_tokenizer
@@ -146,9 +152,25 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
                     for e, c, r, b, a in zip(chosen, contexts, real, base_replies, adapter_replies)],
     }
     metrics |= likeness_metrics(train or [], heldout, real, base_replies, adapter_replies)
+    if probes:
+        metrics["fact_use"] = probe_fact_use(model, tokenizer, probes, generation, grounding)
     if report_dir is not None:
         write_report(report_dir, metrics, log_history or [], real, base_replies, adapter_replies)
     return metrics
+
+
+def probe_fact_use(model: Any, tokenizer: Any, probes: list[Probe], generation: GenerationSettings,
+                   grounding: GroundingSettings | None) -> dict[str, Any]:
+    """Greedy answers of the base model and the adapter to the fact probes, with the
+    reply pipeline's grounding (trainer/fact_probes.py)."""
+    greedy = replace(generation, greedy=True)
+
+    def answers() -> list[str]:
+        return [generate(model, tokenizer, p.messages, greedy, evidence=p.evidence, grounding=grounding).text for p in probes]
+
+    with model.disable_adapter():
+        base = answers()
+    return fact_use(probes, {"base": base, "adapter": answers()})
 
 
 def likeness_metrics(train: list[Example], heldout: list[Example], real: list[str], base: list[str], adapter: list[str]) -> dict[str, Any]:
@@ -238,6 +260,7 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
         f"Vocabulary overlap with real replies: base {metrics['vocabulary_overlap']['base']}, adapter {metrics['vocabulary_overlap']['adapter']}.",
         f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
         "", *_likeness_lines(metrics),
+        "", *_fact_use_lines(metrics.get("fact_use")),
         "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "",
         *sample_lines(metrics["samples"]),
     ]
@@ -260,6 +283,19 @@ def _likeness_lines(metrics: dict[str, Any]) -> list[str]:
         lines += ["", f"Fitted on {likeness['texts']['train_owner']:,} owner and {likeness['texts']['train_others']:,} other messages of the training split; "
                   f"scored against {likeness['texts']['heldout_owner']:,} / {likeness['texts']['heldout_others']:,} held-out ones and "
                   f"{len(metrics.get('samples', []))} generated replies each."]
+    return lines
+
+
+def _fact_use_lines(table: dict[str, Any] | None) -> list[str]:
+    if not table:
+        return ["## Fact use", "", "No fact probes: the training split holds no question the owner answered in the first person, or no memory is built."]
+    found = table["in_recalled_memories"]
+    lines = ["## Fact use", "",
+             f"{table['probes']} questions the owner answered in the training history, asked again with recall (greedy). "
+             f"Recall found the answer's key word for {found}; grounding evidence was found for {table['with_evidence']}.", "",
+             "| model | replies stating the fact (of those recall found) |", "| --- | --- |",
+             *[f"| {who} | {table[who]}/{found} |" for who in ("base", "adapter")], "",
+             "Each question with both answers: `metrics.json` → `fact_use.samples` (kept out of this page so that a forget can remove them)."]
     return lines
 
 

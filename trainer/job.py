@@ -35,6 +35,8 @@ class Job:
     generation: dict[str, Any] = field(default_factory=dict)  # GenerationSettings of the bot, for evaluation samples
     embed_model: str = ""
     eval_only: bool = False  # evaluate `init_adapter` as it is (persona eval)
+    probes_file: str | None = None  # fact probes (trainer/fact_probes.py)
+    grounding: dict[str, Any] = field(default_factory=dict)  # GroundingSettings of the bot, for the fact probes
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -58,9 +60,11 @@ class JobResult:
 
 def run(job: Job) -> JobResult | None:
     from persona.runtime.generation import GenerationSettings
+    from persona.runtime.grounding import GroundingSettings
     from persona.runtime.model import BaseModelSpec
     from trainer.dataset import read_examples
     from trainer.evaluate import evaluate
+    from trainer.fact_probes import read_probes
     from trainer.sft import TrainOptions, train
 
     spec = BaseModelSpec(**job.base_model)
@@ -68,12 +72,14 @@ def run(job: Job) -> JobResult | None:
     output = Path(job.output_dir)
     heldout = read_examples(Path(job.heldout_file))
     generation = GenerationSettings(**job.generation) if job.generation else None
+    probes = read_probes(job.probes_file)
+    grounding = GroundingSettings(**job.grounding) if job.grounding else None
     if job.eval_only:
         assert job.init_adapter is not None
         train_file = Path(job.train_file) if job.train_file else None
         metrics = evaluate(spec, job.init_adapter, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
                            generation=generation, embed_model=job.embed_model, report_dir=output,
-                           train=read_examples(train_file) if train_file and train_file.exists() else None)
+                           train=read_examples(train_file) if train_file and train_file.exists() else None, probes=probes, grounding=grounding)
         (output / "eval.json").write_text(json.dumps(metrics, indent=2))
         return None
     train_examples = read_examples(Path(job.train_file))
@@ -90,7 +96,7 @@ def run(job: Job) -> JobResult | None:
     metrics = evaluate(
         spec, result.adapter_dir, heldout, options, compare_adapter=job.compare_adapter, samples=job.eval_samples,
         generation=generation, embed_model=job.embed_model, report_dir=output,
-        log_history=result.log_history, train=train_examples,
+        log_history=result.log_history, train=train_examples, probes=probes, grounding=grounding,
     )
     train_summary = {k: v for k, v in asdict(result).items() if k != "log_history"}
     outcome = JobResult(result.adapter_dir, train_summary, metrics, str(output / "report.md"), kto)

@@ -23,20 +23,22 @@ from typing import Any
 
 import psycopg
 
-from persona import adapters
+from persona import adapters, memory
 from persona.adapter_files import purge_pending
 from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history import messages as history
 from persona.history.people import resolve_owner
 from persona.runtime.generation import GenerationSettings
+from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.storage.store import Store
 from trainer.dataset import Dataset, Example, Options, build_dataset
+from trainer.fact_probes import Probe, build_probes, write_probes
 from trainer.feedback import collect as collect_feedback
 from trainer.feedback import corrections_as_examples, write_kto_rows
 from trainer.job import PARENT_PID_ENV, Job
-from trainer.promotion import gate
+from trainer.promotion import evaluation_checks, gate
 from trainer.sft import TrainOptions
 
 log = logging.getLogger(__name__)
@@ -152,10 +154,12 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     )
     folder = settings.adapters_dir / f"v{version_id}"
     adapters.set_path(conn, version_id, str(folder / "adapter"))
+    probes = fact_probes(conn, settings, dataset.train)
     adapters.record_data(conn, version_id, trained_message_ids=[i for e in train_examples for i in e.message_ids],
-                         heldout_message_ids=[i for e in dataset.heldout for i in e.message_ids],
+                         heldout_message_ids=[i for e in dataset.heldout for i in e.message_ids] + [i for p in probes for i in p.message_ids],
                          feedback_ids=[f["id"] for f in feedback])
     Dataset(train_examples, dataset.heldout, dataset.stats).write(folder / "data")
+    probes_file = str(write_probes(folder / "data" / "probes.jsonl", probes)) if probes else None
     kto_rows = [f for f in feedback if not f.get("correction")]
     job = Job(
         base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file},
@@ -164,6 +168,7 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
         compare_adapter=current.path if current else None,
         feedback_file=str(write_kto_rows(folder / "data" / "kto.jsonl", kto_rows)) if kto_rows else None,
         eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens), embed_model=settings.embed_model,
+        probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
     )
     job_path = job.write(folder / "job.json")
     run_id = adapters.start_run(conn, kind="retrain" if incremental else "train", trigger=trigger, version_id=version_id,
@@ -215,12 +220,15 @@ def _execute(conn: psycopg.Connection, settings: Settings, run_id: int, version_
         raise PersonaError(f"{reason} ({kept}); see {job.output_dir}")
     result = json.loads(result_file.read_text())
     metrics = result["metrics"] | {"train": result["train"], "kto": result.get("kto") or {}}
-    adapters.record_metrics(conn, version_id, {k: v for k, v in metrics.items() if k != "samples"})
+    adapters.record_metrics(conn, version_id, without_samples(metrics))
     losses = metrics["heldout_loss"]
     if job.compare_adapter:
         promote, reason = gate(losses.get("candidate"), losses.get("active"), settings.promotion_margin, "active")
     else:
         promote, reason = gate(losses.get("candidate"), losses.get("base"), settings.promotion_margin, "base model")
+    passed, failed = evaluation_checks(metrics, likeness=settings.promote_on_likeness, fact_use=settings.promote_on_fact_use)
+    if promote and not passed:
+        promote, reason = False, f"{reason}, but {failed}"
     _remove_checkpoints(Path(job.output_dir))
     conn.commit()
     candidate = adapters.get(conn, version_id)
@@ -284,16 +292,19 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         if version.status == "failed" or not Path(version.path).exists():
             raise PersonaError(f"{version.label} has no usable adapter files ({version.status}: {version.status_reason or version.path})")
         dataset = prepared_dataset(conn, settings)
-        adapters.add_heldout(conn, version.id, [i for e in dataset.heldout for i in e.message_ids])  # its samples quote them
+        folder = Path(version.path).parent / "eval"
+        probes = fact_probes(conn, settings, dataset.train)
+        # Its samples and fact-probe answers quote these: a forget of any rewrites the files.
+        adapters.add_heldout(conn, version.id, [i for e in dataset.heldout for i in e.message_ids] + [i for p in probes for i in p.message_ids])
         conn.commit()
     spec = resolve_base_model(settings.base_model, settings.models_dir)
-    folder = Path(version.path).parent / "eval"
+    probes_file = str(write_probes(folder / "data" / "probes.jsonl", probes)) if probes else None
     Dataset(dataset.train, dataset.heldout, dataset.stats).write(folder / "data")  # the training split fits the owner-likeness classifier
     job = Job(
         base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file}, train_file=str(folder / "data" / "train.jsonl"),
         heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=TrainOptions.from_settings(settings).to_json(),
         init_adapter=version.path, eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens),
-        embed_model=settings.embed_model,
+        embed_model=settings.embed_model, probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
         eval_only=True,
     )
     code, tail = _launch(job.write(folder / "job.json"), 1, quiet)
@@ -301,6 +312,27 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
     if code != 0 or not (folder / "eval.json").exists():
         raise PersonaError(f"evaluation process exited with {code}: {tail or 'no output'}")
     return version.id, json.loads((folder / "eval.json").read_text()), folder / "report.md"
+
+
+def fact_probes(conn: psycopg.Connection, settings: Settings, train: list[Example]) -> list[Probe]:
+    """The evaluation's fact probes (trainer/fact_probes.py); none when the history has no
+    answered questions, no memory is built, or PERSONA_EVAL_FACT_PROBES=0."""
+    if settings.eval_fact_probes <= 0 or memory.stored_model(conn) is None:
+        return []
+    from persona.memory.embeddings import Embedder, resolve_embed_model
+
+    owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
+    return build_probes(conn, Embedder(resolve_embed_model(settings.embed_model)), [e for e in train if not e.feedback_id],
+                        owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me",
+                        grounding=GroundingSettings.from_settings(settings), limit=settings.eval_fact_probes)
+
+
+def without_samples(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as the database keeps them: no quoted words (evaluation samples, fact-probe answers)."""
+    kept = {k: v for k, v in metrics.items() if k != "samples"}
+    if isinstance(kept.get("fact_use"), dict):
+        kept["fact_use"] = {k: v for k, v in kept["fact_use"].items() if k != "samples"}
+    return kept
 
 
 def _eval_generation(settings: Settings, max_new_tokens: int) -> dict[str, Any]:

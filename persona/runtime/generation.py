@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from persona.runtime.grounding import EvidenceBias, GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_model, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -50,14 +52,21 @@ class Generated:
     new_tokens: int
 
 
-def generate(model: Any, tokenizer: Any, messages: Messages, settings: GenerationSettings) -> Generated:
-    """One reply to `messages` with `settings` (the model's own chat template)."""
+def generate(model: Any, tokenizer: Any, messages: Messages, settings: GenerationSettings, *, evidence: Sequence[str] = (),
+             grounding: GroundingSettings | None = None) -> Generated:
+    """One reply to `messages` with `settings` (the model's own chat template), pulled
+    towards the words of `evidence` when `grounding` is on (persona/runtime/grounding.py)."""
     import torch
+    from transformers import LogitsProcessorList
 
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     with torch.no_grad():
         inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
-        output = model.generate(**inputs, **settings.generate_kwargs(tokenizer))
+        processors = LogitsProcessorList()
+        if evidence and grounding is not None and grounding.enabled:
+            processors.append(EvidenceBias(tokenizer, evidence, prompt_length=inputs["input_ids"].shape[1],
+                                           boost=grounding.boost, copy_boost=grounding.copy_boost))
+        output = model.generate(**inputs, **settings.generate_kwargs(tokenizer), logits_processor=processors)
     new = output[0, inputs["input_ids"].shape[1]:]
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
@@ -104,7 +113,8 @@ class Generator:
     def count_tokens(self, messages: Messages) -> int:
         return count_chat_tokens(self.tokenizer, messages)
 
-    def generate(self, messages: Messages, *, greedy: bool | None = None) -> Generated:
+    def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
+                 grounding: GroundingSettings | None = None) -> Generated:
         settings = self.settings if greedy is None else replace(self.settings, greedy=greedy)
         with self._lock:
-            return generate(self.model, self.tokenizer, messages, settings)
+            return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding)

@@ -25,6 +25,7 @@ from persona.privacy.scopes import Place, readable_scopes
 from persona.privacy.scrub import Scrubber
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
 from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
 from persona.runtime.model import resolve_base_model
 from persona.storage.store import Store
 
@@ -62,6 +63,7 @@ class Reply:
     latency_ms: int
     timings_ms: dict[str, float]
     new_tokens: int = 0
+    evidence: list[Evidence] = field(default_factory=list)  # the owner's sentences the reply was pulled towards
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -87,7 +89,7 @@ class ReplyEngine:
     """Everything a reply needs, minus Discord."""
 
     def __init__(self, store: Store, embedder: Embedder, generator: Generator, *, owner_id: int | None, owner_name: str,
-                 style_notes: str = "", context_tokens: int = 1200, k: int = 5) -> None:
+                 style_notes: str = "", context_tokens: int = 1200, k: int = 5, grounding: GroundingSettings | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.generator = generator
@@ -98,6 +100,7 @@ class ReplyEngine:
         # The prompt and the reply must fit the model's context window together.
         self.context_tokens = min(context_tokens, window - generator.settings.max_new_tokens) if window else context_tokens
         self.k = k
+        self.grounding = grounding or GroundingSettings()
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, embedder: Embedder | None = None,
@@ -107,7 +110,8 @@ class ReplyEngine:
             owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
         generator = Generator(resolve_base_model(settings.base_model, settings.models_dir), generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
-                     owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes)
+                     owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
+                     grounding=GroundingSettings.from_settings(settings))
         engine.refresh_adapter()
         return engine
 
@@ -133,16 +137,21 @@ class ReplyEngine:
             query = "\n".join([*(t.content for t in request.history[-2:]), request.text])
             recalled = memory.recall(conn, self.embedder, query, asker_id=request.asker_id, place=request.place, owner_id=self.owner_id, k=self.k)
             timings["recall"] = (time.perf_counter() - mark) * 1000
+            evidence: list[Evidence] = []
+            if self.grounding.enabled:
+                mark = time.perf_counter()
+                evidence = find_evidence(conn, self.embedder, request.text, recalled, owner_id=self.owner_id, settings=self.grounding)
+                timings["evidence"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
         prompt = self.build_prompt(request, recalled)
         timings["prompt"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
-        generated = self.generator.generate(prompt)
+        generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding)
         timings["generate"] = (time.perf_counter() - mark) * 1000
         text = Scrubber().scrub(_CONTROL.sub("", generated.text)).strip() or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
-                     int((time.perf_counter() - started) * 1000), timings, generated.new_tokens)
+                     int((time.perf_counter() - started) * 1000), timings, generated.new_tokens, evidence)
 
     def log(self, request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> int:
         """Record a sent reply; returns its id (what feedback points at)."""

@@ -1,0 +1,145 @@
+"""Grounded replies: make what the persona remembers reach what it says.
+
+A small model (SmolLM2-135M, Gemma 3 270M) reads the recalled memories in its prompt
+and answers past them: on the demo's history the fact was in the prompt for 8 of 10
+questions and in 0 of the adapter's answers. Training it to copy (trainer/drills.py)
+moved that to 1/10; contrasting logits with and without the memories (context-aware
+decoding) changed nothing, because an adapter's logits barely depend on the memory
+block. What works at this size is to make copying cheap while decoding, as speech
+recognisers bias decoding towards expected words ("contextual biasing") and
+prompt-lookup decoding continues n-grams found in the prompt:
+
+1. **Evidence** (`find_evidence`): sentences the owner wrote, in the memories recall
+   already returned for this asker and place (so nothing out of scope can be used),
+   scored by the embedding model against the question — and against the line the owner
+   was answering when they wrote it, since "what's your dog called again?" → "my dog
+   is called biscuit" answers "what's your dog's name?" better than its own words say.
+   Only sentences above a similarity threshold count: a question that nothing in memory
+   answers gets no evidence and an unbiased reply, never words from an unrelated memory.
+2. **Bias** (`EvidenceBias`): while the reply is generated, every token of the evidence
+   the reply has not said yet gets `boost` added to its logit, and the token that continues the evidence after
+   the reply's last one or two tokens gets `copy_boost` more (so "miso" pulls "turned
+   four" after it). The model still chooses: its own words where the evidence has
+   nothing to say, the owner's where it does. End-of-turn is never boosted.
+
+The same bias is an OpenAI-style `logit_bias` (unigram part) for a server backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from persona import memory
+from persona.history import messages as history
+from persona.memory.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+MIN_WORDS = 3
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    memory_id: int
+    text: str  # one sentence the owner wrote
+    score: float  # cosine similarity that selected it
+
+    def as_json(self) -> dict[str, Any]:
+        return {"memory_id": self.memory_id, "text": self.text, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class GroundingSettings:
+    boost: float = 0.0  # logit added to evidence tokens; 0 turns grounding off
+    copy_boost: float = 0.0  # added to the token that continues the evidence
+    threshold: float = 0.5  # cosine similarity a sentence needs to count as evidence
+    max_evidence: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.boost > 0 or self.copy_boost > 0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> GroundingSettings:
+        return cls(boost=settings.grounding_boost, copy_boost=settings.grounding_copy_boost,
+                   threshold=settings.grounding_threshold, max_evidence=settings.grounding_max_evidence)
+
+
+def owner_sentences(lines: Sequence[tuple[int, str]], owner_id: int) -> list[tuple[str, str]]:
+    """(sentence the owner wrote, the other person's line it answered) for each of the
+    owner's sentences of at least MIN_WORDS words."""
+    found: list[tuple[str, str]] = []
+    prompted = ""
+    for author, content in lines:
+        if author != owner_id:
+            prompted = content
+            continue
+        for sentence in _SENTENCE_END.split(content):
+            if len(sentence.split()) >= MIN_WORDS:
+                found.append((sentence.strip(), prompted))
+    return found
+
+
+def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, memories: Sequence[memory.Memory], *,
+                  owner_id: int | None, settings: GroundingSettings) -> list[Evidence]:
+    """The owner's sentences among `memories` that answer `question`, best first."""
+    if owner_id is None or not memories or not question.strip():
+        return []
+    candidates = [(m.id, sentence, prompted) for m in memories
+                  for sentence, prompted in owner_sentences(history.exchanges(conn, m.message_ids), owner_id)]
+    if not candidates:
+        return []
+    asked = embedder.embed_query(question)
+    said = embedder.embed_passages([c[1] for c in candidates]) @ asked
+    prompted = embedder.embed_passages([c[2] or c[1] for c in candidates]) @ asked
+    scores = np.maximum(said, prompted)
+    ranked = sorted(range(len(candidates)), key=lambda i: -float(scores[i]))
+    chosen: list[Evidence] = []
+    for i in ranked:
+        if float(scores[i]) < settings.threshold or len(chosen) >= settings.max_evidence:
+            break
+        if all(candidates[i][1] != e.text for e in chosen):
+            chosen.append(Evidence(candidates[i][0], candidates[i][1], float(scores[i])))
+    return chosen
+
+
+class EvidenceBias:
+    """A transformers LogitsProcessor: pulls generation towards the evidence's words."""
+
+    def __init__(self, tokenizer: Any, evidence: Sequence[str], *, prompt_length: int, boost: float, copy_boost: float) -> None:
+        self.prompt_length = prompt_length
+        self.boost = boost
+        self.copy_boost = copy_boost
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        sequences = [[t for t in tokenizer(variant, add_special_tokens=False)["input_ids"] if t not in special]
+                     for text in evidence for variant in (text, " " + text, text.lower(), " " + text.lower())]
+        self.token_ids = sorted({t for ids in sequences for t in ids})
+        self.next_of: dict[tuple[int, ...], set[int]] = {}
+        for ids in sequences:
+            for n in (1, 2):
+                for start in range(len(ids) - n):
+                    self.next_of.setdefault(tuple(ids[start:start + n]), set()).add(ids[start + n])
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.prompt_length:].tolist()
+            if self.boost:
+                # Only words the reply has not said yet: once the fact is stated the pull
+                # stops, so the reply can end instead of circling through the evidence.
+                said = set(generated)
+                scores[row, [t for t in self.token_ids if t not in said]] += self.boost
+            if self.copy_boost:
+                for n in (2, 1):
+                    follow = self.next_of.get(tuple(generated[-n:])) if len(generated) >= n else None
+                    if follow:
+                        scores[row, sorted(follow)] += self.copy_boost
+                        break
+        return scores

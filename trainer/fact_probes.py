@@ -1,0 +1,123 @@
+"""Fact probes: does the persona say what it remembers? Measured in every evaluation.
+
+A probe is a question someone asked the owner in the training history and the owner
+answered in the first person ("what's your cat called again?" → "my cat miso turned
+four last week"). It is asked again the way the bot would be asked — by the owner, in
+the terminal, with no conversation around it — with the memories recall finds and the
+grounding evidence (persona/runtime/grounding.py) of the reply pipeline. A reply uses
+the fact when it contains the answer's key word: its rarest word in the owner's
+training messages that the question does not already hold ("miso", not "cat").
+
+Probes are prepared here, where the database is (recall needs it), and generated in
+the training process (trainer/job.py), for the base model and the adapter alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from persona import memory
+from persona.memory.embeddings import Embedder
+from persona.privacy.scopes import Place
+from persona.prompts import Frame, Line, render
+from persona.runtime.grounding import GroundingSettings, find_evidence
+from trainer.dataset import Example
+from trainer.drills import answered_question
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.U)
+MIN_KEY_LENGTH = 3
+
+
+@dataclass(frozen=True)
+class Probe:
+    question: str
+    answer: str  # what the owner said back then
+    key: str  # the word a reply must contain
+    messages: list[dict[str, str]]  # the prompt, as the reply pipeline renders it
+    evidence: list[str]  # grounding evidence found for it
+    in_memory: bool  # whether the recalled memories hold the key word at all
+    # The stored messages whose words it holds (the exchange, the recalled memories): a
+    # forget removes the probe from the files (persona/adapter_files.py).
+    message_ids: list[int]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Probe:
+        return cls(**data)
+
+
+def key_word(question: str, answer: str, frequency: Counter[str]) -> str | None:
+    """The answer's rarest content word (in the owner's messages) that the question
+    lacks; the first of equally rare ones (a fact tends to come first: "the cello, my
+    neighbours hate me")."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    asked = {w.lower() for w in _WORD.findall(question)}
+    words = [w.lower() for w in _WORD.findall(answer)
+             if len(w) >= MIN_KEY_LENGTH and w.lower() not in asked and w.lower() not in ENGLISH_STOP_WORDS and not re.search(r"['’]", w)]
+    return min(words, key=lambda w: (frequency[w], words.index(w))) if words else None
+
+
+def build_probes(conn: psycopg.Connection, embedder: Embedder, train: list[Example], *, owner_id: int | None, owner_name: str,
+                 grounding: GroundingSettings, limit: int, k: int = 5) -> list[Probe]:
+    """Up to `limit` probes from the answered questions of `train` (the newest first)."""
+    if limit <= 0 or owner_id is None or memory.stored_model(conn) is None:
+        return []
+    frequency = Counter(w.lower() for e in train for m in e.messages if m["role"] == "assistant" for w in _WORD.findall(m["content"]))
+    probes: list[Probe] = []
+    seen: set[str] = set()
+    for example in sorted(train, key=lambda e: e.last_at, reverse=True):
+        if "drill" in example.tags or "correction" in example.tags:
+            continue
+        exchange = answered_question(example)
+        if exchange is None:
+            continue
+        _, question_line, answer = exchange
+        question = question_line.split(": ", 1)[-1].strip()
+        key = key_word(question, answer, frequency)
+        if key is None or question.lower() in seen:
+            continue
+        seen.add(question.lower())
+        recalled = memory.recall(conn, embedder, question, asker_id=owner_id, place=Place.terminal(), owner_id=owner_id, k=k)
+        evidence = find_evidence(conn, embedder, question, recalled, owner_id=owner_id, settings=grounding) if grounding.enabled else []
+        messages = render(Frame(owner_name, "", "terminal", example.last_at[:10]), [Line("you", question, False)], [m.content for m in recalled])
+        probes.append(Probe(question, answer, key, messages, [e.text for e in evidence], any(key in m.content.lower() for m in recalled),
+                            sorted({*example.message_ids, *(i for m in recalled for i in m.message_ids)})))
+        if len(probes) >= limit:
+            break
+    log.info("fact probes: %d from %d training examples", len(probes), len(train))
+    return probes
+
+
+def write_probes(path: Path, probes: list[Probe]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in probes))
+    return path
+
+
+def read_probes(path: str | None) -> list[Probe]:
+    if not path or not Path(path).exists():
+        return []
+    return [Probe.from_json(json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def fact_use(probes: list[Probe], replies: dict[str, list[str]]) -> dict[str, Any]:
+    """The fact-use table: of the probes whose key word recall found, how many replies state it."""
+    found = [i for i, p in enumerate(probes) if p.in_memory]
+    table: dict[str, Any] = {"probes": len(probes), "in_recalled_memories": len(found),
+                             "with_evidence": sum(bool(p.evidence) for p in probes)}
+    for label, texts in replies.items():
+        table[label] = sum(probes[i].key in texts[i].lower() for i in found)
+    # "samples", each naming its messages: what a forget filters out of result files.
+    table["samples"] = [{"question": p.question, "key": p.key, "in_memory": p.in_memory, **{k: v[i] for k, v in replies.items()},
+                         "message_ids": p.message_ids} for i, p in enumerate(probes)]
+    return table
