@@ -6,14 +6,17 @@ adapters are trained with the same step budget, one per variant:
 - `plain`: conversations only (PERSONA_TRAIN_MEMORY_FRACTION=0, no drills);
 - `drills`: plus recall drills (trainer/drills.py, PERSONA_TRAIN_DRILL_FRACTION).
 
-Each answers the fact questions greedily with memory recall on, as the bot would, and
-again with recall off (did the answer come from memory, or from the weights?). An
-answer counts when it contains the fact's key word. The base model with the same
-memories is the baseline of the same run. Questions whose answer is nowhere in the
-history measure invention: a reply counts as hedged when it says it does not know (a
-word list: "not sure", "idk", "no idea", …), as invented otherwise.
+Each answers the fact questions greedily with memory recall on, as the bot would —
+without grounding, and with it (persona/runtime/grounding.py: the owner's remembered
+sentences that answer the question pull the reply towards their words) — and again
+with recall off (did the answer come from memory, or from the weights?). An answer
+counts when it contains the fact's key word. The base model with the same memories is
+the baseline of the same run. Questions whose answer is nowhere in the history measure
+invention: how often grounding found (wrong) evidence for them, and how often a reply
+says it does not know (a word list: "not sure", "idk", "no idea", …).
 
-    python bench/memory_use.py [--steps 40] [--drills 1.0] [--histories demo,second]
+    python bench/memory_use.py [--steps 40] [--drills 0] [--histories demo,second]
+                               [--boost 5 --copy-weight 0.5 --threshold 0.45]
 
 Prints one JSON line.
 """
@@ -23,9 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +89,22 @@ def history_home(name: str, root: Path) -> tuple[Any, Any]:
     return settings, store
 
 
-def answer_all(engine: Any, questions: list[str], *, recall: bool) -> list[str]:
+def answer_all(engine: Any, questions: list[str], *, recall: bool, grounding: Any = None) -> list[Any]:
+    """The engine's replies to `questions`, asked by the owner in the terminal."""
     from persona.privacy.scopes import Place
+    from persona.runtime.grounding import GroundingSettings
     from persona.runtime.reply import ReplyRequest
 
-    k = engine.k
+    k, configured = engine.k, engine.grounding
     engine.k = k if recall else 0
+    engine.grounding = grounding or GroundingSettings()
     try:
-        return [engine.reply(ReplyRequest(text=q, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())).text for q in questions]
+        return [engine.reply(ReplyRequest(text=q, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())) for q in questions]
     finally:
-        engine.k = k
+        engine.k, engine.grounding = k, configured
 
 
-def measure(name: str, root: Path, steps: int, drills: float) -> dict[str, Any]:
+def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) -> dict[str, Any]:
     from persona import adapters, memory
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.privacy.scopes import Place
@@ -107,7 +115,7 @@ def measure(name: str, root: Path, steps: int, drills: float) -> dict[str, Any]:
 
     settings, store = history_home(name, root)
     trained: dict[str, tuple[int, str, float, float]] = {}
-    for label, fraction in (("plain", 0.0), ("drills", drills)):
+    for label, fraction in (("plain", 0.0), *((("drills", drills),) if drills > 0 else ())):
         run_settings = settings.model_copy(update={"train_memory_fraction": 0.0, "train_drill_fraction": fraction})
         started = time.perf_counter()
         outcome = pipeline.run(store, run_settings, incremental=False, trigger="cli", eval_samples=0, max_steps=steps, quiet=True)
@@ -118,16 +126,28 @@ def measure(name: str, root: Path, steps: int, drills: float) -> dict[str, Any]:
     generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
     engine = ReplyEngine(store, Embedder(resolve_embed_model("")), generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
     questions = QUESTIONS[name]
-    figures: dict[str, Any] = {"fact_used": {}, "fact_used_without_recall": {}, "unanswerable_hedged": {}, "answers": {}}
+    figures: dict[str, Any] = {name: {} for name in ("fact_used", "fact_used_grounded", "fact_used_without_recall", "unanswerable_hedged",
+                                                     "unanswerable_hedged_grounded", "unanswerable_with_evidence", "answers_grounded",
+                                                     "unanswerable_grounded", "evidence_ms_p50")}
+    asked = [q for q, _ in questions]
+
+    def used(replies: list[Any]) -> int:
+        return sum(word in r.text.lower() for r, (_, word) in zip(replies, questions))
+
     for label, adapter in (("base", None), *trained.items()):
         generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
-        with_recall = answer_all(engine, [q for q, _ in questions], recall=True)
-        without = answer_all(engine, [q for q, _ in questions], recall=False)
+        grounded = answer_all(engine, asked, recall=True, grounding=grounding)
         unknown = answer_all(engine, UNANSWERABLE, recall=True)
-        figures["fact_used"][label] = sum(word in a.lower() for a, (_, word) in zip(with_recall, questions))
-        figures["fact_used_without_recall"][label] = sum(word in a.lower() for a, (_, word) in zip(without, questions))
-        figures["unanswerable_hedged"][label] = sum(bool(HEDGE.search(a)) for a in unknown)
-        figures["answers"][label] = with_recall
+        unknown_grounded = answer_all(engine, UNANSWERABLE, recall=True, grounding=grounding)
+        figures["fact_used"][label] = used(answer_all(engine, asked, recall=True))
+        figures["fact_used_grounded"][label] = used(grounded)
+        figures["fact_used_without_recall"][label] = used(answer_all(engine, asked, recall=False))
+        figures["unanswerable_hedged"][label] = sum(bool(HEDGE.search(r.text)) for r in unknown)
+        figures["unanswerable_hedged_grounded"][label] = sum(bool(HEDGE.search(r.text)) for r in unknown_grounded)
+        figures["unanswerable_with_evidence"][label] = sum(bool(r.evidence) for r in unknown_grounded)
+        figures["answers_grounded"][label] = [r.text for r in grounded]
+        figures["unanswerable_grounded"][label] = [r.text for r in unknown_grounded]
+        figures["evidence_ms_p50"][label] = round(statistics.median(r.timings_ms.get("evidence", 0.0) for r in grounded + unknown_grounded), 1)
     with store.connect() as conn:
         recalled = sum(any(word in m.content.lower() for m in memory.recall(conn, engine.embedder, question, asker_id=sample.OWNER.id,
                                                                              place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))
@@ -139,12 +159,21 @@ def measure(name: str, root: Path, steps: int, drills: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--drills", type=float, default=1.0, help="PERSONA_TRAIN_DRILL_FRACTION of the drills variant")
+    parser.add_argument("--drills", type=float, default=0.0, help="PERSONA_TRAIN_DRILL_FRACTION of a drills variant (0: none)")
     parser.add_argument("--histories", default="demo,second")
+    parser.add_argument("--boost", type=float, default=None, help="PERSONA_GROUNDING_BOOST (default: the settings' default)")
+    parser.add_argument("--copy-weight", type=float, default=None, help="PERSONA_GROUNDING_COPY_WEIGHT")
+    parser.add_argument("--threshold", type=float, default=None, help="PERSONA_GROUNDING_THRESHOLD")
     args = parser.parse_args()
+    from persona.config import Settings
+    from persona.runtime.grounding import GroundingSettings
+
+    chosen = {"grounding_boost": args.boost, "grounding_copy_weight": args.copy_weight, "grounding_threshold": args.threshold}
+    grounding = GroundingSettings.from_settings(Settings.model_construct(**{k: v for k, v in chosen.items() if v is not None}))
     root = Path(tempfile.mkdtemp(prefix="persona-bench-memory-use-"))
-    results = {name: measure(name, root, args.steps, args.drills) for name in args.histories.split(",")}
-    print(json.dumps({"bench": "memory_use", "steps": args.steps, "drills": args.drills, "histories": results}, ensure_ascii=False))
+    results = {name: measure(name, root, args.steps, args.drills, grounding) for name in args.histories.split(",")}
+    print(json.dumps({"bench": "memory_use", "steps": args.steps, "drills": args.drills, "grounding": asdict(grounding), "histories": results},
+                     ensure_ascii=False))
 
 
 if __name__ == "__main__":

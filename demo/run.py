@@ -86,6 +86,7 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
     return defaults.model_copy(update={
         "home": settings.home.expanduser().resolve() / "demo", "log_level": settings.log_level, "owner_id": sample.OWNER.id,
         "owner_name": OWNER_NAME, "base_model": options.base_model, "batch_size": 4, "max_seq_len": 256, "learning_rate": 1e-3,
+        "eval_fact_probes": options.eval_samples,
     })
 
 

@@ -85,9 +85,9 @@ class Settings(BaseSettings):
     temperature: float = Field(default=0.8, gt=0, le=5, description="Sampling temperature of replies (evaluation samples with it too).")
     top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling: the smallest set of tokens whose probability reaches this.")
     repetition_penalty: float = Field(default=1.1, ge=1, le=3, description="Penalty on repeating tokens already in the prompt or reply.")
-    grounding_boost: float = Field(default=0.0, ge=0, le=20, description="Logit added to the words of the owner's remembered sentences that answer the question (0: off).")
-    grounding_copy_boost: float = Field(default=0.0, ge=0, le=20, description="Logit added to the word that continues such a sentence (copying a fact whole).")
-    grounding_threshold: float = Field(default=0.5, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
+    grounding_boost: float = Field(default=3.0, ge=0, le=20, description="Logit added to the words of the owner's remembered sentences that answer the question (0: off).")
+    grounding_copy_weight: float = Field(default=0.5, ge=0, le=1, description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
+    grounding_threshold: float = Field(default=0.45, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
     grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
 
     # --- Training -------------------------------------------------------------------

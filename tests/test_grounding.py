@@ -24,7 +24,7 @@ from tests.fixtures.tiny_model import build_tiny_model
 
 CANARY = "zorblat"  # one made-up word: the DM fact that must never reach a server
 GUILD = ("5000000000000000009", "Climbing")
-STRONG = GroundingSettings(boost=50.0, copy_boost=50.0, threshold=0.45)
+STRONG = GroundingSettings(boost=20.0, copy_weight=0.9, threshold=0.45)
 
 
 def test_owner_sentences_pair_each_sentence_with_the_line_it_answered() -> None:
@@ -59,7 +59,8 @@ def test_bias_makes_greedy_generation_copy_the_evidence(generator: Generator) ->
         return SequenceMatcher(None, text, evidence, autojunk=False).find_longest_match().size
 
     assert plain.text != copied.text and copied_run(copied.text) >= 12 > copied_run(plain.text)
-    bias = EvidenceBias(tokenizer, [evidence], prompt_length=0, boost=1.0, copy_boost=1.0)
+    assert copied.text.count("biscuit") == 1  # each place in the evidence is copied once: no loop, no second helping
+    bias = EvidenceBias(tokenizer, [evidence], prompt_length=0, boost=1.0, copy_weight=0.5)
     assert tokenizer(" biscuit", add_special_tokens=False)["input_ids"][0] in bias.token_ids and tokenizer.eos_token_id not in bias.token_ids
     # Off, the reply is the plain one.
     assert generator.generate(messages, evidence=[evidence], grounding=GroundingSettings()).text == plain.text
@@ -98,9 +99,14 @@ def test_evidence_answers_the_question_or_is_absent(engine: ReplyEngine) -> None
 
 
 def test_grounding_reads_only_what_the_asker_may_read(engine: ReplyEngine) -> None:
-    own = engine.reply(ReplyRequest(text="what's your cat's name?", asker_id=OWNER_ID, asker_name="you", place=Place.terminal()))
+    request = ReplyRequest(text="what's your cat's name?", asker_id=OWNER_ID, asker_name="you", place=Place.terminal())
+    own = engine.reply(request)
     assert [e.text for e in own.evidence] == [f"my cat is called {CANARY}, she is four now"]
     assert CANARY in own.text.replace(" ", "")  # the owner's own fact, copied into the reply
+    reply_id = engine.log(request, own)
+    with engine.store.connect() as conn:
+        [(logged,)] = conn.execute("SELECT evidence FROM replies WHERE id = %s", (reply_id,)).fetchall()
+    assert logged == [e.as_json() for e in own.evidence] and logged[0]["memory_id"] in [m.id for m in own.memories]
     guild = Place.guild(int(GUILD[0]), 1000000000000000104)
     asked = engine.reply(ReplyRequest(text="what's your cat's name?", asker_id=int(OTHER["id"]), asker_name="kim", place=guild,
                                       channel_id=1000000000000000104))

@@ -145,7 +145,7 @@ def test_every_evaluation_measures_fact_use_and_a_forget_removes_the_probes(stor
     _exchanges(store, embedder)
     tiny = build_tiny_model(tmp_path / "tiny", voice.PROMPTS + voice.REPLIES)
     settings = Settings(_env_file=None, database_url=database.url, home=tmp_path / "home", base_model=str(tiny), batch_size=4,
-                        grounding_boost=20.0, grounding_copy_boost=20.0, grounding_threshold=0.45, promote_on_fact_use=True)
+                        grounding_boost=20.0, grounding_copy_weight=0.9, grounding_threshold=0.45, promote_on_fact_use=True)
     outcome = pipeline.run(store, settings, incremental=False, max_steps=2, eval_samples=0, quiet=True)
     table = outcome.metrics["fact_use"]
     questions = {s["question"]: s for s in table["samples"]}

@@ -38,6 +38,8 @@ def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False)
         if show_memories:
             for m in reply.memories:
                 out.print(f"[dim]  recalled #{m.id} ({m.scope}): {escape(m.content.splitlines()[-1][:100])}[/]")
+            for e in reply.evidence:
+                out.print(f"[dim]  grounded on #{e.memory_id} ({e.score:.2f}): {escape(e.text[:100])}[/]")
         out.print(f"[bold]{escape(engine.owner_name)}>[/] {escape(reply.text)}")
         history += [Line("you", text, False), Line(engine.owner_name, reply.text, True)]
 
@@ -45,7 +47,7 @@ def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False)
 @app.command("chat")
 def chat(
     ctx: typer.Context,
-    show_memories: Annotated[bool, typer.Option("--show-memories", help="Print the memories each reply recalled.")] = False,
+    show_memories: Annotated[bool, typer.Option("--show-memories", help="Print the memories each reply recalled (and the sentences grounding pulled it towards).")] = False,
     greedy: Annotated[bool, typer.Option(help="Deterministic replies (no sampling).")] = False,
 ) -> None:
     """Talk to your persona in the terminal (same memory and adapter as the bot). Ctrl-D or /quit ends."""

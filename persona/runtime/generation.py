@@ -65,7 +65,7 @@ def generate(model: Any, tokenizer: Any, messages: Messages, settings: Generatio
         processors = LogitsProcessorList()
         if evidence and grounding is not None and grounding.enabled:
             processors.append(EvidenceBias(tokenizer, evidence, prompt_length=inputs["input_ids"].shape[1],
-                                           boost=grounding.boost, copy_boost=grounding.copy_boost))
+                                           boost=grounding.boost, copy_weight=grounding.copy_weight))
         output = model.generate(**inputs, **settings.generate_kwargs(tokenizer), logits_processor=processors)
     new = output[0, inputs["input_ids"].shape[1]:]
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))

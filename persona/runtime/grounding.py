@@ -17,12 +17,15 @@ prompt-lookup decoding continues n-grams found in the prompt:
    Only sentences above a similarity threshold count: a question that nothing in memory
    answers gets no evidence and an unbiased reply, never words from an unrelated memory.
 2. **Bias** (`EvidenceBias`): while the reply is generated, every token of the evidence
-   the reply has not said yet gets `boost` added to its logit, and the token that continues the evidence after
-   the reply's last one or two tokens gets `copy_boost` more (so "miso" pulls "turned
+   the reply has not said yet gets `boost` added to its logit, and the tokens that
+   continue the evidence after the reply's last one or two tokens (or open it, at the
+   reply's start) get `copy_weight` of the probability mixed in, as a pointer-generator
+   network mixes its copy distribution with the vocabulary's (so "miso" pulls "turned
    four" after it). The model still chooses: its own words where the evidence has
    nothing to say, the owner's where it does. End-of-turn is never boosted.
 
-The same bias is an OpenAI-style `logit_bias` (unigram part) for a server backend.
+A server backend (issue 13) can take the unigram part as an OpenAI-style `logit_bias`;
+the copy mixture needs the logits, so it runs in-process only.
 """
 
 from __future__ import annotations
@@ -59,17 +62,17 @@ class Evidence:
 @dataclass(frozen=True)
 class GroundingSettings:
     boost: float = 0.0  # logit added to evidence tokens; 0 turns grounding off
-    copy_boost: float = 0.0  # added to the token that continues the evidence
-    threshold: float = 0.5  # cosine similarity a sentence needs to count as evidence
+    copy_weight: float = 0.0  # probability mixed in for the token that continues the evidence (0..1)
+    threshold: float = 0.45  # cosine similarity a sentence needs to count as evidence
     max_evidence: int = 1
 
     @property
     def enabled(self) -> bool:
-        return self.boost > 0 or self.copy_boost > 0
+        return self.boost > 0 or self.copy_weight > 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> GroundingSettings:
-        return cls(boost=settings.grounding_boost, copy_boost=settings.grounding_copy_boost,
+        return cls(boost=settings.grounding_boost, copy_weight=settings.grounding_copy_weight,
                    threshold=settings.grounding_threshold, max_evidence=settings.grounding_max_evidence)
 
 
@@ -112,23 +115,46 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
 
 
 class EvidenceBias:
-    """A transformers LogitsProcessor: pulls generation towards the evidence's words."""
+    """A transformers LogitsProcessor: pulls generation towards the evidence's words.
 
-    def __init__(self, tokenizer: Any, evidence: Sequence[str], *, prompt_length: int, boost: float, copy_boost: float) -> None:
+    Copying is tracked by position: the tokens after each place in the evidence where the
+    reply's last two tokens (or last one) occur share `copy_weight` of the probability
+    (the model keeps the rest), and the reply's start counts as the evidence's start. A position is copied at most once, so "fr fr" cannot
+    turn into "fr fr fr …" and a sentence is not said twice."""
+
+    def __init__(self, tokenizer: Any, evidence: Sequence[str], *, prompt_length: int, boost: float, copy_weight: float) -> None:
         self.prompt_length = prompt_length
         self.boost = boost
-        self.copy_boost = copy_boost
+        self.copy_weight = copy_weight
         special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        sequences = [[t for t in tokenizer(variant, add_special_tokens=False)["input_ids"] if t not in special]
-                     for text in evidence for variant in (text, " " + text, text.lower(), " " + text.lower())]
-        self.token_ids = sorted({t for ids in sequences for t in ids})
-        self.next_of: dict[tuple[int, ...], set[int]] = {}
-        for ids in sequences:
+        variants = dict.fromkeys(v for text in evidence for v in (text, " " + text, text.lower(), " " + text.lower()))
+        self.sequences = [[t for t in tokenizer(v, add_special_tokens=False)["input_ids"] if t not in special] for v in variants]
+        self.token_ids = sorted({t for ids in self.sequences for t in ids})
+        # n-gram of the reply's end → the evidence positions (sequence, index) that follow it.
+        self.after: dict[tuple[int, ...], list[tuple[int, int]]] = {(): [(s, 0) for s, ids in enumerate(self.sequences) if ids]}
+        for s, ids in enumerate(self.sequences):
             for n in (1, 2):
                 for start in range(len(ids) - n):
-                    self.next_of.setdefault(tuple(ids[start:start + n]), set()).add(ids[start + n])
+                    self.after.setdefault(tuple(ids[start:start + n]), []).append((s, start + n))
+
+    def _following(self, generated: list[int]) -> list[tuple[int, int]]:
+        if not generated:
+            return self.after[()]
+        for n in (2, 1):
+            if len(generated) >= n and tuple(generated[-n:]) in self.after:
+                return self.after[tuple(generated[-n:])]
+        return []
+
+    def continuations(self, generated: list[int]) -> set[int]:
+        """The tokens that would continue copying after `generated` (not yet copied ones)."""
+        copied: set[tuple[int, int]] = set()
+        for t in range(len(generated)):
+            copied.update(p for p in self._following(generated[:t]) if self.sequences[p[0]][p[1]] == generated[t])
+        return {self.sequences[s][i] for s, i in self._following(generated) if (s, i) not in copied}
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
         for row in range(input_ids.shape[0]):
             generated = input_ids[row, self.prompt_length:].tolist()
             if self.boost:
@@ -136,10 +162,13 @@ class EvidenceBias:
                 # stops, so the reply can end instead of circling through the evidence.
                 said = set(generated)
                 scores[row, [t for t in self.token_ids if t not in said]] += self.boost
-            if self.copy_boost:
-                for n in (2, 1):
-                    follow = self.next_of.get(tuple(generated[-n:])) if len(generated) >= n else None
-                    if follow:
-                        scores[row, sorted(follow)] += self.copy_boost
-                        break
+            follow = self.continuations(generated) if self.copy_weight > 0 else set()
+            if follow:
+                # A mixture, not a logit bonus: the model ranks a rare name ("sprocket")
+                # 10+ logits below "the", more than any fixed bonus that leaves its other
+                # choices alone would overcome. Log-probabilities keep the warpers
+                # (temperature, top-p) that run after this meaningful.
+                mixed = torch.softmax(scores[row].float(), dim=-1) * (1 - self.copy_weight)
+                mixed[sorted(follow)] += self.copy_weight / len(follow)
+                scores[row] = torch.log(mixed).to(scores.dtype)
         return scores

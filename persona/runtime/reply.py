@@ -160,6 +160,7 @@ class ReplyEngine:
             adapter_version=reply.adapter_version, base_model=reply.base_model, latency_ms=reply.latency_ms,
             asker_id=request.asker_id, channel_id=request.channel_id, guild_id=guild_id, trigger_message_id=request.trigger_message_id,
             message_ids=tuple(message_ids or ()), context_author_ids=(*request.context_author_ids, *([request.asker_id] if request.asker_id else [])),
+            evidence=[e.as_json() for e in reply.evidence],
         )
         with self.store.connect() as conn:
             reply_id = replies.log_reply(conn, logged)
