@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import psycopg
 
 from persona import memory
@@ -101,9 +100,9 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
     if not candidates:
         return []
     asked = embedder.embed_query(question)
-    said = embedder.embed_passages([c[1] for c in candidates]) @ asked
-    prompted = embedder.embed_passages([c[2] or c[1] for c in candidates]) @ asked
-    scores = np.maximum(said, prompted)
+    texts = list(dict.fromkeys([c[1] for c in candidates] + [c[2] for c in candidates if c[2]]))  # one batch, each text once
+    similarity = dict(zip(texts, (embedder.embed_passages(texts) @ asked).tolist()))
+    scores = [max(similarity[said], similarity.get(prompted, -1.0)) for _, said, prompted in candidates]
     ranked = sorted(range(len(candidates)), key=lambda i: -float(scores[i]))
     chosen: list[Evidence] = []
     for i in ranked:
