@@ -69,32 +69,30 @@ def key_word(question: str, answer: str, frequency: Counter[str]) -> str | None:
 
 def build_probes(conn: psycopg.Connection, embedder: Embedder, train: list[Example], *, owner_id: int | None, owner_name: str,
                  grounding: GroundingSettings, limit: int, k: int = 5) -> list[Probe]:
-    """Up to `limit` probes from the answered questions of `train` (the newest first)."""
+    """Up to `limit` probes from the answered questions of `train`: questions asked once
+    (one asked again and again — "anyone up for the gym tonight?" — is small talk, its
+    answers differ each time), those whose key word the owner used least first."""
     if limit <= 0 or owner_id is None or memory.stored_model(conn) is None:
         return []
     frequency = Counter(w.lower() for e in train for m in e.messages if m["role"] == "assistant" for w in _WORD.findall(m["content"]))
-    probes: list[Probe] = []
-    seen: set[str] = set()
+    exchanges: list[tuple[Example, str, str, str]] = []
     for example in sorted(train, key=lambda e: e.last_at, reverse=True):
-        if "drill" in example.tags or "correction" in example.tags:
-            continue
-        exchange = answered_question(example)
-        if exchange is None:
+        if "drill" in example.tags or "correction" in example.tags or (exchange := answered_question(example)) is None:
             continue
         _, question_line, answer = exchange
         question = question_line.split(": ", 1)[-1].strip()
-        key = key_word(question, answer, frequency)
-        if key is None or question.lower() in seen:
-            continue
-        seen.add(question.lower())
+        if (key := key_word(question, answer, frequency)) is not None:
+            exchanges.append((example, question, answer, key))
+    asked = Counter(question.lower() for _, question, _, _ in exchanges)
+    candidates = sorted((x for x in exchanges if asked[x[1].lower()] == 1), key=lambda x: frequency[x[3]])  # stable: newest first among equals
+    probes: list[Probe] = []
+    for example, question, answer, key in candidates[:limit]:
         recalled = memory.recall(conn, embedder, question, asker_id=owner_id, place=Place.terminal(), owner_id=owner_id, k=k)
         evidence = find_evidence(conn, embedder, question, recalled, owner_id=owner_id, settings=grounding) if grounding.enabled else []
         messages = render(Frame(owner_name, "", "terminal", example.last_at[:10]), [Line("you", question, False)], [m.content for m in recalled])
         probes.append(Probe(question, answer, key, messages, [e.text for e in evidence], any(key in m.content.lower() for m in recalled),
                             sorted({*example.message_ids, *(i for m in recalled for i in m.message_ids)})))
-        if len(probes) >= limit:
-            break
-    log.info("fact probes: %d from %d training examples", len(probes), len(train))
+    log.info("fact probes: %d of %d answered questions (%d asked once)", len(probes), len(exchanges), len(candidates))
     return probes
 
 
