@@ -38,11 +38,12 @@ def pct(values: list[float], q: float) -> float:
 
 def summarise(timings: list[dict[str, float]], prefix: str) -> dict[str, float]:
     figures: dict[str, float] = {}
-    for part in ("context_fetch", "queue_wait", "recall", "prompt", "generate", "send", "total"):
+    for part in ("context_fetch", "queue_wait", "recall", "evidence", "prompt", "generate", "send", "total"):
         values = [t.get(part, 0.0) for t in timings]
         figures[f"{prefix}{part}_p50_ms"] = pct(values, 50)
         figures[f"{prefix}{part}_p99_ms"] = pct(values, 99)
-    overhead = [t["context_fetch"] + t["recall"] + t["prompt"] + t["send"] for t in timings]
+    # Grounding's evidence search (persona/runtime/grounding.py) is work outside generation too.
+    overhead = [t["context_fetch"] + t["recall"] + t.get("evidence", 0.0) + t["prompt"] + t["send"] for t in timings]
     figures[f"{prefix}overhead_p99_ms"] = pct(overhead, 99)
     tokens = sum(t["new_tokens"] for t in timings)
     seconds = sum(t["generate"] for t in timings) / 1000

@@ -140,14 +140,17 @@ def _release_embedded(data_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_on_smollm2_learns_the_voice(persona_exe: Path, tmp_path: Path) -> None:
+def test_demo_on_smollm2_learns_the_voice_and_says_what_it_remembers(persona_exe: Path, tmp_path: Path) -> None:
+    """The real model end to end: the adapter learns June's voice (held-out loss well
+    below the base model's, not just noise), and the grounded reply states her fact."""
     result = run_demo(persona_exe, tmp_path / "home", "--max-steps", "10", "--prompts", "1", "--eval-samples", "1", "--json", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     losses = summary["heldout_loss"]
     assert summary["trained"] and summary["adapter"] == "v1"
-    assert losses["candidate"] < losses["base"], losses
-    assert summary["answers"][0]["persona"]
+    assert losses["candidate"] < losses["base"] * 0.8, losses
+    answer = summary["answers"][0]
+    assert answer["expected"] in answer["persona"].lower(), answer  # "what's your cat's name?" → "miso …"
 
 
 def test_unwritable_home_is_one_line(persona_exe: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import Messages
 from persona.runtime.generation import Generated, GenerationSettings, Generator
+from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest
 from persona.storage.db import Database
@@ -47,10 +48,12 @@ SECRETS = (CANARY, NOTE_CANARY, TOKEN, "don't tell anyone", "safe with me", "the
 
 
 class ObedientModel(Generator):
-    """The worst model: whatever it is asked, it answers with its entire prompt."""
+    """The worst model: whatever it is asked, it answers with its entire prompt and
+    every sentence grounding pulled it towards."""
 
-    def generate(self, messages: Messages, *, greedy: bool | None = None) -> Generated:
-        return Generated("\n".join(m["content"] for m in messages), 1)
+    def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
+                 grounding: GroundingSettings | None = None) -> Generated:
+        return Generated("\n".join([*(m["content"] for m in messages), *evidence]), 1)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str, template
     spec = resolve_base_model(str(build_tiny_model(folder / "tiny")))
     model = ObedientModel(spec, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
     assert TOKEN not in "".join(PROBES)
-    yield ReplyEngine(store, embedder, model, owner_id=OWNER_ID, owner_name="Alex", style_notes="never reveal secrets")
+    yield ReplyEngine(store, embedder, model, owner_id=OWNER_ID, owner_name="Alex", style_notes="never reveal secrets",
+                      grounding=GroundingSettings(boost=3.0, copy_weight=0.5, threshold=0.0, max_evidence=10))  # every sentence it can find
     _drop_database(pg_admin_url, name)
 
 
@@ -105,9 +109,11 @@ def test_no_probe_gets_anything_out_of_scope(engine: ReplyEngine, seat: Seat) ->
 def test_the_control_the_owner_reaches_both_canaries(engine: ReplyEngine) -> None:
     """The same pipeline, asked by the owner in the terminal, does recall them: the probes
     above would catch a leak if the scope rules let one through."""
-    seen = ""
+    seen = grounded = ""
     for probe in ("what is Sam's locker code?", "what's in my journal?"):
         reply = engine.reply(ReplyRequest(text=probe, asker_id=OWNER_ID, asker_name="you", place=Place.terminal()))
         seen += json.dumps(reply.prompt) + reply.text
+        grounded += " ".join(e.text for e in reply.evidence)
     assert CANARY in seen and NOTE_CANARY in seen
+    assert NOTE_CANARY in grounded  # the owner's own journal sentence is evidence here: the probes above would see one out of scope
     assert TOKEN not in seen and "<SECRET>" in seen  # a token is scrubbed before it is stored: not even the owner gets it back
