@@ -322,7 +322,7 @@ def fact_probes(conn: psycopg.Connection, settings: Settings, train: list[Exampl
     from persona.memory.embeddings import Embedder, resolve_embed_model
 
     owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
-    return build_probes(conn, Embedder(resolve_embed_model(settings.embed_model)), [e for e in train if not e.feedback_id],
+    return build_probes(conn, Embedder(resolve_embed_model(settings.embed_model)), train,
                         owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me",
                         grounding=GroundingSettings.from_settings(settings), limit=settings.eval_fact_probes)
 

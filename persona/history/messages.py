@@ -81,11 +81,11 @@ def conversation(conn: psycopg.Connection, channel_id: int, sources: list[str]) 
 # --- memory building: which messages are not in a memory yet ----------------------------------
 
 
-def exchanges(conn: psycopg.Connection, message_ids: list[int]) -> list[tuple[int, str]]:
-    """(author id, content) of these messages in the order they were written (what a
-    memory holds, read back line by line)."""
-    rows = conn.execute("SELECT author_id, content FROM messages WHERE id = ANY(%s) ORDER BY created_at, id", (message_ids,)).fetchall()
-    return [(int(r[0]), r[1] or "") for r in rows]
+def exchanges(conn: psycopg.Connection, message_ids: list[int]) -> list[tuple[int, int, str]]:
+    """(message id, author id, content) of these messages in the order they were written
+    (what memories hold, read back line by line; one query for several memories)."""
+    rows = conn.execute("SELECT id, author_id, content FROM messages WHERE id = ANY(%s) ORDER BY created_at, id", (message_ids,)).fetchall()
+    return [(int(r[0]), int(r[1]), r[2] or "") for r in rows]
 
 
 def channels_with_unchunked(conn: psycopg.Connection) -> list[int]:

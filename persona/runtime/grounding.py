@@ -95,21 +95,21 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
     """The owner's sentences among `memories` that answer `question`, best first."""
     if owner_id is None or not memories or not question.strip():
         return []
-    candidates = [(m.id, sentence, prompted) for m in memories
-                  for sentence, prompted in owner_sentences(history.exchanges(conn, m.message_ids), owner_id)]
+    lines = history.exchanges(conn, [i for m in memories for i in m.message_ids])  # one query for every memory
+    candidates = [(m.id, sentence, prompted) for m, held in ((m, set(m.message_ids)) for m in memories)
+                  for sentence, prompted in owner_sentences([(a, c) for i, a, c in lines if i in held], owner_id)]
     if not candidates:
         return []
     asked = embedder.embed_query(question)
     texts = list(dict.fromkeys([c[1] for c in candidates] + [c[2] for c in candidates if c[2]]))  # one batch, each text once
     similarity = dict(zip(texts, (embedder.embed_passages(texts) @ asked).tolist()))
     scores = [max(similarity[said], similarity.get(prompted, -1.0)) for _, said, prompted in candidates]
-    ranked = sorted(range(len(candidates)), key=lambda i: -float(scores[i]))
     chosen: list[Evidence] = []
-    for i in ranked:
-        if float(scores[i]) < settings.threshold or len(chosen) >= settings.max_evidence:
+    for i in sorted(range(len(candidates)), key=lambda i: -scores[i]):
+        if scores[i] < settings.threshold or len(chosen) >= settings.max_evidence:
             break
         if all(candidates[i][1] != e.text for e in chosen):
-            chosen.append(Evidence(candidates[i][0], candidates[i][1], float(scores[i])))
+            chosen.append(Evidence(candidates[i][0], candidates[i][1], scores[i]))
     return chosen
 
 
@@ -118,8 +118,9 @@ class EvidenceBias:
 
     Copying is tracked by position: the tokens after each place in the evidence where the
     reply's last two tokens (or last one) occur share `copy_weight` of the probability
-    (the model keeps the rest), and the reply's start counts as the evidence's start. A position is copied at most once, so "fr fr" cannot
-    turn into "fr fr fr …" and a sentence is not said twice."""
+    (the model keeps the rest), and the reply's start counts as the evidence's start. A
+    position is copied at most once, so "fr fr" cannot turn into "fr fr fr …" and a
+    sentence is not said twice."""
 
     def __init__(self, tokenizer: Any, evidence: Sequence[str], *, prompt_length: int, boost: float, copy_weight: float) -> None:
         self.prompt_length = prompt_length
