@@ -32,3 +32,12 @@ def place_of(message: discord.Message) -> tuple[Place, str]:
     if isinstance(channel, discord.GroupChannel):
         return Place("group_dm", channel_id=channel.id), place_label("group_dm", channel.name, None, None)
     return Place.dm(channel.id), place_label("dm", None, None, message.author.display_name)
+
+
+def place_of_interaction(interaction: discord.Interaction) -> Place:
+    """Where a slash command was used: the scope rules of what it may show."""
+    if interaction.guild_id is not None:
+        return Place.guild(interaction.guild_id, interaction.channel_id)
+    if isinstance(interaction.channel, discord.GroupChannel):
+        return Place("group_dm", channel_id=interaction.channel_id)
+    return Place.dm(interaction.channel_id)

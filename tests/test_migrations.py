@@ -23,8 +23,9 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     },
     "memories": {
         "id", "scope", "channel_id", "content", "embedding", "embed_model", "tsv",
-        "started_at", "ended_at", "message_ids", "created_at", "author_ids",
+        "started_at", "ended_at", "message_ids", "created_at", "author_ids", "topic_id",
     },
+    "memory_topics": {"id", "centroid", "built_at"},
     "adapter_versions": {
         "id", "parent_id", "base_model", "path", "status", "status_reason", "data_watermark",
         "feedback_watermark", "hyperparams", "metrics", "created_at", "activated_at",

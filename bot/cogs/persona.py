@@ -1,4 +1,4 @@
-"""`/persona feedback | status | optout | optin | forget`."""
+"""`/persona feedback | status | topics | optout | optin | forget`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.services import Services
+from bot.triggers import place_of_interaction
+from persona.memory import topics as memory_topics
 from persona.privacy.forget import Forgotten, forget_channel, forget_person, forget_range, opt_in, opt_out
 from persona.replies import record_feedback
 from persona.status import describe, status
@@ -21,6 +23,16 @@ from persona.status import describe, status
 T = TypeVar("T")
 
 _MESSAGE_LINK = re.compile(r"(\d{15,21})\s*$")
+
+
+def topics_message(known: list[memory_topics.Topic], *, limit: int = 15) -> str:
+    """`/persona topics`: one line per topic, covered well first (Discord's 2,000-character limit kept)."""
+    if not known:
+        return "I don't know much about anything here yet"
+    lines = [f"**{label}**\n" + "\n".join(f"• {t.describe()}" for t in chosen[:limit])
+             for label, chosen in (("what I know well here", [t for t in known if not t.thin]),
+                                   ("thin (only a little)", [t for t in known if t.thin])) if chosen]
+    return "\n".join(lines)[:2000]
 
 
 def message_id_of(text: str | None) -> int | None:
@@ -53,10 +65,19 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
         text = "thanks, noted" if reply_id else "I couldn't find a reply of mine to rate here"
         await interaction.response.send_message(text, ephemeral=True)
 
-    @app_commands.command(name="status", description="Active adapter, data counts, last and next retrain")
+    def _topics_here(self, conn: psycopg.Connection, interaction: discord.Interaction) -> list[memory_topics.Topic]:
+        return memory_topics.topics_for(conn, asker_id=interaction.user.id, place=place_of_interaction(interaction), owner_id=self.services.owner_id)
+
+    @app_commands.command(name="status", description="Active adapter, data counts, last and next retrain, what I know well")
     async def status(self, interaction: discord.Interaction) -> None:
-        summary = await asyncio.to_thread(self._in_transaction, status)
-        await interaction.response.send_message(describe(summary, self.services.next_retrain()), ephemeral=True)
+        summary, known = await asyncio.to_thread(self._in_transaction, lambda conn: (status(conn), self._topics_here(conn, interaction)))
+        text = describe(summary, self.services.next_retrain()) + "\n" + memory_topics.describe(known, limit=5)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="topics", description="What I can talk about well here, and what I know little about")
+    async def topics(self, interaction: discord.Interaction) -> None:
+        known = await asyncio.to_thread(self._in_transaction, lambda conn: self._topics_here(conn, interaction))
+        await interaction.response.send_message(topics_message(known), ephemeral=True)
 
     @app_commands.command(name="optout", description="Delete what you said from the persona's memory and training data, and keep it out")
     async def optout(self, interaction: discord.Interaction) -> None:

@@ -1,4 +1,4 @@
-"""`persona memory build | rebuild | search`."""
+"""`persona memory build | rebuild | search` and `persona topics`."""
 
 from __future__ import annotations
 
@@ -99,6 +99,42 @@ def memory_search(
         out.print()
     if not results:
         out.print("nothing recalled")
+
+
+@app.command("topics")
+def topics_command(
+    ctx: typer.Context,
+    as_user: Annotated[int | None, typer.Option("--as", help="Who asks (a Discord user id; default: the owner).")] = None,
+    channel: Annotated[int | None, typer.Option(help="Where they ask: a channel id (default: the owner's terminal).")] = None,
+    guild: Annotated[int | None, typer.Option(help="The server of --channel, if persona has not seen that channel.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of topics.")] = False,
+) -> None:
+    """What the owner's history covers well and thinly: clusters of their memories, named by their most distinctive words
+    (scope rules applied: `--as` and `--channel` show what someone else would be told there)."""
+    from persona.history.people import resolve_owner
+    from persona.memory import topics
+    from persona.privacy.scopes import Place
+    from persona.storage.store import open_store
+
+    settings = settings_of(ctx)
+    store = open_store(settings)
+    with store.connect() as conn:
+        owner = resolve_owner(conn, settings.owner_id)
+        owner_id = owner.id if owner else None
+        asker = as_user if as_user is not None else owner_id
+        place = Place.terminal() if channel is None and guild is None and as_user is None else _place(conn, channel, guild)
+        found = topics.topics_for(conn, asker_id=asker, place=place, owner_id=owner_id)
+    if as_json:
+        print(json.dumps([t.as_json() for t in found]))
+        return
+    if not found:
+        out.print("no topics yet: import the owner's history and run `persona memory build`")
+        return
+    for label, chosen in (("covered well", [t for t in found if not t.thin]), ("thin (few memories)", [t for t in found if t.thin])):
+        if chosen:
+            out.print(f"[bold]{label}[/]")
+            for t in chosen:
+                out.print(f"  {t.describe()}", markup=False)
 
 
 def _place(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from persona.history import messages as history
+from persona.history import people
+from persona.memory import topics
 from persona.memory.chunking import DEFAULT_GAP, Chunk, ChunkMessage, chunk_conversation, chunk_note
 from persona.memory.embeddings import Embedder
 from persona.memory.vectors import ensure_index, prepare_vectors
@@ -116,6 +118,7 @@ def build(conn: psycopg.Connection, embedder: Embedder, *, close_open: bool = Tr
     with bar(unembedded_count(conn)) as advance:
         embedded = embed_pending(conn, embedder, progress=advance)
     index_built = ensure_index(conn)
+    _update_topics(conn)
     return Built(created, embedded, count(conn), index_built)
 
 
@@ -132,7 +135,17 @@ def rebuild(conn: psycopg.Connection, embedder: Embedder, *, bar: ProgressBar = 
     with bar(total) as advance:
         embedded = embed_pending(conn, embedder, progress=advance)
     ensure_index(conn)
+    owner = people.stored_owner(conn)
+    if owner is not None:
+        topics.rebuild(conn, owner.id)  # the old centroids are in the old model's space
+        conn.commit()
     return embedded
+
+
+def _update_topics(conn: psycopg.Connection) -> None:
+    owner = people.stored_owner(conn)
+    topics.update(conn, owner.id if owner else None)
+    conn.commit()
 
 
 def count(conn: psycopg.Connection) -> int:

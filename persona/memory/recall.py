@@ -97,6 +97,13 @@ _NOT_OPTED_OUT = "AND NOT (author_ids && coalesce((SELECT array_agg(id) FROM peo
 MODES = ("fused", "vector", "text")
 
 
+def readable_filter(scopes: list[str] | None) -> str:
+    """The WHERE conditions (after a leading condition, each starting with AND) that keep
+    a query on `memories` inside `scopes` (None: all) and away from opted-out people;
+    the query binds `%(scopes)s`. Everything that reads memory filters through this."""
+    return ("AND scope = ANY(%(scopes)s) " if scopes is not None else "") + _NOT_OPTED_OUT
+
+
 def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: list[str] | None, *, k: int = 10,
            mode: str = "fused", recency: float = RECENCY_WEIGHT) -> list[Memory]:
     """Top-k memories for `query` within `scopes` (None: all). `mode`: fused, vector or text;
@@ -106,7 +113,7 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
     if scopes is not None and not scopes:
         return []
     check_model(conn, embedder)
-    filters = ("AND scope = ANY(%(scopes)s) " if scopes is not None else "") + _NOT_OPTED_OUT
+    filters = readable_filter(scopes)
     parts = []
     if mode in ("fused", "vector"):
         order = _EXACT_ORDER if _small_scope(conn, scopes) else _ANN_ORDER

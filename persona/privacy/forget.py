@@ -8,8 +8,9 @@ the adapters: every version trained on a forgotten message or rating is marked
 tainted, the files beside the versions are marked for a rewrite
 (`persona.adapter_files.purge_pending`, run once the transaction commits), and a
 tainted active adapter is replaced by the newest clean version when there is one.
-Retraining without the forgotten data is the caller's next step. Each table group's
-own module does its part; callers own the transaction, so a failure deletes nothing.
+Topics are clustered again without the forgotten memories. Retraining without the
+forgotten data is the caller's next step. Each table group's own module does its part;
+callers own the transaction, so a failure deletes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from persona import adapters, replies
 from persona.adapter_files import Purged, purge_pending
 from persona.history import messages, people
 from persona.memory import forget as memories
+from persona.memory import topics
 from persona.privacy.scopes import dm_scope
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,13 @@ def forget_range(conn: psycopg.Connection, start: datetime, end: datetime) -> Fo
 
 def _reach_adapters(conn: psycopg.Connection, deleted: list[int], forgotten_memories: list[int], gone: replies.ForgottenReplies,
                     reason: str) -> Forgotten:
+    if forgotten_memories:
+        # Topic centroids average the memories' vectors: cluster again without the forgotten ones.
+        owner = people.stored_owner(conn)
+        if owner is not None:
+            topics.rebuild(conn, owner.id)
+        else:
+            topics.clear(conn)
     tainted = adapters.taint(conn, deleted, gone.feedback_ids, reason)
     was_active, replacement = adapters.replace_tainted_active(conn)
     if tainted:
