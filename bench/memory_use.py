@@ -12,8 +12,10 @@ sentences that answer the question pull the reply towards their words) — and a
 with recall off (did the answer come from memory, or from the weights?). An answer
 counts when it contains the fact's key word. The base model with the same memories is
 the baseline of the same run. Questions whose answer is nowhere in the history measure
-invention: how often grounding found (wrong) evidence for them, and how often a reply
-says it does not know (a word list: "not sure", "idk", "no idea", …).
+invention: how often grounding found (wrong) evidence for them, how often a reply
+says it does not know (a word list: "not sure", "idk", "no idea", …), and with
+PERSONA_SAY_UNKNOWN (persona/runtime/unknowns.py) how many of them get a "not sure" and
+how many answerable questions wrongly do.
 
     python bench/memory_use.py [--steps 40] [--drills 0] [--histories demo,second]
                                [--boost 5 --copy-weight 0.5 --threshold 0.45]
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from demo import sample  # noqa: E402
+from persona.runtime.unknowns import HEDGE  # noqa: E402
 
 QUESTIONS = {
     "demo": [
@@ -64,7 +66,6 @@ SECOND_FACTS = [
 UNANSWERABLE = ["what car do you drive?", "what's your brother's name?", "where did you go to university?", "what's your middle name?",
                 "what's your favourite band?", "do you have kids?", "what phone do you have?", "what's your favourite movie?",
                 "how tall are you?", "what did you have for breakfast?"]
-HEDGE = re.compile(r"\b(?:not sure|idk|i don'?t know|dunno|no idea|can'?t remember|don'?t remember|forgot|never told|who knows|hmm+)\b", re.I)
 
 
 def history_home(name: str, root: Path) -> tuple[Any, Any]:
@@ -89,19 +90,20 @@ def history_home(name: str, root: Path) -> tuple[Any, Any]:
     return settings, store
 
 
-def answer_all(engine: Any, questions: list[str], *, recall: bool, grounding: Any = None) -> list[Any]:
+def answer_all(engine: Any, questions: list[str], *, recall: bool, grounding: Any = None, say_unknown: bool = False) -> list[Any]:
     """The engine's replies to `questions`, asked by the owner in the terminal."""
     from persona.privacy.scopes import Place
     from persona.runtime.grounding import GroundingSettings
     from persona.runtime.reply import ReplyRequest
 
-    k, configured = engine.k, engine.grounding
+    k, configured, unknown = engine.k, engine.grounding, engine.say_unknown
     engine.k = k if recall else 0
     engine.grounding = grounding or GroundingSettings()
+    engine.say_unknown = say_unknown
     try:
         return [engine.reply(ReplyRequest(text=q, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())) for q in questions]
     finally:
-        engine.k, engine.grounding = k, configured
+        engine.k, engine.grounding, engine.say_unknown = k, configured, unknown
 
 
 def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) -> dict[str, Any]:
@@ -128,7 +130,8 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
     questions = QUESTIONS[name]
     figures: dict[str, Any] = {name: {} for name in ("fact_used", "fact_used_grounded", "fact_used_without_recall", "unanswerable_hedged",
                                                      "unanswerable_hedged_grounded", "unanswerable_with_evidence", "answers_grounded",
-                                                     "unanswerable_grounded", "evidence_ms_p50")}
+                                                     "unanswerable_grounded", "evidence_ms_p50", "unanswerable_said_unknown",
+                                                     "answerable_said_unknown", "unanswerable_with_say_unknown")}
     asked = [q for q, _ in questions]
 
     def used(replies: list[Any]) -> int:
@@ -148,6 +151,12 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
         figures["answers_grounded"][label] = [r.text for r in grounded]
         figures["unanswerable_grounded"][label] = [r.text for r in unknown_grounded]
         figures["evidence_ms_p50"][label] = round(statistics.median(r.timings_ms.get("evidence", 0.0) for r in grounded + unknown_grounded), 1)
+        # PERSONA_SAY_UNKNOWN (the default): "not sure" when nothing in memory answers a question about the owner.
+        honest_unknown = answer_all(engine, UNANSWERABLE, recall=True, grounding=grounding, say_unknown=True)
+        honest_known = answer_all(engine, asked, recall=True, grounding=grounding, say_unknown=True)
+        figures["unanswerable_said_unknown"][label] = sum(r.said_unknown for r in honest_unknown)
+        figures["answerable_said_unknown"][label] = sum(r.said_unknown for r in honest_known)
+        figures["unanswerable_with_say_unknown"][label] = [r.text for r in honest_unknown]
     with store.connect() as conn:
         recalled = sum(any(word in m.content.lower() for m in memory.recall(conn, engine.embedder, question, asker_id=sample.OWNER.id,
                                                                              place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))

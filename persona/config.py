@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     grounding_copy_weight: float = Field(default=0.5, ge=0, le=1, description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
     grounding_threshold: float = Field(default=0.45, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
     grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
+    say_unknown: bool = Field(default=True, description="Answer a factual question about the owner that memory cannot answer with a 'not sure' in their voice instead of generating.")
 
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")

@@ -78,6 +78,20 @@ def conversation(conn: psycopg.Connection, channel_id: int, sources: list[str]) 
     return [StoredMessage(*r) for r in rows]
 
 
+def owner_lines_containing(conn: psycopg.Connection, owner_id: int, phrases: tuple[str, ...], scopes: list[str] | None, *,
+                           max_chars: int, limit: int = 5) -> list[str]:
+    """The owner's most used lines of at most `max_chars` that contain one of `phrases`
+    (case-insensitive), written in `scopes` (None: anywhere)."""
+    rows = conn.execute(
+        "SELECT content FROM messages WHERE author_id = %(owner)s AND length(content) <= %(max)s "
+        "AND content ILIKE ANY(%(patterns)s) AND (%(all)s OR scope = ANY(%(scopes)s)) "
+        "GROUP BY content ORDER BY count(*) DESC, content LIMIT %(limit)s",
+        {"owner": owner_id, "max": max_chars, "patterns": [f"%{p}%" for p in phrases], "all": scopes is None, "scopes": scopes or [],
+         "limit": limit},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 # --- memory building: which messages are not in a memory yet ----------------------------------
 
 

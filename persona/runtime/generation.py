@@ -53,13 +53,15 @@ class Generated:
 
 
 def generate(model: Any, tokenizer: Any, messages: Messages, settings: GenerationSettings, *, evidence: Sequence[str] = (),
-             grounding: GroundingSettings | None = None) -> Generated:
+             grounding: GroundingSettings | None = None, opening: str = "") -> Generated:
     """One reply to `messages` with `settings` (the model's own chat template), pulled
-    towards the words of `evidence` when `grounding` is on (persona/runtime/grounding.py)."""
+    towards the words of `evidence` when `grounding` is on (persona/runtime/grounding.py).
+    With `opening`, the reply starts with those words and the model continues them (the
+    returned text is the continuation only)."""
     import torch
     from transformers import LogitsProcessorList
 
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + opening
     with torch.no_grad():
         inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
         processors = LogitsProcessorList()
@@ -114,7 +116,9 @@ class Generator:
         return count_chat_tokens(self.tokenizer, messages)
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None) -> Generated:
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
         settings = self.settings if greedy is None else replace(self.settings, greedy=greedy)
+        if max_new_tokens is not None:
+            settings = replace(settings, max_new_tokens=max_new_tokens)
         with self._lock:
-            return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding)
+            return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding, opening=opening)

@@ -24,6 +24,7 @@ from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.privacy.scrub import Scrubber
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
+from persona.runtime import unknowns
 from persona.runtime.generation import GenerationSettings, Generator
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
 from persona.runtime.model import resolve_base_model
@@ -64,6 +65,7 @@ class Reply:
     timings_ms: dict[str, float]
     new_tokens: int = 0
     evidence: list[Evidence] = field(default_factory=list)  # the owner's sentences the reply was pulled towards
+    said_unknown: bool = False  # a question about the owner that memory could not answer: "not sure" (persona/runtime/unknowns.py)
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -89,7 +91,8 @@ class ReplyEngine:
     """Everything a reply needs, minus Discord."""
 
     def __init__(self, store: Store, embedder: Embedder, generator: Generator, *, owner_id: int | None, owner_name: str,
-                 style_notes: str = "", context_tokens: int = 1200, k: int = 5, grounding: GroundingSettings | None = None) -> None:
+                 style_notes: str = "", context_tokens: int = 1200, k: int = 5, grounding: GroundingSettings | None = None,
+                 say_unknown: bool = False) -> None:
         self.store = store
         self.embedder = embedder
         self.generator = generator
@@ -101,6 +104,7 @@ class ReplyEngine:
         self.context_tokens = min(context_tokens, window - generator.settings.max_new_tokens) if window else context_tokens
         self.k = k
         self.grounding = grounding or GroundingSettings()
+        self.say_unknown = say_unknown
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, embedder: Embedder | None = None,
@@ -111,7 +115,7 @@ class ReplyEngine:
         generator = Generator(resolve_base_model(settings.base_model, settings.models_dir), generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
-                     grounding=GroundingSettings.from_settings(settings))
+                     grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown)
         engine.refresh_adapter()
         return engine
 
@@ -138,20 +142,31 @@ class ReplyEngine:
             recalled = memory.recall(conn, self.embedder, query, asker_id=request.asker_id, place=request.place, owner_id=self.owner_id, k=self.k)
             timings["recall"] = (time.perf_counter() - mark) * 1000
             evidence: list[Evidence] = []
-            if self.grounding.enabled:
+            asks_fact = self.say_unknown and self.owner_id is not None and unknowns.asks_about_owner(request.text)
+            if self.grounding.enabled or asks_fact:
                 mark = time.perf_counter()
                 evidence = find_evidence(conn, self.embedder, request.text, recalled, owner_id=self.owner_id, settings=self.grounding)
                 timings["evidence"] = (time.perf_counter() - mark) * 1000
+            hedges = (unknowns.owner_hedges(conn, self.owner_id, readable_scopes(request.asker_id, request.place, self.owner_id))
+                      if asks_fact and not evidence and self.owner_id is not None else None)
         mark = time.perf_counter()
         prompt = self.build_prompt(request, recalled)
         timings["prompt"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
-        generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding)
+        new_tokens = 0
+        if hedges:  # nothing in memory answers a question about the owner: their own "not sure"
+            raw = unknowns.pick(hedges, request.text)
+        elif hedges is not None:  # … or the model's words after a forced "not sure", one clause long
+            generated = self.generator.generate(prompt, opening=unknowns.OPENING, max_new_tokens=8)
+            raw, new_tokens = unknowns.first_clause(unknowns.OPENING, generated.text), generated.new_tokens
+        else:
+            generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding)
+            raw, new_tokens = generated.text, generated.new_tokens
         timings["generate"] = (time.perf_counter() - mark) * 1000
-        text = Scrubber().scrub(_CONTROL.sub("", generated.text)).strip() or "…"
+        text = Scrubber().scrub(_CONTROL.sub("", raw)).strip() or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
-                     int((time.perf_counter() - started) * 1000), timings, generated.new_tokens, evidence)
+                     int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=hedges is not None)
 
     def log(self, request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> int:
         """Record a sent reply; returns its id (what feedback points at)."""

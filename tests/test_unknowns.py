@@ -1,0 +1,116 @@
+"""Saying "not sure" when memory has nothing: factual questions about the owner that no
+readable memory answers get the owner's own "not sure" (from a place the asker may read),
+or the model's words after a forced "not sure"; everything else is generated as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.dce import ingest_dce
+from persona import memory
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.privacy.scopes import Place
+from persona.runtime import unknowns
+from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.grounding import GroundingSettings
+from persona.runtime.model import resolve_base_model
+from persona.runtime.reply import ReplyEngine, ReplyRequest
+from persona.storage.db import Database
+from persona.storage.store import Store
+from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
+from tests.fixtures.discord_package import OWNER_ID
+from tests.fixtures.tiny_model import build_tiny_model
+
+GUILD = ("5000000000000000031", "Crag")
+KIM = int(OTHER["id"])
+DM_ONLY_HEDGE = "idk ask zorblat"  # the owner's "don't know" line in a DM: never said in the server
+
+
+@pytest.mark.parametrize("text", [
+    "what car do you drive?", "what's your brother's name?", "where did you go to university?", "do you have kids?", "how tall are you?",
+    "<@123456789012345678> whats ur cat called", "What's your favourite band?", "ok but how old are you", "when did you move here?",
+])
+def test_factual_questions_about_the_owner(text: str) -> None:
+    assert unknowns.asks_about_owner(text)
+
+
+@pytest.mark.parametrize("text", [
+    "how are you?", "what's up", "can you send me the link?", "what do you think about rust?", "wanna climb tonight?", "lol nice",
+    "are you coming tonight?", "what time is it?", "where is the party?", "you there?", "tell me about your weekend", "i have a cat",
+])
+def test_small_talk_requests_and_opinions_are_not_facts(text: str) -> None:
+    assert not unknowns.asks_about_owner(text)
+
+
+def test_first_clause_and_pick() -> None:
+    assert unknowns.first_clause("not sure", "tbh, her name is klomba") == "not sure tbh"
+    assert unknowns.first_clause("not sure", "") == "not sure"
+    lines = ["idk", "no idea lol", "dunno"]
+    assert unknowns.pick(lines, "what car do you drive?") == unknowns.pick(lines, "what car do you drive?") in lines
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
+    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
+    return Generator(spec, GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder(resolve_embed_model(""))
+
+
+def engine_for(database: Database, generator: Generator, embedder: Embedder, folder: Path, *, hedges: bool) -> ReplyEngine:
+    """The owner states one fact in the server; with `hedges`, they also said "no idea lol"
+    there and a "don't know" line in a DM (the DM one must never reach the server)."""
+    store = Store(database)
+    general = [message(1300000000000000201, OTHER, "what's your dog called?", ts="2024-03-02T09:00:00+00:00"),
+               message(1300000000000000202, OWNER, "my dog is called biscuit, tiny corgi", ts="2024-03-02T09:01:00+00:00")]
+    if hedges:
+        general += [message(1300000000000000203, OTHER, "who won the match?", ts="2024-03-05T09:00:00+00:00"),
+                    message(1300000000000000204, OWNER, "no idea lol", ts="2024-03-05T09:01:00+00:00")]
+        write_export(folder / "sam.json", channel_id=1000000000000000301, channel_type="DirectTextChat", messages=[
+            message(1200000000000000301, FRIEND, "what's the wifi password?", ts="2024-03-01T10:00:00+00:00"),
+            message(1200000000000000302, OWNER, DM_ONLY_HEDGE, ts="2024-03-01T10:01:00+00:00"),
+            message(1200000000000000303, FRIEND, "what's the wifi password again?", ts="2024-03-09T10:00:00+00:00"),
+            message(1200000000000000304, OWNER, DM_ONLY_HEDGE, ts="2024-03-09T10:01:00+00:00"),  # said more often than the server's line
+        ])
+    write_export(folder / "general.json", channel_id=1000000000000000304, channel_type="GuildTextChat", guild=GUILD, name="general",
+                 messages=general)
+    ingest_dce(store, [folder], owner_id=OWNER_ID)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+    return ReplyEngine(store, embedder, generator, owner_id=OWNER_ID, owner_name="Alex", say_unknown=True,
+                       grounding=GroundingSettings(boost=3.0, copy_weight=0.5, threshold=0.45))
+
+
+def ask(engine: ReplyEngine, text: str, asker: int, place: Place):  # noqa: ANN201 - Reply
+    return engine.reply(ReplyRequest(text=text, asker_id=asker, asker_name="kim", place=place))
+
+
+def test_the_owners_own_not_sure_from_a_place_the_asker_may_read(database: Database, generator: Generator, embedder: Embedder,
+                                                                  tmp_path: Path) -> None:
+    engine = engine_for(database, generator, embedder, tmp_path / "dce", hedges=True)
+    server = Place.guild(int(GUILD[0]), 1000000000000000304)
+    unknown = ask(engine, "what car do you drive?", KIM, server)
+    assert unknown.said_unknown and unknown.text == "no idea lol" and not unknown.evidence  # the DM's line is used more, but not here
+    assert "zorblat" not in unknown.text and unknown.new_tokens == 0
+    at_home = ask(engine, "what car do you drive?", OWNER_ID, Place.terminal())
+    assert at_home.said_unknown and at_home.text in {"no idea lol", DM_ONLY_HEDGE}
+    # A fact memory holds is answered (grounded), and small talk is generated as before.
+    known = ask(engine, "what's your dog's name?", KIM, server)
+    assert not known.said_unknown and known.evidence and "biscuit" in known.evidence[0].text
+    chat = ask(engine, "how are you?", KIM, server)
+    assert not chat.said_unknown and chat.new_tokens > 0
+    engine.say_unknown = False  # PERSONA_SAY_UNKNOWN=false: the model answers whatever it likes
+    assert not ask(engine, "what car do you drive?", KIM, server).said_unknown
+
+
+def test_without_such_a_line_the_model_continues_not_sure_for_one_clause(database: Database, generator: Generator, embedder: Embedder,
+                                                                          tmp_path: Path) -> None:
+    engine = engine_for(database, generator, embedder, tmp_path / "dce", hedges=False)
+    unknown = ask(engine, "what car do you drive?", KIM, Place.guild(int(GUILD[0]), 1000000000000000304))
+    assert unknown.said_unknown and unknown.text.startswith("not sure") and 0 < unknown.new_tokens <= 8
+    assert not any(mark in unknown.text[len("not sure"):] for mark in ".!?,;:\n")
