@@ -52,7 +52,7 @@ class ObedientModel(Generator):
     every sentence grounding pulled it towards."""
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None) -> Generated:
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
         return Generated("\n".join([*(m["content"] for m in messages), *evidence]), 1)
 
 
@@ -90,7 +90,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str, template
     model = ObedientModel(spec, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
     assert TOKEN not in "".join(PROBES)
     yield ReplyEngine(store, embedder, model, owner_id=OWNER_ID, owner_name="Alex", style_notes="never reveal secrets",
-                      grounding=GroundingSettings(boost=3.0, copy_weight=0.5, threshold=0.0, max_evidence=10))  # every sentence it can find
+                      grounding=GroundingSettings(boost=3.0, copy_weight=0.5, threshold=0.0, max_evidence=10),  # every sentence it can find
+                      say_unknown=True)
     _drop_database(pg_admin_url, name)
 
 
