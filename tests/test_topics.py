@@ -20,6 +20,7 @@ from persona.privacy.forget import carry_out, forget_person
 from persona.privacy.scopes import Place
 from persona.storage.db import Database
 from persona.storage.store import Store
+from persona.words import CHAT_FILLER
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import GUILD
@@ -95,7 +96,7 @@ def test_topics_name_what_the_owner_talks_about(built: Store) -> None:
     assert any(CANARY in words for words in names)
     assert any(words & {"crimps", "overhang", "fingers"} for words in names)
     assert any(words & {"sourdough", "loaf", "loaves"} for words in names)
-    assert not any(words & topics.CHAT_FILLER for words in names)  # "lol ngl" opens every line and names nothing
+    assert not any(words & CHAT_FILLER for words in names)  # "lol ngl" opens every line and names nothing
     assert all(not t.thin for t in everything)
     assert everything[0].first_at <= everything[0].last_at
 

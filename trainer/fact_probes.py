@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,12 +28,12 @@ from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.prompts import Frame, Line, render
 from persona.runtime.grounding import GroundingSettings, find_evidence
+from persona.words import WORD, content_words
 from trainer.dataset import Example
 from trainer.drills import answered_question
 
 log = logging.getLogger(__name__)
 
-_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.U)
 MIN_KEY_LENGTH = 3
 
 
@@ -59,11 +58,8 @@ def key_word(question: str, answer: str, frequency: Counter[str]) -> str | None:
     """The answer's rarest content word (in the owner's messages) that the question
     lacks; the first of equally rare ones (a fact tends to come first: "the cello, my
     neighbours hate me")."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    asked = {w.lower() for w in _WORD.findall(question)}
-    words = [w.lower() for w in _WORD.findall(answer)
-             if len(w) >= MIN_KEY_LENGTH and w.lower() not in asked and w.lower() not in ENGLISH_STOP_WORDS and not re.search(r"['’]", w)]
+    asked = {w.lower() for w in WORD.findall(question)}
+    words = [w for w in content_words(answer, min_length=MIN_KEY_LENGTH) if w not in asked and not w.isdigit()]
     return min(words, key=lambda w: (frequency[w], words.index(w))) if words else None
 
 
@@ -74,7 +70,7 @@ def build_probes(conn: psycopg.Connection, embedder: Embedder, train: list[Examp
     answers differ each time), those whose key word the owner used least first."""
     if limit <= 0 or owner_id is None or memory.stored_model(conn) is None:
         return []
-    frequency = Counter(w.lower() for e in train for m in e.messages if m["role"] == "assistant" for w in _WORD.findall(m["content"]))
+    frequency = Counter(w.lower() for e in train for m in e.messages if m["role"] == "assistant" for w in WORD.findall(m["content"]))
     exchanges: list[tuple[Example, str, str, str]] = []
     for example in sorted(train, key=lambda e: e.last_at, reverse=True):
         if "drill" in example.tags or "correction" in example.tags or (exchange := answered_question(example)) is None:

@@ -11,7 +11,7 @@ asker may read here (`recall.readable_filter`), so a topic that lives in a DM is
 listed in a server, and a topic's name is made of words the asker could have read. A
 name is a topic's most distinctive words among the owner's own lines — class-based
 TF-IDF: a word's count in the topic weighed against its count in all listed topics, so
-"lol" and "ngl", said everywhere, name nothing.
+"lol" and "ngl", said everywhere, name nothing (persona/words.py leaves chat filler out).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import psycopg
 from persona.history import messages as history
 from persona.memory.recall import readable_filter
 from persona.privacy.scopes import Place, readable_scopes
+from persona.words import stop_words
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,6 @@ NAME_SAMPLE = 200  # memories read per topic to name it (the most recent)
 NAME_WORDS = 3
 THIN_SHARE = 0.25  # a topic with fewer memories than this share of the median topic is thin
 THIN_MEMORIES = 3  # … or with fewer than this many
-# Said everywhere in chat, so they name no topic (with few topics listed, class-based
-# TF-IDF alone cannot tell: "lol" is frequent in each of them).
-CHAT_FILLER = frozenset(
-    "lol lmao haha hehe omg ngl tbh lowkey highkey fr idk imo btw yeah yep yup nah okay ok ya yes sure bet good great nice cool "
-    "really just like got get gonna wanna gotta need thing things stuff day today time know think mean honestly literally "
-    "actually pretty sooo soo omfg lmk wait".split()
-)
 
 
 @dataclass(frozen=True)
@@ -197,12 +191,12 @@ def distinctive_words(texts: dict[int, str], n: int) -> dict[int, list[str]]:
     the class × log(1 + average words per class / the word's count in all classes)).
     Written here rather than taken from a topic-modelling package: it is four lines over
     scikit-learn's counts, and those packages bring models this needs none of."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer
 
     keys = [k for k, text in texts.items() if text.strip()]
     if not keys:
         return {}
-    vectorizer = CountVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS | CHAT_FILLER), token_pattern=r"(?u)\b[^\W\d_]{3,}\b", lowercase=True)
+    vectorizer = CountVectorizer(stop_words=sorted(stop_words()), token_pattern=r"(?u)\b[^\W\d_]{3,}\b", lowercase=True)
     try:
         counts = vectorizer.fit_transform([texts[k] for k in keys]).toarray().astype(float)
     except ValueError:  # nothing but stop words

@@ -1,0 +1,46 @@
+"""Content words: what a line is about, without grammar words or chat filler.
+
+One home for the word lists that topic names (persona/memory/topics.py), fact probes'
+key words (trainer/fact_probes.py) and the consistency check
+(persona/runtime/consistency.py) leave out.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+# Said everywhere in chat, so they say nothing about what a line is about (with few topics
+# listed, class-based TF-IDF alone cannot tell: "lol" is frequent in each of them).
+CHAT_FILLER = frozenset(
+    "lol lmao haha hehe omg ngl tbh lowkey highkey fr idk imo btw yeah yep yup nah okay ok ya yes sure bet good great nice cool "
+    "really just like got get gonna wanna gotta need thing things stuff day today time know think mean honestly literally "
+    "actually pretty sooo soo omfg lmk wait".split()
+)
+
+
+@cache
+def stop_words() -> frozenset[str]:
+    """English grammar words (scikit-learn's list) and chat filler."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS) | CHAT_FILLER
+
+
+def content_words(text: str, *, min_length: int = 3) -> list[str]:
+    """The lowercased words of `text` that carry content, in order: no grammar words,
+    no chat filler, no contractions ("don't"), at least `min_length` characters (any
+    number counts: "4" is a fact)."""
+    stop = stop_words()
+    return [w for w in (m.lower() for m in WORD.findall(text))
+            if (len(w) >= min_length or w.isdigit()) and w not in stop and "'" not in w and "’" not in w]
+
+
+def stem(word: str) -> str:
+    """A crude plural/verb-ending fold, enough to match "cashews" with "cashew" and "loaves" with "loaf"
+    when deciding whether two lines share a word (not a linguistic stemmer: no package needed for this)."""
+    for ending, replacement in (("ves", "f"), ("ies", "y"), ("es", ""), ("s", ""), ("ing", ""), ("ed", "")):
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            return word[: -len(ending)] + replacement
+    return word
