@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     grounding_copy_weight: float = Field(default=0.5, ge=0, le=1, description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
     grounding_threshold: float = Field(default=0.45, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
     grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
+    consistency: Literal["off", "flag", "hedge", "regenerate"] = Field(
+        default="regenerate", description="What happens to a reply whose claims about the owner memory contradicts or does not support: "
+        "off (no check), flag (sent, verdict logged), hedge ('not sure' instead), regenerate (again from the owner's own words, else 'not sure').")
     say_unknown: bool = Field(default=True, description="Answer a factual question about the owner that memory cannot answer with a 'not sure' in their voice instead of generating.")
 
     # --- Training -------------------------------------------------------------------

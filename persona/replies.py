@@ -35,17 +35,18 @@ class LoggedReply:
     message_ids: tuple[int, ...] = ()
     context_author_ids: tuple[int, ...] = ()  # whose lines the prompt quoted (forgetting them forgets this reply)
     evidence: list[dict[str, Any]] = field(default_factory=list)  # grounding evidence: memory_id, text, score
+    verdict: dict[str, Any] | None = None  # the consistency check's (persona/runtime/consistency.py); None: not checked
 
 
 def log_reply(conn: psycopg.Connection, reply: LoggedReply) -> int:
     """Record a sent reply; returns its id (what feedback points at)."""
     row = conn.execute(
         "INSERT INTO replies (message_ids, trigger_message_id, channel_id, guild_id, asker_id, scope, prompt, completion, "
-        "memory_ids, adapter_version_id, base_model, latency_ms, context_author_ids, evidence) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        "memory_ids, adapter_version_id, base_model, latency_ms, context_author_ids, evidence, verdict) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (list(reply.message_ids), reply.trigger_message_id, reply.channel_id, reply.guild_id, reply.asker_id, reply.scope,
          json.dumps(reply.prompt), reply.completion, reply.memory_ids, reply.adapter_version, reply.base_model, reply.latency_ms,
-         sorted(set(reply.context_author_ids)), json.dumps(reply.evidence)),
+         sorted(set(reply.context_author_ids)), json.dumps(reply.evidence), None if reply.verdict is None else json.dumps(reply.verdict)),
     ).fetchone()
     return int(row[0])
 

@@ -65,6 +65,9 @@ def test_gemma_trains_evaluates_and_replies(gemma: str, tmp_path: Path) -> None:
     weights = load_file(str(Path(result.adapter_dir) / "adapter_model.safetensors"))
     assert weights and not any("vision" in name or "projector" in name for name in weights)  # the language model only
     assert any(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k)
+    # The turn markers persona gave the base model are learned too (their embedding rows only).
+    tokens = [v for k, v in weights.items() if "trainable_tokens" in k]
+    assert tokens and all(v.shape[0] == 2 for v in tokens)
 
     from peft import PeftModel
 

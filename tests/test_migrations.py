@@ -37,7 +37,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     },
     "replies": {
         "id", "message_ids", "trigger_message_id", "channel_id", "guild_id", "asker_id", "scope", "prompt",
-        "completion", "memory_ids", "adapter_version_id", "base_model", "latency_ms", "created_at", "context_author_ids", "evidence",
+        "completion", "memory_ids", "adapter_version_id", "base_model", "latency_ms", "created_at", "context_author_ids", "evidence", "verdict",
     },
     "feedback": {"id", "reply_id", "rater_id", "rating", "correction", "via", "created_at"},
     "memory_config": {"singleton", "embed_model", "dimension", "updated_at"},

@@ -156,6 +156,7 @@ def prepare_model(spec: Any, options: TrainOptions, init_adapter: str | None) ->
     )
 
     from persona.runtime.model import device_kind, load_base_model, load_tokenizer
+    from persona.runtime.turns import given_marker_ids
 
     tokenizer = load_tokenizer(spec)
     quantise = options.load_in_4bit and device_kind() == "cuda" and _bitsandbytes()
@@ -165,9 +166,11 @@ def prepare_model(spec: Any, options: TrainOptions, init_adapter: str | None) ->
     if init_adapter:
         model = PeftModel.from_pretrained(base, init_adapter, is_trainable=True)
     else:
+        markers = given_marker_ids(tokenizer)  # a base model learns to end its turn (persona/runtime/turns.py)
         config = LoraConfig(
             r=options.lora_rank, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
             target_modules=lora_targets(options.lora_targets, base), task_type="CAUSAL_LM", bias="none",
+            trainable_token_indices=markers or None,
         )
         model = get_peft_model(base, config)
     if options.gradient_checkpointing:

@@ -75,9 +75,9 @@ class GroundingSettings:
                    threshold=settings.grounding_threshold, max_evidence=settings.grounding_max_evidence)
 
 
-def owner_sentences(lines: Sequence[tuple[int, str]], owner_id: int) -> list[tuple[str, str]]:
+def owner_sentences(lines: Sequence[tuple[int, str]], owner_id: int, *, min_words: int = MIN_WORDS) -> list[tuple[str, str]]:
     """(sentence the owner wrote, the other person's line it answered) for each of the
-    owner's sentences of at least MIN_WORDS words."""
+    owner's sentences of at least `min_words` words."""
     found: list[tuple[str, str]] = []
     prompted = ""
     for author, content in lines:
@@ -85,7 +85,7 @@ def owner_sentences(lines: Sequence[tuple[int, str]], owner_id: int) -> list[tup
             prompted = content
             continue
         for sentence in _SENTENCE_END.split(content):
-            if len(sentence.split()) >= MIN_WORDS:
+            if len(sentence.split()) >= min_words:
                 found.append((sentence.strip(), prompted))
     return found
 

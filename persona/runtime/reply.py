@@ -24,7 +24,7 @@ from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.privacy.scrub import Scrubber
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
-from persona.runtime import unknowns
+from persona.runtime import consistency, unknowns
 from persona.runtime.generation import GenerationSettings, Generator
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
 from persona.runtime.model import resolve_base_model
@@ -66,6 +66,8 @@ class Reply:
     new_tokens: int = 0
     evidence: list[Evidence] = field(default_factory=list)  # the owner's sentences the reply was pulled towards
     said_unknown: bool = False  # a question about the owner that memory could not answer: "not sure" (persona/runtime/unknowns.py)
+    verdict: consistency.Verdict | None = None  # the consistency check's (None: PERSONA_CONSISTENCY=off)
+    regenerated: bool = False  # the first reply failed the check and was generated again
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -92,7 +94,9 @@ class ReplyEngine:
 
     def __init__(self, store: Store, embedder: Embedder, generator: Generator, *, owner_id: int | None, owner_name: str,
                  style_notes: str = "", context_tokens: int = 1200, k: int = 5, grounding: GroundingSettings | None = None,
-                 say_unknown: bool = False) -> None:
+                 say_unknown: bool = False, consistency_policy: str = "off") -> None:
+        if consistency_policy not in consistency.POLICIES:
+            raise ValueError(f"consistency policy must be one of {consistency.POLICIES}")
         self.store = store
         self.embedder = embedder
         self.generator = generator
@@ -105,6 +109,7 @@ class ReplyEngine:
         self.k = k
         self.grounding = grounding or GroundingSettings()
         self.say_unknown = say_unknown
+        self.consistency = consistency_policy
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, embedder: Embedder | None = None,
@@ -115,7 +120,8 @@ class ReplyEngine:
         generator = Generator(resolve_base_model(settings.base_model, settings.models_dir), generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
-                     grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown)
+                     grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown,
+                     consistency_policy=settings.consistency)
         engine.refresh_adapter()
         return engine
 
@@ -136,46 +142,79 @@ class ReplyEngine:
         started = time.perf_counter()
         request = _without_control_characters(request)
         timings: dict[str, float] = {}
+        about_owner = self.owner_id is not None and unknowns.asks_about_owner(request.text)
         with self.store.connect() as conn:
             mark = time.perf_counter()
             query = "\n".join([*(t.content for t in request.history[-2:]), request.text])
             recalled = memory.recall(conn, self.embedder, query, asker_id=request.asker_id, place=request.place, owner_id=self.owner_id, k=self.k)
             timings["recall"] = (time.perf_counter() - mark) * 1000
             evidence: list[Evidence] = []
-            asks_fact = self.say_unknown and self.owner_id is not None and unknowns.asks_about_owner(request.text)
-            if self.grounding.enabled or asks_fact:
+            if self.grounding.enabled or (self.say_unknown and about_owner):
                 mark = time.perf_counter()
                 evidence = find_evidence(conn, self.embedder, request.text, recalled, owner_id=self.owner_id, settings=self.grounding)
                 timings["evidence"] = (time.perf_counter() - mark) * 1000
-            hedges = (unknowns.owner_hedges(conn, self.owner_id, readable_scopes(request.asker_id, request.place, self.owner_id))
-                      if asks_fact and not evidence and self.owner_id is not None else None)
         mark = time.perf_counter()
         prompt = self.build_prompt(request, recalled)
         timings["prompt"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
-        new_tokens = 0
-        if hedges:  # nothing in memory answers a question about the owner: their own "not sure"
-            raw = unknowns.pick(hedges, request.text)
-        elif hedges is not None:  # … or the model's words after a forced "not sure", one clause long
-            generated = self.generator.generate(prompt, opening=unknowns.OPENING, max_new_tokens=8)
-            raw, new_tokens = unknowns.first_clause(unknowns.OPENING, generated.text), generated.new_tokens
+        verdict: consistency.Verdict | None = None
+        regenerated = said_unknown = False
+        if self.say_unknown and about_owner and not evidence:  # nothing in memory answers a question about the owner
+            raw, new_tokens = self._not_sure(request, prompt)
+            said_unknown = True
         else:
             generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding)
             raw, new_tokens = generated.text, generated.new_tokens
         timings["generate"] = (time.perf_counter() - mark) * 1000
+        if self.consistency != "off" and not said_unknown:
+            mark = time.perf_counter()
+            verdict = self._check(request, raw, recalled, about_owner)
+            timings["check"] = (time.perf_counter() - mark) * 1000
+            if not verdict.passes and self.consistency in ("hedge", "regenerate"):
+                mark = time.perf_counter()
+                sentence = verdict.sentence or (evidence[0].text if evidence else "")
+                if self.consistency == "regenerate" and sentence:
+                    again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding))
+                    second = self._check(request, again.text, recalled, about_owner)
+                    regenerated = True
+                    if second.passes:
+                        raw, new_tokens, verdict = again.text, again.new_tokens, second
+                if not verdict.passes:
+                    raw, new_tokens = self._not_sure(request, prompt)
+                    said_unknown = True
+                timings["repair"] = (time.perf_counter() - mark) * 1000
         text = Scrubber().scrub(_CONTROL.sub("", raw)).strip() or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
-                     int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=hedges is not None)
+                     int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=said_unknown,
+                     verdict=verdict, regenerated=regenerated)
+
+    def _not_sure(self, request: ReplyRequest, prompt: Messages) -> tuple[str, int]:
+        """The owner's own "not sure" from where the asker may read, else the model's words
+        after a forced "not sure", one clause long (persona/runtime/unknowns.py)."""
+        assert self.owner_id is not None
+        with self.store.connect() as conn:
+            hedges = unknowns.owner_hedges(conn, self.owner_id, readable_scopes(request.asker_id, request.place, self.owner_id))
+        if hedges:
+            return unknowns.pick(hedges, request.text), 0
+        generated = self.generator.generate(prompt, opening=unknowns.OPENING, max_new_tokens=8)
+        return unknowns.first_clause(unknowns.OPENING, generated.text), generated.new_tokens
+
+    def _check(self, request: ReplyRequest, text: str, recalled: list[memory.Memory], about_owner: bool) -> consistency.Verdict:
+        with self.store.connect() as conn:
+            return consistency.check(conn, self.embedder, text, request.text, recalled, asker_id=request.asker_id, place=request.place,
+                                     owner_id=self.owner_id, about_owner=about_owner)
 
     def log(self, request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> int:
         """Record a sent reply; returns its id (what feedback points at)."""
         logged = replies.LoggedReply(
-            scope=reply.scope, prompt=reply.prompt, completion=reply.text, memory_ids=[m.id for m in reply.memories],
+            # The check may have read memories recall did not return: they count as the reply's, so forgetting one forgets it.
+            scope=reply.scope, prompt=reply.prompt, completion=reply.text,
+            memory_ids=list(dict.fromkeys([m.id for m in reply.memories] + list(reply.verdict.memory_ids if reply.verdict else ()))),
             adapter_version=reply.adapter_version, base_model=reply.base_model, latency_ms=reply.latency_ms,
             asker_id=request.asker_id, channel_id=request.channel_id, guild_id=guild_id, trigger_message_id=request.trigger_message_id,
             message_ids=tuple(message_ids or ()), context_author_ids=(*request.context_author_ids, *([request.asker_id] if request.asker_id else [])),
-            evidence=[e.as_json() for e in reply.evidence],
+            evidence=[e.as_json() for e in reply.evidence], verdict=reply.verdict.as_json() if reply.verdict else None,
         )
         with self.store.connect() as conn:
             reply_id = replies.log_reply(conn, logged)
@@ -190,6 +229,11 @@ def _without_control_characters(request: ReplyRequest) -> ReplyRequest:
         return request
     history = [replace(line, content=_CONTROL.sub("", line.content)) for line in request.history]
     return replace(request, text=_CONTROL.sub("", request.text), history=history)
+
+
+def _insistent(grounding: GroundingSettings) -> GroundingSettings:
+    """Grounding for a second try after a failed check: the owner's sentence must come through."""
+    return replace(grounding, boost=max(grounding.boost, 5.0), copy_weight=max(grounding.copy_weight, 0.8))
 
 
 def _default_label(request: ReplyRequest) -> str:

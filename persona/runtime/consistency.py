@@ -1,0 +1,135 @@
+"""The consistency check: a reply's factual claims about the owner, held against what the owner said.
+
+Runs on every generated reply before it is sent (persona/runtime/reply.py), with the
+memories the asker may read and nothing else. Built from parts that run offline on 2
+cores in tens of milliseconds — no natural-language-inference model is installable
+offline here, and asking the persona's own 135M model to judge its reply was no better
+than its reply:
+
+1. **Claims** (`claims`): the reply's clauses that state something about the owner — in
+   answer to a factual question about them (persona/runtime/unknowns.py), every clause
+   with a content word the question did not already hold ("her name is klomba"); in
+   other chat, first-person clauses ("i'm moving to porto"), never opinions ("i think…")
+   or filler ("ya ya", "hehe yes").
+2. **Evidence**: the owner's own sentences in the memories recall returned for the reply,
+   and in a second recall with the claim itself (the owner may have said it elsewhere),
+   both through `memory.recall` for this asker and place.
+3. **Verdict** per claim: *supported* when one of the owner's sentences holds at least half
+   of the claim's content words (a name, a place, a number said again); *contradicted*
+   when none does but one is about the same thing (embedding similarity of the question
+   and claim to the sentence ≥ `SAME_SUBJECT`: the owner said something else about it);
+   *unsupported* when memory says nothing either way. A reply's verdict is its worst
+   claim's; a reply without claims is `none` and passes untouched.
+
+What happens to a contradicted or unsupported reply is the owner's choice
+(`PERSONA_CONSISTENCY`): `off`, `flag` (sent, verdict logged), `hedge` (the owner's
+"not sure" instead), `regenerate` (again, pulled hard towards the sentence that decided —
+the owner's own words on it — and checked again; "not sure" if it still fails).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from persona import memory
+from persona.history import messages as history
+from persona.memory.embeddings import Embedder
+from persona.privacy.scopes import Place
+from persona.runtime.grounding import owner_sentences
+from persona.words import content_words, stem
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("off", "flag", "hedge", "regenerate")
+OUTCOMES = ("none", "supported", "contradicted", "unsupported")
+SUPPORTED_SHARE = 0.5  # of a claim's content words found in one sentence of the owner's
+SAME_SUBJECT = 0.45  # similarity at which an owner's sentence speaks about what the claim is about
+CLAIM_RECALL_K = 5
+
+_CLAUSE = re.compile(r"(?<=[.!?…])\s+|\n+|(?<=[,;])\s+(?=(?:and |but |so )?(?:i|i'm|im|my|we|she|he|it|her|his)\b)")
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|im|i've|ive|i'd|i'll|my|mine|me|we|we're|our)\b", re.I)
+_OPINION = re.compile(r"\b(?:think|thinking|feel|guess|believe|reckon|imo|maybe|probably|hope|wish|wonder|should|would|could|might)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    words: frozenset[str]  # stems of its content words that the question did not hold
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # one of OUTCOMES
+    claim: str = ""
+    sentence: str = ""  # the owner's sentence that decided (supporting, or speaking otherwise)
+    memory_ids: tuple[int, ...] = ()  # where that sentence is
+
+    def as_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "claim": self.claim, "sentence": self.sentence, "memory_ids": list(self.memory_ids)}
+
+    @property
+    def passes(self) -> bool:
+        return self.outcome in ("none", "supported")
+
+
+def claims(reply: str, question: str, *, about_owner: bool) -> list[Claim]:
+    """The clauses of `reply` that state a fact about the owner (see the module docstring)."""
+    asked = {stem(w) for w in content_words(question)}
+    found = []
+    for clause in _CLAUSE.split(reply):
+        clause = clause.strip(" ,;")
+        words = frozenset(stem(w) for w in content_words(clause)) - asked
+        if not words or _OPINION.search(clause):
+            continue
+        if about_owner or _FIRST_PERSON.search(clause):
+            found.append(Claim(clause, words))
+    return found
+
+
+def check(conn: psycopg.Connection, embedder: Embedder, reply: str, question: str, recalled: Sequence[memory.Memory], *,
+          asker_id: int | None, place: Place, owner_id: int | None, about_owner: bool) -> Verdict:
+    """The reply's verdict: its worst claim's (contradicted, then unsupported), else supported, else none."""
+    if owner_id is None:
+        return Verdict("none")
+    stated = claims(reply, question, about_owner=about_owner)
+    if not stated:
+        return Verdict("none")
+    verdicts = [_judge(conn, embedder, claim, question, recalled, asker_id=asker_id, place=place, owner_id=owner_id) for claim in stated]
+    for outcome in ("contradicted", "unsupported"):
+        for verdict in verdicts:
+            if verdict.outcome == outcome:
+                return verdict
+    return verdicts[0]
+
+
+def _judge(conn: psycopg.Connection, embedder: Embedder, claim: Claim, question: str, recalled: Sequence[memory.Memory], *,
+           asker_id: int | None, place: Place, owner_id: int) -> Verdict:
+    seen = {m.id for m in recalled}
+    more = [m for m in memory.recall(conn, embedder, claim.text, asker_id=asker_id, place=place, owner_id=owner_id, k=CLAIM_RECALL_K)
+            if m.id not in seen]
+    pool = [*recalled, *more]
+    lines = history.exchanges(conn, [i for m in pool for i in m.message_ids])
+    sentences: dict[str, list[int]] = {}
+    for m in pool:
+        held = set(m.message_ids)
+        for sentence, _ in owner_sentences([(a, c) for i, a, c in lines if i in held], owner_id, min_words=1):
+            sentences.setdefault(sentence, []).append(m.id)
+    if not sentences:
+        return Verdict("unsupported", claim.text)
+    texts = list(sentences)
+    shares = [len(claim.words & {stem(w) for w in content_words(t)}) / len(claim.words) for t in texts]
+    best = max(range(len(texts)), key=shares.__getitem__)
+    if shares[best] >= SUPPORTED_SHARE:
+        return Verdict("supported", claim.text, texts[best], tuple(sentences[texts[best]]))
+    said = embedder.embed_query(f"{question} {claim.text}")
+    similarity = (embedder.embed_passages(texts) @ said).tolist()
+    closest = max(range(len(texts)), key=similarity.__getitem__)
+    if similarity[closest] >= SAME_SUBJECT:
+        return Verdict("contradicted", claim.text, texts[closest], tuple(sentences[texts[closest]]))
+    return Verdict("unsupported", claim.text)
