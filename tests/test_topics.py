@@ -158,6 +158,9 @@ def test_cli_topics(persona_exe: Path, built: Store, database: Database) -> None
     assert as_kim.returncode == 0, as_kim.stderr
     shown = json.loads(as_kim.stdout)
     assert shown and CANARY not in as_kim.stdout and {"name", "memories", "thin", "first_at"} <= set(shown[0])
+    # Someone else named without --channel asks in a DM with the bot, never at the owner's terminal.
+    kim_dm = subprocess.run([str(persona_exe), "topics", "--as", str(KIM), "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert kim_dm.returncode == 0 and json.loads(kim_dm.stdout) == []
     readable = subprocess.run([str(persona_exe), "topics"], env=env, capture_output=True, text=True, timeout=300)
     assert readable.returncode == 0 and "covered well" in readable.stdout and "memories" in readable.stdout
 

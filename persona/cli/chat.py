@@ -40,6 +40,12 @@ def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False)
                 out.print(f"[dim]  recalled #{m.id} ({m.scope}): {escape(m.content.splitlines()[-1][:100])}[/]")
             for e in reply.evidence:
                 out.print(f"[dim]  grounded on #{e.memory_id} ({e.score:.2f}): {escape(e.text[:100])}[/]")
+            if reply.said_unknown:
+                out.print("[dim]  nothing you may read here answers it: said not sure[/]")
+            if reply.verdict is not None and reply.verdict.outcome != "none":
+                v = reply.verdict
+                out.print(f"[dim]  check: {v.outcome}" + (f" ({escape(v.claim[:60])!s} ↔ {escape(v.sentence[:60])})" if v.sentence else "")
+                          + (" — regenerated" if reply.regenerated else "") + "[/]")
         out.print(f"[bold]{escape(engine.owner_name)}>[/] {escape(reply.text)}")
         history += [Line("you", text, False), Line(engine.owner_name, reply.text, True)]
 

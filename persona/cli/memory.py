@@ -79,14 +79,10 @@ def memory_search(
     settings = settings_of(ctx)
     store = open_store(settings)
     embedder = embedder_for(settings)
-    from persona.history.people import resolve_owner
-    from persona.privacy.scopes import readable_scopes
+    from persona.privacy.scopes import Place, readable_scopes
 
     with store.connect() as conn:
-        owner = resolve_owner(conn, settings.owner_id)
-        owner_id = owner.id if owner else None
-        asker = as_user if as_user is not None else owner_id
-        place = _place(conn, channel, guild)
+        owner_id, asker, place = _who_and_where(conn, settings, as_user, channel, guild, default=Place.dm())
         scopes = readable_scopes(asker, place, owner_id)
         results = memory.recall(conn, embedder, text, asker_id=asker, place=place, owner_id=owner_id, k=k, mode=mode)
     if as_json:
@@ -111,7 +107,6 @@ def topics_command(
 ) -> None:
     """What the owner's history covers well and thinly: clusters of their memories, named by their most distinctive words
     (scope rules applied: `--as` and `--channel` show what someone else would be told there)."""
-    from persona.history.people import resolve_owner
     from persona.memory import topics
     from persona.privacy.scopes import Place
     from persona.storage.store import open_store
@@ -119,10 +114,9 @@ def topics_command(
     settings = settings_of(ctx)
     store = open_store(settings)
     with store.connect() as conn:
-        owner = resolve_owner(conn, settings.owner_id)
-        owner_id = owner.id if owner else None
-        asker = as_user if as_user is not None else owner_id
-        place = Place.terminal() if channel is None and guild is None and as_user is None else _place(conn, channel, guild)
+        # The terminal is the owner's; anyone else named with --as asks in a DM with the bot unless --channel says where.
+        owner_id, asker, place = _who_and_where(conn, settings, as_user, channel, guild,
+                                                default=Place.terminal() if as_user is None else Place.dm())
         found = topics.topics_for(conn, asker_id=asker, place=place, owner_id=owner_id)
     if as_json:
         print(json.dumps([t.as_json() for t in found]))
@@ -135,6 +129,17 @@ def topics_command(
             out.print(f"[bold]{label}[/]")
             for t in chosen:
                 out.print(f"  {t.describe()}", markup=False)
+
+
+def _who_and_where(conn: Any, settings: Settings, as_user: int | None, channel: int | None, guild: int | None, *,
+                   default: Any) -> tuple[int | None, int | None, Any]:
+    """(the owner's id, who asks: --as or the owner, where: --channel/--guild or `default`)."""
+    from persona.history.people import resolve_owner
+
+    owner = resolve_owner(conn, settings.owner_id)
+    owner_id = owner.id if owner else None
+    asker = as_user if as_user is not None else owner_id
+    return owner_id, asker, default if channel is None and guild is None else _place(conn, channel, guild)
 
 
 def _place(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place
