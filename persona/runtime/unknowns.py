@@ -14,8 +14,8 @@ notice that nothing in the prompt answers the question. So the reply pipeline de
 
 Then the reply says it does not know, in the owner's voice: one of the owner's own
 short "not sure"-type lines from places the asker may read, else the model's own
-words after a forced "not sure" opening, cut at the first clause (a few tokens: too few
-to invent a fact in).
+words after a forced "not sure" opening, as long as they are filler ("yet", "tbh", an
+emoji): at most 8 tokens, cut at the first clause end or content word.
 """
 
 from __future__ import annotations
@@ -74,10 +74,19 @@ def pick(lines: Sequence[str], question: str) -> str:
 
 
 _CLAUSE_END = re.compile(r"[\n.!?,;:]")
+_TAIL_WORDS = frozenset("yet either tho rn atm sorry tbh tbf fr ngl honestly lowkey lol lmao haha hehe omg idk hmm hm ya yeah ok okay".split())
 
 
 def first_clause(opening: str, continuation: str) -> str:
-    """The forced opening and what the model added (decoded without its leading space),
-    up to the continuation's first clause end."""
+    """The forced opening and what the model added (decoded without its leading space), up
+    to the continuation's first clause end or first word that is not filler: "not sure
+    yet tbh 🥲" stays, "not sure but she loves…" becomes "not sure" (measured: the model
+    went on "but he's a good kid" — a claim — within its 8 tokens)."""
     cut = _CLAUSE_END.search(continuation)
-    return f"{opening} {continuation[: cut.start()] if cut else continuation}".strip()
+    kept = []
+    for word in (continuation[: cut.start()] if cut else continuation).split():
+        bare = word.strip("!?.,~*").lower()
+        if bare and any(ch.isalnum() for ch in bare) and bare not in _TAIL_WORDS:
+            break
+        kept.append(word)
+    return " ".join([opening, *kept]).strip()
