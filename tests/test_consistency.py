@@ -17,7 +17,7 @@ from persona.privacy.forget import carry_out, forget_channel
 from persona.privacy.scopes import Place
 from persona.prompts import Messages
 from persona.runtime import consistency
-from persona.runtime.generation import GenerationSettings, Generated, Generator
+from persona.runtime.generation import Generated, GenerationSettings, Generator
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -142,6 +142,18 @@ def test_each_policy_with_a_contradicted_reply(store: Store, embedder: Embedder,
     with store.connect() as conn:
         carry_out(conn, lambda c: forget_channel(c, GENERAL), None)
         assert conn.execute("SELECT count(*) FROM replies").fetchone()[0] == 0
+
+
+def test_the_check_reads_the_reply_as_it_would_be_sent(store: Store, embedder: Embedder, scripted: ScriptedModel) -> None:
+    """A model can emit NUL (PostgreSQL refuses it in the check's recall) and personal data
+    (the logged verdict quotes the claim): the check sees the cleaned, scrubbed reply."""
+    scripted.first = "her name is klomba\x00, call me at +1 (555) 010-4477"
+    try:
+        _, _, reply = ask(store, embedder, scripted, "flag")
+    finally:
+        scripted.first = "her name is klomba"
+    assert reply.verdict.outcome == "contradicted" and "\x00" not in reply.verdict.claim + reply.text
+    assert "010-4477" not in json.dumps(reply.verdict.as_json()) + reply.text
 
 
 def test_a_failed_regeneration_says_not_sure(store: Store, embedder: Embedder, scripted: ScriptedModel) -> None:

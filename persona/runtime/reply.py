@@ -164,7 +164,7 @@ class ReplyEngine:
             said_unknown = True
         else:
             generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding)
-            raw, new_tokens = generated.text, generated.new_tokens
+            raw, new_tokens = _clean(generated.text), generated.new_tokens
         timings["generate"] = (time.perf_counter() - mark) * 1000
         if self.consistency != "off" and not said_unknown:
             mark = time.perf_counter()
@@ -175,15 +175,15 @@ class ReplyEngine:
                 sentence = verdict.sentence or (evidence[0].text if evidence else "")
                 if self.consistency == "regenerate" and sentence:
                     again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding))
-                    second = self._check(request, again.text, recalled, about_owner)
+                    second = self._check(request, _clean(again.text), recalled, about_owner)
                     regenerated = True
                     if second.passes:
-                        raw, new_tokens, verdict = again.text, again.new_tokens, second
+                        raw, new_tokens, verdict = _clean(again.text), again.new_tokens, second
                 if not verdict.passes:
                     raw, new_tokens = self._not_sure(request, prompt)
                     said_unknown = True
                 timings["repair"] = (time.perf_counter() - mark) * 1000
-        text = Scrubber().scrub(_CONTROL.sub("", raw)).strip() or "…"
+        text = _clean(raw) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=said_unknown,
@@ -229,6 +229,12 @@ def _without_control_characters(request: ReplyRequest) -> ReplyRequest:
         return request
     history = [replace(line, content=_CONTROL.sub("", line.content)) for line in request.history]
     return replace(request, text=_CONTROL.sub("", request.text), history=history)
+
+
+def _clean(generated: str) -> str:
+    """A model's words as they may leave and be stored: no control characters, personal
+    data scrubbed — before the consistency check too, since its verdict quotes them."""
+    return Scrubber().scrub(_CONTROL.sub("", generated)).strip()
 
 
 def _insistent(grounding: GroundingSettings) -> GroundingSettings:
