@@ -120,7 +120,8 @@ def assign_new(conn: psycopg.Connection, owner_id: int) -> int:
     if not ids:
         return 0
     centroids = np.array([r[1] for r in rows], dtype=np.float32)
-    nearest = ((vectors[:, None, :] - centroids[None, :, :]) ** 2).sum(-1).argmin(1)
+    # argmin |v - c|² = argmax v·c - |c|²/2: an n × k matrix, never n × k × dimension.
+    nearest = (vectors @ centroids.T - 0.5 * (centroids ** 2).sum(1)).argmax(1)
     _set_topics(conn, ids, [rows[i][0] for i in nearest])
     return len(ids)
 
