@@ -156,6 +156,15 @@ def test_the_check_reads_the_reply_as_it_would_be_sent(store: Store, embedder: E
     assert "010-4477" not in json.dumps(reply.verdict.as_json()) + reply.text
 
 
+def test_small_talk_claims_are_flagged_not_replaced(store: Store, embedder: Embedder, scripted: ScriptedModel) -> None:
+    scripted.first = "i'm moving to porto in june"
+    try:
+        _, _, reply = ask(store, embedder, scripted, "regenerate", "hey, how's it going?")
+    finally:
+        scripted.first = "her name is klomba"
+    assert reply.verdict.outcome == "unsupported" and reply.text == "i'm moving to porto in june" and not reply.said_unknown
+
+
 def test_a_failed_regeneration_says_not_sure(store: Store, embedder: Embedder, scripted: ScriptedModel) -> None:
     scripted.follows_evidence = False
     try:

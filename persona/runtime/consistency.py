@@ -21,10 +21,12 @@ than its reply:
    *unsupported* when memory says nothing either way. A reply's verdict is its worst
    claim's; a reply without claims is `none` and passes untouched.
 
-What happens to a contradicted or unsupported reply is the owner's choice
-(`PERSONA_CONSISTENCY`): `off`, `flag` (sent, verdict logged), `hedge` (the owner's
-"not sure" instead), `regenerate` (again, pulled hard towards the sentence that decided —
-the owner's own words on it — and checked again; "not sure" if it still fails).
+What happens to a contradicted or unsupported answer to a factual question about the
+owner is the owner's choice (`PERSONA_CONSISTENCY`): `off`, `flag` (sent, verdict
+logged), `hedge` (the owner's "not sure" instead), `regenerate` (again, pulled hard
+towards the sentence that decided — the owner's own words on it — and checked again;
+"not sure" if it still fails). A first-person line volunteered in other chat is only
+flagged: "not sure" in reply to "how's it going?" would answer nothing.
 """
 
 from __future__ import annotations

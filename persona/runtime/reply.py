@@ -170,7 +170,9 @@ class ReplyEngine:
             mark = time.perf_counter()
             verdict = self._check(request, raw, recalled, about_owner)
             timings["check"] = (time.perf_counter() - mark) * 1000
-            if not verdict.passes and self.consistency in ("hedge", "regenerate"):
+            # Replaced only in answer to a factual question about the owner: a first-person line
+            # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
+            if not verdict.passes and self.consistency in ("hedge", "regenerate") and about_owner:
                 mark = time.perf_counter()
                 sentence = verdict.sentence or (evidence[0].text if evidence else "")
                 if self.consistency == "regenerate" and sentence:
