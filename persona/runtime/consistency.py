@@ -40,10 +40,9 @@ from typing import Any
 import psycopg
 
 from persona import memory
-from persona.history import messages as history
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
-from persona.runtime.grounding import owner_sentences
+from persona.runtime.grounding import remembered_sentences
 from persona.words import content_words, stem
 
 log = logging.getLogger(__name__)
@@ -116,12 +115,9 @@ def _judge(conn: psycopg.Connection, embedder: Embedder, claim: Claim, question:
     more = [m for m in memory.recall(conn, embedder, claim.text, asker_id=asker_id, place=place, owner_id=owner_id, k=CLAIM_RECALL_K)
             if m.id not in seen]
     pool = [*recalled, *more]
-    lines = history.exchanges(conn, [i for m in pool for i in m.message_ids])
     sentences: dict[str, list[int]] = {}
-    for m in pool:
-        held = set(m.message_ids)
-        for sentence, _ in owner_sentences([(a, c) for i, a, c in lines if i in held], owner_id, min_words=1):
-            sentences.setdefault(sentence, []).append(m.id)
+    for memory_id, sentence, _ in remembered_sentences(conn, pool, owner_id, min_words=1):
+        sentences.setdefault(sentence, []).append(memory_id)
     if not sentences:
         return Verdict("unsupported", claim.text)
     texts = list(sentences)

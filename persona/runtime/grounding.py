@@ -90,14 +90,21 @@ def owner_sentences(lines: Sequence[tuple[int, str]], owner_id: int, *, min_word
     return found
 
 
+def remembered_sentences(conn: psycopg.Connection, memories: Sequence[memory.Memory], owner_id: int, *,
+                         min_words: int = MIN_WORDS) -> list[tuple[int, str, str]]:
+    """(memory id, sentence the owner wrote, the line it answered) for every memory, read
+    in one query (what grounding and the consistency check pick from)."""
+    lines = history.exchanges(conn, [i for m in memories for i in m.message_ids])
+    return [(m.id, sentence, prompted) for m, held in ((m, set(m.message_ids)) for m in memories)
+            for sentence, prompted in owner_sentences([(a, c) for i, a, c in lines if i in held], owner_id, min_words=min_words)]
+
+
 def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, memories: Sequence[memory.Memory], *,
                   owner_id: int | None, settings: GroundingSettings) -> list[Evidence]:
     """The owner's sentences among `memories` that answer `question`, best first."""
     if owner_id is None or not memories or not question.strip():
         return []
-    lines = history.exchanges(conn, [i for m in memories for i in m.message_ids])  # one query for every memory
-    candidates = [(m.id, sentence, prompted) for m, held in ((m, set(m.message_ids)) for m in memories)
-                  for sentence, prompted in owner_sentences([(a, c) for i, a, c in lines if i in held], owner_id)]
+    candidates = remembered_sentences(conn, memories, owner_id)
     if not candidates:
         return []
     asked = embedder.embed_query(question)
