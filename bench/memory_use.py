@@ -15,10 +15,8 @@ the baseline of the same run. Questions whose answer is nowhere in the history m
 invention: how often grounding found (wrong) evidence for them, how often a reply
 says it does not know (a word list: "not sure", "idk", "no idea", …), and with
 PERSONA_SAY_UNKNOWN (persona/runtime/unknowns.py) how many of them get a "not sure" and
-how many answerable questions wrongly do; and per consistency policy
-(persona/runtime/consistency.py: off, flag, hedge, regenerate) how many wrong facts and
-inventions still reach the person, how many correct answers it blocks, and what the
-check costs.
+how many answerable questions wrongly do. The consistency check's policies are measured
+by bench/honesty.py on a history with 20 planted facts.
 
     python bench/memory_use.py [--steps 40] [--drills 0] [--histories demo,second]
                                [--boost 5 --copy-weight 0.5 --threshold 0.45]
@@ -71,8 +69,9 @@ UNANSWERABLE = ["what car do you drive?", "what's your brother's name?", "where 
                 "how tall are you?", "what did you have for breakfast?"]
 
 
-def history_home(name: str, root: Path) -> tuple[Any, Any]:
-    """(settings, store) of a fresh home with `name`'s history imported and its memory built."""
+def history_home(name: str, root: Path, facts: list[Any] | None = None, seed: int = 11) -> tuple[Any, Any]:
+    """(settings, store) of a fresh home with `name`'s history imported and its memory built
+    (`demo`: the demo's; otherwise one with `facts` planted, default the second history's)."""
     from demo.run import DemoOptions, demo_settings
     from ingest.dce import ingest_dce
     from ingest.discord_package import ingest_discord_package
@@ -84,7 +83,7 @@ def history_home(name: str, root: Path) -> tuple[Any, Any]:
     home = root / name
     settings = demo_settings(Settings.model_construct().model_copy(update={"home": home}), DemoOptions())
     store = open_store(settings)
-    history = sample.generate(7) if name == "demo" else sample.generate(11, facts=SECOND_FACTS)
+    history = sample.generate(7) if name == "demo" else sample.generate(seed, facts=facts or SECOND_FACTS)
     package, dce = sample.write(home / "sample", history)
     ingest_discord_package(store, package, owner_id=sample.OWNER.id)
     ingest_dce(store, [dce], owner_id=sample.OWNER.id)
@@ -108,45 +107,6 @@ def answer_all(engine: Any, questions: list[str], *, recall: bool, grounding: An
         return [engine.reply(ReplyRequest(text=q, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal())) for q in questions]
     finally:
         engine.k, engine.grounding, engine.say_unknown, engine.consistency = k, configured, unknown, policy
-
-
-def policy_figures(engine: Any, questions: list[tuple[str, str]], grounding: Any) -> dict[str, Any]:
-    """Per PERSONA_CONSISTENCY policy (PERSONA_SAY_UNKNOWN on), judged by the key words, not by
-    the check itself: answerable questions answered with the fact, with "not sure", or with
-    something else that states a claim (a wrong fact reached the person); correct answers
-    of `off` that the policy blocked; unanswerable questions answered with a claim (an
-    invention reached the person); the check's and the repair's added latency."""
-    from persona.runtime import consistency
-
-    asked = [q for q, _ in questions]
-    figures: dict[str, Any] = {}
-    baseline: list[bool] = []
-    for policy in consistency.POLICIES:
-        known = answer_all(engine, asked, recall=True, grounding=grounding, say_unknown=True, consistency=policy)
-        unknown = answer_all(engine, UNANSWERABLE, recall=True, grounding=grounding, say_unknown=True, consistency=policy)
-        correct = [key in r.text.lower() for r, (_, key) in zip(known, questions)]
-        baseline = baseline or correct
-        hedged = [r.said_unknown or bool(HEDGE.search(r.text)) for r in known]
-        wrong = [not c and not h and bool(consistency.claims(r.text, q, about_owner=True)) for r, c, h, q in zip(known, correct, hedged, asked)]
-        invented = [not (r.said_unknown or HEDGE.search(r.text)) and bool(consistency.claims(r.text, q, about_owner=True))
-                    for r, q in zip(unknown, UNANSWERABLE)]
-        checked = [r.timings_ms["check"] for r in known + unknown if "check" in r.timings_ms]
-        repaired = [r.timings_ms["repair"] for r in known + unknown if "repair" in r.timings_ms]
-        verdicts: dict[str, int] = {}
-        for r in known + unknown:
-            outcome = r.verdict.outcome if r.verdict else ("said_unknown" if r.said_unknown else "unchecked")
-            verdicts[outcome] = verdicts.get(outcome, 0) + 1
-        figures[policy] = {
-            "answerable_correct": sum(correct), "answerable_not_sure": sum(hedged), "answerable_wrong_fact_reached": sum(wrong),
-            "correct_of_off_blocked": sum(b and not c for b, c in zip(baseline, correct)),
-            "unanswerable_invention_reached": sum(invented), "regenerated": sum(r.regenerated for r in known + unknown),
-            "verdicts": verdicts,
-            "check_ms_p50": round(statistics.median(checked), 1) if checked else None,
-            "check_ms_p99": round(sorted(checked)[min(len(checked) - 1, int(0.99 * len(checked)))], 1) if checked else None,
-            "repair_ms_p50": round(statistics.median(repaired), 1) if repaired else None,
-            "answers": [r.text for r in known], "unanswerable_answers": [r.text for r in unknown],
-        }
-    return figures
 
 
 def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) -> dict[str, Any]:
@@ -174,7 +134,7 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
     figures: dict[str, Any] = {name: {} for name in ("fact_used", "fact_used_grounded", "fact_used_without_recall", "unanswerable_hedged",
                                                      "unanswerable_hedged_grounded", "unanswerable_with_evidence", "answers_grounded",
                                                      "unanswerable_grounded", "evidence_ms_p50", "unanswerable_said_unknown",
-                                                     "answerable_said_unknown", "unanswerable_with_say_unknown", "consistency_policies")}
+                                                     "answerable_said_unknown", "unanswerable_with_say_unknown")}
     asked = [q for q, _ in questions]
 
     def used(replies: list[Any]) -> int:
@@ -200,7 +160,6 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
         figures["unanswerable_said_unknown"][label] = sum(r.said_unknown for r in honest_unknown)
         figures["answerable_said_unknown"][label] = sum(r.said_unknown for r in honest_known)
         figures["unanswerable_with_say_unknown"][label] = [r.text for r in honest_unknown]
-        figures["consistency_policies"][label] = policy_figures(engine, questions, grounding)
     with store.connect() as conn:
         recalled = sum(any(word in m.content.lower() for m in memory.recall(conn, engine.embedder, question, asker_id=sample.OWNER.id,
                                                                              place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))

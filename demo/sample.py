@@ -181,14 +181,16 @@ class History:
 
 def generate(seed: int = 7, sessions: int = 300, facts: list[tuple[ChannelSpec, Person, str, str]] | None = None) -> History:
     """The whole history, oldest first; the same seed gives the same history. `facts`
-    replaces the planted facts (bench/memory_use.py's second history)."""
+    replaces the planted facts (bench/memory_use.py's second history, bench/honesty.py's)."""
     rng = random.Random(seed)
     when = datetime(2025, 3, 1, 17, 0, tzinfo=timezone.utc)
     plans: list[tuple[str, Any]] = [("session", None)] * sessions
     # Facts and planted data sit at fixed fractions of the timeline, never at the very
     # end (the latest 5% of each channel is held out from training).
-    for i, fact in enumerate(FACTS if facts is None else facts):
-        plans.insert(int(len(plans) * (0.15 + 0.12 * i)), ("fact", fact))
+    facts = FACTS if facts is None else facts
+    spacing = min(0.12, 0.75 / max(1, len(facts)))  # the demo's six at 0.15, 0.27, …; more facts closer together
+    for i, fact in enumerate(facts):
+        plans.insert(int(len(plans) * (0.15 + spacing * i)), ("fact", fact))
     for i, planted in enumerate(PLANTED):
         plans.insert(int(len(plans) * (0.1 + 0.13 * i)), ("pii", planted))
     lines: list[Line] = []

@@ -152,7 +152,12 @@ def test_every_evaluation_measures_fact_use_and_a_forget_removes_the_probes(stor
     assert {"What instrument are you learning?", "Where did you grow up?", "What's the locker code again?"} <= set(questions)
     assert questions["What instrument are you learning?"]["key"] == "cello" and table["in_recalled_memories"] >= 2
     assert table["adapter"] >= 1 and table["with_evidence"] >= 2  # the strong grounding copies the remembered answer
-    assert "## Fact use" in Path(outcome.report).read_text()
+    verdicts = table["consistency"]["adapter"]
+    assert sum(verdicts.values()) == table["probes"] and set(table["consistency"]) == {"base", "adapter"}
+    stating = [s["verdict"]["adapter"] for s in table["samples"] if s["key"] in s["adapter"].lower()]
+    # An answer that states the remembered fact is supported by what the owner said (or claims nothing the question did not hold).
+    assert "supported" in stating and set(stating) <= {"supported", "none"}, table["samples"]
+    assert "## Fact use" in Path(outcome.report).read_text() and "| adapter | " in Path(outcome.report).read_text().split("consistency check")[1]
     folder = Path(outcome.report).parent
     probes = (folder / "data" / "probes.jsonl").read_text()
     assert "cello" in probes and "cello" in (folder / "result.json").read_text()

@@ -153,24 +153,32 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
     }
     metrics |= likeness_metrics(train or [], heldout, real, base_replies, adapter_replies)
     if probes:
-        metrics["fact_use"] = probe_fact_use(model, tokenizer, probes, generation, grounding)
+        metrics["fact_use"] = probe_fact_use(model, tokenizer, probes, generation, grounding, embed_model)
     if report_dir is not None:
         write_report(report_dir, metrics, log_history or [], real, base_replies, adapter_replies)
     return metrics
 
 
 def probe_fact_use(model: Any, tokenizer: Any, probes: list[Probe], generation: GenerationSettings,
-                   grounding: GroundingSettings | None) -> dict[str, Any]:
+                   grounding: GroundingSettings | None, embed_model: str = "") -> dict[str, Any]:
     """Greedy answers of the base model and the adapter to the fact probes, with the
-    reply pipeline's grounding (trainer/fact_probes.py)."""
+    reply pipeline's grounding (trainer/fact_probes.py), and the consistency check's
+    verdict on each."""
     greedy = replace(generation, greedy=True)
+    try:
+        from persona.memory.embeddings import Embedder, resolve_embed_model
+
+        embedder: Any = Embedder(resolve_embed_model(embed_model))
+    except Exception as exc:  # noqa: BLE001 - a missing embedder costs the verdicts, not the evaluation
+        log.warning("consistency verdicts of the fact probes skipped: %s", exc)
+        embedder = None
 
     def answers() -> list[str]:
         return [generate(model, tokenizer, p.messages, greedy, evidence=p.evidence, grounding=grounding).text for p in probes]
 
     with model.disable_adapter():
         base = answers()
-    return fact_use(probes, {"base": base, "adapter": answers()})
+    return fact_use(probes, {"base": base, "adapter": answers()}, embedder)
 
 
 def likeness_metrics(train: list[Example], heldout: list[Example], real: list[str], base: list[str], adapter: list[str]) -> dict[str, Any]:
@@ -286,6 +294,16 @@ def _likeness_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _consistency_lines(verdicts: dict[str, dict[str, int]] | None) -> list[str]:
+    """The consistency check's verdicts on the probes' answers (persona/runtime/consistency.py)."""
+    if not verdicts:
+        return []
+    return ["The consistency check on the same answers — what the owner said supports the claim, says otherwise, says nothing "
+            "either way, or the answer claims nothing:", "",
+            "| model | supported | contradicted | unsupported | no claim |", "| --- | --- | --- | --- | --- |",
+            *[f"| {who} | {v['supported']} | {v['contradicted']} | {v['unsupported']} | {v['none']} |" for who, v in verdicts.items()], ""]
+
+
 def _fact_use_lines(table: dict[str, Any] | None) -> list[str]:
     if not table:
         return ["## Fact use", "", "No fact probes: the training split holds no question the owner answered in the first person, or no memory is built."]
@@ -295,6 +313,7 @@ def _fact_use_lines(table: dict[str, Any] | None) -> list[str]:
              f"Recall found the answer's key word for {found}; grounding evidence was found for {table['with_evidence']}.", "",
              "| model | replies stating the fact (of those recall found) |", "| --- | --- |",
              *[f"| {who} | {table[who]}/{found} |" for who in ("base", "adapter")], "",
+             *_consistency_lines(table.get("consistency")),
              "Each question with both answers: `metrics.json` → `fact_use.samples` (kept out of this page so that a forget can remove them)."]
     return lines
 

@@ -9,7 +9,10 @@ the fact when it contains the answer's key word: its rarest word in the owner's
 training messages that the question does not already hold ("miso", not "cat").
 
 Probes are prepared here, where the database is (recall needs it), and generated in
-the training process (trainer/job.py), for the base model and the adapter alike.
+the training process (trainer/job.py), for the base model and the adapter alike. Each
+answer also gets the consistency check's verdict (persona/runtime/consistency.py), held
+against the owner's sentences the probe carries: the report shows how often a model
+states what the owner never said.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ from persona import memory
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.prompts import Frame, Line, render
-from persona.runtime.grounding import GroundingSettings, find_evidence
+from persona.runtime import consistency
+from persona.runtime.grounding import GroundingSettings, find_evidence, remembered_sentences
 from persona.words import WORD, content_words
 from trainer.dataset import Example
 from trainer.drills import answered_question
@@ -35,6 +39,7 @@ from trainer.drills import answered_question
 log = logging.getLogger(__name__)
 
 MIN_KEY_LENGTH = 3
+CHECK_K = 15  # memories whose owner sentences a probe's consistency check reads
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,10 @@ class Probe:
     # The stored messages whose words it holds (the exchange, the recalled memories): a
     # forget removes the probe from the files (persona/adapter_files.py).
     message_ids: list[int]
+    # The owner's sentences the consistency check may hold a reply against, each with its
+    # memory ids: recall for the question, wider than the prompt's (the training process has
+    # no database for the live check's recall with each claim).
+    owner_sentences: list[tuple[str, list[int]]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Probe:
@@ -86,8 +95,12 @@ def build_probes(conn: psycopg.Connection, embedder: Embedder, train: list[Examp
         recalled = memory.recall(conn, embedder, question, asker_id=owner_id, place=Place.terminal(), owner_id=owner_id, k=k)
         evidence = find_evidence(conn, embedder, question, recalled, owner_id=owner_id, settings=grounding) if grounding.enabled else []
         messages = render(Frame(owner_name, "", "terminal", example.last_at[:10]), [Line("you", question, False)], [m.content for m in recalled])
+        wider = {m.id: m for m in [*recalled, *memory.recall(conn, embedder, question, asker_id=owner_id, place=Place.terminal(),
+                                                             owner_id=owner_id, k=CHECK_K)]}
+        said = consistency.OwnerSentences.of((i, sentence) for i, sentence, _ in remembered_sentences(conn, list(wider.values()), owner_id, min_words=1))
         probes.append(Probe(question, answer, key, messages, [e.text for e in evidence], any(key in m.content.lower() for m in recalled),
-                            sorted({*example.message_ids, *(i for m in recalled for i in m.message_ids)})))
+                            sorted({*example.message_ids, *(i for m in wider.values() for i in m.message_ids)}),
+                            [(text, list(ids)) for text, ids in zip(said.texts, said.memory_ids)]))
     log.info("fact probes: %d of %d answered questions (%d asked once)", len(probes), len(exchanges), len(candidates))
     return probes
 
@@ -104,14 +117,25 @@ def read_probes(path: str | None) -> list[Probe]:
     return [Probe.from_json(json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def fact_use(probes: list[Probe], replies: dict[str, list[str]]) -> dict[str, Any]:
-    """The fact-use table: of the probes whose key word recall found, how many replies state it."""
+def fact_use(probes: list[Probe], replies: dict[str, list[str]], embedder: Embedder | None = None) -> dict[str, Any]:
+    """The fact-use table: of the probes whose key word recall found, how many replies
+    state it; with an embedder, the consistency check's verdicts on every reply too
+    (persona/runtime/consistency.py: how often each model states what the owner never said)."""
     found = [i for i, p in enumerate(probes) if p.in_memory]
     table: dict[str, Any] = {"probes": len(probes), "in_recalled_memories": len(found),
                              "with_evidence": sum(bool(p.evidence) for p in probes)}
     for label, texts in replies.items():
         table[label] = sum(probes[i].key in texts[i].lower() for i in found)
+    verdicts: dict[str, list[str]] = {}
+    if embedder is not None:
+        for label, texts in replies.items():
+            verdicts[label] = [consistency.judge(embedder, consistency.claims(text, p.question, about_owner=True), p.question,
+                                                 consistency.OwnerSentences([s for s, _ in p.owner_sentences],
+                                                                            [tuple(ids) for _, ids in p.owner_sentences])).outcome
+                               for p, text in zip(probes, texts)]
+        table["consistency"] = {label: {o: outcomes.count(o) for o in consistency.OUTCOMES} for label, outcomes in verdicts.items()}
     # "samples", each naming its messages: what a forget filters out of result files.
     table["samples"] = [{"question": p.question, "key": p.key, "in_memory": p.in_memory, **{k: v[i] for k, v in replies.items()},
+                         **({"verdict": {k: v[i] for k, v in verdicts.items()}} if verdicts else {}),
                          "message_ids": p.message_ids} for i, p in enumerate(probes)]
     return table

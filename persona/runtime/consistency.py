@@ -1,7 +1,8 @@
 """The consistency check: a reply's factual claims about the owner, held against what the owner said.
 
 Runs on every generated reply before it is sent (persona/runtime/reply.py), with the
-memories the asker may read and nothing else. Built from parts that run offline on 2
+memories the asker may read and nothing else, and on the evaluation's fact-probe answers
+(trainer/fact_probes.py). Built from parts that run offline on 2
 cores in tens of milliseconds — no natural-language-inference model is installable
 offline here, and asking the persona's own 135M model to judge its reply was no better
 than its reply:
@@ -11,9 +12,9 @@ than its reply:
    with a content word the question did not already hold ("her name is klomba"); in
    other chat, first-person clauses ("i'm moving to porto"), never opinions ("i think…")
    or filler ("ya ya", "hehe yes").
-2. **Evidence**: the owner's own sentences in the memories recall returned for the reply,
-   and in a second recall with the claim itself (the owner may have said it elsewhere),
-   both through `memory.recall` for this asker and place.
+2. **Evidence** (`gather`): the owner's own sentences in the memories recall returned for
+   the reply, and in a second recall with each claim (the owner may have said it
+   elsewhere), both through `memory.recall` for this asker and place, read once per reply.
 3. **Verdict** per claim: *supported* when one of the owner's sentences holds at least half
    of the claim's content words (a name, a place, a number said again); *contradicted*
    when none does but one is about the same thing (embedding similarity of the question
@@ -33,10 +34,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from persona import memory
@@ -93,6 +95,28 @@ def claims(reply: str, question: str, *, about_owner: bool) -> list[Claim]:
     return found
 
 
+@dataclass
+class OwnerSentences:
+    """The owner's sentences a check may read, each with the memories it is in; their
+    embeddings are computed once, on the first claim that needs them."""
+
+    texts: list[str]
+    memory_ids: list[tuple[int, ...]]
+    _vectors: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[int, str]]) -> OwnerSentences:
+        held: dict[str, list[int]] = {}
+        for memory_id, sentence in rows:
+            held.setdefault(sentence, []).append(memory_id)
+        return cls(list(held), [tuple(dict.fromkeys(ids)) for ids in held.values()])
+
+    def vectors(self, embedder: Embedder) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = embedder.embed_passages(self.texts)
+        return self._vectors
+
+
 def check(conn: psycopg.Connection, embedder: Embedder, reply: str, question: str, recalled: Sequence[memory.Memory], *,
           asker_id: int | None, place: Place, owner_id: int | None, about_owner: bool) -> Verdict:
     """The reply's verdict: its worst claim's (contradicted, then unsupported), else supported, else none."""
@@ -101,33 +125,41 @@ def check(conn: psycopg.Connection, embedder: Embedder, reply: str, question: st
     stated = claims(reply, question, about_owner=about_owner)
     if not stated:
         return Verdict("none")
-    verdicts = [_judge(conn, embedder, claim, question, recalled, asker_id=asker_id, place=place, owner_id=owner_id) for claim in stated]
+    return judge(embedder, stated, question, gather(conn, embedder, stated, recalled, asker_id=asker_id, place=place, owner_id=owner_id))
+
+
+def gather(conn: psycopg.Connection, embedder: Embedder, stated: Sequence[Claim], recalled: Sequence[memory.Memory], *,
+           asker_id: int | None, place: Place, owner_id: int) -> OwnerSentences:
+    """The owner's sentences in what recall returned for the reply and in a recall with
+    each claim (the owner may have said it elsewhere) — for this asker and place only —
+    read from the history in one query."""
+    pool = {m.id: m for m in recalled}
+    for claim in stated:
+        for found in memory.recall(conn, embedder, claim.text, asker_id=asker_id, place=place, owner_id=owner_id, k=CLAIM_RECALL_K):
+            pool.setdefault(found.id, found)
+    return OwnerSentences.of((memory_id, sentence) for memory_id, sentence, _ in remembered_sentences(conn, list(pool.values()), owner_id, min_words=1))
+
+
+def judge(embedder: Embedder, stated: Sequence[Claim], question: str, said: OwnerSentences) -> Verdict:
+    """The worst verdict of `stated` against the owner's sentences (no database: the
+    evaluation's fact probes carry their sentences into the training process)."""
+    verdicts = [_judge(embedder, claim, question, said) for claim in stated]
     for outcome in ("contradicted", "unsupported"):
         for verdict in verdicts:
             if verdict.outcome == outcome:
                 return verdict
-    return verdicts[0]
+    return verdicts[0] if verdicts else Verdict("none")
 
 
-def _judge(conn: psycopg.Connection, embedder: Embedder, claim: Claim, question: str, recalled: Sequence[memory.Memory], *,
-           asker_id: int | None, place: Place, owner_id: int) -> Verdict:
-    seen = {m.id for m in recalled}
-    more = [m for m in memory.recall(conn, embedder, claim.text, asker_id=asker_id, place=place, owner_id=owner_id, k=CLAIM_RECALL_K)
-            if m.id not in seen]
-    pool = [*recalled, *more]
-    sentences: dict[str, list[int]] = {}
-    for memory_id, sentence, _ in remembered_sentences(conn, pool, owner_id, min_words=1):
-        sentences.setdefault(sentence, []).append(memory_id)
-    if not sentences:
+def _judge(embedder: Embedder, claim: Claim, question: str, said: OwnerSentences) -> Verdict:
+    if not said.texts:
         return Verdict("unsupported", claim.text)
-    texts = list(sentences)
-    shares = [len(claim.words & {stem(w) for w in content_words(t)}) / len(claim.words) for t in texts]
-    best = max(range(len(texts)), key=shares.__getitem__)
+    shares = [len(claim.words & {stem(w) for w in content_words(t)}) / len(claim.words) for t in said.texts]
+    best = max(range(len(said.texts)), key=shares.__getitem__)
     if shares[best] >= SUPPORTED_SHARE:
-        return Verdict("supported", claim.text, texts[best], tuple(sentences[texts[best]]))
-    said = embedder.embed_query(f"{question} {claim.text}")
-    similarity = (embedder.embed_passages(texts) @ said).tolist()
-    closest = max(range(len(texts)), key=similarity.__getitem__)
+        return Verdict("supported", claim.text, said.texts[best], said.memory_ids[best])
+    similarity = (said.vectors(embedder) @ embedder.embed_query(f"{question} {claim.text}")).tolist()
+    closest = max(range(len(said.texts)), key=similarity.__getitem__)
     if similarity[closest] >= SAME_SUBJECT:
-        return Verdict("contradicted", claim.text, texts[closest], tuple(sentences[texts[closest]]))
+        return Verdict("contradicted", claim.text, said.texts[closest], said.memory_ids[closest])
     return Verdict("unsupported", claim.text)
