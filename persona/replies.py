@@ -102,6 +102,78 @@ def _as_messages(prompt: Any) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
+# --- reading ------------------------------------------------------------------------------
+
+FAILED = ("contradicted", "unsupported")  # verdicts of a claim the owner's memories do not back
+
+
+@dataclass(frozen=True)
+class SentReply:
+    """A logged reply as the owner reviews it (`persona replies`)."""
+
+    id: int
+    created_at: datetime
+    asker_id: int | None
+    channel_id: int | None
+    guild_id: int | None
+    scope: str
+    asked: str  # the last line of the prompt: what the reply answered
+    completion: str
+    adapter_version: int | None
+    latency_ms: int | None
+    memory_ids: list[int]
+    evidence: list[dict[str, Any]]
+    verdict: dict[str, Any] | None
+    thumbs_up: int
+    thumbs_down: int
+    prompt: list[dict[str, str]] = field(default_factory=list)  # only from `sent_reply`
+
+    @property
+    def outcome(self) -> str:
+        """The consistency check's outcome, or `unchecked` (PERSONA_CONSISTENCY=off, or "not sure")."""
+        return str(self.verdict.get("outcome", "none")) if self.verdict else "unchecked"
+
+    def as_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "prompt" or v}
+        return data | {"created_at": self.created_at.isoformat(), "outcome": self.outcome}
+
+
+_SENT = (
+    "SELECT r.id, r.created_at, r.asker_id, r.channel_id, r.guild_id, r.scope, coalesce(r.prompt->-1->>'content', ''), r.completion, "
+    "r.adapter_version_id, r.latency_ms, r.memory_ids, r.evidence, r.verdict, "
+    "(SELECT count(*) FROM feedback f WHERE f.reply_id = r.id AND f.rating > 0), "
+    "(SELECT count(*) FROM feedback f WHERE f.reply_id = r.id AND f.rating < 0) FROM replies r "
+)
+
+
+def sent_replies(conn: psycopg.Connection, *, limit: int = 20, before_id: int | None = None, asker_id: int | None = None,
+                 channel_id: int | None = None, rating: int | None = None, outcomes: tuple[str, ...] = ()) -> list[SentReply]:
+    """The newest logged replies first, optionally only those to `asker_id`, in
+    `channel_id`, rated `rating` (1 👍, -1 👎) by someone, or whose consistency verdict is
+    one of `outcomes` (`unchecked`: no verdict)."""
+    rows = conn.execute(
+        _SENT + "WHERE (%(before)s::bigint IS NULL OR r.id < %(before)s) AND (%(asker)s::bigint IS NULL OR r.asker_id = %(asker)s) "
+        "AND (%(channel)s::bigint IS NULL OR r.channel_id = %(channel)s) "
+        "AND (%(rating)s::int IS NULL OR EXISTS (SELECT 1 FROM feedback f WHERE f.reply_id = r.id AND sign(f.rating) = %(rating)s)) "
+        "AND (cardinality(%(outcomes)s::text[]) = 0 OR coalesce(r.verdict->>'outcome', 'unchecked') = ANY(%(outcomes)s::text[])) "
+        "ORDER BY r.id DESC LIMIT %(limit)s",
+        {"before": before_id, "asker": asker_id, "channel": channel_id, "rating": rating, "outcomes": list(outcomes), "limit": limit},
+    ).fetchall()
+    return [_sent(row) for row in rows]
+
+
+def sent_reply(conn: psycopg.Connection, reply_id: int) -> SentReply | None:
+    """One logged reply with its prompt snapshot."""
+    row = conn.execute(_SENT.replace("FROM replies r ", ", r.prompt FROM replies r ") + "WHERE r.id = %s", (reply_id,)).fetchone()
+    return _sent(row[:-1], _as_messages(row[-1])) if row else None
+
+
+def _sent(row: Any, prompt: list[dict[str, str]] | None = None) -> SentReply:
+    asked = row[6].strip().splitlines()[-1] if row[6].strip() else ""
+    return SentReply(row[0], row[1], row[2], row[3], row[4], row[5], asked, row[7], row[8], row[9], list(row[10] or []),
+                     list(row[11] or []), row[12], int(row[13]), int(row[14]), prompt or [])
+
+
 # --- forgetting ---------------------------------------------------------------------------
 
 
