@@ -20,9 +20,12 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from persona.config import Settings
+from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.runtime.model import BaseModelSpec, resolve_base_model
 from persona.storage.db import Database
 from persona.storage.embedded import start_embedded
 from persona.storage.store import Store
+from tests.fixtures.tiny_model import build_tiny_model
 
 TEMPLATE = "persona_template"
 SETTINGS_ENV = ("DISCORD_TOKEN", "DATABASE_URL")
@@ -43,6 +46,19 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     data_dir = tmp_path_factory.mktemp("embedded") / "pg"
     url = start_embedded(data_dir)  # also creates the `persona` database
     return make_conninfo(url, dbname="postgres")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The bundled MiniLM, loaded once for the session (read-only: tests share it)."""
+    return Embedder(resolve_embed_model(""))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> BaseModelSpec:
+    """The default tiny Llama of tests/fixtures/tiny_model.py, built once; each test module
+    makes its own Generator from it (a generator holds state: its adapter)."""
+    return resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
 
 
 @pytest.fixture(scope="session")

@@ -15,16 +15,15 @@ from bot.client import EXTENSIONS, PersonaBot
 from bot.services import Services
 from bot.triggers import per_user_cooldown, should_answer
 from persona import memory
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.runtime.generation import GenerationSettings, Generator
-from persona.runtime.model import resolve_base_model
+from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fake_discord.server import BOT_ID, FakeDiscord
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
-from tests.fixtures.tiny_model import build_tiny_model
 from tests.helpers import rows
 
 GUILD_ID = int(GUILD[0])
@@ -50,14 +49,8 @@ def test_trigger_rules() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
-    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
-    return Generator(spec, GenerationSettings(max_new_tokens=10, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
+def generator(tiny_llama: BaseModelSpec) -> Generator:
+    return Generator(tiny_llama, GenerationSettings(max_new_tokens=10, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
 @pytest.fixture

@@ -12,20 +12,19 @@ import pytest
 
 from ingest.dce import ingest_dce
 from persona import memory
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.privacy.forget import carry_out, forget_channel
 from persona.privacy.scopes import Place
 from persona.prompts import Messages
 from persona.runtime import consistency
 from persona.runtime.generation import Generated, GenerationSettings, Generator
 from persona.runtime.grounding import GroundingSettings
-from persona.runtime.model import resolve_base_model
+from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
-from tests.fixtures.tiny_model import build_tiny_model
 
 GUILD = ("5000000000000000041", "Crag")
 GENERAL, DM = 1000000000000000404, 1000000000000000401
@@ -42,11 +41,6 @@ def test_claims_are_the_clauses_that_state_facts_about_the_owner() -> None:
     assert consistency.claims("lol the weather is wild", "how's it going?", about_owner=False) == []  # not about the owner
     moving = consistency.claims("omg hi!! i'm moving to porto in june", "how's it going?", about_owner=False)
     assert len(moving) == 1 and {"porto", "june"} <= moving[0].words
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
 
 
 @pytest.fixture
@@ -110,9 +104,8 @@ class ScriptedModel(Generator):
 
 
 @pytest.fixture(scope="module")
-def scripted(tmp_path_factory: pytest.TempPathFactory) -> ScriptedModel:
-    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
-    return ScriptedModel(spec, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0))
+def scripted(tiny_llama: BaseModelSpec) -> ScriptedModel:
+    return ScriptedModel(tiny_llama, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0))
 
 
 def ask(store: Store, embedder: Embedder, model: ScriptedModel, policy: str, text: str = "what's your cat's name?"):  # noqa: ANN201

@@ -78,11 +78,6 @@ def test_readable_scopes() -> None:
 # --- building and recall against PostgreSQL ------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
-
-
 def test_build_creates_scoped_embedded_memories_once(store: Store, embedder: Embedder, tmp_path: Path) -> None:
     import_history(store, tmp_path)
     with store.connect() as conn:

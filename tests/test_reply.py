@@ -13,11 +13,11 @@ import pytest
 
 from ingest.dce import ingest_dce
 from persona import memory
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.prompts import Frame, Line, place_label, render
 from persona.runtime.generation import GenerationSettings, Generator
-from persona.runtime.model import resolve_base_model
+from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest, split_message
 from persona.storage.db import Database
 from persona.storage.store import Store
@@ -42,14 +42,8 @@ def test_split_message_respects_the_limit_and_boundaries() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
-    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
-    return Generator(spec, GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
+def generator(tiny_llama: BaseModelSpec) -> Generator:
+    return Generator(tiny_llama, GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
 def test_greedy_replies_repeat_and_sampled_ones_vary(generator: Generator) -> None:

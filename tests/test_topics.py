@@ -15,7 +15,7 @@ import pytest
 from ingest.dce import ingest_dce
 from persona import memory
 from persona.memory import topics
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.privacy.forget import carry_out, forget_person
 from persona.privacy.scopes import Place
 from persona.storage.db import Database
@@ -62,11 +62,6 @@ def import_subjects(store: Store, folder: Path, *, start: int = 0, rounds: int =
         write_export(folder / "general.json", channel_id=GENERAL, channel_type="GuildTextChat", guild=GUILD, name="general",
                      messages=exports["general"])
     ingest_dce(store, [folder], owner_id=OWNER_ID)
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
 
 
 @pytest.fixture

@@ -7,11 +7,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from persona import memory
 from persona.config import Settings
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures import voice
@@ -21,11 +19,6 @@ from trainer.recalled import add_recalled_memories, chosen
 
 DM_CHANNEL = 1000000000000000001
 CANARY = "CANARY-DM-7731 the locker code is behind the poster"
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
 
 
 def _insert(conn, message_id: int, channel_id: int, author_id: int, scope: str, at: datetime, text: str) -> None:

@@ -10,19 +10,18 @@ import pytest
 
 from ingest.dce import ingest_dce
 from persona import memory
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.runtime import unknowns
 from persona.runtime.generation import GenerationSettings, Generator
 from persona.runtime.grounding import GroundingSettings
-from persona.runtime.model import resolve_base_model
+from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
 from persona.storage.db import Database
 from persona.storage.store import Store
 from persona.words import content_words
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
-from tests.fixtures.tiny_model import build_tiny_model
 
 GUILD = ("5000000000000000031", "Crag")
 KIM = int(OTHER["id"])
@@ -57,14 +56,8 @@ def test_first_clause_and_pick() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory: pytest.TempPathFactory) -> Generator:
-    spec = resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
-    return Generator(spec, GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return Embedder(resolve_embed_model(""))
+def generator(tiny_llama: BaseModelSpec) -> Generator:
+    return Generator(tiny_llama, GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
 
 
 def engine_for(database: Database, generator: Generator, embedder: Embedder, folder: Path, *, hedges: bool) -> ReplyEngine:
