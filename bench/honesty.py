@@ -22,7 +22,11 @@ those the first generation made (greedy: every row's first reply is the same), c
 answers the policy blocked (of `off`'s correct ones), and the added latency of the check
 and its repair (p50/p99 over every reply that was checked).
 
-    python bench/honesty.py [--steps 40] [--base]
+`--grounding on,off` also measures replies without grounding's pull towards the
+owner's words (boost and copy weight 0: what a reply is like from a serving engine that
+gives no logits); "not sure" and the check still run.
+
+    python bench/honesty.py [--steps 40] [--base] [--grounding on|off|on,off]
 
 Prints one JSON line.
 """
@@ -154,7 +158,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--base", action="store_true", help="also measure the base model without an adapter")
+    parser.add_argument("--grounding", default="on", help="on, off or on,off: with grounding's pull, without it, or both")
     args = parser.parse_args()
+    chosen = [v.strip() for v in args.grounding.split(",") if v.strip()]
+    if not chosen or set(chosen) - {"on", "off"}:
+        parser.error("--grounding takes on, off or on,off")
     from persona import adapters, memory
     from persona.config import Settings
     from persona.memory.embeddings import Embedder, resolve_embed_model
@@ -176,7 +184,8 @@ def main() -> None:
     prepared_s = time.perf_counter() - started
     generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
     engine = ReplyEngine(store, Embedder(resolve_embed_model("")), generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
-    grounding = GroundingSettings.from_settings(Settings.model_construct())
+    grounded = GroundingSettings.from_settings(Settings.model_construct())
+    variants = {"on": grounded, "off": GroundingSettings(threshold=grounded.threshold, max_evidence=grounded.max_evidence)}
     with store.connect() as conn:
         in_memory = sum(any(key in m.content.lower() for m in memory.recall(conn, engine.embedder, question, asker_id=sample.OWNER.id,
                                                                             place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))
@@ -184,7 +193,8 @@ def main() -> None:
     models: dict[str, Any] = {}
     for label, adapter in ((("base", None),) if args.base else ()) + (("adapter", (outcome.version, path)),):
         generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
-        models[label] = rows(engine, grounding)
+        for variant in chosen:
+            models[label if variant == "on" else f"{label}_without_grounding"] = rows(engine, variants[variant])
     print(json.dumps({"bench": "honesty", "steps": args.steps, "facts": len(PLANTED), "unanswerable": len(UNANSWERABLE),
                       "fact_in_recalled_memories": in_memory, "heldout_loss": round(outcome.metrics["heldout_loss"]["candidate"], 4),
                       "prepare_s": round(prepared_s, 1), "models": models}, ensure_ascii=False))
