@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         "off (no check), flag (sent, verdict logged), hedge ('not sure' instead), regenerate (again from the owner's own words, else 'not sure').")
     say_unknown: bool = Field(default=True, description="Answer a factual question about the owner that memory cannot answer with a 'not sure' in their voice instead of generating.")
 
+    # --- API (`persona serve`) ---------------------------------------------------
+    serve_host: str = Field(default="127.0.0.1", description="Address `persona serve` listens on; 127.0.0.1 keeps it on this machine.")
+    serve_port: int = Field(default=8400, ge=1, le=65535, description="Port of `persona serve`.")
+    serve_max_waiting: int = Field(default=16, ge=1, le=1000,
+                                   description="Requests `persona serve` holds while another generates; beyond that it answers 503 (retry later).")
+
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
     lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scaling = alpha / rank).")

@@ -139,10 +139,11 @@ def _who_and_where(conn: Any, settings: Settings, as_user: int | None, channel: 
     owner = resolve_owner(conn, settings.owner_id)
     owner_id = owner.id if owner else None
     asker = as_user if as_user is not None else owner_id
-    return owner_id, asker, default if channel is None and guild is None else _place(conn, channel, guild)
+    return owner_id, asker, default if channel is None and guild is None else place_of(conn, channel, guild)
 
 
-def _place(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place
+def place_of(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place
+    """The place `--channel`/`--guild` name (a DM with the bot when neither is given)."""
     from persona.errors import ConfigError
     from persona.privacy.scopes import Place
 

@@ -8,7 +8,8 @@ the adapters: every version trained on a forgotten message or rating is marked
 tainted, the files beside the versions are marked for a rewrite
 (`persona.adapter_files.purge_pending`, run once the transaction commits), and a
 tainted active adapter is replaced by the newest clean version when there is one.
-Topics are clustered again without the forgotten memories. Retraining without the
+Topics are clustered again without the forgotten memories; a forgotten or opted-out
+person's `persona serve` keys are deleted. Retraining without the
 forgotten data is the caller's next step. Each table group's own module does its part;
 callers own the transaction, so a failure deletes nothing.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from persona import adapters, replies
+from persona import adapters, api_keys, replies
 from persona.adapter_files import Purged, purge_pending
 from persona.history import messages, people
 from persona.memory import forget as memories
@@ -73,6 +74,7 @@ def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgott
     deleted = messages.delete_by_author(conn, person_id)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id)
     gone = replies.forget_involving(conn, person_id=person_id, memory_ids=forgotten_memories)
+    api_keys.delete_for_person(conn, person_id)
     log.info("opted out %s: %d messages, %d memories", person_id, len(deleted), len(forgotten_memories))
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} opted out")
 
@@ -88,6 +90,7 @@ def forget_person(conn: psycopg.Connection, person_id: int) -> Forgotten:
     deleted = messages.delete_with_person(conn, person_id, scope)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id, scope)
     gone = replies.forget_involving(conn, person_id=person_id, scope=scope, memory_ids=forgotten_memories)
+    api_keys.delete_for_person(conn, person_id)  # `persona serve` keys made for them
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} forgotten")
 
 
