@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     allowed_channels: IdSet = Field(default=frozenset(), description="Comma-separated channel ids the bot answers in; empty: everywhere it can read.")
     dev_guild_id: int | None = Field(default=None, description="Sync slash commands to this server only (instant; for development).")
 
+    # --- Generation backend ---------------------------------------------------------
+    generator: Literal["local", "openai"] = Field(
+        default="local", description="Where replies are generated: local (in this process, transformers) or openai (an OpenAI-compatible "
+        "server: vLLM with --enable-lora, llama.cpp's llama-server, Ollama, another `persona serve`).")
+    openai_base_url: str = Field(default="", description="The server's API root, e.g. http://127.0.0.1:8000/v1 (PERSONA_GENERATOR=openai).")
+    openai_api_key: SecretStr | None = Field(default=None, description="Its API key, if it wants one (secret: never logged).")
+    openai_model: str = Field(default="", description="The base model's name on the server; empty: the first one it lists.")
+    openai_adapters_dir: str = Field(default="", description="Where the server sees PERSONA_HOME/adapters (a container mount); empty: the same path.")
+    openai_timeout_s: float = Field(default=60.0, gt=0, le=600, description="Longest wait for the server to answer one generation.")
+
     # --- Persona ------------------------------------------------------------------
     owner_name: str = Field(default="", description="How the bot names you in its prompt; empty: your name from the imported data.")
     style_notes: str = Field(default="", description="Extra notes on your voice for the system prompt (e.g. 'lowercase, dry humour').")
@@ -175,7 +185,7 @@ class Settings(BaseSettings):
             return Path(".persona")
         return value
 
-    @field_validator("discord_token", "database_url", mode="before")
+    @field_validator("discord_token", "database_url", "openai_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -245,6 +255,8 @@ class Settings(BaseSettings):
         values = []
         if self.discord_token is not None:
             values.append(self.discord_token.get_secret_value())
+        if self.openai_api_key is not None:
+            values.append(self.openai_api_key.get_secret_value())
         if self.database_url is not None:
             password = _password_of(self.database_url.get_secret_value())
             if password:

@@ -28,3 +28,7 @@ class DatabaseError(PersonaError):
 
 class MigrationError(DatabaseError):
     """A migration file failed; nothing from it was applied."""
+
+
+class ModelUnavailable(PersonaError):
+    """The model server (PERSONA_GENERATOR=openai) is down, too slow, or refused the request."""

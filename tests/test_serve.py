@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from ingest.dce import ingest_dce
 from persona import api_keys, memory
@@ -168,3 +169,123 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
         except subprocess.TimeoutExpired:
             server.kill()
     assert "Traceback" not in (server.stderr.read() if server.stderr else "")
+
+
+def _random_adapter(spec: BaseModelSpec, folder: Path, seed: int) -> str:
+    """A real LoRA adapter whose weights change the replies (peft's non-identity init)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from persona.runtime.model import load_base_model
+
+    torch.manual_seed(seed)
+    model = get_peft_model(load_base_model(spec), LoraConfig(r=4, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Path, store: Store, database: Database, embedder: Embedder,
+                                                                  tiny_llama: BaseModelSpec, tmp_path: Path) -> None:
+    """PERSONA_GENERATOR=openai against another process's `persona serve` (its raw model):
+    greedy replies equal the in-process ones, base and adapter alike; a new adapter is
+    named only once the server lists it; a server that went away is one clear error."""
+    from persona import adapters
+    from persona.errors import ModelUnavailable
+    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.remote import RemoteGenerator
+
+    _history(store, embedder, tmp_path / "dce")
+    with store.connect() as conn:
+        _, owner_key = api_keys.create(conn, asker_id=None, place=Place.terminal())
+        _, kim_key = api_keys.create(conn, asker_id=KIM, place=Place.dm())
+        v1 = adapters.create_candidate(conn, base_model=tiny_llama.name, parent_id=None, hyperparams={}, data_watermark=0, feedback_watermark=0)
+        v1_path = _random_adapter(tiny_llama, tmp_path / "v1", seed=1)
+        adapters.set_path(conn, v1, v1_path)
+        conn.commit()
+    env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,
+           "PERSONA_OWNER_ID": str(OWNER_ID), "PERSONA_REPETITION_PENALTY": "1.0"}
+    port = _free_port()
+    server = subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}, **env})
+    settings = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
+    local = Generator(tiny_llama, settings)
+    remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
+    messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", server)
+        # Only the owner's key sees the raw model; a friend's key sees the persona alone.
+        friend = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=kim_key)
+        assert friend.served_models() == ["persona"]
+        assert remote.served_models() == ["persona", tiny_llama.name]
+
+        remote.use_adapter(None, None)
+        assert remote.generate(messages).text == local.generate(messages).text  # the base model, greedy: the same words
+        assert remote.generate(messages, opening="not sure", max_new_tokens=4).text == local.generate(messages, opening="not sure",
+                                                                                                       max_new_tokens=4).text
+
+        # v1 is not active on the server: it cannot be named, the client stays on the base model.
+        with pytest.raises(ModelUnavailable, match=r"load_lora_adapter: HTTP 404"):
+            remote.use_adapter(v1, v1_path)
+        assert remote.adapter_version is None
+        # Promoted: the server serves it as persona-v1, the client switches, replies are the adapter's.
+        with store.connect() as conn:
+            adapters.activate(conn, v1)
+            conn.commit()
+        remote.use_adapter(v1, v1_path)
+        local.use_adapter(v1, v1_path)
+        assert remote.adapter_version == v1 and f"persona-v{v1}" in remote.served_models()
+        with_adapter = remote.generate(messages).text
+        assert with_adapter == local.generate(messages).text
+        local.use_adapter(None, None)
+        assert with_adapter != local.generate(messages).text  # it is the adapter speaking, not the base model
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    with pytest.raises(ModelUnavailable, match=rf"127\.0\.0\.1:{port}/v1 is unreachable"):
+        remote.generate(messages)
+
+
+def test_the_bot_says_it_cannot_think_while_the_model_server_is_away_and_recovers(persona_exe: Path, store: Store, database: Database,
+                                                                                   embedder: Embedder, tiny_llama: BaseModelSpec,
+                                                                                   tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.cogs.chat import UNAVAILABLE
+    from persona.runtime.generation import GenerationSettings
+    from persona.runtime.remote import RemoteGenerator
+    from persona.runtime.reply import ReplyEngine
+    from tests.fake_discord.server import BOT_ID
+    from tests.fixtures.history import KIM as MEMBER  # a member of the fake Discord's server
+    from tests.test_bot import GENERAL, run_with_bot, wait_for
+
+    _history(store, embedder, tmp_path / "dce")
+    with store.connect() as conn:
+        _, owner_key = api_keys.create(conn, asker_id=None, place=Place.terminal())
+        conn.commit()
+    port = _free_port()
+    settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0)
+    remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
+    engine = ReplyEngine(store, embedder, remote, owner_id=OWNER_ID, owner_name="Alex")
+    env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,
+           "PERSONA_OWNER_ID": str(OWNER_ID)}
+    servers: list[subprocess.Popen[str]] = []
+
+    async def scenario(fake, bot) -> None:  # noqa: ANN001 - FakeDiscord, PersonaBot
+        await fake.post(GENERAL, MEMBER, f"<@{BOT_ID}> you around?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        assert fake.sent[0]["content"] == UNAVAILABLE  # no server yet: a short notice, not silence, not a crash
+        servers.append(subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env={**{k: v for k, v in os.environ.items()
+                                                                        if not k.startswith("PERSONA_") and k != "DATABASE_URL"}, **env}))
+        await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/health", servers[0])
+        await fake.post(GENERAL, MEMBER, f"<@{BOT_ID}> and now?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 2, timeout=120)
+        assert fake.sent[1]["content"] != UNAVAILABLE  # the same bot, no restart: the server is back, so is the persona
+
+    try:
+        run_with_bot(engine, scenario)
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    assert _reply_count(database) == 1  # the notice is not a reply of the persona's

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.services import Services
 from bot.triggers import per_user_cooldown, place_of, should_answer
+from persona.errors import ModelUnavailable
 from persona.prompts import Line
 from persona.runtime.reply import ReplyRequest
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 BUSY = "too many people are talking to me at once, try again in a minute"
 SLOW = "sorry, that took me too long to think about. try again in a bit?"
+UNAVAILABLE = "can't think right now, my brain's server is away. try again in a bit?"
 RATE_LIMITED = "give me a minute, you're faster than me"
 _ANSWERABLE = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -85,6 +87,10 @@ class Chat(commands.Cog):
                     reply = await asyncio.wait_for(asyncio.to_thread(engine.reply, request), timeout=self.services.reply_timeout)
             except asyncio.TimeoutError:
                 await self._send(message, [SLOW])
+                return
+            except ModelUnavailable as exc:  # PERSONA_GENERATOR=openai and the server is away: say so, stay up
+                log.warning("no reply to %s: %s", message.id, exc.message)
+                await self._send(message, [UNAVAILABLE])
                 return
         sending = time.perf_counter()
         sent = await self._send(message, reply.chunks)

@@ -11,6 +11,11 @@ Generation runs in a worker thread, one at a time (the local model is one model)
 to `max_waiting` requests wait, more get 503. Streaming sends the role at once and the
 reply as it is released: after the consistency check, since a reply that fails it is
 replaced before anyone sees it.
+
+The owner's key also sees the raw model under its serving name (`persona-vN`, the
+active adapter, or the base model's name): messages go to the model as they are, no
+memory, no frame, nothing logged — what another machine's bot uses with
+PERSONA_GENERATOR=openai (persona/runtime/remote.py), as it would use vLLM.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
+import uuid
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -28,13 +33,15 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from persona import api_keys
 from persona.api import openai_format as oa
+from persona.errors import ModelUnavailable
 from persona.prompts import Line
+from persona.runtime.generation import Generated
+from persona.runtime.remote import adapter_name
 from persona.runtime.reply import Reply, ReplyEngine, ReplyRequest
 
 log = logging.getLogger(__name__)
 
 _PIECE = re.compile(r"\S+\s*")
-ADAPTER_CHECK_S = 30.0  # how often a request first looks for a newly active adapter
 
 
 class ApiError(Exception):
@@ -46,7 +53,6 @@ class ApiError(Exception):
 def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting: int = 16) -> FastAPI:
     app = FastAPI(title="persona", docs_url=None, redoc_url=None, openapi_url=None)  # nothing is served without a key but /health
     waiting = 0
-    adapter_check: dict[str, float] = {}
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -75,25 +81,44 @@ def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    def raw_models(key: api_keys.ApiKey) -> list[str]:
+        if not key.is_owner:
+            return []
+        engine.refresh_adapter()  # what a client asking for `persona-vN` finds is what is active now
+        version = engine.generator.adapter_version
+        return [adapter_name(version) if version else engine.generator.spec.name]
+
     @app.get("/v1/models")
-    def models(_: api_keys.ApiKey = Depends(audience)) -> dict[str, object]:
-        return {"object": "list", "data": [oa.model_card(model_name)]}
+    def models(key: api_keys.ApiKey = Depends(audience)) -> dict[str, object]:
+        return {"object": "list", "data": [oa.model_card(name) for name in [model_name, *raw_models(key)]]}
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(body: oa.ChatRequest, key: api_keys.ApiKey = Depends(audience)) -> JSONResponse | StreamingResponse:
         nonlocal waiting
-        if body.model != model_name:
+        raw = body.model != model_name and body.model in await run_in_threadpool(raw_models, key)  # may load a new adapter: off the loop
+        if body.model != model_name and not raw:
             raise ApiError(404, f"model {body.model!r} does not exist: this server answers as {model_name!r}", "invalid_request_error",
                            "model_not_found")
-        request = _request(body, key, engine)
         if waiting >= max_waiting:
             raise ApiError(503, f"busy: {waiting} requests are waiting for the model; retry shortly", "server_error", "overloaded")
+        if raw:
+            waiting += 1
+            try:
+                generated = await run_in_threadpool(_raw, engine, body)
+            except ModelUnavailable as exc:
+                raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
+            finally:
+                waiting -= 1
+            return JSONResponse(oa.completion(f"chatcmpl-raw-{uuid.uuid4().hex[:12]}", body.model, generated.text, 0, generated.new_tokens))
+        request = _request(body, key, engine)
 
         async def answer() -> tuple[Reply, int]:
             nonlocal waiting
             waiting += 1
             try:
-                return await run_in_threadpool(_reply_and_log, engine, request, adapter_check)
+                return await run_in_threadpool(_reply_and_log, engine, request)
+            except ModelUnavailable as exc:
+                raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
             finally:
                 waiting -= 1
 
@@ -134,11 +159,20 @@ def _request(body: oa.ChatRequest, key: api_keys.ApiKey, engine: ReplyEngine) ->
                         place=key.place, history=history[-12:], channel_id=key.place.channel_id)
 
 
-def _reply_and_log(engine: ReplyEngine, request: ReplyRequest, adapter_check: dict[str, float]) -> tuple[Reply, int]:
-    now = time.monotonic()
-    if now - adapter_check.get("at", 0.0) >= ADAPTER_CHECK_S:  # a promotion or rollback reaches the API as it reaches the bot
-        adapter_check["at"] = now
-        engine.refresh_adapter()
+def _raw(engine: ReplyEngine, body: oa.ChatRequest) -> Generated:
+    """The model alone on the client's messages (the owner's raw-model requests)."""
+    messages = [{"role": m.role if m.role != "developer" else "system", "content": m.text()} for m in body.messages]
+    opening = ""
+    if body.continue_final_message and messages and messages[-1]["role"] == "assistant":
+        opening = messages.pop()["content"]
+    if not messages:
+        raise ApiError(400, "no messages to continue", "invalid_request_error")
+    greedy = True if body.temperature == 0 else None
+    return engine.generator.generate(messages, greedy=greedy, opening=opening, max_new_tokens=body.max_completion_tokens or body.max_tokens)
+
+
+def _reply_and_log(engine: ReplyEngine, request: ReplyRequest) -> tuple[Reply, int]:
+    engine.refresh_adapter()  # a promotion or rollback is served from the next request on (one indexed query)
     reply = engine.reply(request)
     return reply, engine.log(request, reply, guild_id=request.place.guild_id)
 

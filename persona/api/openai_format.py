@@ -26,6 +26,12 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
     user: str | None = None  # accepted and ignored: the key decides who asks
+    # Raw-model requests only (the owner's key; persona/api/app.py): sampling, and vLLM's prefill switch.
+    temperature: float | None = Field(default=None, ge=0, le=5)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    repetition_penalty: float | None = Field(default=None, ge=1, le=3)
+    continue_final_message: bool = False
+    add_generation_prompt: bool = True
 
 
 def error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:

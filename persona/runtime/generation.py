@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from persona.runtime.grounding import EvidenceBias, GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_model, load_tokenizer
@@ -73,8 +73,42 @@ def generate(model: Any, tokenizer: Any, messages: Messages, settings: Generatio
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
 
+class TextGenerator(Protocol):
+    """What the reply pipeline needs of a model: `Generator` here (in-process), or
+    `persona.runtime.remote.RemoteGenerator` (an OpenAI-compatible server)."""
+
+    spec: BaseModelSpec
+    settings: GenerationSettings
+    adapter_version: int | None
+
+    @property
+    def context_window(self) -> int | None: ...
+
+    def use_adapter(self, version: int | None, path: str | None) -> None: ...
+
+    def count_tokens(self, messages: Messages) -> int: ...
+
+    def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated: ...
+
+
+def generator_for(settings: Any, generation: GenerationSettings) -> TextGenerator:
+    """The generator PERSONA_GENERATOR names, for the base model PERSONA_BASE_MODEL."""
+    from persona.runtime.model import resolve_base_model
+
+    spec = resolve_base_model(settings.base_model, settings.models_dir)
+    if settings.generator == "openai":
+        from persona.runtime.remote import RemoteGenerator
+
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return RemoteGenerator(spec, generation, base_url=settings.openai_base_url, api_key=key, model=settings.openai_model,
+                               adapters_dir=settings.adapters_dir, served_adapters_dir=settings.openai_adapters_dir,
+                               timeout_s=settings.openai_timeout_s)
+    return Generator(spec, generation)
+
+
 class Generator:
-    """The base model with the active adapter; thread-safe; adapters swap without a restart."""
+    """The base model with the active adapter, in this process; thread-safe; adapters swap without a restart."""
 
     def __init__(self, spec: BaseModelSpec, settings: GenerationSettings) -> None:
         self.spec = spec

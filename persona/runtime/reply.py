@@ -19,15 +19,15 @@ from datetime import datetime, timezone
 
 from persona import adapters, memory, replies
 from persona.config import Settings
+from persona.errors import ModelUnavailable
 from persona.history.people import resolve_owner
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.privacy.scrub import Scrubber
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
 from persona.runtime import consistency, unknowns
-from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.generation import GenerationSettings, TextGenerator, generator_for
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
-from persona.runtime.model import resolve_base_model
 from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
 class ReplyEngine:
     """Everything a reply needs, minus Discord."""
 
-    def __init__(self, store: Store, embedder: Embedder, generator: Generator, *, owner_id: int | None, owner_name: str,
+    def __init__(self, store: Store, embedder: Embedder, generator: TextGenerator, *, owner_id: int | None, owner_name: str,
                  style_notes: str = "", context_tokens: int = 1200, k: int = 5, grounding: GroundingSettings | None = None,
                  say_unknown: bool = False, consistency_policy: str = "off") -> None:
         if consistency_policy not in consistency.POLICIES:
@@ -117,12 +117,15 @@ class ReplyEngine:
         """The base model, the active adapter and memory, as the bot uses them (also `persona chat` and the demo)."""
         with store.connect() as conn:
             owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
-        generator = Generator(resolve_base_model(settings.base_model, settings.models_dir), generation or GenerationSettings.from_settings(settings))
+        generator = generator_for(settings, generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
                      grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown,
                      consistency_policy=settings.consistency)
-        engine.refresh_adapter()
+        try:
+            engine.refresh_adapter()
+        except ModelUnavailable as exc:  # the model server may come up after us: each reply tries again
+            log.warning("%s", exc.message)
         return engine
 
     def refresh_adapter(self) -> int | None:

@@ -1,0 +1,164 @@
+"""Generation on an OpenAI-compatible server (PERSONA_GENERATOR=openai).
+
+Any server that speaks `POST /v1/chat/completions`: vLLM (`--enable-lora`), llama.cpp's
+llama-server, Ollama, or a bigger machine's `persona serve` (its raw-model names). The
+reply pipeline stays here — recall, the prompt, "not sure", the consistency check,
+logging — and only the model call travels.
+
+Adapters: the active version is served under the name `persona-vN`. When it changes,
+the server is asked whether it has that name (`GET /v1/models`); if not, it is loaded
+(`POST /v1/load_lora_adapter`, vLLM's runtime LoRA API, with the adapter's folder as
+the server sees it). Only once the server lists it do requests name it, so a request
+never names an adapter the server has not loaded; if loading fails, replies keep the
+previous model and the next refresh tries again.
+
+What cannot travel: grounding's pull towards the owner's words works on the model's
+logits (persona/runtime/grounding.py), which these APIs do not expose; evidence still
+decides "not sure" and the consistency check still runs. A forced opening ("not
+sure…") is sent as a final assistant message to continue (`continue_final_message`,
+which vLLM and `persona serve` honour).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from persona.errors import ModelUnavailable
+from persona.runtime.generation import Generated, GenerationSettings, Messages
+from persona.runtime.grounding import GroundingSettings
+from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def adapter_name(version: int) -> str:
+    return f"persona-v{version}"
+
+
+class RemoteGenerator:
+    """The `Generator` interface over HTTP; thread-safe (httpx clients are)."""
+
+    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, *, base_url: str, api_key: str | None = None, model: str = "",
+                 adapters_dir: Path | None = None, served_adapters_dir: str = "", timeout_s: float = 60.0) -> None:
+        if not base_url.strip():
+            raise ModelUnavailable("PERSONA_GENERATOR=openai needs PERSONA_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
+        self.spec = spec
+        self.settings = settings
+        self.tokenizer = load_tokenizer(spec)  # prompts are fitted to the window here, before they travel
+        self.adapter_version: int | None = None
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(base_url=self.base_url + "/", timeout=httpx.Timeout(timeout_s, connect=5.0),
+                                    headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self._base_model = model
+        self._model = model
+        self._adapters_dir = adapters_dir
+        self._served_adapters_dir = served_adapters_dir
+        self._switch = threading.Lock()
+        self._wanted: tuple[int | None, str | None] = (None, None)
+        self._said_no_grounding = False
+
+    @property
+    def context_window(self) -> int | None:
+        return None  # the server knows it; prompts are fitted to persona's own budget (ReplyEngine.context_tokens)
+
+    def count_tokens(self, messages: Messages) -> int:
+        return count_chat_tokens(self.tokenizer, messages)
+
+    def served_models(self) -> list[str]:
+        data = self._call("GET", "models")
+        return [str(m.get("id")) for m in data.get("data", [])]
+
+    def use_adapter(self, version: int | None, path: str | None) -> None:
+        """Serve adapter `version` from now on, once the server has it (None: the base model).
+        Raises `ModelUnavailable` when the server cannot be reached or cannot load it; the
+        wish is kept, and the next generation tries again before it names any model."""
+        with self._switch:
+            self._wanted = (version, path)
+            self._sync()
+
+    def _sync(self) -> None:
+        version, path = self._wanted
+        if version == self.adapter_version and self._model:
+            return
+        if version is None or path is None:
+            self._model, self.adapter_version = self._base(), None
+            return
+        name = adapter_name(version)
+        if name not in self.served_models():
+            self._call("POST", "load_lora_adapter", {"lora_name": name, "lora_path": self._server_path(path)})
+            if name not in self.served_models():
+                raise ModelUnavailable(f"{self.base_url} accepted adapter {name} but does not list it; replies stay on {self._model or 'nothing'}")
+        self._model, self.adapter_version = name, version  # only now do requests name it
+        log.info("replying with adapter %s on %s", name, self.base_url)
+
+    def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
+        if evidence and grounding is not None and grounding.enabled and not self._said_no_grounding:
+            self._said_no_grounding = True
+            log.info("grounding's pull needs the model's logits: with PERSONA_GENERATOR=openai replies are generated without it")
+        with self._switch:
+            self._sync()  # the adapter wished for, if the server was away when it was
+            model = self._model
+        greedy = self.settings.greedy if greedy is None else greedy
+        body: dict[str, Any] = {"model": model, "messages": list(messages),
+                                "max_tokens": max_new_tokens or self.settings.max_new_tokens,
+                                "temperature": 0.0 if greedy else self.settings.temperature, "top_p": 1.0 if greedy else self.settings.top_p}
+        if self.settings.repetition_penalty != 1.0:
+            body["repetition_penalty"] = self.settings.repetition_penalty  # vLLM's and persona serve's name for it
+        if opening:
+            body |= {"messages": [*messages, {"role": "assistant", "content": opening}], "continue_final_message": True,
+                     "add_generation_prompt": False}
+        data = self._call("POST", "chat/completions", body)
+        try:
+            text = data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise ModelUnavailable(f"{self.base_url} answered without a completion: {str(data)[:120]}") from None
+        if opening and text.startswith(opening):  # some servers repeat the continued message
+            text = text[len(opening):]
+        tokens = (data.get("usage") or {}).get("completion_tokens")
+        return Generated(text.strip(), int(tokens) if tokens is not None else len(self.tokenizer.encode(text, add_special_tokens=False)))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _base(self) -> str:
+        if not self._base_model:
+            served = [m for m in self.served_models() if not m.startswith("persona-v") and m != "persona"]
+            if not served:
+                raise ModelUnavailable(f"{self.base_url} lists no base model: set PERSONA_OPENAI_MODEL to the name it serves")
+            self._base_model = served[0]
+        return self._base_model
+
+    def _server_path(self, path: str) -> str:
+        if self._served_adapters_dir and self._adapters_dir is not None:
+            try:
+                return str(Path(self._served_adapters_dir) / Path(path).resolve().relative_to(self._adapters_dir.resolve()))
+            except ValueError:
+                pass
+        return path
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One request; any failure is one `ModelUnavailable` line (what, where, what to check)."""
+        try:
+            response = self._client.request(method, path, json=body)
+        except httpx.TimeoutException:
+            raise ModelUnavailable(f"the model server at {self.base_url} did not answer in time (PERSONA_OPENAI_TIMEOUT_S)") from None
+        except httpx.TransportError as exc:
+            raise ModelUnavailable(f"the model server at {self.base_url} is unreachable ({type(exc).__name__}): is it running?") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("error", {})
+                message = detail.get("message") if isinstance(detail, dict) else str(detail)
+            except ValueError:
+                message = response.text[:200]
+            raise ModelUnavailable(f"the model server at {self.base_url} refused {method} /{path}: HTTP {response.status_code} {message or ''}".strip())
+        try:
+            return response.json()
+        except ValueError:
+            raise ModelUnavailable(f"the model server at {self.base_url} answered /{path} with something that is not JSON") from None
