@@ -10,7 +10,8 @@ the server is asked whether it has that name (`GET /v1/models`); if not, it is l
 (`POST /v1/load_lora_adapter`, vLLM's runtime LoRA API, with the adapter's folder as
 the server sees it). Only once the server lists it do requests name it, so a request
 never names an adapter the server has not loaded; if loading fails, replies keep the
-previous model and the next refresh tries again.
+previous model and the next refresh tries again. The adapter it replaced is then
+unloaded (`POST /v1/unload_lora_adapter`), so nightly versions do not pile up.
 
 What cannot travel: grounding's pull towards the owner's words works on the model's
 logits (persona/runtime/grounding.py), which these APIs do not expose; evidence still
@@ -94,8 +95,19 @@ class RemoteGenerator:
             self._call("POST", "load_lora_adapter", {"lora_name": name, "lora_path": self._server_path(path)})
             if name not in self.served_models():
                 raise ModelUnavailable(f"{self.base_url} accepted adapter {name} but does not list it; replies stay on {self._model or 'nothing'}")
+        previous = self._model
         self._model, self.adapter_version = name, version  # only now do requests name it
         log.info("replying with adapter %s on %s", name, self.base_url)
+        if previous.startswith("persona-v") and previous != name:
+            self._unload(previous)
+
+    def _unload(self, name: str) -> None:
+        """Free the server's copy of an adapter no longer served (nightly retrains would
+        otherwise pile them up); a server without the endpoint keeps it, which is harmless."""
+        try:
+            self._call("POST", "unload_lora_adapter", {"lora_name": name})
+        except ModelUnavailable as exc:
+            log.debug("%s kept: %s", name, exc.message)
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
