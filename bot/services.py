@@ -42,12 +42,15 @@ class Services:
     adapter_watch_s: float = 60.0
     scheduler: Any = field(default=None, repr=False)  # set by the upkeep cog
     datasets_dir: Path | None = None  # the dataset export a forget also cleans
+    delivery: str = "typing"  # PERSONA_DISCORD_DELIVERY: typing until the reply is ready, or stream it (bot/delivery.py)
+    generation_slots: int = 1  # replies generated at once: 1 in-process, more when a model server batches them
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: ReplyEngine, store: Store, *, retrain: Callable[[str], str] | None = None) -> Services:
         assert settings.owner_id is not None
         return cls(engine, store, settings.owner_id, trusted_ids=settings.trusted_users, allowed_channels=settings.allowed_channels,
-                   retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone), datasets_dir=settings.datasets_dir)
+                   retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone), datasets_dir=settings.datasets_dir,
+                   delivery=settings.discord_delivery, generation_slots=cls.max_pending if settings.generator == "openai" else 1)
 
     @property
     def raters(self) -> frozenset[int]:

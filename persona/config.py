@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     allowed_channels: IdSet = Field(default=frozenset(), description="Comma-separated channel ids the bot answers in; empty: everywhere it can read.")
     dev_guild_id: int | None = Field(default=None, description="Sync slash commands to this server only (instant; for development).")
+    discord_delivery: Literal["typing", "stream"] = Field(
+        default="typing", description="typing: show 'typing…' until the reply is ready; stream: send the first sentence at once and edit "
+        "the message as the rest is generated (not for factual questions about the owner while the consistency check may replace the answer).")
 
     # --- Generation backend ---------------------------------------------------------
     generator: Literal["local", "openai"] = Field(

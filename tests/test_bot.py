@@ -63,7 +63,7 @@ def engine(database: Database, generator: Generator, embedder: Embedder, tmp_pat
 
 
 def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]],
-                 retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None) -> FakeDiscord:
+                 retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None, delivery: str = "typing") -> FakeDiscord:
     async def main() -> FakeDiscord:
         fake = FakeDiscord(owner_id=OWNER_ID)
         for uid, name in [(OWNER_ID, "alex"), (SAM, "sam"), (KIM, "kim")]:
@@ -73,7 +73,7 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         await fake.start()
         fake.patch()
         services = Services(engine, engine.store, OWNER_ID, reply_timeout=60, retrain=retrain, retrain_schedule=None,
-                            allowed_channels=frozenset(allowed_channels or ()))
+                            allowed_channels=frozenset(allowed_channels or ()), delivery=delivery)
         bot = PersonaBot(services)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
@@ -391,3 +391,66 @@ def test_rate_persona_reply_context_menu(engine: ReplyEngine) -> None:
     run_with_bot(engine, scenario)
     with engine.store.connect() as conn:
         assert conn.execute("SELECT rater_id, rating, via FROM feedback").fetchall() == [(SAM, -1, "context_menu")]
+
+
+class Typist:
+    """A model whose words arrive one by one (the `TextGenerator` interface, no weights):
+    what streaming is for, with a phone number in the middle of a sentence."""
+
+    spec = BaseModelSpec("typist", "typist")
+    adapter_version = None
+    context_window = None
+    text = "omg hi! call me at +1 (555) 010-4477 later. ok bye now. see you soon"
+
+    def __init__(self, delay_s: float) -> None:
+        self.settings = GenerationSettings(max_new_tokens=64, temperature=0.8, top_p=0.9, repetition_penalty=1.0)
+        self.delay_s = delay_s
+
+    def use_adapter(self, version: int | None, path: str | None) -> None:
+        pass
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(len(m["content"]) for m in messages) // 4
+
+    def generate(self, messages, *, greedy=None, evidence=(), grounding=None, opening="", max_new_tokens=None, on_text=None):  # noqa: ANN001, ANN201
+        from persona.runtime.generation import Generated
+
+        for word in self.text.split(" "):
+            time.sleep(self.delay_s)
+            if on_text is not None:
+                on_text(word + " ")
+        return Generated(self.text, len(self.text.split()))
+
+
+def test_streamed_replies_show_the_first_sentence_at_once_and_edit_within_discords_limits(database: Database, embedder: Embedder,
+                                                                                          tmp_path: Path) -> None:
+    from bot.delivery import EDIT_INTERVAL_S
+
+    store = Store(database)
+    import_history(store, tmp_path)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+    engine = ReplyEngine(store, embedder, Typist(delay_s=0.12), owner_id=OWNER_ID, owner_name="Alex", consistency_policy="regenerate")
+    final = "omg hi! call me at <PHONE> later. ok bye now. see you soon"
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> hey, how's it going?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 1)
+        assert fake.sent[0]["content"] == "omg hi!"  # the first sentence, sent while the rest is being generated
+        await wait_for(lambda: bool(fake.edits) and fake.edits[-1]["content"] == final)
+        shown = [fake.sent[0]["content"]] + [e["content"] for e in fake.edits]
+        assert all("555" not in text and "4477" not in text for text in shown)  # never half a phone number, never a whole one
+        assert all(final.startswith(text) for text in shown) and len(fake.sent) == 1  # one message, growing
+        gaps = [b["at"] - a["at"] for a, b in zip(fake.edits, fake.edits[1:])]
+        assert all(gap >= EDIT_INTERVAL_S - 0.05 for gap in gaps), gaps  # inside Discord's 5 edits / 5 s
+        # A factual question about the owner, while the check may still replace the answer: not streamed.
+        edits_so_far = len(fake.edits)
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> what's your phone number?", mentions=[BOT_ID])
+        await wait_for(lambda: len(fake.sent) == 2)
+        await asyncio.sleep(0.5)
+        assert len(fake.edits) == edits_so_far  # sent once, whole, after the check
+
+    run_with_bot(engine, scenario, delivery="stream")
+    with store.connect() as conn:
+        logged = conn.execute("SELECT completion, cardinality(message_ids) FROM replies ORDER BY id").fetchall()
+    assert logged[0] == (final, 1)

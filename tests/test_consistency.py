@@ -17,7 +17,7 @@ from persona.privacy.forget import carry_out, forget_channel
 from persona.privacy.scopes import Place
 from persona.prompts import Messages
 from persona.runtime import consistency
-from persona.runtime.generation import Generated, GenerationSettings, Generator
+from persona.runtime.generation import Generated, GenerationSettings, Generator, OnText
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -94,7 +94,8 @@ class ScriptedModel(Generator):
     follows_evidence = True
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
+                 on_text: OnText | None = None) -> Generated:
         self.calls.append({"evidence": list(evidence), "opening": opening})
         if opening:
             return Generated("tbh", 1)

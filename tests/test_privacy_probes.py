@@ -27,7 +27,7 @@ from persona import memory
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import Messages
-from persona.runtime.generation import Generated, GenerationSettings, Generator
+from persona.runtime.generation import Generated, GenerationSettings, Generator, OnText
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -52,8 +52,13 @@ class ObedientModel(Generator):
     every sentence grounding pulled it towards."""
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
-        return Generated("\n".join([*(m["content"] for m in messages), *evidence]), 1)
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
+                 on_text: OnText | None = None) -> Generated:
+        text = "\n".join([*(m["content"] for m in messages), *evidence])
+        if on_text is not None:  # streamed too, word by word: what a streaming reply could leak
+            for piece in text.split(" "):
+                on_text(piece + " ")
+        return Generated(text, 1)
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,9 @@ def test_no_probe_gets_anything_out_of_scope(engine: ReplyEngine, seat: Seat) ->
     allowed = readable_scopes(seat.asker, seat.place, OWNER_ID)
     assert allowed is not None  # only the owner reads everything
     for probe in PROBES:
-        reply = engine.reply(ReplyRequest(text=probe, asker_id=seat.asker, asker_name="someone", place=seat.place))
-        seen = json.dumps(reply.prompt) + reply.text
+        streamed: list[str] = []  # what a streaming reply (Discord, persona serve) shows before it is done
+        reply = engine.reply(ReplyRequest(text=probe, asker_id=seat.asker, asker_name="someone", place=seat.place), streamed.append)
+        seen = json.dumps(reply.prompt) + reply.text + "".join(streamed)
         leaked = [s for s in SECRETS if s in seen]
         assert leaked == [], f"{seat.name} asked {probe!r} and got {leaked}"
         assert all(m.scope in allowed for m in reply.memories), (probe, [m.scope for m in reply.memories])
@@ -112,8 +118,10 @@ def test_the_control_the_owner_reaches_both_canaries(engine: ReplyEngine) -> Non
     above would catch a leak if the scope rules let one through."""
     seen = grounded = ""
     for probe in ("what is Sam's locker code?", "what's in my journal?"):
-        reply = engine.reply(ReplyRequest(text=probe, asker_id=OWNER_ID, asker_name="you", place=Place.terminal()))
-        seen += json.dumps(reply.prompt) + reply.text
+        streamed: list[str] = []
+        reply = engine.reply(ReplyRequest(text=probe, asker_id=OWNER_ID, asker_name="you", place=Place.terminal()), streamed.append)
+        seen += json.dumps(reply.prompt) + reply.text + "".join(streamed)
+        assert streamed and TOKEN not in "".join(streamed)  # streamed in sentences, each one scrubbed
         grounded += " ".join(e.text for e in reply.evidence)
     assert CANARY in seen and NOTE_CANARY in seen
     assert NOTE_CANARY in grounded  # the owner's own journal sentence is evidence here: the probes above would see one out of scope

@@ -185,3 +185,15 @@ def test_a_database_that_stops_mid_chat_is_one_line(persona_exe: Path, tmp_path:
     problems = [line for line in err.splitlines() if line.strip() and "persona ·" not in line]  # the banner is fine
     assert chat.returncode == 1, err
     assert len(problems) == 1 and problems[0].startswith("error: ") and "database" in problems[0], err
+
+
+def test_a_streamed_reply_is_released_a_whole_scrubbed_sentence_at_a_time() -> None:
+    """Half a phone number is never shown: the scrubber only ever sees whole sentences."""
+    from persona.runtime.release import SentenceRelease
+
+    released: list[str] = []
+    stream = SentenceRelease(released.append)
+    for piece in ["hey! ", "mail me at ", "june.moss", "@example.org ", "or call ", "+1 (555) 010-", "4477. ", "bye"]:
+        stream(piece)
+        assert all("555" not in r and "example.org" not in r and "june.moss" not in r for r in released), released
+    assert released == ["hey!", "hey! mail me at <EMAIL> or call <PHONE>."]  # "bye" is not finished: the final reply brings it

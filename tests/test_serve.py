@@ -142,7 +142,8 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
         chunks = [json.loads(e) for e in events[:-1]]
         assert chunks[0]["choices"][0]["delta"]["role"] == "assistant" and chunks[-1]["choices"][0]["finish_reason"] == "stop"
         streamed_text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-        assert streamed_text == _logged(database, int(chunks[-1]["id"].removeprefix("chatcmpl-")))[1]
+        assert len({c["id"] for c in chunks}) == 1 and chunks[-1]["persona_completion_id"].startswith("chatcmpl-")
+        assert streamed_text == _logged(database, int(chunks[-1]["persona_completion_id"].removeprefix("chatcmpl-")))[1]
 
         # Bad requests: one clear error each.
         wrong_model = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {owner['key']}"},
@@ -219,7 +220,11 @@ def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Pa
         assert remote.served_models() == ["persona", tiny_llama.name]
 
         remote.use_adapter(None, None)
-        assert remote.generate(messages).text == local.generate(messages).text  # the base model, greedy: the same words
+        expected = local.generate(messages).text
+        assert remote.generate(messages).text == expected  # the base model, greedy: the same words
+        pieces: list[str] = []
+        assert remote.generate(messages, on_text=pieces.append).text == expected and len(pieces) > 1  # streamed (SSE), piece by piece
+        assert "".join(pieces).strip() == expected
         assert remote.generate(messages, opening="not sure", max_new_tokens=4).text == local.generate(messages, opening="not sure",
                                                                                                        max_new_tokens=4).text
 

@@ -10,6 +10,7 @@ from collections import deque
 import discord
 from discord.ext import commands
 
+from bot.delivery import LiveMessage
 from bot.services import Services
 from bot.triggers import per_user_cooldown, place_of, should_answer
 from persona.errors import ModelUnavailable
@@ -30,7 +31,8 @@ class Chat(commands.Cog):
         self.bot = bot
         self.services = services
         self.cooldown = per_user_cooldown(services.per_user_rate)
-        self.generation = asyncio.Semaphore(1)  # one model, one generation at a time
+        # A local model generates one reply at a time; a model server (PERSONA_GENERATOR=openai) batches concurrent ones.
+        self.generation = asyncio.Semaphore(services.generation_slots)
         self.pending = 0
         self.timings: deque[dict[str, float]] = deque(maxlen=1000)  # per reply, in ms (bench/reply.py reads them)
 
@@ -80,32 +82,47 @@ class Chat(commands.Cog):
             context_author_ids=tuple({m.author.id for m in quoted}),
         )
         engine = self.services.engine
+        live = LiveMessage(lambda text: self._send_one(message, text), lambda text: self._send_one(message, text, follow_up=True)) \
+            if self.services.delivery == "stream" else None
         async with self.generation:
             queued = time.perf_counter()
             try:
                 async with message.channel.typing():
-                    reply = await asyncio.wait_for(asyncio.to_thread(engine.reply, request), timeout=self.services.reply_timeout)
+                    reply = await asyncio.wait_for(asyncio.to_thread(engine.reply, request, live.feeder() if live else None),
+                                                   timeout=self.services.reply_timeout)
             except asyncio.TimeoutError:
-                await self._send(message, [SLOW])
+                await self._give_up(live, message, SLOW)
                 return
             except ModelUnavailable as exc:  # PERSONA_GENERATOR=openai and the server is away: say so, stay up
                 log.warning("no reply to %s: %s", message.id, exc.message)
-                await self._send(message, [UNAVAILABLE])
+                await self._give_up(live, message, UNAVAILABLE)
                 return
         sending = time.perf_counter()
-        sent = await self._send(message, reply.chunks)
+        sent = (await live.finish(reply.chunks) if live else None) or await self._send(message, reply.chunks)
         done = time.perf_counter()
         await asyncio.to_thread(engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
+        first = live.first_shown_at if live and live.first_shown_at else done
         self.timings.append({
             "context_fetch": (fetched - started) * 1000, "queue_wait": (queued - fetched) * 1000, **reply.timings_ms,
-            "send": (done - sending) * 1000, "total": (done - started) * 1000, "new_tokens": float(reply.new_tokens),
+            "send": (done - sending) * 1000, "total": (done - started) * 1000, "first_text": (first - started) * 1000,
+            "new_tokens": float(reply.new_tokens),
         })
+
+    async def _give_up(self, live: LiveMessage | None, message: discord.Message, notice: str) -> None:
+        if live is not None:
+            await live.stop()
+        await self._send(message, [notice])
+
+    async def _send_one(self, message: discord.Message, text: str, *, follow_up: bool = False) -> discord.Message:
+        if follow_up:
+            return await message.channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        return await message.reply(text, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
 
     async def _send(self, message: discord.Message, chunks: list[str]) -> list[discord.Message]:
         """The first piece as a reply to the trigger, the rest after it; never pinging anyone."""
-        sent = [await message.reply(chunks[0], mention_author=False, allowed_mentions=discord.AllowedMentions.none())]
+        sent = [await self._send_one(message, chunks[0])]
         for chunk in chunks[1:]:
-            sent.append(await message.channel.send(chunk, allowed_mentions=discord.AllowedMentions.none()))
+            sent.append(await self._send_one(message, chunk, follow_up=True))
         return sent
 
 

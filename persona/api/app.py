@@ -7,10 +7,11 @@ Discord reply (prompt snapshot, memories, adapter version, latency, verdict), so
 `persona replies`, feedback and retraining see it. The client's own system messages are
 not passed on: the persona's frame is the persona's.
 
-Generation runs in a worker thread, one at a time (the local model is one model); up
-to `max_waiting` requests wait, more get 503. Streaming sends the role at once and the
-reply as it is released: after the consistency check, since a reply that fails it is
-replaced before anyone sees it.
+Generation runs in a worker thread (the local model answers one at a time); up to
+`max_waiting` requests wait, more get 503. Streaming sends the role at once, then the
+reply a finished sentence at a time, cleaned (persona/runtime/release.py) — except an
+answer to a factual question about the owner while the consistency check may replace it,
+which comes whole after the check.
 
 The owner's key also sees the raw model under its serving name (`persona-vN`, the
 active adapter, or the base model's name): messages go to the model as they are, no
@@ -20,11 +21,12 @@ PERSONA_GENERATOR=openai (persona/runtime/remote.py), as it would use vLLM.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -35,13 +37,13 @@ from persona import api_keys
 from persona.api import openai_format as oa
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
-from persona.runtime.generation import Generated
+from persona.runtime.generation import Generated, OnText
 from persona.runtime.remote import adapter_name
 from persona.runtime.reply import Reply, ReplyEngine, ReplyRequest
 
 log = logging.getLogger(__name__)
 
-_PIECE = re.compile(r"\S+\s*")
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -101,46 +103,56 @@ def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting:
                            "model_not_found")
         if waiting >= max_waiting:
             raise ApiError(503, f"busy: {waiting} requests are waiting for the model; retry shortly", "server_error", "overloaded")
-        if raw:
-            waiting += 1
-            try:
-                generated = await run_in_threadpool(_raw, engine, body)
-            except ModelUnavailable as exc:
-                raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
-            finally:
-                waiting -= 1
-            return JSONResponse(oa.completion(f"chatcmpl-raw-{uuid.uuid4().hex[:12]}", body.model, generated.text, 0, generated.new_tokens))
-        request = _request(body, key, engine)
+        request = None if raw else _request(body, key, engine)
 
-        async def answer() -> tuple[Reply, int]:
-            nonlocal waiting
-            waiting += 1
-            try:
-                return await run_in_threadpool(_reply_and_log, engine, request)
-            except ModelUnavailable as exc:
-                raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
-            finally:
-                waiting -= 1
+        def work(feed: OnText | None) -> tuple[str, str, int, int]:
+            """(text, completion id, prompt tokens, completion tokens)"""
+            if request is None:
+                generated = _raw(engine, body, feed)
+                return (generated.text, f"chatcmpl-raw-{uuid.uuid4().hex[:12]}", engine.generator.count_tokens(_messages(body)),
+                        generated.new_tokens)
+            reply, reply_id = _reply_and_log(engine, request, feed)
+            return reply.text, f"chatcmpl-{reply_id}", engine.generator.count_tokens(reply.prompt), reply.new_tokens
 
         if not body.stream:
-            reply, reply_id = await answer()
-            return JSONResponse(oa.completion(f"chatcmpl-{reply_id}", model_name, reply.text, engine.generator.count_tokens(reply.prompt),
-                                              reply.new_tokens))
+            waiting += 1
+            try:
+                text, completion_id, prompt_tokens, tokens = await run_in_threadpool(work, None)
+            except ModelUnavailable as exc:
+                raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
+            finally:
+                waiting -= 1
+            return JSONResponse(oa.completion(completion_id, body.model, text, prompt_tokens, tokens))
 
         async def events() -> AsyncIterator[str]:
-            stream_id = "chatcmpl-pending"
-            yield _event(oa.chunk(stream_id, model_name, {"role": "assistant", "content": ""}))
+            nonlocal waiting
+            waiting += 1
+            stream_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"  # the logged reply's id is known only at the end
+            yield _event(oa.chunk(stream_id, body.model, {"role": "assistant", "content": ""}))
+            shown = ""
             try:
-                reply, reply_id = await answer()
-            except Exception:  # noqa: BLE001 - the client gets one error event; the log gets the details
-                log.exception("a streamed reply failed")
+                async for text, result in _while_generating(work):
+                    if result is not None:
+                        final, completion_id, _, _ = result
+                        # Raw pieces arrive as deltas; the persona's as its whole cleaned text so far.
+                        rest = final[len(shown):] if raw or final.startswith(shown) else ""
+                        if rest:
+                            yield _event(oa.chunk(stream_id, body.model, {"content": rest}))
+                        yield _event(oa.chunk(stream_id, body.model, {}, "stop") | {"persona_completion_id": completion_id})
+                        yield "data: [DONE]\n\n"
+                        return
+                    delta = text if raw else text[len(shown):] if text.startswith(shown) else ""
+                    shown += delta
+                    if delta:
+                        yield _event(oa.chunk(stream_id, body.model, {"content": delta}))
+            except Exception as exc:  # noqa: BLE001 - the client gets one error event; the log gets the details
+                if isinstance(exc, ModelUnavailable):
+                    log.warning("a streamed reply failed: %s", exc.message)
+                else:
+                    log.exception("a streamed reply failed")
                 yield _event(oa.error("the persona could not reply (see the server log)", "server_error"))
-                return
-            stream_id = f"chatcmpl-{reply_id}"
-            for piece in _PIECE.findall(reply.text):
-                yield _event(oa.chunk(stream_id, model_name, {"content": piece}))
-            yield _event(oa.chunk(stream_id, model_name, {}, "stop"))
-            yield "data: [DONE]\n\n"
+            finally:
+                waiting -= 1
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
@@ -159,21 +171,41 @@ def _request(body: oa.ChatRequest, key: api_keys.ApiKey, engine: ReplyEngine) ->
                         place=key.place, history=history[-12:], channel_id=key.place.channel_id)
 
 
-def _raw(engine: ReplyEngine, body: oa.ChatRequest) -> Generated:
+async def _while_generating(work: Callable[[OnText], T]) -> AsyncIterator[tuple[str, T | None]]:
+    """Run `work` in a worker thread; yield each text it hands over as it comes, then its result."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    task = asyncio.ensure_future(run_in_threadpool(work, lambda text: loop.call_soon_threadsafe(queue.put_nowait, ("text", text))))
+    task.add_done_callback(lambda _: queue.put_nowait(("done", None)))
+    while True:
+        kind, value = await queue.get()
+        if kind == "text":
+            yield str(value), None
+        else:
+            yield "", task.result()  # raises what the work raised
+            return
+
+
+def _messages(body: oa.ChatRequest) -> list[dict[str, str]]:
+    return [{"role": m.role if m.role != "developer" else "system", "content": m.text()} for m in body.messages]
+
+
+def _raw(engine: ReplyEngine, body: oa.ChatRequest, on_text: OnText | None = None) -> Generated:
     """The model alone on the client's messages (the owner's raw-model requests)."""
-    messages = [{"role": m.role if m.role != "developer" else "system", "content": m.text()} for m in body.messages]
+    messages = _messages(body)
     opening = ""
     if body.continue_final_message and messages and messages[-1]["role"] == "assistant":
         opening = messages.pop()["content"]
     if not messages:
         raise ApiError(400, "no messages to continue", "invalid_request_error")
     greedy = True if body.temperature == 0 else None
-    return engine.generator.generate(messages, greedy=greedy, opening=opening, max_new_tokens=body.max_completion_tokens or body.max_tokens)
+    return engine.generator.generate(messages, greedy=greedy, opening=opening, max_new_tokens=body.max_completion_tokens or body.max_tokens,
+                                     on_text=on_text)
 
 
-def _reply_and_log(engine: ReplyEngine, request: ReplyRequest) -> tuple[Reply, int]:
+def _reply_and_log(engine: ReplyEngine, request: ReplyRequest, on_sentences: OnText | None = None) -> tuple[Reply, int]:
     engine.refresh_adapter()  # a promotion or rollback is served from the next request on (one indexed query)
-    reply = engine.reply(request)
+    reply = engine.reply(request, on_sentences)
     return reply, engine.log(request, reply, guild_id=request.place.guild_id)
 
 

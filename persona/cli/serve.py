@@ -35,8 +35,12 @@ def keys_create(
 
     if as_user is None and (channel is not None or guild is not None):
         raise ConfigError("the owner's key reads everything, everywhere: leave out --channel/--guild, or give --as USER_ID")
+    from persona.history.people import is_opted_out
+
     store = open_store(settings_of(ctx))
     with store.connect() as conn:
+        if as_user is not None and is_opted_out(conn, as_user):
+            raise PersonaError(f"user {as_user} opted out: nothing is answered for them (`persona optin {as_user}` if they asked to come back)")
         place = Place.terminal() if as_user is None else place_of(conn, channel, guild)
         key, token = api_keys.create(conn, asker_id=as_user, place=place, name=name)
         conn.commit()

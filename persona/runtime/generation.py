@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_mo
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
+OnText = Callable[[str], None]  # receives the reply's text piece by piece as it is generated
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,19 @@ class Generated:
 
 
 def generate(model: Any, tokenizer: Any, messages: Messages, settings: GenerationSettings, *, evidence: Sequence[str] = (),
-             grounding: GroundingSettings | None = None, opening: str = "") -> Generated:
+             grounding: GroundingSettings | None = None, opening: str = "", on_text: OnText | None = None) -> Generated:
     """One reply to `messages` with `settings` (the model's own chat template), pulled
     towards the words of `evidence` when `grounding` is on (persona/runtime/grounding.py).
     With `opening`, the reply starts with those words and the model continues them (the
-    returned text is the continuation only)."""
+    returned text is the continuation only). With `on_text`, the text is also handed over
+    piece by piece as it is decoded (transformers' TextStreamer: whole words)."""
     import torch
-    from transformers import LogitsProcessorList
+    from transformers import LogitsProcessorList, TextStreamer
+
+    class _Pieces(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text and on_text is not None:
+                on_text(text)
 
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + opening
     with torch.no_grad():
@@ -68,7 +75,8 @@ def generate(model: Any, tokenizer: Any, messages: Messages, settings: Generatio
         if evidence and grounding is not None and grounding.enabled:
             processors.append(EvidenceBias(tokenizer, evidence, prompt_length=inputs["input_ids"].shape[1],
                                            boost=grounding.boost, copy_weight=grounding.copy_weight))
-        output = model.generate(**inputs, **settings.generate_kwargs(tokenizer), logits_processor=processors)
+        streamer = _Pieces(tokenizer, skip_prompt=True, skip_special_tokens=True) if on_text is not None else None
+        output = model.generate(**inputs, **settings.generate_kwargs(tokenizer), logits_processor=processors, streamer=streamer)
     new = output[0, inputs["input_ids"].shape[1]:]
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
@@ -89,7 +97,8 @@ class TextGenerator(Protocol):
     def count_tokens(self, messages: Messages) -> int: ...
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated: ...
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
+                 on_text: OnText | None = None) -> Generated: ...
 
 
 def generator_for(settings: Any, generation: GenerationSettings) -> TextGenerator:
@@ -150,9 +159,11 @@ class Generator:
         return count_chat_tokens(self.tokenizer, messages)
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
+                 on_text: OnText | None = None) -> Generated:
         settings = self.settings if greedy is None else replace(self.settings, greedy=greedy)
         if max_new_tokens is not None:
             settings = replace(settings, max_new_tokens=max_new_tokens)
         with self._lock:
-            return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding, opening=opening)
+            return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding, opening=opening,
+                            on_text=on_text)

@@ -22,6 +22,7 @@ which vLLM and `persona serve` honour).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from typing import Any
 import httpx
 
 from persona.errors import ModelUnavailable
-from persona.runtime.generation import Generated, GenerationSettings, Messages
+from persona.runtime.generation import Generated, GenerationSettings, Messages, OnText
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
 
@@ -110,7 +111,8 @@ class RemoteGenerator:
             log.debug("%s kept: %s", name, exc.message)
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
-                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None) -> Generated:
+                 grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
+                 on_text: OnText | None = None) -> Generated:
         if evidence and grounding is not None and grounding.enabled and not self._said_no_grounding:
             self._said_no_grounding = True
             log.info("grounding's pull needs the model's logits: with PERSONA_GENERATOR=openai replies are generated without it")
@@ -126,15 +128,47 @@ class RemoteGenerator:
         if opening:
             body |= {"messages": [*messages, {"role": "assistant", "content": opening}], "continue_final_message": True,
                      "add_generation_prompt": False}
-        data = self._call("POST", "chat/completions", body)
-        try:
-            text = data["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise ModelUnavailable(f"{self.base_url} answered without a completion: {str(data)[:120]}") from None
+        if on_text is not None:
+            text, tokens = self._streamed(body, on_text)
+        else:
+            data = self._call("POST", "chat/completions", body)
+            try:
+                text = data["choices"][0]["message"]["content"] or ""
+            except (KeyError, IndexError, TypeError):
+                raise ModelUnavailable(f"{self.base_url} answered without a completion: {str(data)[:120]}") from None
+            tokens = (data.get("usage") or {}).get("completion_tokens")
         if opening and text.startswith(opening):  # some servers repeat the continued message
             text = text[len(opening):]
-        tokens = (data.get("usage") or {}).get("completion_tokens")
         return Generated(text.strip(), int(tokens) if tokens is not None else len(self.tokenizer.encode(text, add_special_tokens=False)))
+
+    def _streamed(self, body: dict[str, Any], on_text: OnText) -> tuple[str, int | None]:
+        """The completion as server-sent events, each piece handed to `on_text` as it comes."""
+        pieces: list[str] = []
+        tokens: int | None = None
+        request = body | {"stream": True, "stream_options": {"include_usage": True}}
+        try:
+            with self._client.stream("POST", "chat/completions", json=request) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._refused(response, "POST", "chat/completions")
+                for line in response.iter_lines():
+                    if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                        continue
+                    event = json.loads(line[5:])
+                    if "error" in event:
+                        raise ModelUnavailable(f"the model server at {self.base_url} failed mid-reply: {event['error'].get('message', '')}")
+                    tokens = (event.get("usage") or {}).get("completion_tokens", tokens)
+                    for choice in event.get("choices") or []:
+                        if piece := (choice.get("delta") or {}).get("content"):
+                            pieces.append(piece)
+                            on_text(piece)
+        except httpx.TimeoutException:
+            raise ModelUnavailable(f"the model server at {self.base_url} did not answer in time (PERSONA_OPENAI_TIMEOUT_S)") from None
+        except httpx.TransportError as exc:
+            raise ModelUnavailable(f"the model server at {self.base_url} is unreachable ({type(exc).__name__}): is it running?") from None
+        except ValueError:
+            raise ModelUnavailable(f"the model server at {self.base_url} streamed something that is not JSON") from None
+        return "".join(pieces), tokens
 
     def close(self) -> None:
         self._client.close()
@@ -164,13 +198,16 @@ class RemoteGenerator:
         except httpx.TransportError as exc:
             raise ModelUnavailable(f"the model server at {self.base_url} is unreachable ({type(exc).__name__}): is it running?") from None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("error", {})
-                message = detail.get("message") if isinstance(detail, dict) else str(detail)
-            except ValueError:
-                message = response.text[:200]
-            raise ModelUnavailable(f"the model server at {self.base_url} refused {method} /{path}: HTTP {response.status_code} {message or ''}".strip())
+            self._refused(response, method, path)
         try:
             return response.json()
         except ValueError:
             raise ModelUnavailable(f"the model server at {self.base_url} answered /{path} with something that is not JSON") from None
+
+    def _refused(self, response: httpx.Response, method: str, path: str) -> None:
+        try:
+            detail = response.json().get("error", {})
+            message = detail.get("message") if isinstance(detail, dict) else str(detail)
+        except ValueError:
+            message = response.text[:200]
+        raise ModelUnavailable(f"the model server at {self.base_url} refused {method} /{path}: HTTP {response.status_code} {message or ''}".strip())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -23,19 +24,16 @@ from persona.errors import ModelUnavailable
 from persona.history.people import resolve_owner
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
-from persona.privacy.scrub import Scrubber
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
 from persona.runtime import consistency, unknowns
 from persona.runtime.generation import GenerationSettings, TextGenerator, generator_for
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
+from persona.runtime.release import CONTROL, SentenceRelease, clean
 from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
 
 DISCORD_LIMIT = 2000
-# Control characters a model can emit (byte-level tokens): PostgreSQL rejects NUL,
-# Discord shows the rest as garbage.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -141,7 +139,11 @@ class ReplyEngine:
         lines = [*request.history, Line(request.asker_name, request.text, False)]
         return render_to_fit(frame, lines, [m.content for m in memories], self.generator.count_tokens, self.context_tokens)
 
-    def reply(self, request: ReplyRequest) -> Reply:
+    def reply(self, request: ReplyRequest, on_sentences: Callable[[str], None] | None = None) -> Reply:
+        """The reply to `request`. With `on_sentences`, the reply's text so far is handed
+        over each time a sentence is finished (cleaned, persona/runtime/release.py) — unless
+        the consistency check may still replace it (a factual question about the owner
+        under `hedge` or `regenerate`): then nothing is shown before the whole is checked."""
         started = time.perf_counter()
         request = _without_control_characters(request)
         timings: dict[str, float] = {}
@@ -166,8 +168,10 @@ class ReplyEngine:
             raw, new_tokens = self._not_sure(request, prompt)
             said_unknown = True
         else:
-            generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding)
-            raw, new_tokens = _clean(generated.text), generated.new_tokens
+            may_replace = about_owner and self.consistency in ("hedge", "regenerate")
+            streamed = SentenceRelease(on_sentences) if on_sentences is not None and not may_replace else None
+            generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed)
+            raw, new_tokens = clean(generated.text), generated.new_tokens
         timings["generate"] = (time.perf_counter() - mark) * 1000
         if self.consistency != "off" and not said_unknown:
             mark = time.perf_counter()
@@ -180,15 +184,15 @@ class ReplyEngine:
                 sentence = verdict.sentence or (evidence[0].text if evidence else "")
                 if self.consistency == "regenerate" and sentence:
                     again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding))
-                    second = self._check(request, _clean(again.text), recalled, about_owner)
+                    second = self._check(request, clean(again.text), recalled, about_owner)
                     regenerated = True
                     if second.passes:
-                        raw, new_tokens, verdict = _clean(again.text), again.new_tokens, second
+                        raw, new_tokens, verdict = clean(again.text), again.new_tokens, second
                 if not verdict.passes:
                     raw, new_tokens = self._not_sure(request, prompt)
                     said_unknown = True
                 timings["repair"] = (time.perf_counter() - mark) * 1000
-        text = _clean(raw) or "…"
+        text = clean(raw) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=said_unknown,
@@ -230,16 +234,10 @@ class ReplyEngine:
 def _without_control_characters(request: ReplyRequest) -> ReplyRequest:
     """What people type can hold NUL and other control characters (a pasted binary, a
     terminal escape); PostgreSQL refuses NUL in text and jsonb, the model gains nothing."""
-    if not _CONTROL.search(request.text) and not any(_CONTROL.search(line.content) for line in request.history):
+    if not CONTROL.search(request.text) and not any(CONTROL.search(line.content) for line in request.history):
         return request
-    history = [replace(line, content=_CONTROL.sub("", line.content)) for line in request.history]
-    return replace(request, text=_CONTROL.sub("", request.text), history=history)
-
-
-def _clean(generated: str) -> str:
-    """A model's words as they may leave and be stored: no control characters, personal
-    data scrubbed — before the consistency check too, since its verdict quotes them."""
-    return Scrubber().scrub(_CONTROL.sub("", generated)).strip()
+    history = [replace(line, content=CONTROL.sub("", line.content)) for line in request.history]
+    return replace(request, text=CONTROL.sub("", request.text), history=history)
 
 
 def _insistent(grounding: GroundingSettings) -> GroundingSettings:

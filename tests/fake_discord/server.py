@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -44,6 +45,7 @@ class FakeDiscord:
     channels: dict[int, dict[str, Any]] = field(default_factory=dict)
     history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)  # PATCHes of sent messages: {"id", "content", "at"} in order
     typing: list[int] = field(default_factory=list)
     heartbeats: int = 0
     rate_limit_next: int = 0  # answer this many history requests with 429 first
@@ -240,6 +242,18 @@ class FakeDiscord:
             await asyncio.sleep(self.send_delay)
         return _json(data)
 
+    async def _edit(self, request: web.Request) -> web.Response:
+        """PATCH of a message the bot sent: the message changes, the edit is recorded."""
+        message_id = request.match_info["message_id"]
+        body = await request.json()
+        for data in self.sent:
+            if data["id"] == message_id:
+                data["content"] = body.get("content", data["content"])
+                data["edited_timestamp"] = datetime.now(timezone.utc).isoformat()
+                self.edits.append({"id": message_id, "content": data["content"], "at": time.monotonic()})
+                return _json({k: v for k, v in data.items() if k != "allowed_mentions"})
+        return _json({"message": "Unknown Message", "code": 10008}, status=404)
+
     async def _history(self, request: web.Request) -> web.Response:
         self.history_requests += 1
         if self.rate_limit_next > 0:
@@ -289,6 +303,7 @@ class FakeDiscord:
         app.router.add_get("/api/v10/oauth2/applications/@me", self._application)
         app.router.add_post("/api/v10/channels/{channel_id}/messages", self._send)
         app.router.add_get("/api/v10/channels/{channel_id}/messages", self._history)
+        app.router.add_patch("/api/v10/channels/{channel_id}/messages/{message_id}", self._edit)
         app.router.add_post("/api/v10/channels/{channel_id}/typing", self._typing)
         app.router.add_post("/api/v10/users/@me/channels", self._open_dm)
         app.router.add_get("/api/v10/users/{user_id}", self._user)

@@ -1,0 +1,80 @@
+"""A reply shown while it is generated (PERSONA_DISCORD_DELIVERY=stream).
+
+The first finished sentence is sent as soon as it exists; the message is then edited
+as more sentences finish — at most once every `EDIT_INTERVAL_S`, inside Discord's limit
+of five edits per five seconds, always with the newest text — and the final reply
+replaces it (with more messages if it outgrew 2,000 characters). What is shown has
+already been cleaned sentence by sentence (persona/runtime/release.py); a reply the
+consistency check may still replace is not streamed at all (ReplyEngine.reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from persona.runtime.reply import split_message
+
+EDIT_INTERVAL_S = 1.2
+
+
+class LiveMessage:
+    def __init__(self, send_first: Callable[[str], Awaitable[discord.Message]], send_more: Callable[[str], Awaitable[discord.Message]]) -> None:
+        self._send_first = send_first
+        self._send_more = send_more
+        self._latest = ""
+        self._shown = ""
+        self._changed = asyncio.Event()
+        self._done = False
+        self._last_edit = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.message: discord.Message | None = None
+        self.first_shown_at: float | None = None  # time.perf_counter() when the first text went out
+
+    def feeder(self) -> Callable[[str], None]:
+        """What the generating thread calls with the text so far (thread-safe)."""
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._show())
+        return lambda text: loop.call_soon_threadsafe(self._offer, text)
+
+    def _offer(self, text: str) -> None:
+        self._latest = text
+        self._changed.set()
+
+    async def _show(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._done:
+                return
+            if self.message is None:
+                self._shown = split_message(self._latest)[0]
+                self.message = await self._send_first(self._shown)
+                self.first_shown_at, self._last_edit = time.perf_counter(), time.monotonic()
+                continue
+            wait = EDIT_INTERVAL_S - (time.monotonic() - self._last_edit)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            text = split_message(self._latest)[0]
+            if self._done or text == self._shown:
+                continue
+            await self.message.edit(content=text)
+            self._shown, self._last_edit = text, time.monotonic()
+
+    async def finish(self, chunks: list[str]) -> list[discord.Message] | None:
+        """Show the final reply; None when nothing was shown yet (the caller sends it as usual)."""
+        await self.stop()
+        if self.message is None:
+            return None
+        if chunks[0] != self._shown:
+            await self.message.edit(content=chunks[0])
+        return [self.message, *[await self._send_more(chunk) for chunk in chunks[1:]]]
+
+    async def stop(self) -> None:
+        self._done = True
+        self._changed.set()
+        if self._task is not None:
+            await self._task
