@@ -122,11 +122,13 @@ def rows(engine: Any, grounding: Any) -> dict[str, Any]:
     runs = {"model_alone": (False, "off"), "off": (True, "off"), "flag": (True, "flag"), "hedge": (True, "hedge"),
             "regenerate": (True, "regenerate")}
     figures: dict[str, Any] = {}
+    runs_replies: dict[str, list[Any]] = {}
     first: dict[str, list[bool]] = {}
     for label, (say_unknown, policy) in runs.items():
         known = answer_all(engine, asked, recall=True, grounding=grounding, say_unknown=say_unknown, consistency=policy)
         unknown = answer_all(engine, UNANSWERABLE, recall=True, grounding=grounding, say_unknown=say_unknown, consistency=policy)
         k, u = judged(known, asked, keys), judged(unknown, UNANSWERABLE, None)
+        runs_replies[label] = known + unknown
         if label == "off":
             first = {"wrong": k["claimed"], "correct": k["correct"], "invented": u["claimed"]}
         checked = [r.timings_ms["check"] for r in known + unknown if "check" in r.timings_ms]
@@ -144,14 +146,31 @@ def rows(engine: Any, grounding: Any) -> dict[str, Any]:
             "answers": [r.text for r in known], "unanswerable_answers": [r.text for r in unknown],
         }
     for label, row in figures.items():
-        if label == "model_alone" or not first:
-            continue
-        known_correct = [key in a.lower() for a, key in zip(row["answers"], keys)]
-        row["wrong_fact_reached_share"] = round(row["wrong_fact_reached"] / max(1, sum(first["wrong"])), 3)
+        # Shares of the 20 questions each (what reaches people), and of `off`'s correct answers (what the check costs).
+        row["wrong_fact_reached_share"] = round(row["wrong_fact_reached"] / len(PLANTED), 3)
         row["invention_reached_share"] = round(row["invention_reached"] / len(UNANSWERABLE), 3)
-        row["correct_blocked"] = sum(c and not now for c, now in zip(first["correct"], known_correct))
-        row["correct_blocked_share"] = round(row["correct_blocked"] / max(1, sum(first["correct"])), 3)
+        if label != "model_alone" and first:
+            known_correct = [key in a.lower() for a, key in zip(row["answers"], keys)]
+            row["correct_blocked"] = sum(c and not now for c, now in zip(first["correct"], known_correct))
+            row["correct_blocked_share"] = round(row["correct_blocked"] / max(1, sum(first["correct"])), 3)
+        row["trimmed"] = sum(r.trimmed for r in runs_replies[label])
     return figures
+
+
+def _kept(root: Path) -> tuple[Any, Any, int, float] | None:
+    """(settings, store, adapter version, its held-out loss) of an earlier run in `root`, if it trained one."""
+    from demo.run import DemoOptions, demo_settings
+    from persona import adapters
+    from persona.config import Settings
+    from persona.storage.store import open_store
+
+    settings = demo_settings(Settings.model_construct().model_copy(update={"home": root / "planted"}), DemoOptions())
+    if not settings.adapters_dir.is_dir():
+        return None
+    store = open_store(settings)
+    with store.connect() as conn:
+        active = adapters.active(conn)
+    return (settings, store, active.id, float(active.heldout_loss or 0.0)) if active else None
 
 
 def main() -> None:
@@ -159,6 +178,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--base", action="store_true", help="also measure the base model without an adapter")
     parser.add_argument("--grounding", default="on", help="on, off or on,off: with grounding's pull, without it, or both")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder for the history and the trained adapter: reused when they are there (measure again without retraining)")
     args = parser.parse_args()
     chosen = [v.strip() for v in args.grounding.split(",") if v.strip()]
     if not chosen or set(chosen) - {"on", "off"}:
@@ -173,14 +194,19 @@ def main() -> None:
     from persona.runtime.reply import ReplyEngine
     from trainer import pipeline
 
-    root = Path(tempfile.mkdtemp(prefix="persona-bench-honesty-"))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="persona-bench-honesty-"))
     facts = [(where, who, ask, said) for where, who, ask, said, _, _ in PLANTED]
     started = time.perf_counter()
-    settings, store = history_home("planted", root, facts, seed=SEED)
-    outcome = pipeline.run(store, settings.model_copy(update={"train_memory_fraction": 0.0, "train_drill_fraction": 0.0}),
-                           incremental=False, trigger="cli", eval_samples=0, max_steps=args.steps, quiet=True)
+    kept = _kept(root)
+    if kept is None:
+        settings, store = history_home("planted", root, facts, seed=SEED)
+        outcome = pipeline.run(store, settings.model_copy(update={"train_memory_fraction": 0.0, "train_drill_fraction": 0.0}),
+                               incremental=False, trigger="cli", eval_samples=0, max_steps=args.steps, quiet=True)
+        version, heldout_loss = outcome.version, outcome.metrics["heldout_loss"]["candidate"]
+    else:
+        settings, store, version, heldout_loss = kept
     with store.connect() as conn:
-        path = adapters.get(conn, outcome.version).path
+        path = adapters.get(conn, version).path
     prepared_s = time.perf_counter() - started
     generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
     engine = ReplyEngine(store, Embedder(resolve_embed_model("")), generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
@@ -191,12 +217,12 @@ def main() -> None:
                                                                             place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))
                         for *_, question, key in PLANTED)
     models: dict[str, Any] = {}
-    for label, adapter in ((("base", None),) if args.base else ()) + (("adapter", (outcome.version, path)),):
+    for label, adapter in ((("base", None),) if args.base else ()) + (("adapter", (version, path)),):
         generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
         for variant in chosen:
             models[label if variant == "on" else f"{label}_without_grounding"] = rows(engine, variants[variant])
     print(json.dumps({"bench": "honesty", "steps": args.steps, "facts": len(PLANTED), "unanswerable": len(UNANSWERABLE),
-                      "fact_in_recalled_memories": in_memory, "heldout_loss": round(outcome.metrics["heldout_loss"]["candidate"], 4),
+                      "fact_in_recalled_memories": in_memory, "heldout_loss": round(heldout_loss, 4), "reused": kept is not None,
                       "prepare_s": round(prepared_s, 1), "models": models}, ensure_ascii=False))
 
 

@@ -138,6 +138,23 @@ def test_each_policy_with_a_contradicted_reply(store: Store, embedder: Embedder,
         assert conn.execute("SELECT count(*) FROM replies").fetchone()[0] == 0
 
 
+def test_a_right_answer_loses_only_the_clause_memory_does_not_back(store: Store, embedder: Embedder, scripted: ScriptedModel) -> None:
+    """"Answer without the claim": a supported answer followed by a made-up line keeps its
+    supported part under hedge and regenerate (flag sends it whole, with the verdict)."""
+    assert consistency.without("my cat is called miso\nok but she plays the oboe, lol", ["she plays the oboe"]) == "my cat is called miso"
+    scripted.first = "my cat is called miso\nshe plays the oboe at night"
+    try:
+        _, _, flagged = ask(store, embedder, scripted, "flag")
+        assert flagged.text == scripted.first and not flagged.verdict.passes and flagged.verdict.supported == 1
+        assert flagged.verdict.failed == ("she plays the oboe at night",)
+        for policy in ("hedge", "regenerate"):
+            _, _, kept = ask(store, embedder, scripted, policy)
+            assert kept.text == "my cat is called miso" and kept.trimmed and kept.verdict.outcome == "supported", policy
+            assert not kept.said_unknown and not kept.regenerated and "repair" in kept.timings_ms
+    finally:
+        scripted.first = "her name is klomba"
+
+
 def test_the_check_reads_the_reply_as_it_would_be_sent(store: Store, embedder: Embedder, scripted: ScriptedModel) -> None:
     """A model can emit NUL (PostgreSQL refuses it in the check's recall) and personal data
     (the logged verdict quotes the claim): the check sees the cleaned, scrubbed reply."""

@@ -26,7 +26,10 @@ What happens to a contradicted or unsupported answer to a factual question about
 owner is the owner's choice (`PERSONA_CONSISTENCY`): `off`, `flag` (sent, verdict
 logged), `hedge` (the owner's "not sure" instead), `regenerate` (again, pulled hard
 towards the sentence that decided — the owner's own words on it — and checked again;
-"not sure" if it still fails). A first-person line volunteered in other chat is only
+"not sure" if it still fails). Under `hedge` and `regenerate` an answer that also makes a
+claim memory backs is first sent without the failing clauses (`without`): measured,
+a right answer followed by a made-up second line ("…boulderhaus on pine street\nok but
+just for fun") was otherwise replaced whole. A first-person line volunteered in other chat is only
 flagged: "not sure" in reply to "how's it going?" would answer nothing.
 """
 
@@ -35,7 +38,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +75,8 @@ class Verdict:
     claim: str = ""
     sentence: str = ""  # the owner's sentence that decided (supporting, or speaking otherwise)
     memory_ids: tuple[int, ...] = ()  # where that sentence is
+    failed: tuple[str, ...] = ()  # every claim memory does not back (the worst is `claim`)
+    supported: int = 0  # how many of the reply's claims memory backs
 
     def as_json(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "claim": self.claim, "sentence": self.sentence, "memory_ids": list(self.memory_ids)}
@@ -144,11 +149,22 @@ def judge(embedder: Embedder, stated: Sequence[Claim], question: str, said: Owne
     """The worst verdict of `stated` against the owner's sentences (no database: the
     evaluation's fact probes carry their sentences into the training process)."""
     verdicts = [_judge(embedder, claim, question, said) for claim in stated]
+    tally = {"failed": tuple(v.claim for v in verdicts if not v.passes), "supported": sum(v.outcome == "supported" for v in verdicts)}
     for outcome in ("contradicted", "unsupported"):
         for verdict in verdicts:
             if verdict.outcome == outcome:
-                return verdict
-    return verdicts[0] if verdicts else Verdict("none")
+                return replace(verdict, **tally)
+    return replace(verdicts[0], **tally) if verdicts else Verdict("none")
+
+
+def without(reply: str, failed: Sequence[str]) -> str:
+    """`reply` with the clauses of `failed` claims taken out ("answer without the claim"):
+    what is left is the part memory backs, tidied of the joints the cut leaves."""
+    kept = reply
+    for claim in failed:
+        kept = kept.replace(claim, "\n")
+    lines = (line.strip(" ,;-–") for line in kept.splitlines())
+    return "\n".join(line for line in lines if content_words(line))  # a leftover "ok but" or "lol" says nothing
 
 
 def _judge(embedder: Embedder, claim: Claim, question: str, said: OwnerSentences) -> Verdict:

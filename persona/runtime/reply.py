@@ -66,6 +66,7 @@ class Reply:
     said_unknown: bool = False  # a question about the owner that memory could not answer: "not sure" (persona/runtime/unknowns.py)
     verdict: consistency.Verdict | None = None  # the consistency check's (None: PERSONA_CONSISTENCY=off)
     regenerated: bool = False  # the first reply failed the check and was generated again
+    trimmed: bool = False  # sent without the clauses the check found memory does not back
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -163,7 +164,7 @@ class ReplyEngine:
         timings["prompt"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
         verdict: consistency.Verdict | None = None
-        regenerated = said_unknown = False
+        regenerated = said_unknown = trimmed = False
         if self.say_unknown and about_owner and not evidence:  # nothing in memory answers a question about the owner
             raw, new_tokens = self._not_sure(request, prompt)
             said_unknown = True
@@ -181,6 +182,11 @@ class ReplyEngine:
             # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
             if not verdict.passes and self.consistency in ("hedge", "regenerate") and about_owner:
                 mark = time.perf_counter()
+                if verdict.supported and (kept := consistency.without(raw, verdict.failed)):  # answer without the claims memory does not back
+                    again_checked = self._check(request, kept, recalled, about_owner)
+                    if again_checked.passes:
+                        raw, verdict, trimmed = kept, again_checked, True
+            if not verdict.passes and self.consistency in ("hedge", "regenerate") and about_owner:
                 sentence = verdict.sentence or (evidence[0].text if evidence else "")
                 if self.consistency == "regenerate" and sentence:
                     again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding))
@@ -191,12 +197,13 @@ class ReplyEngine:
                 if not verdict.passes:
                     raw, new_tokens = self._not_sure(request, prompt)
                     said_unknown = True
+            if "check" in timings and (trimmed or regenerated or said_unknown):
                 timings["repair"] = (time.perf_counter() - mark) * 1000
         text = clean(raw) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=said_unknown,
-                     verdict=verdict, regenerated=regenerated)
+                     verdict=verdict, regenerated=regenerated, trimmed=trimmed)
 
     def _not_sure(self, request: ReplyRequest, prompt: Messages) -> tuple[str, int]:
         """The owner's own "not sure" from where the asker may read, else the model's words
