@@ -201,8 +201,8 @@ class RemoteGenerator:
             self._refused(response, method, path)
         try:
             return response.json()
-        except ValueError:
-            raise ModelUnavailable(f"the model server at {self.base_url} answered /{path} with something that is not JSON") from None
+        except ValueError:  # vLLM answers the adapter endpoints in plain text ("Success: LoRA adapter … added")
+            return {"text": response.text}
 
     def _refused(self, response: httpx.Response, method: str, path: str) -> None:
         try:
