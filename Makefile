@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean vllm
 
 install:
 	@bash scripts/install.sh
@@ -15,5 +15,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Optional: vLLM (CPU) in .venv-vllm for the opt-in vLLM test and bench (not part of `make test`'s install)
+vllm:
+	@bash scripts/install_vllm.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-vllm .pytest_cache
