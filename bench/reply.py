@@ -12,7 +12,9 @@ PERSONA_DISCORD_DELIVERY=stream (--delivery stream). Generators:
 - `local`: in this process (one generation at a time: the queue is the wait);
 - `openai`: a real `persona serve` process on the same database, through
   PERSONA_GENERATOR=openai (persona/runtime/remote.py) — the HTTP hop and the server's
-  own queue are measured, not mocked.
+  own queue are measured, not mocked;
+- `vllm`: a real vLLM (the CPU build, `make vllm` → .venv-vllm) serving the same base
+  model, through PERSONA_GENERATOR=openai: it batches concurrent requests.
 
 Baseline in the same run: the overhead budget of issue 13, everything but generation
 and queueing ≤ 20 ms p99 at 10 concurrent askers.
@@ -143,12 +145,37 @@ def _serve(url: str, base: str, home: Path, owner_id: int) -> tuple[subprocess.P
     raise SystemExit("persona serve did not come up")
 
 
+def _vllm(model_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """vLLM (CPU) serving `model_dir` from .venv-vllm, in its own process."""
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit("--generator vllm needs vLLM: `make vllm` installs it into .venv-vllm")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}
+    server = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--served-model-name", "base",
+                               "--max-model-len", "2048", "--port", str(port)], env=env, text=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    import httpx
+
+    for _ in range(900):
+        if server.poll() is not None:
+            raise SystemExit(f"vLLM exited: {server.stderr.read()[-1500:] if server.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return server, port
+        except httpx.TransportError:
+            time.sleep(1)
+    raise SystemExit("vLLM did not come up")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=100, help="sent one after another")
     parser.add_argument("--concurrency", default="10", help="comma-separated numbers of askers at once, e.g. 1,10,50")
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
-    parser.add_argument("--generator", default="local", help="local, openai, or local,openai")
+    parser.add_argument("--generator", default="local", help="comma-separated: local, openai (a persona serve), vllm (needs `make vllm`)")
     parser.add_argument("--delivery", choices=("typing", "stream"), default="stream")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
@@ -163,7 +190,7 @@ def main() -> None:
     from persona.privacy.scopes import Place
     from persona.runtime.generation import GenerationSettings, Generator
     from persona.runtime.grounding import GroundingSettings
-    from persona.runtime.model import resolve_base_model
+    from persona.runtime.model import load_base_model, load_tokenizer, resolve_base_model
     from persona.runtime.remote import RemoteGenerator
     from persona.runtime.reply import ReplyEngine
     from persona.storage.db import Database
@@ -194,6 +221,14 @@ def main() -> None:
                 server, port = _serve(url, base, Path(tmp) / "serve-home", known_answers.OWNER_ID)
                 generator = RemoteGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key)
                 generator.use_adapter(None, None)
+            elif name == "vllm":
+                folder = Path(tmp) / "served-model"  # vLLM reads safetensors: the base model saved once as a Hugging Face folder
+                if not folder.exists():
+                    load_base_model(spec).save_pretrained(folder)
+                    load_tokenizer(spec).save_pretrained(folder)
+                server, port = _vllm(folder)
+                generator = RemoteGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", model="base", timeout_s=600)
+                generator.use_adapter(None, None)
             else:
                 generator = Generator(spec, generation)
             # The pipeline as shipped: grounding, "not sure" and the consistency check on their defaults.
@@ -206,7 +241,10 @@ def main() -> None:
             finally:
                 if server is not None:
                     server.send_signal(signal.SIGINT)
-                    server.wait(timeout=60)
+                    try:
+                        server.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        server.kill()
             figures: dict[str, object] = {"seconds": round(time.perf_counter() - started, 1)}
             figures |= summarise(sequential, "")
             for level, timings in together.items():
