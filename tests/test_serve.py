@@ -58,6 +58,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _serve(persona_exe: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`persona serve` in its own process, with `env` as its only persona settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}
+    return subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**clean, "PERSONA_LOG_LEVEL": "WARNING", **env})  # little to read back: the pipe never fills
+
+
 def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,8 +106,7 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
     assert_one_line_error(run(persona_exe, "keys", "create", "--channel", str(GENERAL), env=env), 2, "owner's key reads everything")
 
     port = _free_port()
-    server = subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}, **env})
+    server = _serve(persona_exe, port, env)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(f"{base}/health", server)
@@ -206,8 +212,7 @@ def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Pa
     env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,
            "PERSONA_OWNER_ID": str(OWNER_ID), "PERSONA_REPETITION_PENALTY": "1.0"}
     port = _free_port()
-    server = subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}, **env})
+    server = _serve(persona_exe, port, env)
     settings = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
     local = Generator(tiny_llama, settings)
     remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
@@ -279,9 +284,7 @@ def test_the_bot_says_it_cannot_think_while_the_model_server_is_away_and_recover
         await fake.post(GENERAL, MEMBER, f"<@{BOT_ID}> you around?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 1)
         assert fake.sent[0]["content"] == UNAVAILABLE  # no server yet: a short notice, not silence, not a crash
-        servers.append(subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, env={**{k: v for k, v in os.environ.items()
-                                                                        if not k.startswith("PERSONA_") and k != "DATABASE_URL"}, **env}))
+        servers.append(_serve(persona_exe, port, env))
         await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/health", servers[0])
         await fake.post(GENERAL, MEMBER, f"<@{BOT_ID}> and now?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 2, timeout=120)
