@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     generator: Literal["local", "openai"] = Field(
         default="local", description="Where replies are generated: local (in this process, transformers) or openai (an OpenAI-compatible "
         "server: vLLM with --enable-lora, llama.cpp's llama-server, Ollama, another `persona serve`).")
+    local_precision: Literal["fp32", "bf16", "int8"] = Field(
+        default="fp32", description="PERSONA_GENERATOR=local on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
+        "int8 (dynamic quantisation: fastest; greedy replies differ slightly from fp32).")
     openai_base_url: str = Field(default="", description="The server's API root, e.g. http://127.0.0.1:8000/v1 (PERSONA_GENERATOR=openai).")
     openai_api_key: SecretStr | None = Field(default=None, description="Its API key, if it wants one (secret: never logged).")
     openai_model: str = Field(default="", description="The base model's name on the server; empty: the first one it lists.")

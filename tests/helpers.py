@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from persona.storage.store import Store
 
@@ -25,3 +26,21 @@ def stop_embedded(data_dir: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while psutil.pid_exists(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def random_lora(spec: Any, folder: Path, *, seed: int, scale: float = 1.0, rank: int = 4) -> str:
+    """A real LoRA adapter on every linear layer whose weights change the replies (peft's
+    non-identity init; `scale` shrinks its B matrices), saved to `folder`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from persona.runtime.model import load_base_model
+
+    torch.manual_seed(seed)
+    model = get_peft_model(load_base_model(spec), LoraConfig(r=rank, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
+    if scale != 1.0:
+        for name, weight in model.named_parameters():
+            if "lora_B" in name:
+                weight.data *= scale
+    model.save_pretrained(folder)
+    return str(folder)

@@ -197,3 +197,21 @@ def test_a_streamed_reply_is_released_a_whole_scrubbed_sentence_at_a_time() -> N
         stream(piece)
         assert all("555" not in r and "example.org" not in r and "june.moss" not in r for r in released), released
     assert released == ["hey!", "hey! mail me at <EMAIL> or call <PHONE>."]  # "bye" is not finished: the final reply brings it
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_a_cpu_precision_replies_and_swaps_adapters_by_merging(tiny_llama: BaseModelSpec, tmp_path: Path, precision: str) -> None:
+    """PERSONA_LOCAL_PRECISION: bf16 weights or int8 linear layers; an adapter is merged
+    into the fp32 base, then converted — it changes the replies, and going back to the
+    base model gives the base model's replies again."""
+    from tests.helpers import random_lora
+
+    settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
+    messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
+    generator = Generator(tiny_llama, settings, precision=precision)
+    base = generator.generate(messages).text
+    assert base == generator.generate(messages).text and generator.generate(messages).new_tokens > 0
+    generator.use_adapter(1, random_lora(tiny_llama, tmp_path / "v1", seed=1))
+    assert generator.adapter_version == 1 and generator.generate(messages).text != base
+    generator.use_adapter(None, None)
+    assert generator.adapter_version is None and generator.generate(messages).text == base

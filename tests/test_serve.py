@@ -27,6 +27,7 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
+from tests.helpers import random_lora
 from tests.test_cli import assert_one_line_error, run
 
 GUILD = ("5000000000000000051", "Crag")
@@ -178,19 +179,6 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
     assert "Traceback" not in (server.stderr.read() if server.stderr else "")
 
 
-def _random_adapter(spec: BaseModelSpec, folder: Path, seed: int) -> str:
-    """A real LoRA adapter whose weights change the replies (peft's non-identity init)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from persona.runtime.model import load_base_model
-
-    torch.manual_seed(seed)
-    model = get_peft_model(load_base_model(spec), LoraConfig(r=4, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
-    model.save_pretrained(folder)
-    return str(folder)
-
-
 def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Path, store: Store, database: Database, embedder: Embedder,
                                                                   tiny_llama: BaseModelSpec, tmp_path: Path) -> None:
     """PERSONA_GENERATOR=openai against another process's `persona serve` (its raw model):
@@ -206,7 +194,7 @@ def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Pa
         _, owner_key = api_keys.create(conn, asker_id=None, place=Place.terminal())
         _, kim_key = api_keys.create(conn, asker_id=KIM, place=Place.dm())
         v1 = adapters.create_candidate(conn, base_model=tiny_llama.name, parent_id=None, hyperparams={}, data_watermark=0, feedback_watermark=0)
-        v1_path = _random_adapter(tiny_llama, tmp_path / "v1", seed=1)
+        v1_path = random_lora(tiny_llama, tmp_path / "v1", seed=1)
         adapters.set_path(conn, v1, v1_path)
         conn.commit()
     env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,

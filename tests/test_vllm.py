@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from persona.runtime.model import BaseModelSpec
+from tests.helpers import random_lora
 
 REPO = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("PERSONA_TEST_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
@@ -33,23 +33,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _lora(spec: BaseModelSpec, folder: Path, seed: int) -> str:
-    """A LoRA adapter of rank 16 on every linear layer, as persona trains them, with weights that change the replies."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from persona.runtime.model import load_base_model
-
-    torch.manual_seed(seed)
-    config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
-    model = get_peft_model(load_base_model(spec), config)
-    for name, weight in model.named_parameters():
-        if "lora_B" in name:
-            weight.data *= 0.5  # random, strong enough to change the reply
-    model.save_pretrained(folder)
-    return str(folder)
-
-
 def test_adapters_hot_swap_on_a_real_vllm(tmp_path: Path) -> None:
     from persona.runtime.generation import GenerationSettings, Generator
     from persona.runtime.model import load_base_model, load_tokenizer, resolve_base_model
@@ -59,7 +42,8 @@ def test_adapters_hot_swap_on_a_real_vllm(tmp_path: Path) -> None:
     served = tmp_path / "smollm2"  # vLLM reads safetensors: the bundled GGUF, saved once as a Hugging Face folder
     load_base_model(spec).save_pretrained(served)
     load_tokenizer(spec).save_pretrained(served)
-    v1, v2 = _lora(spec, tmp_path / "v1", seed=1), _lora(spec, tmp_path / "v2", seed=2)
+    # Rank 16 on every linear layer, as persona trains them; random, strong enough to change the reply.
+    v1, v2 = (random_lora(spec, tmp_path / f"v{n}", seed=n, scale=0.5, rank=16) for n in (1, 2))
     port = _free_port()
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1"}
     server = subprocess.Popen([str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(served),

@@ -7,6 +7,7 @@ evaluation judges the replies people actually get.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -113,17 +114,43 @@ def generator_for(settings: Any, generation: GenerationSettings) -> TextGenerato
         return RemoteGenerator(spec, generation, base_url=settings.openai_base_url, api_key=key, model=settings.openai_model,
                                adapters_dir=settings.adapters_dir, served_adapters_dir=settings.openai_adapters_dir,
                                timeout_s=settings.openai_timeout_s)
-    return Generator(spec, generation)
+    return Generator(spec, generation, precision=settings.local_precision)
+
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def _in_precision(model: Any, precision: str) -> Any:
+    """The model in `precision` for CPU generation: bf16 weights (fast where the CPU has
+    bf16 instructions), or int8 linear layers quantised on the fly (torch's dynamic
+    quantisation: weights int8, activations quantised per batch)."""
+    import torch
+
+    if precision == "bf16":
+        return model.to(torch.bfloat16)
+    if precision == "int8":
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 class Generator:
-    """The base model with the active adapter, in this process; thread-safe; adapters swap without a restart."""
+    """The base model with the active adapter, in this process; thread-safe; adapters swap without a restart.
 
-    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings) -> None:
+    In `fp32` the adapter is attached with peft and swapped in place. In `bf16` and
+    `int8` (PERSONA_LOCAL_PRECISION) the adapter is merged into an fp32 copy of the base
+    model, which is then converted — quantised layers are no longer the linear layers
+    LoRA attaches to — so a swap rebuilds the model (seconds, under the lock)."""
+
+    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
         self.spec = spec
         self.settings = settings
+        self.precision = precision
         self.tokenizer = load_tokenizer(spec)
-        self.model: Any = load_base_model(spec)
+        base = load_base_model(spec)
+        self._fp32: Any = None if precision == "fp32" else base  # what a merge starts from
+        self.model: Any = base if precision == "fp32" else _in_precision(copy.deepcopy(base), precision)
         self.adapter_version: int | None = None
         self._lock = threading.Lock()
 
@@ -137,6 +164,9 @@ class Generator:
 
         with self._lock:
             if version == self.adapter_version:
+                return
+            if self._fp32 is not None:
+                self._merge(version, path)
                 return
             if version is None or path is None:
                 if isinstance(self.model, PeftModel):
@@ -154,6 +184,16 @@ class Generator:
             self.model.eval()
             self.adapter_version = version
             log.info("replying with adapter %s", name)
+
+    def _merge(self, version: int | None, path: str | None) -> None:
+        from peft import PeftModel
+
+        fresh = copy.deepcopy(self._fp32)
+        if version is not None and path is not None:
+            fresh = PeftModel.from_pretrained(fresh, path).merge_and_unload()
+        self.model = _in_precision(fresh, self.precision).eval()
+        self.adapter_version = version if path is not None else None
+        log.info("replying with %s in %s", f"adapter v{version}" if self.adapter_version else "the base model", self.precision)
 
     def count_tokens(self, messages: Messages) -> int:
         return count_chat_tokens(self.tokenizer, messages)
