@@ -152,6 +152,13 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
         assert len({c["id"] for c in chunks}) == 1 and chunks[-1]["persona_completion_id"].startswith("chatcmpl-")
         assert streamed_text == _logged(database, int(chunks[-1]["persona_completion_id"].removeprefix("chatcmpl-")))[1]
 
+        # max_tokens shortens a reply (never lengthens it past the owner's setting); temperature 0 is deterministic.
+        small_talk = "lol the weather is wild today"  # not a question about the owner: always generated
+        short = [ask(owner["key"], small_talk, max_tokens=2, temperature=0) for _ in range(2)]
+        assert all(0 < r.json()["usage"]["completion_tokens"] <= 2 for r in short)
+        assert short[0].json()["choices"][0]["message"]["content"] == short[1].json()["choices"][0]["message"]["content"]
+        assert ask(owner["key"], small_talk, max_tokens=500, temperature=0).json()["usage"]["completion_tokens"] > 2  # capped at 8, not 2
+
         # Bad requests: one clear error each.
         wrong_model = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {owner['key']}"},
                                   json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})

@@ -168,7 +168,8 @@ def _request(body: oa.ChatRequest, key: api_keys.ApiKey, engine: ReplyEngine) ->
     asker = key.name or ("you" if key.is_owner else "friend")
     history = [Line(engine.owner_name if m.role == "assistant" else asker, m.text(), m.role == "assistant") for m in turns[:-1]]
     return ReplyRequest(text=turns[-1].text(), asker_id=engine.owner_id if key.is_owner else key.asker_id, asker_name=asker,
-                        place=key.place, history=history[-12:], channel_id=key.place.channel_id)
+                        place=key.place, history=history[-12:], channel_id=key.place.channel_id,
+                        max_new_tokens=body.max_completion_tokens or body.max_tokens, greedy=True if body.temperature == 0 else None)
 
 
 async def _while_generating(work: Callable[[OnText], T]) -> AsyncIterator[tuple[str, T | None]]:

@@ -26,10 +26,10 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
     user: str | None = None  # accepted and ignored: the key decides who asks
-    # Raw-model requests only (the owner's key; persona/api/app.py): sampling, and vLLM's prefill switch.
-    temperature: float | None = Field(default=None, ge=0, le=5)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    repetition_penalty: float | None = Field(default=None, ge=1, le=3)
+    temperature: float | None = Field(default=None, ge=0, le=5)  # 0: greedy; otherwise the owner's sampling settings
+    # Raw-model requests only (the owner's key; persona/api/app.py): vLLM's prefill switch.
+    top_p: float | None = Field(default=None, gt=0, le=1)  # accepted; the owner's setting is used
+    repetition_penalty: float | None = Field(default=None, ge=1, le=3)  # accepted; the owner's setting is used
     continue_final_message: bool = False
     add_generation_prompt: bool = True
 

@@ -48,6 +48,8 @@ class ReplyRequest:
     place_label: str = ""  # how the place reads in the prompt; default from `place`
     day: str = ""  # YYYY-MM-DD of the conversation; default today (UTC)
     context_author_ids: tuple[int, ...] = ()  # whose lines `history` holds (forgetting one of them forgets the reply)
+    max_new_tokens: int | None = None  # a shorter reply than the owner's setting (an API client's max_tokens)
+    greedy: bool | None = None  # deterministic (an API client's temperature 0); None: the owner's setting
 
 
 @dataclass
@@ -171,7 +173,8 @@ class ReplyEngine:
         else:
             may_replace = about_owner and self.consistency in ("hedge", "regenerate")
             streamed = SentenceRelease(on_sentences) if on_sentences is not None and not may_replace else None
-            generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed)
+            generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed,
+                                                greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
             raw, new_tokens = clean(generated.text), generated.new_tokens
         timings["generate"] = (time.perf_counter() - mark) * 1000
         if self.consistency != "off" and not said_unknown:
@@ -189,7 +192,8 @@ class ReplyEngine:
             if not verdict.passes and self.consistency in ("hedge", "regenerate") and about_owner:
                 sentence = verdict.sentence or (evidence[0].text if evidence else "")
                 if self.consistency == "regenerate" and sentence:
-                    again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding))
+                    again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding),
+                                                    max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
                     second = self._check(request, clean(again.text), recalled, about_owner)
                     regenerated = True
                     if second.passes:
@@ -245,6 +249,11 @@ def _without_control_characters(request: ReplyRequest) -> ReplyRequest:
         return request
     history = [replace(line, content=CONTROL.sub("", line.content)) for line in request.history]
     return replace(request, text=CONTROL.sub("", request.text), history=history)
+
+
+def _at_most(asked: int | None, settings: GenerationSettings) -> int | None:
+    """A request may ask for a shorter reply than the owner's PERSONA_REPLY_MAX_TOKENS, never a longer one."""
+    return None if asked is None else min(asked, settings.max_new_tokens)
 
 
 def _insistent(grounding: GroundingSettings) -> GroundingSettings:
