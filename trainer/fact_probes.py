@@ -128,11 +128,11 @@ def fact_use(probes: list[Probe], replies: dict[str, list[str]], embedder: Embed
         table[label] = sum(probes[i].key in texts[i].lower() for i in found)
     verdicts: dict[str, list[str]] = {}
     if embedder is not None:
+        # One set of the owner's sentences per probe, shared by every model's answer: embedded once.
+        said = [consistency.OwnerSentences([s for s, _ in p.owner_sentences], [tuple(ids) for _, ids in p.owner_sentences]) for p in probes]
         for label, texts in replies.items():
-            verdicts[label] = [consistency.judge(embedder, consistency.claims(text, p.question, about_owner=True), p.question,
-                                                 consistency.OwnerSentences([s for s, _ in p.owner_sentences],
-                                                                            [tuple(ids) for _, ids in p.owner_sentences])).outcome
-                               for p, text in zip(probes, texts)]
+            verdicts[label] = [consistency.judge(embedder, consistency.claims(text, p.question, about_owner=True), p.question, owner).outcome
+                               for p, owner, text in zip(probes, said, texts)]
         table["consistency"] = {label: {o: outcomes.count(o) for o in consistency.OUTCOMES} for label, outcomes in verdicts.items()}
     # "samples", each naming its messages: what a forget filters out of result files.
     table["samples"] = [{"question": p.question, "key": p.key, "in_memory": p.in_memory, **{k: v[i] for k, v in replies.items()},

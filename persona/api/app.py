@@ -169,7 +169,7 @@ def _request(body: oa.ChatRequest, key: api_keys.ApiKey, engine: ReplyEngine) ->
     history = [Line(engine.owner_name if m.role == "assistant" else asker, m.text(), m.role == "assistant") for m in turns[:-1]]
     return ReplyRequest(text=turns[-1].text(), asker_id=engine.owner_id if key.is_owner else key.asker_id, asker_name=asker,
                         place=key.place, history=history[-12:], channel_id=key.place.channel_id,
-                        max_new_tokens=body.max_completion_tokens or body.max_tokens, greedy=True if body.temperature == 0 else None)
+                        max_new_tokens=body.asked_max_tokens, greedy=body.greedy)
 
 
 async def _while_generating(work: Callable[[OnText], T]) -> AsyncIterator[tuple[str, T | None]]:
@@ -199,9 +199,7 @@ def _raw(engine: ReplyEngine, body: oa.ChatRequest, on_text: OnText | None = Non
         opening = messages.pop()["content"]
     if not messages:
         raise ApiError(400, "no messages to continue", "invalid_request_error")
-    greedy = True if body.temperature == 0 else None
-    return engine.generator.generate(messages, greedy=greedy, opening=opening, max_new_tokens=body.max_completion_tokens or body.max_tokens,
-                                     on_text=on_text)
+    return engine.generator.generate(messages, greedy=body.greedy, opening=opening, max_new_tokens=body.asked_max_tokens, on_text=on_text)
 
 
 def _reply_and_log(engine: ReplyEngine, request: ReplyRequest, on_sentences: OnText | None = None) -> tuple[Reply, int]:

@@ -33,6 +33,15 @@ class ChatRequest(BaseModel):
     continue_final_message: bool = False
     add_generation_prompt: bool = True
 
+    @property
+    def asked_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def greedy(self) -> bool | None:
+        """True for temperature 0; None: the owner's sampling settings."""
+        return True if self.temperature == 0 else None
+
 
 def error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code, "param": None}}

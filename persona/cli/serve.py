@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 from typing import Annotated
 
 import typer
 
 from persona.cli.app import app, err, out, settings_of
 from persona.errors import ConfigError, PersonaError
-
-log = logging.getLogger(__name__)
 
 keys_app = typer.Typer(help="Keys for `persona serve`: each answers as one person in one place would be answered.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

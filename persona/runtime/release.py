@@ -44,7 +44,3 @@ class SentenceRelease:
         if text and text != self._released:
             self._released = text
             self._release(text)
-
-    @property
-    def released(self) -> str:
-        return self._released

@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ class RemoteGenerator:
         tokens: int | None = None
         request = body | {"stream": True, "stream_options": {"include_usage": True}}
         try:
-            with self._client.stream("POST", "chat/completions", json=request) as response:
+            with self._reaching(), self._client.stream("POST", "chat/completions", json=request) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._refused(response, "POST", "chat/completions")
@@ -162,10 +163,6 @@ class RemoteGenerator:
                         if piece := (choice.get("delta") or {}).get("content"):
                             pieces.append(piece)
                             on_text(piece)
-        except httpx.TimeoutException:
-            raise ModelUnavailable(f"the model server at {self.base_url} did not answer in time (PERSONA_OPENAI_TIMEOUT_S)") from None
-        except httpx.TransportError as exc:
-            raise ModelUnavailable(f"the model server at {self.base_url} is unreachable ({type(exc).__name__}): is it running?") from None
         except ValueError:
             raise ModelUnavailable(f"the model server at {self.base_url} streamed something that is not JSON") from None
         return "".join(pieces), tokens
@@ -191,18 +188,24 @@ class RemoteGenerator:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request; any failure is one `ModelUnavailable` line (what, where, what to check)."""
-        try:
+        with self._reaching():
             response = self._client.request(method, path, json=body)
-        except httpx.TimeoutException:
-            raise ModelUnavailable(f"the model server at {self.base_url} did not answer in time (PERSONA_OPENAI_TIMEOUT_S)") from None
-        except httpx.TransportError as exc:
-            raise ModelUnavailable(f"the model server at {self.base_url} is unreachable ({type(exc).__name__}): is it running?") from None
         if response.status_code >= 400:
             self._refused(response, method, path)
         try:
             return response.json()
         except ValueError:  # vLLM answers the adapter endpoints in plain text ("Success: LoRA adapter … added")
             return {"text": response.text}
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A server that cannot be reached, or answers too late, as one `ModelUnavailable` line."""
+        try:
+            yield
+        except httpx.TimeoutException:
+            raise ModelUnavailable(f"the model server at {self.base_url} did not answer in time (PERSONA_OPENAI_TIMEOUT_S)") from None
+        except httpx.TransportError as exc:
+            raise ModelUnavailable(f"the model server at {self.base_url} is unreachable ({type(exc).__name__}): is it running?") from None
 
     def _refused(self, response: httpx.Response, method: str, path: str) -> None:
         try:

@@ -167,12 +167,14 @@ class ReplyEngine:
         mark = time.perf_counter()
         verdict: consistency.Verdict | None = None
         regenerated = said_unknown = trimmed = False
+        # Only an answer to a factual question about the owner is ever replaced: a first-person line
+        # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
+        replaceable = about_owner and self.consistency in ("hedge", "regenerate")
         if self.say_unknown and about_owner and not evidence:  # nothing in memory answers a question about the owner
             raw, new_tokens = self._not_sure(request, prompt)
             said_unknown = True
         else:
-            may_replace = about_owner and self.consistency in ("hedge", "regenerate")
-            streamed = SentenceRelease(on_sentences) if on_sentences is not None and not may_replace else None
+            streamed = SentenceRelease(on_sentences) if on_sentences is not None and not replaceable else None
             generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed,
                                                 greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
             raw, new_tokens = clean(generated.text), generated.new_tokens
@@ -181,27 +183,26 @@ class ReplyEngine:
             mark = time.perf_counter()
             verdict = self._check(request, raw, recalled, about_owner)
             timings["check"] = (time.perf_counter() - mark) * 1000
-            # Replaced only in answer to a factual question about the owner: a first-person line
-            # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
-            if not verdict.passes and self.consistency in ("hedge", "regenerate") and about_owner:
+            if not verdict.passes and replaceable:
                 mark = time.perf_counter()
                 if verdict.supported and (kept := consistency.without(raw, verdict.failed)):  # answer without the claims memory does not back
                     again_checked = self._check(request, kept, recalled, about_owner)
                     if again_checked.passes:
                         raw, verdict, trimmed = kept, again_checked, True
-            if not verdict.passes and self.consistency in ("hedge", "regenerate") and about_owner:
+            if not verdict.passes and replaceable:
                 sentence = verdict.sentence or (evidence[0].text if evidence else "")
                 if self.consistency == "regenerate" and sentence:
                     again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding),
                                                     max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
-                    second = self._check(request, clean(again.text), recalled, about_owner)
+                    cleaned = clean(again.text)
+                    second = self._check(request, cleaned, recalled, about_owner)
                     regenerated = True
                     if second.passes:
-                        raw, new_tokens, verdict = clean(again.text), again.new_tokens, second
+                        raw, new_tokens, verdict = cleaned, again.new_tokens, second
                 if not verdict.passes:
                     raw, new_tokens = self._not_sure(request, prompt)
                     said_unknown = True
-            if "check" in timings and (trimmed or regenerated or said_unknown):
+            if trimmed or regenerated or said_unknown:  # a repair ran (said_unknown is False on entering this block)
                 timings["repair"] = (time.perf_counter() - mark) * 1000
         text = clean(raw) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
