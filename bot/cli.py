@@ -62,10 +62,16 @@ def run(ctx: typer.Context) -> None:
 
     settings = settings_of(ctx)
     settings.require("discord_token", "owner_id")
+    from persona import presence
+
     store = open_store(settings).pooled()  # a reply, a capture, a rating: each a checkout, not a new connection
     try:
-        engine = ReplyEngine.from_settings(settings, store)
-        asyncio.run(_serve(engine, store, settings))
+        # Held while this process lives: the dashboard reads "bot running" from it (persona/presence.py).
+        with store.connect(autocommit=True) as presence_conn:
+            if not presence.announce(presence_conn):
+                log.warning("another `persona run` is already up on this database")
+            engine = ReplyEngine.from_settings(settings, store)
+            asyncio.run(_serve(engine, store, settings))
     finally:
         store.close()
 

@@ -246,6 +246,8 @@ class TrainingRun:
     adapter_version_id: int | None
     job_path: str | None
     finished_at: datetime | None
+    started_at: datetime | None = None
+    error: str | None = None
 
 
 def start_run(conn: psycopg.Connection, *, kind: str, trigger: str, version_id: int, params: dict[str, Any]) -> int:
@@ -268,12 +270,18 @@ def finish_run(conn: psycopg.Connection, run_id: int, metrics: dict[str, Any]) -
                  (json.dumps(metrics), run_id))
 
 
-_RUN_COLUMNS = "id, kind, trigger, status, adapter_version_id, params->>'job', finished_at"
+_RUN_COLUMNS = "id, kind, trigger, status, adapter_version_id, params->>'job', finished_at, started_at, error"
 
 
 def running_runs(conn: psycopg.Connection) -> list[TrainingRun]:
     """Runs marked running, newest first (after a crash: what may be resumed)."""
     rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM training_runs WHERE status = 'running' ORDER BY id DESC").fetchall()  # noqa: S608
+    return [TrainingRun(*r) for r in rows]
+
+
+def recent_runs(conn: psycopg.Connection, limit: int = 20) -> list[TrainingRun]:
+    """The training-run log, newest first."""
+    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM training_runs ORDER BY id DESC LIMIT %s", (limit,)).fetchall()  # noqa: S608
     return [TrainingRun(*r) for r in rows]
 
 

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     serve_max_waiting: int = Field(default=16, ge=1, le=1000,
                                    description="Requests `persona serve` holds while another generates; beyond that it answers 503 (retry later).")
 
+    # --- Dashboard (`persona web`) -------------------------------------------------
+    web_host: str = Field(default="127.0.0.1", description="Address `persona web` listens on; any other than loopback needs `persona web set-password` first.")
+    web_port: int = Field(default=8410, ge=1, le=65535, description="Port of `persona web`.")
+    web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a dashboard login lasts without use.")
+
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
     lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scaling = alpha / rank).")

@@ -70,6 +70,19 @@ def record_feedback(conn: psycopg.Connection, *, message_id: int | None, channel
     return int(row[0])
 
 
+def rate(conn: psycopg.Connection, reply_id: int, *, rater_id: int, rating: int, via: str) -> bool:
+    """Rate a logged reply by its id (the dashboard); False when there is no such reply."""
+    row = conn.execute("SELECT message_ids FROM replies WHERE id = %s", (reply_id,)).fetchone()
+    if row is None:
+        return False
+    conn.execute(
+        "INSERT INTO feedback (reply_id, rater_id, rating, via) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (reply_id, rater_id) DO UPDATE SET rating = EXCLUDED.rating, via = EXCLUDED.via, created_at = now()",
+        (reply_id, rater_id, rating, via),
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class Rating:
     """A trusted rating with the reply it rates, as training uses it."""

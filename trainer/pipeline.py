@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 TRAIN_LOCK = int.from_bytes(b"persona\x01", "big", signed=True)
 
+
+# Where the training process's output goes: False to stderr (live progress bars), True
+# nowhere, a function: each chunk to it (the dashboard shows the last lines live).
+Quiet = bool | Callable[[bytes], None]
 
 @dataclass
 class Outcome:
@@ -89,7 +94,7 @@ def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_toke
 
 
 def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "cli", processes: int = 1,
-        eval_samples: int = 8, eval_max_new_tokens: int = 40, quiet: bool = False, **overrides: Any) -> Outcome:
+        eval_samples: int = 8, eval_max_new_tokens: int = 40, quiet: Quiet = False, **overrides: Any) -> Outcome:
     """Train (from scratch, or incrementally from the active adapter), evaluate, gate."""
     with store.connect(autocommit=True) as lock_conn:
         if not lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK,)).fetchone()[0]:
@@ -102,7 +107,7 @@ def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "
 
 
 def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool, trigger: str, processes: int,
-                eval_samples: int, eval_max_new_tokens: int, quiet: bool, overrides: dict[str, Any]) -> Outcome:
+                eval_samples: int, eval_max_new_tokens: int, quiet: Quiet, overrides: dict[str, Any]) -> Outcome:
     resumable = _stale_runs(conn)
     purge_pending(conn, settings.datasets_dir)  # a forget that could not clean files while a run trained
     spec = resolve_base_model(settings.base_model, settings.models_dir)
@@ -207,7 +212,7 @@ def _stale_runs(conn: psycopg.Connection) -> tuple[int, int, Path] | None:
 
 
 def _execute(conn: psycopg.Connection, settings: Settings, run_id: int, version_id: int, job: Job, job_path: Path,
-             processes: int, quiet: bool) -> Outcome:
+             processes: int, quiet: Quiet) -> Outcome:
     code, tail = _launch(job_path, processes, quiet)
     result_file = Path(job.output_dir) / "result.json"
     if code != 0 or not result_file.exists():
@@ -253,7 +258,7 @@ def _remove_checkpoints(folder: Path) -> None:
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
 
 
-def _launch(job_path: Path, processes: int, quiet: bool) -> tuple[int, str]:
+def _launch(job_path: Path, processes: int, quiet: Quiet) -> tuple[int, str]:
     """Run the training process, echoing its output; (exit code, its last line)."""
     if processes > 1:
         command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes), "--num_machines", "1",
@@ -272,7 +277,9 @@ def _launch(job_path: Path, processes: int, quiet: bool) -> tuple[int, str]:
         # Forward raw chunks, not lines: progress bars redraw with \r and must show live.
         while chunk := os.read(child.stdout.fileno(), 4096):
             tail.append(chunk)
-            if not quiet:
+            if callable(quiet):
+                quiet(chunk)
+            elif not quiet:
                 sys.stderr.buffer.write(chunk)
                 sys.stderr.flush()
     lines = [ln.strip() for ln in b"".join(tail).decode("utf-8", "replace").replace("\r", "\n").splitlines() if ln.strip()]

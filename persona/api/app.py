@@ -21,12 +21,10 @@ PERSONA_GENERATOR=openai (persona/runtime/remote.py), as it would use vLLM.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -35,15 +33,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from persona import api_keys
 from persona.api import openai_format as oa
+from persona.api.threads import while_generating
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
 from persona.runtime.generation import Generated, OnText
 from persona.runtime.remote import adapter_name
-from persona.runtime.reply import Reply, ReplyEngine, ReplyRequest
+from persona.runtime.reply import ReplyEngine, ReplyRequest
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -111,7 +108,7 @@ def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting:
                 generated = _raw(engine, body, feed)
                 return (generated.text, f"chatcmpl-raw-{uuid.uuid4().hex[:12]}", engine.generator.count_tokens(_messages(body)),
                         generated.new_tokens)
-            reply, reply_id = _reply_and_log(engine, request, feed)
+            reply, reply_id = engine.answer(request, feed)
             return reply.text, f"chatcmpl-{reply_id}", engine.generator.count_tokens(reply.prompt), reply.new_tokens
 
         if not body.stream:
@@ -131,7 +128,7 @@ def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting:
             yield _event(oa.chunk(stream_id, body.model, {"role": "assistant", "content": ""}))
             shown = ""
             try:
-                async for text, result in _while_generating(work):
+                async for text, result in while_generating(work):
                     if result is not None:
                         final, completion_id, _, _ = result
                         # Raw pieces arrive as deltas; the persona's as its whole cleaned text so far.
@@ -172,21 +169,6 @@ def _request(body: oa.ChatRequest, key: api_keys.ApiKey, engine: ReplyEngine) ->
                         max_new_tokens=body.asked_max_tokens, greedy=body.greedy)
 
 
-async def _while_generating(work: Callable[[OnText], T]) -> AsyncIterator[tuple[str, T | None]]:
-    """Run `work` in a worker thread; yield each text it hands over as it comes, then its result."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
-    task = asyncio.ensure_future(run_in_threadpool(work, lambda text: loop.call_soon_threadsafe(queue.put_nowait, ("text", text))))
-    task.add_done_callback(lambda _: queue.put_nowait(("done", None)))
-    while True:
-        kind, value = await queue.get()
-        if kind == "text":
-            yield str(value), None
-        else:
-            yield "", task.result()  # raises what the work raised
-            return
-
-
 def _messages(body: oa.ChatRequest) -> list[dict[str, str]]:
     return [{"role": m.role if m.role != "developer" else "system", "content": m.text()} for m in body.messages]
 
@@ -200,12 +182,6 @@ def _raw(engine: ReplyEngine, body: oa.ChatRequest, on_text: OnText | None = Non
     if not messages:
         raise ApiError(400, "no messages to continue", "invalid_request_error")
     return engine.generator.generate(messages, greedy=body.greedy, opening=opening, max_new_tokens=body.asked_max_tokens, on_text=on_text)
-
-
-def _reply_and_log(engine: ReplyEngine, request: ReplyRequest, on_sentences: OnText | None = None) -> tuple[Reply, int]:
-    engine.refresh_adapter()  # a promotion or rollback is served from the next request on (one indexed query)
-    reply = engine.reply(request, on_sentences)
-    return reply, engine.log(request, reply, guild_id=request.place.guild_id)
 
 
 def _event(data: dict[str, object]) -> str:

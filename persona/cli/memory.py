@@ -145,7 +145,7 @@ def _who_and_where(conn: Any, settings: Settings, as_user: int | None, channel: 
 def place_of(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place
     """The place `--channel`/`--guild` name (a DM with the bot when neither is given)."""
     from persona.errors import ConfigError
-    from persona.privacy.scopes import Place
+    from persona.privacy.scopes import Place, place_of_channel
 
     if channel is None:
         return Place(kind="guild", guild_id=guild) if guild is not None else Place.dm()
@@ -156,13 +156,7 @@ def place_of(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202
         if guild is None:
             raise ConfigError(f"--channel {channel} is not a channel persona knows: add --guild GUILD_ID (or leave --channel out for a DM)")
         return Place.guild(guild, channel)
-    kind, guild_id = info.kind, info.guild_id
-    if kind == "dm":
-        return Place.dm(channel)
-    if kind == "group_dm":
-        return Place("group_dm", channel_id=channel)
-    if guild_id is None and guild is None:
+    place = place_of_channel(info.kind, channel, info.guild_id or guild)
+    if place is None:
         raise ConfigError(f"channel {channel} has no known server: add --guild GUILD_ID")
-    return Place.guild(guild_id or guild, channel)
-
-
+    return place

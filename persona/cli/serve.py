@@ -109,7 +109,7 @@ def serve(
     port = port or settings.serve_port
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port}: use 1-65535")
-    if not _is_loopback(host):
+    if not is_loopback(host):
         err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it and holds a key is answered; "
                   "put a TLS proxy in front (keys travel in a header)")
     engine = ReplyEngine.from_settings(settings, open_store(settings))
@@ -124,7 +124,7 @@ def serve(
         raise PersonaError(f"could not listen on {host}:{port} (in use, or not an address of this machine): pick another with --port/--host")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

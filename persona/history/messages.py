@@ -49,6 +49,33 @@ def channel(conn: psycopg.Connection, channel_id: int) -> ChannelInfo | None:
     return ChannelInfo(*row) if row else None
 
 
+@dataclass(frozen=True)
+class ChannelSummary:
+    info: ChannelInfo
+    messages: int
+
+    def label(self) -> str:
+        """How a person would name it: "#general (Guild)", "DM with Ana", "notes"."""
+        c = self.info
+        if c.kind == "dm":
+            return f"DM with {c.dm_name or c.scope.split(':')[-1]}"
+        if c.kind == "group_dm":
+            return f"group {c.name or c.id}"
+        if c.guild_id is not None:
+            return f"#{c.name or c.id} ({c.guild_name or c.guild_id})"
+        return c.name or c.kind
+
+
+def channels_listed(conn: psycopg.Connection) -> list[ChannelSummary]:
+    """Every channel with how many messages it holds, busiest first (one aggregate query)."""
+    rows = conn.execute(
+        f"SELECT {_CHANNEL_COLUMNS}, coalesce(n.count, 0) FROM channels c "  # noqa: S608
+        "LEFT JOIN (SELECT channel_id, count(*) FROM messages GROUP BY channel_id) n ON n.channel_id = c.id "
+        "ORDER BY coalesce(n.count, 0) DESC, c.id"
+    ).fetchall()
+    return [ChannelSummary(ChannelInfo(*r[:-1]), int(r[-1])) for r in rows]
+
+
 def channel_scopes(conn: psycopg.Connection) -> dict[int, str]:
     return dict(conn.execute("SELECT id, scope FROM channels").fetchall())
 
@@ -93,6 +120,16 @@ def owner_lines_containing(conn: psycopg.Connection, owner_id: int, phrases: tup
 
 
 # --- memory building: which messages are not in a memory yet ----------------------------------
+
+
+def by_ids(conn: psycopg.Connection, message_ids: list[int]) -> list[StoredMessage]:
+    """These messages with their speakers, oldest first (a memory's sources, opened)."""
+    rows = conn.execute(
+        f"SELECT m.id, m.seq, m.author_id, {_SPEAKER}, m.content, m.created_at, m.source "  # noqa: S608
+        "FROM messages m JOIN people p ON p.id = m.author_id WHERE m.id = ANY(%s) ORDER BY m.created_at, m.id",
+        (message_ids,),
+    ).fetchall()
+    return [StoredMessage(*r) for r in rows]
 
 
 def exchanges(conn: psycopg.Connection, message_ids: list[int]) -> list[tuple[int, int, str]]:
@@ -154,6 +191,10 @@ def delete_range(conn: psycopg.Connection, start: datetime, end: datetime) -> li
     return _delete(conn, "created_at >= %s AND created_at < %s", (start, end))
 
 
+def delete_ids(conn: psycopg.Connection, message_ids: list[int]) -> list[int]:
+    return _delete(conn, "id = ANY(%s)", (message_ids,))
+
+
 def newest_captured(conn: psycopg.Connection, channel_id: int) -> int | None:
     """The newest message the bot stored from this channel (live or backfilled), if any."""
     row = conn.execute("SELECT max(id) FROM messages WHERE channel_id = %s AND source IN ('live', 'backfill')", (channel_id,)).fetchone()
@@ -175,6 +216,28 @@ def _delete(conn: psycopg.Connection, where: str, params: tuple) -> list[int]:
 def max_seq(conn: psycopg.Connection) -> int:
     """The arrival watermark: everything with a higher `seq` arrived later."""
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
+
+
+@dataclass(frozen=True)
+class MonthCount:
+    month: datetime
+    source: str
+    scope_kind: str  # dm, group, guild or private (the part of the scope before the colon)
+    messages: int
+
+
+def per_month(conn: psycopg.Connection) -> list[MonthCount]:
+    """Messages per month by source and by kind of scope, oldest first (one aggregate)."""
+    rows = conn.execute(
+        "SELECT date_trunc('month', created_at, 'UTC'), source, split_part(scope, ':', 1), count(*) FROM messages "
+        "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ).fetchall()
+    return [MonthCount(*r) for r in rows]
+
+
+def counts_by_author(conn: psycopg.Connection, author_ids: list[int]) -> dict[int, int]:
+    return dict(conn.execute("SELECT author_id, count(*) FROM messages WHERE author_id = ANY(%s) GROUP BY author_id",
+                             (author_ids,)).fetchall())
 
 
 def counts(conn: psycopg.Connection) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -65,6 +66,26 @@ def set_opted_out(conn: psycopg.Connection, person_id: int, name: str = "") -> N
 def clear_opted_out(conn: psycopg.Connection, person_id: int) -> bool:
     """Keep this person's new messages again; False if they were not opted out."""
     return conn.execute("UPDATE people SET opted_out_at = NULL WHERE id = %s AND opted_out_at IS NOT NULL", (person_id,)).rowcount > 0
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    name: str
+    is_owner: bool
+    is_bot: bool
+    opted_out_at: datetime | None
+
+
+def listed(conn: psycopg.Connection, *, limit: int = 500, opted_out_only: bool = False) -> list[Person]:
+    """People persona knows: the owner first, opted-out people next, then by name."""
+    rows = conn.execute(
+        "SELECT id, coalesce(nullif(display_name, ''), name), is_owner, is_bot, opted_out_at FROM people "
+        "WHERE NOT %s OR opted_out_at IS NOT NULL ORDER BY is_owner DESC, opted_out_at IS NULL, lower(coalesce(nullif(display_name, ''), name)), id "
+        "LIMIT %s",
+        (opted_out_only, limit),
+    ).fetchall()
+    return [Person(int(r[0]), r[1] or "", r[2], r[3], r[4]) for r in rows]
 
 
 def counts(conn: psycopg.Connection) -> dict[str, int]:

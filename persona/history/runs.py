@@ -7,6 +7,8 @@ still on record although none of its data was committed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -54,6 +56,30 @@ def end_import(conn: psycopg.Connection, run_id: int, status: str, *, counts: di
         "UPDATE import_runs SET status = %s, finished_at = now(), counts = %s, error = %s WHERE id = %s",
         (status, json.dumps(counts or {}), error, run_id),
     )
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    id: int
+    source: str
+    path: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, Any]
+    error: str | None
+
+
+def recent_imports(conn: psycopg.Connection, limit: int = 10) -> list[ImportRun]:
+    rows = conn.execute("SELECT id, source, path, status, started_at, finished_at, counts, error FROM import_runs ORDER BY id DESC LIMIT %s",
+                        (limit,)).fetchall()
+    return [ImportRun(*r) for r in rows]
+
+
+def import_run(conn: psycopg.Connection, run_id: int) -> ImportRun | None:
+    row = conn.execute("SELECT id, source, path, status, started_at, finished_at, counts, error FROM import_runs WHERE id = %s",
+                       (run_id,)).fetchone()
+    return ImportRun(*row) if row else None
 
 
 def import_count(conn: psycopg.Connection) -> int:

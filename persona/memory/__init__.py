@@ -9,10 +9,10 @@
 """
 
 from persona.memory.build import Built, build, chunk_pending, counts, embed_pending, rebuild, refresh, unembedded_count
-from persona.memory.recall import MODES, Memory, recall, search
+from persona.memory.recall import MODES, Memory, opened, recall, search
 from persona.memory.vectors import MemoryConfigError, ensure_index, prepare_vectors, stored_model
 
 __all__ = [
-    "MODES", "Built", "Memory", "MemoryConfigError", "build", "chunk_pending", "counts", "embed_pending", "ensure_index",
+    "MODES", "Built", "Memory", "MemoryConfigError", "build", "opened", "chunk_pending", "counts", "embed_pending", "ensure_index",
     "prepare_vectors", "rebuild", "recall", "refresh", "search", "stored_model", "unembedded_count",
 ]

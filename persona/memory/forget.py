@@ -35,3 +35,7 @@ def forget_with_author(conn: psycopg.Connection, person_id: int, scope: str | No
 
 def forget_channel(conn: psycopg.Connection, channel_id: int) -> list[int]:
     return [r[0] for r in conn.execute("DELETE FROM memories WHERE channel_id = %s RETURNING id", (channel_id,)).fetchall()]
+
+
+def forget_ids(conn: psycopg.Connection, memory_ids: list[int]) -> list[int]:
+    return [r[0] for r in conn.execute("DELETE FROM memories WHERE id = ANY(%s) RETURNING id", (memory_ids,)).fetchall()]

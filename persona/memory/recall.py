@@ -41,6 +41,7 @@ class Memory:
     started_at: datetime
     ended_at: datetime
     message_ids: list[int]
+    channel_id: int | None = None  # set by `opened`
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "scope": self.scope, "score": round(self.score, 6), "content": self.content}
@@ -171,3 +172,11 @@ def recall(conn: psycopg.Connection, embedder: Embedder, query: str, *, asker_id
            owner_id: int | None, k: int = 10, mode: str = "fused") -> list[Memory]:
     """What may be remembered for `asker_id` at `place`: the only way anything reads memory."""
     return search(conn, embedder, query, readable_scopes(asker_id, place, owner_id), k=k, mode=mode)
+
+
+def opened(conn: psycopg.Connection, memory_id: int) -> Memory | None:
+    """One memory by id, for the owner's own eyes (the dashboard's explorer opens what
+    `recall` returned); no scope rule applies: the owner may read everything."""
+    row = conn.execute("SELECT id, scope, content, 0.0, started_at, ended_at, message_ids, channel_id FROM memories WHERE id = %s",
+                       (memory_id,)).fetchone()
+    return Memory(row[0], row[1], row[2], row[3], row[4], row[5], list(row[6]), row[7]) if row else None

@@ -68,6 +68,24 @@ def carry_out(conn: psycopg.Connection, action: Callable[[psycopg.Connection], F
     return forgotten, purge_pending(conn, datasets_dir)
 
 
+class _Preview(Exception):
+    """Raised inside the preview's transaction to roll it back with its result."""
+
+    def __init__(self, forgotten: Forgotten) -> None:
+        super().__init__("preview")
+        self.forgotten = forgotten
+
+
+def preview(conn: psycopg.Connection, action: Callable[[psycopg.Connection], Forgotten]) -> Forgotten:
+    """What `action` would delete, counted by running it in a transaction that is rolled
+    back: the same code as the real thing, so the preview cannot drift from it."""
+    try:
+        with conn.transaction():
+            raise _Preview(action(conn))
+    except _Preview as done:
+        return done.forgotten
+
+
 def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgotten:
     """The person's messages, the memories with them, their replies and ratings go; new ones are refused."""
     people.set_opted_out(conn, person_id, name)
@@ -107,6 +125,20 @@ def forget_range(conn: psycopg.Connection, start: datetime, end: datetime) -> Fo
     forgotten_memories = memories.forget_built_from(conn, deleted)
     gone = replies.forget_involving(conn, start=start, end=end, memory_ids=forgotten_memories)
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} forgotten")
+
+
+def forget_memory(conn: psycopg.Connection, memory_id: int) -> Forgotten:
+    """The messages a memory was built from, and everything built from those (the
+    memory itself, other memories sharing a message, replies that recalled them)."""
+    from persona.memory import opened
+
+    memory = opened(conn, memory_id)
+    if memory is None:
+        return Forgotten(0, 0)
+    deleted = messages.delete_ids(conn, memory.message_ids)
+    forgotten_memories = sorted(set(memories.forget_built_from(conn, memory.message_ids)) | set(memories.forget_ids(conn, [memory_id])))
+    gone = replies.forget_involving(conn, memory_ids=forgotten_memories)
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"memory {memory_id} forgotten")
 
 
 def _reach_adapters(conn: psycopg.Connection, deleted: list[int], forgotten_memories: list[int], gone: replies.ForgottenReplies,

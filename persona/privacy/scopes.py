@@ -62,6 +62,18 @@ class Place:
         return cls("terminal")
 
 
+def place_of_channel(kind: str, channel_id: int, guild_id: int | None) -> Place | None:
+    """Where someone asking in a stored channel is (None: a server channel whose server
+    is not known, or a channel nobody asks in, such as notes)."""
+    if kind == "dm":
+        return Place.dm(channel_id)
+    if kind == "group_dm":
+        return Place("group_dm", channel_id=channel_id)
+    if kind in ("notes", "other") or guild_id is None:
+        return None
+    return Place.guild(guild_id, channel_id)
+
+
 def readable_scopes(asker_id: int | None, place: Place, owner_id: int | None) -> list[str] | None:
     """The scopes whose memories may be shown to `asker_id` at `place`; None means all.
 

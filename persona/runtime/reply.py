@@ -243,6 +243,14 @@ class ReplyEngine:
         return reply_id
 
 
+    def answer(self, request: ReplyRequest, on_sentences: Callable[[str], None] | None = None) -> tuple[Reply, int]:
+        """Reply with whichever adapter is active now and log it, as `persona serve` and the
+        dashboard's playground answer (the bot logs once Discord has the message ids)."""
+        self.refresh_adapter()  # a promotion or rollback is served from the next request on (one indexed query)
+        reply = self.reply(request, on_sentences)
+        return reply, self.log(request, reply, guild_id=request.place.guild_id)
+
+
 def _without_control_characters(request: ReplyRequest) -> ReplyRequest:
     """What people type can hold NUL and other control characters (a pasted binary, a
     terminal escape); PostgreSQL refuses NUL in text and jsonb, the model gains nothing."""

@@ -1,0 +1,173 @@
+"""`persona web`, the owner's dashboard, as a real process over real HTTP, driven by a real
+Chromium (Debian's, through Playwright) where one is installed.
+
+Login guards every route; a wrong password, a spent login link and a request without
+the CSRF token are refused; the memory explorer applies the bot's scope rules (a friend
+in a server never sees a DM canary its DM partner does see); activate / roll back change
+what `persona adapters` reports; a playground reply appears and is logged; forgetting
+from the Privacy page removes the canary from the database; a broken upload is one
+clear error and changes nothing. Screenshots of each page go to test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from persona import adapters
+from persona.memory.embeddings import Embedder
+from persona.runtime.model import BaseModelSpec
+from persona.storage.db import Database
+from persona.storage.store import Store
+from tests.fixtures.discord_package import OWNER_ID
+from tests.helpers import random_lora
+from tests.test_cli import assert_one_line_error, run
+from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _free_port, _history
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Chromium as this machine needs it: root, no GPU, no network beyond localhost.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+class Web:
+    """A running `persona web` process: its base URL and the one-time login link it printed."""
+
+    def __init__(self, process: subprocess.Popen[str], base: str, link: str) -> None:
+        self.process, self.base, self.link = process, base, link
+
+
+def start_web(persona_exe: Path, env: dict[str, str], *extra: str) -> Web:
+    port = _free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}
+    process = subprocess.Popen([str(persona_exe), "web", "--port", str(port), *extra], text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={**clean, "PERSONA_LOG_LEVEL": "WARNING", **env})
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the login link, printed before the server starts
+    match = re.search(r"(http://\S+/login\?token=\S+)", line)
+    assert match, f"no login link: {line!r} {process.stderr.read() if process.poll() is not None and process.stderr else ''}"
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"persona web exited {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+        try:
+            httpx.get(f"{base}/login", timeout=2)
+            return Web(process, base, match.group(1))
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("persona web did not come up")
+
+
+def stop_web(web: Web) -> str:
+    web.process.send_signal(signal.SIGINT)
+    try:
+        web.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        web.process.kill()
+    return web.process.stderr.read() if web.process.stderr else ""
+
+
+@pytest.fixture
+def env(database: Database, tmp_path: Path, tiny_llama: BaseModelSpec) -> dict[str, str]:
+    return {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,
+            "PERSONA_OWNER_ID": str(OWNER_ID), "PERSONA_REPLY_MAX_TOKENS": "8"}
+
+
+@pytest.fixture
+def web(persona_exe: Path, env: dict[str, str], store: Store, embedder: Embedder, tmp_path: Path) -> Iterator[Web]:
+    _history(store, embedder, tmp_path / "dce")
+    running = start_web(persona_exe, env)
+    yield running
+    assert "Traceback" not in stop_web(running)
+
+
+def _routes(store: Store, env: dict[str, str]) -> list[tuple[str, str]]:
+    """(method, path) of every route the dashboard registers, path parameters filled in."""
+    from fastapi.routing import APIRoute
+
+    from persona.config import Settings
+    from web.app import create_app
+    from web.context import Dashboard
+
+    def walk(routes: list) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):  # FastAPI's wrapper of an included router
+                yield from walk(route.original_router.routes)
+
+    app = create_app(Dashboard.from_settings(Settings(_env_file=None, database_url=env["DATABASE_URL"]), store))
+    return [(method, re.sub(r"\{[^}]+\}", "1", route.path)) for route in walk(app.routes) for method in sorted(route.methods)]
+
+
+def test_nothing_is_served_without_a_login(web: Web, persona_exe: Path, env: dict[str, str], store: Store) -> None:
+    client = httpx.Client(base_url=web.base, timeout=30, follow_redirects=False)
+    routes = _routes(store, env)
+    assert len(routes) >= 20 and ("POST", "/privacy/forget") in routes
+    for method, path in routes:
+        if path == "/login":
+            continue
+        response = client.request(method, path)
+        assert response.status_code in (303, 401), f"{method} {path} answered {response.status_code} without a session"
+        if response.status_code == 303:
+            assert response.headers["location"].startswith("/login")
+        assert CANARY not in response.text
+    page = client.get("/login")
+    assert page.status_code == 200 and "one-time login link" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
+
+    # The one-time link logs in once; the session cookie is HttpOnly and SameSite=Strict.
+    first = client.get(web.link.replace(f"http://127.0.0.1:{web.base.rsplit(':', 1)[1]}", ""))
+    assert first.status_code == 303 and first.headers["location"] == "/"
+    cookie = first.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    again = httpx.get(web.link, timeout=30)
+    assert again.status_code == 401 and "already used" in again.text
+    for path in ("/", "/memory", "/adapters", "/adapters/training", "/replies", "/playground", "/privacy", "/import"):
+        shown = client.get(path)
+        assert shown.status_code == 200, f"{path}: {shown.status_code} {shown.text[:300]}"
+
+    # Without the CSRF token, a state change is refused and nothing happens.
+    refused = client.post("/privacy/forget", data={"what": "channel", "target": str(DM)})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    wrong = client.post("/privacy/forget", data={"what": "channel", "target": str(DM), "csrf_token": "nope"})
+    assert wrong.status_code == 403
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE content LIKE %s", (f"%{CANARY}%",)).fetchone()[0] == 1
+
+    # Passwords: argon2 hash stored, a wrong one refused, failed logins limited.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}
+    subprocess.run([str(persona_exe), "web", "set-password", "--stdin"], input="correct horse battery\n", text=True, check=True,
+                   env={**clean, **env}, capture_output=True, timeout=60)
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        stored = conn.execute("SELECT password_hash FROM web_login").fetchone()[0]
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    login = httpx.Client(base_url=web.base, timeout=30)
+    form = login.get("/login")
+    statuses = []
+    for _ in range(6):  # each answer is a new form with a new token
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        form = login.post("/login", data={"password": "wrong password!", "csrf_token": token})
+        statuses.append(form.status_code)
+    assert statuses[:5] == [401] * 5 and statuses[5] == 429
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    # Once limited, even the right password waits (a guesser learns nothing from the answer).
+    limited = login.post("/login", data={"password": "correct horse battery", "csrf_token": token})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+
+
+def test_a_public_address_needs_a_password(persona_exe: Path, env: dict[str, str], store: Store) -> None:
+    assert_one_line_error(run(persona_exe, "web", "--host", "0.0.0.0", env=env), 2, "without a password", "persona web set-password")

@@ -1,0 +1,51 @@
+"""What every page of the dashboard shares: settings, the store, the login state, and the
+heavy parts loaded on first use (the embedder for the memory explorer, the reply
+engine for the playground), so the dashboard starts in a second."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from persona.config import Settings
+from persona.storage.store import Store
+from web.auth import FailedLogins, LoginLink, Sessions
+
+
+@dataclass
+class Dashboard:
+    settings: Settings
+    store: Store
+    sessions: Sessions
+    link: LoginLink = field(default_factory=LoginLink)
+    failed_logins: FailedLogins = field(default_factory=FailedLogins)
+    _embedder: Any = None
+    _engine: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    training: Any = None  # the retrain this dashboard started (web/pages/adapters.py)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> Dashboard:
+        return cls(settings, store, Sessions(lifetime_s=settings.web_session_hours * 3600))
+
+    def embedder(self) -> Any:  # persona.memory.embeddings.Embedder
+        with self._lock:
+            if self._embedder is None:
+                from persona.memory.embeddings import Embedder, resolve_embed_model
+
+                self._embedder = Embedder(resolve_embed_model(self.settings.embed_model))
+            return self._embedder
+
+    def engine(self) -> Any:  # persona.runtime.reply.ReplyEngine
+        embedder = self.embedder()
+        with self._lock:
+            if self._engine is None:
+                from persona.runtime.reply import ReplyEngine
+
+                self._engine = ReplyEngine.from_settings(self.settings, self.store, embedder=embedder)
+            return self._engine
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._engine is not None

@@ -1,0 +1,91 @@
+"""Playground: talk to the persona as a chosen person in a chosen place — the bot's reply
+pipeline (`ReplyEngine.answer`: recall scoped in SQL, grounding, the check, logging),
+its text streamed a finished sentence at a time as server-sent events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from persona.api.threads import while_generating
+from persona.errors import ModelUnavailable, PersonaError
+from persona.history import people
+from persona.prompts import Line
+from persona.runtime.generation import OnText
+from persona.runtime.reply import ReplyRequest
+from web import places
+from web.app import dashboard_of, render
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+class Turn(BaseModel):
+    mine: bool  # the persona's line (else the asker's)
+    text: str = Field(max_length=4000)
+
+
+class Question(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+    asker: str = "owner"
+    place: str = places.DM_WITH_BOT
+    history: list[Turn] = Field(default_factory=list, max_length=24)
+
+
+@router.get("/playground", response_class=HTMLResponse)
+def playground(request: Request) -> HTMLResponse:
+    dashboard = dashboard_of(request)
+    with dashboard.store.connect() as conn:
+        owner = people.resolve_owner(conn, dashboard.settings.owner_id, dashboard.settings.owner_name)
+        choices = {"askers": places.askers(conn, owner.id if owner else None), "places": places.places(conn)}
+    return render(request, "playground.html", page="playground", model_loaded=dashboard.model_loaded, asker="owner",
+                  place=places.DM_WITH_BOT, **choices)
+
+
+@router.post("/playground/ask")
+async def ask(request: Request, question: Question) -> StreamingResponse:
+    dashboard = dashboard_of(request)
+
+    def prepare() -> ReplyRequest:
+        engine = dashboard.engine()  # loads the model on first use
+        with dashboard.store.connect() as conn:
+            asker_id, where = places.resolve(conn, question.asker, question.place, engine.owner_id)
+            name = "you" if asker_id == engine.owner_id else (people.name_of(conn, asker_id) if asker_id is not None else "") or "friend"
+        history = [Line(engine.owner_name if t.mine else name, t.text, t.mine) for t in question.history]
+        return ReplyRequest(text=question.text, asker_id=asker_id, asker_name=name, place=where, history=history[-12:],
+                            channel_id=where.channel_id)
+
+    try:
+        reply_request = await run_in_threadpool(prepare)
+    except PersonaError as exc:
+        raise HTTPException(400, exc.message) from None
+
+    def work(feed: OnText) -> tuple[str, int, str]:
+        reply, reply_id = dashboard.engine().answer(reply_request, feed)
+        return reply.text, reply_id, reply.verdict.outcome if reply.verdict else "unchecked"
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            async for text, result in while_generating(work):
+                if result is None:
+                    yield _event({"text": text})
+                else:
+                    final, reply_id, outcome = result
+                    yield _event({"text": final, "done": True, "reply_id": reply_id, "verdict": outcome})
+        except ModelUnavailable as exc:
+            yield _event({"error": exc.message})
+        except Exception:  # noqa: BLE001 - one line to the page, the details to the log
+            log.exception("a playground reply failed")
+            yield _event({"error": "the persona could not reply (see the dashboard's log)"})
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+def _event(data: dict[str, object]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"

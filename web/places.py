@@ -1,0 +1,58 @@
+"""The "as whom, where" pickers of the memory explorer and the playground: choices built
+from stored people and channels, and a choice turned back into (asker, Place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from persona.errors import PersonaError
+from persona.history import messages, people
+from persona.privacy.scopes import Place, place_of_channel
+
+TERMINAL = "terminal"
+DM_WITH_BOT = "dm"
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+def askers(conn: psycopg.Connection, owner_id: int | None) -> list[Choice]:
+    chosen = [Choice("owner", "the owner")]
+    chosen += [Choice(str(p.id), f"{p.name or p.id} ({p.id})") for p in people.listed(conn)
+               if p.id != owner_id and not p.is_bot and p.opted_out_at is None]
+    return chosen
+
+
+def places(conn: psycopg.Connection) -> list[Choice]:
+    chosen = [Choice(TERMINAL, "the owner's terminal (everything)"), Choice(DM_WITH_BOT, "a DM with the bot")]
+    for c in messages.channels_listed(conn):
+        if place_of_channel(c.info.kind, c.info.id, c.info.guild_id) is not None:
+            chosen.append(Choice(f"channel:{c.info.id}", f"{c.label()} · {c.messages:,} messages"))
+    return chosen
+
+
+def resolve(conn: psycopg.Connection, asker: str, place: str, owner_id: int | None) -> tuple[int | None, Place]:
+    """(who asks, where) from the pickers' values; the owner may ask anywhere, the terminal is the owner's alone."""
+    if asker in ("", "owner"):
+        asker_id = owner_id
+    elif asker.lstrip("-").isdigit():
+        asker_id = int(asker)
+    else:
+        raise PersonaError(f"who asks must be a Discord user id, not {asker!r}")
+    if place in ("", TERMINAL):
+        if asker_id != owner_id:
+            raise PersonaError("only the owner asks at the terminal: pick a DM or a channel for anyone else")
+        return asker_id, Place.terminal()
+    if place == DM_WITH_BOT:
+        return asker_id, Place.dm()
+    kind, _, raw = place.partition(":")
+    info = messages.channel(conn, int(raw)) if kind == "channel" and raw.lstrip("-").isdigit() else None
+    where = place_of_channel(info.kind, info.id, info.guild_id) if info else None
+    if where is None:
+        raise PersonaError(f"{place!r} is not a place persona knows: pick one from the list")
+    return asker_id, where
