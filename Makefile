@@ -1,10 +1,10 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv and runs the main job on the embedded defaults
-#   make test   installs everything into .venv and runs the whole test suite
+#   make test   installs everything into .venv (and Debian's chromium for the browser tests) and runs the whole test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean vllm
+.PHONY: install browser demo test bench clean vllm
 
 install:
 	@bash scripts/install.sh
@@ -12,7 +12,10 @@ install:
 demo: install
 	$(BIN)/persona demo $(DEMO_ARGS)
 
-test: install
+browser:
+	@bash scripts/install_chromium.sh
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 # Optional: vLLM (CPU) in .venv-vllm for the opt-in vLLM test and bench (not part of `make test`'s install)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from persona import presence
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fake_discord.server import BOT_ID, FakeDiscord
@@ -99,11 +100,15 @@ def test_a_bot_killed_mid_reply_catches_up_and_answers_again(persona_exe: Path, 
     try:
         said = [discord_server.post(KIM, f"before the crash {i}") for i in range(3)]
         _wait(lambda: set(said) <= stored(), "live capture")
+        with store.connect() as conn:
+            assert presence.bot_presence(conn) is not None  # what the dashboard shows as "bot running"
         said.append(discord_server.post(SAM, f"<@{BOT_ID}> tell me a long story", mentions=[BOT_ID]))
         _wait(lambda: GENERAL in discord_server.fake.typing, "the bot to start answering")
         os.killpg(bot.pid, signal.SIGKILL)  # while it generates (a 400-token reply on 2 cores)
         bot.wait(timeout=30)
         assert not discord_server.fake.sent, "the reply was sent before the kill: nothing was interrupted"
+        with store.connect(autocommit=True) as conn:  # kill -9: the database let go of the bot's lock with its connection
+            _wait(lambda: presence.bot_presence(conn) is None, "the dead bot to be seen as not running")
 
         said += [discord_server.post(KIM, f"while it was down {i}") for i in range(2)]
         bot = start()

@@ -171,3 +171,144 @@ def test_nothing_is_served_without_a_login(web: Web, persona_exe: Path, env: dic
 
 def test_a_public_address_needs_a_password(persona_exe: Path, env: dict[str, str], store: Store) -> None:
     assert_one_line_error(run(persona_exe, "web", "--host", "0.0.0.0", env=env), 2, "without a password", "persona web set-password")
+
+
+def _adapter_versions(persona_exe: Path, env: dict[str, str]) -> dict[int, str]:
+    listed = json.loads(run(persona_exe, "adapters", "--json", env=env).stdout)
+    return {v["version"]: v["status"] for v in listed}
+
+
+def _count(env: dict[str, str], query: str, *args: object) -> int:
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        return int(conn.execute(query, args).fetchone()[0])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install chromium` (.ci/run installs it) to run the dashboard in a browser")
+def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], store: Store, embedder: Embedder, tiny_llama: BaseModelSpec,
+                                    tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)  # the first recall loads the embedder, the first reply the model
+    _history(store, embedder, tmp_path / "dce")
+    with store.connect() as conn:  # two real adapters for the tiny model, v2 serving
+        for seed in (1, 2):
+            version = adapters.create_candidate(conn, base_model=tiny_llama.name, parent_id=None, hyperparams={}, data_watermark=0,
+                                                feedback_watermark=0)
+            adapters.set_path(conn, version, random_lora(tiny_llama, tmp_path / f"v{version}" / "adapter", seed=seed, scale=0.1))
+            adapters.record_metrics(conn, version, {"heldout_loss": {"base": 9.0, "candidate": 5.0 - version}})
+            adapters.activate(conn, version)
+        conn.commit()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    web = start_web(persona_exe, env)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+            page.goto(web.base + "/memory")
+            expect(page).to_have_url(re.compile(r"/login"))  # no session: the login form
+            page.goto(web.link)
+            expect(page.locator("#active-adapter")).to_contain_text("v2")
+            page.screenshot(path=ARTIFACTS / "overview.png", full_page=True)
+
+            # Memory explorer: Kim in the server never sees the DM canary; Sam in his DM does.
+            page.click("nav >> text=Memory")
+            page.fill("input[name=q]", "what car do you drive?")
+            page.select_option("#asker", str(KIM))
+            page.select_option("#place", f"channel:{GENERAL}")
+            page.click("form.toolbar button")
+            expect(page.locator("#scopes")).to_contain_text(f"guild:{GUILD[0]}")
+            expect(page.locator("#results")).to_contain_text("bike to the crag")
+            assert CANARY not in page.inner_text("#results")
+            page.select_option("#asker", str(SAM))
+            page.select_option("#place", "dm")
+            page.click("form.toolbar button")
+            expect(page.locator("#results")).to_contain_text(CANARY)
+            page.screenshot(path=ARTIFACTS / "memory.png", full_page=True)
+
+            # Adapters: roll back, then activate v2 again; `persona adapters` follows.
+            page.click("nav >> text=Adapters")
+            page.click("#rollback")
+            expect(page.locator("p.done")).to_contain_text("v1 is active")
+            assert _adapter_versions(persona_exe, env) == {1: "active", 2: "retired"}
+            page.click("tr[data-version='2'] button:text-is('Activate')")
+            expect(page.locator("p.done")).to_contain_text("v2 is active")
+            assert _adapter_versions(persona_exe, env) == {1: "retired", 2: "active"}
+            page.screenshot(path=ARTIFACTS / "adapters.png", full_page=True)
+
+            # Playground: a reply streams in and is logged like the bot's.
+            before = _count(env, "SELECT count(*) FROM replies")
+            page.click("nav >> text=Playground")
+            page.fill("#question", "lol the weather is wild today")
+            page.click("#send")
+            link = page.locator("a.reply-link")
+            expect(link).to_be_visible(timeout=120_000)
+            reply_id = int(link.get_attribute("href").rsplit("/", 1)[1])
+            assert _count(env, "SELECT count(*) FROM replies") == before + 1
+            assert _count(env, "SELECT count(*) FROM replies WHERE id = %s AND adapter_version_id = 2", reply_id) == 1
+            page.screenshot(path=ARTIFACTS / "playground.png", full_page=True)
+
+            # Replies: the playground's reply is listed; rated 👎 from its page.
+            page.click("nav >> text=Replies")
+            page.click(f"tr[data-reply='{reply_id}'] >> a")
+            page.click("#rate-down")
+            expect(page.locator("h1")).to_contain_text(f"Reply {reply_id}")
+            assert _count(env, "SELECT count(*) FROM feedback WHERE reply_id = %s AND rating = -1 AND via = 'dashboard'", reply_id) == 1
+            page.goto(web.base + "/replies?rating=down")
+            expect(page.locator(f"tr[data-reply='{reply_id}']")).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "replies.png", full_page=True)
+
+            # Import: a broken zip is one clear error, and nothing changes.
+            messages_before = _count(env, "SELECT count(*) FROM messages")
+            broken = tmp_path / "package.zip"
+            broken.write_bytes(b"PK\x03\x04 this is not really a zip file")
+            page.click("nav >> text=Import")
+            page.set_input_files("input[type=file]", str(broken))
+            page.click("#upload button")
+            expect(page.locator("#import-error")).to_contain_text("package.zip")
+            assert _count(env, "SELECT count(*) FROM messages") == messages_before
+            assert not any((Path(env["PERSONA_HOME"]) / "uploads").iterdir())  # the upload is not kept
+            page.screenshot(path=ARTIFACTS / "import.png", full_page=True)
+
+            # Privacy: forget the DM conversation, seeing what goes before confirming.
+            page.click("nav >> text=Privacy")
+            page.screenshot(path=ARTIFACTS / "privacy.png", full_page=True)
+            page.click(f"tr[data-channel='{DM}'] >> text=Forget")
+            expect(page.locator("#preview")).to_contain_text("2 messages")
+            assert _count(env, "SELECT count(*) FROM messages WHERE content LIKE %s", f"%{CANARY}%") == 1  # the preview deleted nothing
+            page.click("#confirm-forget")
+            expect(page.locator("p.done")).to_contain_text("2 messages")
+            for table in ("messages", "memories"):
+                assert _count(env, f"SELECT count(*) FROM {table} WHERE content LIKE %s", f"%{CANARY}%") == 0  # noqa: S608
+            assert _count(env, "SELECT count(*) FROM replies WHERE prompt::text LIKE %s", f"%{CANARY}%") == 0
+            browser.close()
+        # No script or Content-Security-Policy errors on any page (the refused upload's 400 is the one expected failed load).
+        assert [e for e in errors if "status of 400" not in e] == [], errors
+    finally:
+        stderr = stop_web(web)
+    assert "Traceback" not in stderr, stderr
+
+
+def test_forgetting_a_memory_shows_then_deletes_its_messages_and_all_built_from_them(store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    """The Memory page's "forget this memory": the preview counts what the deletion does and
+    deletes nothing; the deletion takes the memory's messages and every memory built from them."""
+    from persona import memory
+    from persona.privacy import forget
+    from persona.privacy.scopes import Place
+
+    _history(store, embedder, tmp_path / "dce")
+    with store.connect() as conn:
+        found = [m for m in memory.recall(conn, embedder, "what car do you drive?", asker_id=OWNER_ID, place=Place.terminal(), owner_id=OWNER_ID)
+                 if CANARY in m.content]
+        assert found
+        target = found[0].id
+        shown = forget.preview(conn, lambda c: forget.forget_memory(c, target))
+        assert conn.execute("SELECT count(*) FROM memories WHERE id = %s", (target,)).fetchone()[0] == 1  # untouched
+        done, _ = forget.carry_out(conn, lambda c: forget.forget_memory(c, target), None)
+        assert (done.messages, done.memories) == (shown.messages, shown.memories) and done.messages >= 1
+        for table in ("messages", "memories"):
+            assert conn.execute(f"SELECT count(*) FROM {table} WHERE content LIKE %s", (f"%{CANARY}%",)).fetchone()[0] == 0  # noqa: S608
+        assert forget.forget_memory(conn, target).messages == 0  # already gone: nothing more to do

@@ -19,7 +19,7 @@ class Series:
     colour: str
 
 
-def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width: int = 760, height: int = 220) -> Markup:
+def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width: int = 560, height: int = 180) -> Markup:
     """(month, series, count) rows → an SVG of one bar per month, stacked by series, with a legend."""
     by_month: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
@@ -34,8 +34,8 @@ def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width
     left, bottom, top = 48, 28, 10
     plot_w, plot_h = width - left - 8, height - bottom - top
     step = plot_w / len(months)
-    bar_w = max(1.0, step * 0.8)
-    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height + 22}" width="100%" aria-label="{escape(title)}">',
+    bar_w = min(max(1.0, step * 0.8), 28.0)
+    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height + 44}" width="100%" aria-label="{escape(title)}">',
              f"<title>{escape(title)}</title>",
              f'<text x="{left}" y="{top - 1}" font-size="10" fill="#555">{peak:,}</text>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" stroke="#999"/>']
@@ -53,10 +53,13 @@ def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width
                          f"<title>{month:%Y-%m} · {escape(s.name)}: {n:,}</title></rect>")
         if i % label_every == 0:
             parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" font-size="10" fill="#555">{month:%Y-%m}</text>')
-    x = left
+    x, row = left, 0
     for s in series:
-        parts.append(f'<rect x="{x}" y="{height + 8}" width="10" height="10" fill="{s.colour}"/>'
-                     f'<text x="{x + 14}" y="{height + 17}" font-size="11">{escape(s.name)} ({totals[s.name]:,})</text>')
+        if x + 24 + 7 * len(f"{s.name} ({totals[s.name]:,})") > width and x > left:
+            x, row = left, row + 1
+        y = height + 8 + 16 * row
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{s.colour}"/>'
+                     f'<text x="{x + 14}" y="{y + 9}" font-size="11">{escape(s.name)} ({totals[s.name]:,})</text>')
         x += 24 + 7 * len(f"{s.name} ({totals[s.name]:,})")
     parts.append("</svg>")
     return Markup("".join(parts))

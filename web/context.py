@@ -24,6 +24,8 @@ class Dashboard:
     _engine: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     training: Any = None  # the retrain this dashboard started (web/pages/adapters.py)
+    # The in-process model answers one at a time (as in the bot); a second playground question waits.
+    generating: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> Dashboard:

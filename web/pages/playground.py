@@ -67,7 +67,8 @@ async def ask(request: Request, question: Question) -> StreamingResponse:
         raise HTTPException(400, exc.message) from None
 
     def work(feed: OnText) -> tuple[str, int, str]:
-        reply, reply_id = dashboard.engine().answer(reply_request, feed)
+        with dashboard.generating:
+            reply, reply_id = dashboard.engine().answer(reply_request, feed)
         return reply.text, reply_id, reply.verdict.outcome if reply.verdict else "unchecked"
 
     async def events() -> AsyncIterator[str]:
