@@ -11,6 +11,7 @@ from typing import Any
 from persona.config import Settings
 from persona.storage.store import Store
 from web.auth import FailedLogins, LoginLink, Sessions
+from web.cache import Aggregates
 
 
 @dataclass
@@ -20,10 +21,12 @@ class Dashboard:
     sessions: Sessions
     link: LoginLink = field(default_factory=LoginLink)
     failed_logins: FailedLogins = field(default_factory=FailedLogins)
+    aggregates: Aggregates = field(default_factory=Aggregates)
     _embedder: Any = None
     _engine: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     training: Any = None  # the retrain this dashboard started (web/pages/adapters.py)
+    imports: dict[int, Any] = field(default_factory=dict)  # uploads being imported, or done (web/imports.py)
     # The in-process model answers one at a time (as in the bot); a second playground question waits.
     generating: threading.Lock = field(default_factory=threading.Lock)
 

@@ -28,9 +28,10 @@ def askers(conn: psycopg.Connection, owner_id: int | None) -> list[Choice]:
     return chosen
 
 
-def places(conn: psycopg.Connection) -> list[Choice]:
+def places(channels: list[messages.ChannelSummary]) -> list[Choice]:
+    """The terminal, a DM with the bot, and every stored channel someone can ask in (`channels`: `messages.channels_listed`)."""
     chosen = [Choice(TERMINAL, "the owner's terminal (everything)"), Choice(DM_WITH_BOT, "a DM with the bot")]
-    for c in messages.channels_listed(conn):
+    for c in channels:
         if place_of_channel(c.info.kind, c.info.id, c.info.guild_id) is not None:
             chosen.append(Choice(f"channel:{c.info.id}", f"{c.label()} · {c.messages:,} messages"))
     return chosen

@@ -40,6 +40,9 @@ def versions(request: Request, done: str = "") -> HTMLResponse:
 def training(request: Request) -> HTMLResponse:
     """The retrain's progress (htmx polls this while one runs)."""
     dashboard = dashboard_of(request)
+    if "hx-request" in request.headers and dashboard.training is not None and not dashboard.training.running:
+        # It finished while the page watched: reload the whole page (new version, the run in the log).
+        return HTMLResponse("", headers={"HX-Refresh": "true"})
     with dashboard.store.connect() as conn:
         running = adapters.running_runs(conn)
     return render(request, "adapters_training.html", training=dashboard.training, running=running)

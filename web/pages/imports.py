@@ -1,63 +1,57 @@
 """Import: upload a Discord data package (.zip) or a DiscordChatExporter JSON; the same
 importers as `persona ingest` (scrubbed before storage, one transaction: a broken file
-stores nothing). The upload is deleted once read: only what the importer keeps stays."""
+stores nothing), run in the background with their progress shown. The upload is
+deleted once read: only what the importer keeps stays."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 import shutil
-from pathlib import Path
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from persona.errors import PersonaError
 from persona.history import runs
 from web.app import dashboard_of, render
+from web.imports import ImportJob, start_import
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 KINDS = {"discord-package": ".zip", "dce": ".json"}
 
 
 @router.get("/import", response_class=HTMLResponse)
-def import_form(request: Request) -> HTMLResponse:
-    with dashboard_of(request).store.connect() as conn:
+def import_form(request: Request, job: int = 0) -> HTMLResponse:
+    dashboard = dashboard_of(request)
+    with dashboard.store.connect() as conn:
         recent = runs.recent_imports(conn, 10)
-    return render(request, "import.html", page="import", recent=recent, summary=None, error="")
+    return render(request, "import.html", page="import", recent=recent, job=dashboard.imports.get(job))
 
 
-@router.post("/import", response_class=HTMLResponse)
-async def upload(request: Request, kind: str = Form(...), file: UploadFile = File(...)) -> HTMLResponse:
+@router.get("/import/jobs/{job_id}", response_class=HTMLResponse)
+def progress(request: Request, job_id: int) -> HTMLResponse:
+    """How an upload's import goes (htmx polls this until it is done)."""
+    job = dashboard_of(request).imports.get(job_id)
+    if job is None:
+        raise HTTPException(404, "no such import here (the dashboard was restarted?): see Recent imports")
+    return render(request, "import_job.html", job=job)
+
+
+@router.post("/import")
+async def upload(request: Request, kind: str = Form(...), file: UploadFile = File(...)) -> Response:
     dashboard = dashboard_of(request)
     if kind not in KINDS:
         raise HTTPException(400, "choose what the file is: a Discord data package or a DiscordChatExporter JSON")
     folder = dashboard.settings.home / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
     saved = folder / f"{secrets.token_hex(8)}{KINDS[kind]}"
 
-    def run() -> object:
-        from ingest.dce import ingest_dce
-        from ingest.discord_package import ingest_discord_package
-
+    def keep() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         with saved.open("wb") as target:
             shutil.copyfileobj(file.file, target)
-        owner_id = dashboard.settings.owner_id
-        if kind == "dce":
-            return ingest_dce(dashboard.store, [saved], owner_id=owner_id)
-        return ingest_discord_package(dashboard.store, saved, owner_id=owner_id)
 
-    summary, error = None, ""
-    try:
-        summary = await run_in_threadpool(run)
-    except PersonaError as exc:
-        error = f"{file.filename or 'the file'}: {exc.message}"
-        log.warning("an upload was refused: %s", exc.message)
-    finally:
-        Path(saved).unlink(missing_ok=True)
-    with dashboard.store.connect() as conn:
-        recent = runs.recent_imports(conn, 10)
-    return render(request, "import.html", status_code=400 if error else 200, page="import", recent=recent, summary=summary, error=error,
-                  filename=file.filename or "")
+    await run_in_threadpool(keep)
+    job = ImportJob(filename=file.filename or "the upload", kind=kind)
+    dashboard.imports[job.id] = job
+    start_import(dashboard.store, job, saved, dashboard.settings.owner_id)
+    return RedirectResponse(f"/import?job={job.id}", status_code=303)

@@ -26,7 +26,8 @@ async def explorer(request: Request, q: str = "", asker: str = "owner", place: s
         with dashboard.store.connect() as conn:
             owner = people.resolve_owner(conn, dashboard.settings.owner_id, dashboard.settings.owner_name)
             owner_id = owner.id if owner else None
-            found: dict = {"askers": places.askers(conn, owner_id), "places": places.places(conn), "results": [], "scopes": None, "error": ""}
+            channels = dashboard.aggregates.get(conn, "channels", messages.channels_listed)
+            found: dict = {"askers": places.askers(conn, owner_id), "places": places.places(channels), "results": [], "scopes": None, "error": ""}
             if q.strip():
                 try:
                     asker_id, where = places.resolve(conn, asker, place, owner_id)

@@ -21,9 +21,9 @@ SCOPE_NAMES = {"dm": "DMs", "group": "group DMs", "guild": "servers", "private":
 def overview(request: Request) -> HTMLResponse:
     dashboard = dashboard_of(request)
     with dashboard.store.connect() as conn:
-        stats = status.collect_stats(conn)
+        stats = dashboard.aggregates.get(conn, "stats", status.collect_stats)
         active = adapters.active(conn)
-        monthly = messages.per_month(conn)
+        monthly = dashboard.aggregates.get(conn, "per_month", messages.per_month)
         imports = runs.recent_imports(conn, 8)
         training = adapters.running_runs(conn)
         bot = presence.bot_presence(conn)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from persona.api.threads import while_generating
 from persona.errors import ModelUnavailable, PersonaError
-from persona.history import people
+from persona.history import messages, people
 from persona.prompts import Line
 from persona.runtime.generation import OnText
 from persona.runtime.reply import ReplyRequest
@@ -43,7 +43,8 @@ def playground(request: Request) -> HTMLResponse:
     dashboard = dashboard_of(request)
     with dashboard.store.connect() as conn:
         owner = people.resolve_owner(conn, dashboard.settings.owner_id, dashboard.settings.owner_name)
-        choices = {"askers": places.askers(conn, owner.id if owner else None), "places": places.places(conn)}
+        channels = dashboard.aggregates.get(conn, "channels", messages.channels_listed)
+        choices = {"askers": places.askers(conn, owner.id if owner else None), "places": places.places(channels)}
     return render(request, "playground.html", page="playground", model_loaded=dashboard.model_loaded, asker="owner",
                   place=places.DM_WITH_BOT, **choices)
 

@@ -46,10 +46,11 @@ def _action(what: str, target: str, start: str, end: str) -> tuple[str, Callable
 
 @router.get("/privacy", response_class=HTMLResponse)
 def privacy(request: Request, done: str = "") -> HTMLResponse:
-    with dashboard_of(request).store.connect() as conn:
+    dashboard = dashboard_of(request)
+    with dashboard.store.connect() as conn:
         everyone = people.listed(conn)
-        written = messages.counts_by_author(conn, [p.id for p in everyone])
-        channels = messages.channels_listed(conn)
+        written = dashboard.aggregates.get(conn, "by_author", lambda c: messages.counts_by_author(c, [p.id for p in everyone]))
+        channels = dashboard.aggregates.get(conn, "channels", messages.channels_listed)
     return render(request, "privacy.html", page="privacy", people=everyone, written=written, channels=channels, done=done)
 
 
