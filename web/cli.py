@@ -23,11 +23,9 @@ def web(
     """Start the dashboard; prints a one-time login link (or log in with the password from `persona web set-password`)."""
     if ctx.invoked_subcommand is not None:
         return
-    import uvicorn
-
     from persona.cli import err, settings_of
-    from persona.cli.serve import is_loopback
-    from persona.errors import ConfigError, PersonaError
+    from persona.cli.serve import is_loopback, run_http
+    from persona.errors import ConfigError
     from persona.storage.store import open_store
     from web import password
     from web.app import create_app
@@ -48,18 +46,14 @@ def web(
         err.print(f"[yellow]warning:[/] listening on {host}: put a TLS proxy in front (the password and the session cookie travel in the clear)")
     pooled = store.pooled()
     dashboard = Dashboard.from_settings(settings, pooled)
-    config = uvicorn.Config(create_app(dashboard), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
-    server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"[dim]persona dashboard · http://{shown}:{port}/ · Ctrl-C stops[/]")
     # The link goes to stdout alone, on its own line, so a script (or a test) can read it.
     print(f"login (once): http://{shown}:{port}/login?token={dashboard.link.token}", flush=True)
     try:
-        server.run()
+        run_http(create_app(dashboard), host, port, settings.log_level)
     finally:
         pooled.close()
-    if not server.started:
-        raise PersonaError(f"could not listen on {host}:{port} (in use, or not an address of this machine): pick another with --port/--host")
 
 
 @web_app.command("set-password")

@@ -98,8 +98,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default PERSONA_SERVE_PORT, 8400).")] = None,
 ) -> None:
     """An OpenAI-compatible API of the persona (GET /v1/models, POST /v1/chat/completions, streaming or not)."""
-    import uvicorn
-
     from persona.api.app import create_app
     from persona.runtime.reply import ReplyEngine
     from persona.storage.store import open_store
@@ -117,8 +115,15 @@ def serve(
     version = engine.generator.adapter_version
     err.print(f"[dim]{engine.owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · "
               f"http://{host}:{port}/v1 · Ctrl-C stops[/]")
-    config = uvicorn.Config(application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
-    server = uvicorn.Server(config)
+    run_http(application, host, port, settings.log_level)
+
+
+def run_http(application: object, host: str, port: int, log_level: str) -> None:
+    """Serve an ASGI app with uvicorn until Ctrl-C (`persona serve`, `persona web`). No access
+    log: request lines can carry what must not be logged (the dashboard's one-time login link)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level=log_level.lower(), access_log=False))
     server.run()
     if not server.started:
         raise PersonaError(f"could not listen on {host}:{port} (in use, or not an address of this machine): pick another with --port/--host")
