@@ -5,7 +5,9 @@ six sources, five years) and --memories memories (default 200,000, random 384-d 
 vectors under the real embedding model's name, HNSW index built) with binary COPY into
 the real schema, 5,000 logged replies; starts `persona web` as its own process, logs in
 with the one-time link, and times each page --repeat times with a real HTTP client
-(p50/p95 ms). Baseline in the same run: the same pages on an empty database (what the
+(p50/p95 ms; `first_ms`: the first view, which computes the whole-table aggregates the
+dashboard then keeps until the tables change, and loads the embedder on the first
+memory search). Baseline in the same run: the same pages on an empty database (what the
 page costs before any data), so `scale_ratio` says what the data adds. Goal: every page
 < 300 ms p95 at 1M messages / 200k memories.
 
@@ -126,11 +128,13 @@ def time_pages(url: str, home: Path, fill: dict[str, int], repeat: int) -> dict[
                     raise
                 time.sleep(0.2)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, follow_redirects=True)
-        client.get(link)
+        assert client.get(link, follow_redirects=False).status_code == 303  # logged in; no page rendered yet
         figures = {}
         for page in PAGES:
             path = page.format(**fill)
-            assert client.get(path).status_code == 200, path  # warm: the first memory search loads the embedder
+            began = time.perf_counter()
+            assert client.get(path).status_code == 200, path  # cold: aggregates computed, the first memory search loads the embedder
+            cold = (time.perf_counter() - began) * 1000
             times = []
             for _ in range(repeat):
                 began = time.perf_counter()
@@ -139,7 +143,8 @@ def time_pages(url: str, home: Path, fill: dict[str, int], repeat: int) -> dict[
                 assert response.status_code == 200, (path, response.status_code)
             times.sort()
             figures[path.split("?")[0] + ("?" + path.split("?")[1][:24] if "?" in path else "")] = {
-                "p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1)}
+                "p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1),
+                "first_ms": round(cold, 1)}
         return figures
     finally:
         web.terminate()
