@@ -175,6 +175,15 @@ def sent_replies(conn: psycopg.Connection, *, limit: int = 20, before_id: int | 
     return [_sent(row) for row in rows]
 
 
+def replied_to(conn: psycopg.Connection) -> tuple[list[int], list[int]]:
+    """Who was answered and in which channels (for the dashboard's filters), most replies first."""
+    askers = [r[0] for r in conn.execute(
+        "SELECT asker_id FROM replies WHERE asker_id IS NOT NULL GROUP BY asker_id ORDER BY count(*) DESC LIMIT 200").fetchall()]
+    channels = [r[0] for r in conn.execute(
+        "SELECT channel_id FROM replies WHERE channel_id IS NOT NULL GROUP BY channel_id ORDER BY count(*) DESC LIMIT 200").fetchall()]
+    return askers, channels
+
+
 def sent_reply(conn: psycopg.Connection, reply_id: int) -> SentReply | None:
     """One logged reply with its prompt snapshot."""
     row = conn.execute(_SENT.replace("FROM replies r ", ", r.prompt FROM replies r ") + "WHERE r.id = %s", (reply_id,)).fetchone()

@@ -289,8 +289,14 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             page.click("#rate-down")
             expect(page.locator("h1")).to_contain_text(f"Reply {reply_id}")
             assert _count(env, "SELECT count(*) FROM feedback WHERE reply_id = %s AND rating = -1 AND via = 'dashboard'", reply_id) == 1
-            page.goto(web.base + "/replies?rating=down")
+            page.goto(web.base + "/replies")
+            page.select_option("select[name=rating]", "down")
+            page.select_option("select[name=asker]", str(OWNER_ID))  # the playground asked as the owner
+            page.click("form.toolbar button")
             expect(page.locator(f"tr[data-reply='{reply_id}']")).to_be_visible()
+            page.select_option("select[name=rating]", "up")
+            page.click("form.toolbar button")
+            expect(page.locator("#replies")).to_contain_text("No replies match these filters")
             page.screenshot(path=ARTIFACTS / "replies.png", full_page=True)
 
             # Import: a broken zip is one clear error, and nothing changes; a good export shows what was scrubbed.

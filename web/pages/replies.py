@@ -34,7 +34,8 @@ def listed(request: Request, rating: str = "", asker: str = "", channel: str = "
                                      channel_id=_id(channel, "the channel"), rating=RATINGS.get(rating), outcomes=outcomes)
         names = people.known_names(conn)
         channel_names = messages.channel_names(conn)
-    return render(request, "replies.html", page="replies", replies=found, names=names, channel_names=channel_names,
+        askers, channels = replies.replied_to(conn)
+    return render(request, "replies.html", page="replies", replies=found, names=names, channel_names=channel_names, askers=askers, channels=channels,
                   filters={"rating": rating, "asker": asker, "channel": channel, "verdict": verdict},
                   older=urlencode({"before": found[-1].id, "rating": rating, "asker": asker, "channel": channel, "verdict": verdict})
                   if len(found) == PAGE else None)
