@@ -3,6 +3,7 @@ nothing for the Content-Security-Policy to allow. Input is already aggregated by
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width
              f"<title>{escape(title)}</title>",
              f'<text x="{left}" y="{top - 1}" font-size="10" fill="#555">{peak:,}</text>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" stroke="#999"/>']
-    label_every = max(1, len(months) // 12)
+    label_every = max(1, math.ceil(48 / step))  # a YYYY-MM label is ~45 px wide at this size
     for i, month in enumerate(months):
         x = left + i * step
         y = top + plot_h
