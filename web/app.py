@@ -91,29 +91,32 @@ def create_app(dashboard: Dashboard) -> FastAPI:
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, token: str | None = None, next: str = "/") -> Response:
-        if token is not None:
-            if dashboard.link.use(token):
-                return _logged_in(dashboard, _safe_next(next))
-            log.warning("a login link was refused (already used, or wrong)")
-            return _login_page(request, dashboard, "that login link was already used or is wrong: use the password, "
-                                                   "or restart `persona web` for a new link", 401)
-        return _login_page(request, dashboard)
+        if token is None:
+            return _login_page(request, dashboard, next)
+        client = request.client.host if request.client else "?"
+        if wait := dashboard.failed_logins.wait_s(client):
+            return _too_many(request, dashboard, next, wait)
+        if dashboard.link.use(token):
+            return _logged_in(dashboard, _safe_next(next))
+        dashboard.failed_logins.failed(client)
+        log.warning("a login link was refused (already used, or wrong)")
+        return _login_page(request, dashboard, next, "that login link was already used or is wrong: use the password, "
+                                                     "or restart `persona web` for a new link", 401)
 
     @app.post("/login", response_class=HTMLResponse)
     def login(request: Request, password_: str = Form("", alias="password"), csrf_token: str = Form(""), next: str = Form("/")) -> Response:
         client = request.client.host if request.client else "?"
-        wait = dashboard.failed_logins.wait_s(client)
-        if wait:
-            return _login_page(request, dashboard, f"too many failed logins: try again in {wait} s", 429, headers={"Retry-After": str(wait)})
+        if wait := dashboard.failed_logins.wait_s(client):
+            return _too_many(request, dashboard, next, wait)
         if not same_token(csrf_token, request.cookies.get(LOGIN_COOKIE, "")):
-            return _login_page(request, dashboard, "the login form expired: try again", 403)
+            return _login_page(request, dashboard, next, "the login form expired: try again", 403)
         with dashboard.store.connect() as conn:
-            good = password.verify(conn, password_)
+            good = password.verify(conn, password_)  # argon2: ~50 ms of CPU, in a worker thread (a sync route)
             conn.commit()
         if not good:
             dashboard.failed_logins.failed(client)
             log.warning("a dashboard login failed from %s", client)
-            return _login_page(request, dashboard, "wrong password", 401)
+            return _login_page(request, dashboard, next, "wrong password", 401)
         return _logged_in(dashboard, _safe_next(next))
 
     @app.post("/logout", dependencies=[Depends(check_csrf)])
@@ -150,7 +153,11 @@ def _logged_in(dashboard: Dashboard, target: str) -> Response:
     return response
 
 
-def _login_page(request: Request, dashboard: Dashboard, error: str = "", status_code: int = 200,
+def _too_many(request: Request, dashboard: Dashboard, next_path: str, wait: int) -> Response:
+    return _login_page(request, dashboard, next_path, f"too many failed logins: try again in {wait} s", 429, headers={"Retry-After": str(wait)})
+
+
+def _login_page(request: Request, dashboard: Dashboard, next_path: str, error: str = "", status_code: int = 200,
                 headers: dict[str, str] | None = None) -> Response:
     import secrets
 
@@ -159,7 +166,7 @@ def _login_page(request: Request, dashboard: Dashboard, error: str = "", status_
     token = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
         request, "login.html", {"error": error, "has_password": has_password, "login_csrf": token,
-                                "next": _safe_next(request.query_params.get("next", "/"))},
+                                "next": _safe_next(next_path)},
         status_code=status_code, headers=headers,
     )
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600)

@@ -30,8 +30,7 @@ def _action(what: str, target: str, start: str, end: str) -> tuple[str, Callable
     """(a description, the core's deletion) for a form's fields; 400 for anything else."""
     if what == "range":
         try:
-            begin, until = (datetime.fromisoformat(v).replace(tzinfo=timezone.utc) if datetime.fromisoformat(v).tzinfo is None
-                            else datetime.fromisoformat(v) for v in (start, end))
+            begin, until = (_utc(datetime.fromisoformat(v)) for v in (start, end))
         except ValueError:
             raise HTTPException(400, "start and end must be dates such as 2021-06-01 or 2021-06-01T18:00") from None
         if until <= begin:
@@ -89,6 +88,11 @@ def opt_in(request: Request, person: int = Form(...)) -> Response:
     with dashboard_of(request).store.connect() as conn, conn.transaction():
         changed = forget.opt_in(conn, person)
     return RedirectResponse(f"/privacy?done={_query(f'user {person} ' + ('opted back in' if changed else 'was not opted out'))}", status_code=303)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time the form gave without an offset is UTC (as `persona forget range` reads it)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _query(text: str) -> str:
