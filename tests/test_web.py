@@ -220,7 +220,8 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
             page.set_default_timeout(60_000)
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -271,7 +272,9 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             page.screenshot(path=ARTIFACTS / "adapters_retrain.png", full_page=True)
             serving = next(v for v, status in _adapter_versions(persona_exe, env).items() if status == "active")
 
-            # Playground: a reply streams in and is logged like the bot's.
+            # Playground: a reply streams in and is logged like the bot's; a Replies page open in another tab shows it live.
+            live = context.new_page()
+            live.goto(web.base + "/replies")
             before = _count(env, "SELECT count(*) FROM replies")
             page.click("nav >> text=Playground")
             page.fill("#question", "lol the weather is wild today")
@@ -282,6 +285,8 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             assert _count(env, "SELECT count(*) FROM replies") == before + 1
             assert _count(env, "SELECT count(*) FROM replies WHERE id = %s AND adapter_version_id = %s", reply_id, serving) == 1
             page.screenshot(path=ARTIFACTS / "playground.png", full_page=True)
+            expect(live.locator(f"tr[data-reply='{reply_id}']")).to_be_visible(timeout=20_000)  # no reload: the rows refresh
+            live.close()
 
             # Replies: the playground's reply is listed; rated 👎 from its page.
             page.click("nav >> text=Replies")

@@ -35,10 +35,12 @@ def listed(request: Request, rating: str = "", asker: str = "", channel: str = "
         names = people.known_names(conn)
         channel_names = messages.channel_names(conn)
         askers, channels = replies.replied_to(conn)
-    return render(request, "replies.html", page="replies", replies=found, names=names, channel_names=channel_names, askers=askers, channels=channels,
-                  filters={"rating": rating, "asker": asker, "channel": channel, "verdict": verdict},
-                  older=urlencode({"before": found[-1].id, "rating": rating, "asker": asker, "channel": channel, "verdict": verdict})
-                  if len(found) == PAGE else None)
+    filters = {"rating": rating, "asker": asker, "channel": channel, "verdict": verdict}
+    # The newest page refreshes its rows every few seconds (htmx asks for the rows alone): a live view of what the bot says.
+    template = "replies_rows.html" if "hx-request" in request.headers else "replies.html"
+    return render(request, template, page="replies", replies=found, names=names, channel_names=channel_names, askers=askers, channels=channels,
+                  filters=filters | {"before": before}, live=urlencode(filters),
+                  older=urlencode(filters | {"before": found[-1].id}) if len(found) == PAGE else None)
 
 
 @router.get("/replies/{reply_id}", response_class=HTMLResponse)
