@@ -364,3 +364,34 @@ def test_forgetting_a_memory_shows_then_deletes_its_messages_and_all_built_from_
         for table in ("messages", "memories"):
             assert conn.execute(f"SELECT count(*) FROM {table} WHERE content LIKE %s", (f"%{CANARY}%",)).fetchone()[0] == 0  # noqa: S608
         assert forget.forget_memory(conn, target).messages == 0  # already gone: nothing more to do
+
+
+def test_kept_aggregates_follow_every_change_to_their_tables(store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    """The overview's counts are kept between views, and recomputed as soon as a message is
+    added or deleted (PostgreSQL's own row counters move; they are flushed within ~1 s)."""
+    from persona.history import messages as stored
+    from persona.privacy import forget
+    from web.cache import Aggregates
+
+    _history(store, embedder, tmp_path / "dce")
+    kept, computed = Aggregates(), []
+
+    def count(conn: psycopg.Connection) -> int:
+        computed.append(1)
+        return int(stored.counts(conn)["messages"])
+
+    def settled(expected: int) -> int:
+        deadline = time.monotonic() + 10
+        while True:
+            with store.connect() as conn:
+                value = kept.get(conn, "messages", count)
+            if value == expected or time.monotonic() > deadline:
+                return value
+            time.sleep(0.2)
+
+    with store.connect() as conn:
+        total = kept.get(conn, "messages", count)
+        assert kept.get(conn, "messages", count) == total and len(computed) == 1  # nothing changed: kept
+    with store.connect() as conn:
+        forget.carry_out(conn, lambda c: forget.forget_channel(c, DM), None)
+    assert settled(total - 2) == total - 2  # recomputed once the deletion's counters arrived
