@@ -395,3 +395,18 @@ def test_kept_aggregates_follow_every_change_to_their_tables(store: Store, embed
     with store.connect() as conn:
         forget.carry_out(conn, lambda c: forget.forget_channel(c, DM), None)
     assert settled(total - 2) == total - 2  # recomputed once the deletion's counters arrived
+
+
+def test_the_overview_charts_count_by_month_source_and_scope(store: Store, embedder: Embedder, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from persona.history import messages as stored
+    from web.charts import stacked_bars
+
+    _history(store, embedder, tmp_path / "dce")
+    with store.connect() as conn:
+        rows = stored.per_month(conn)
+    assert {(r.month, r.source, r.scope_kind, r.messages) for r in rows} == {(datetime(2024, 3, 1), "dce", "guild", 4), (datetime(2024, 3, 1), "dce", "dm", 2)}
+    chart = str(stacked_bars([(r.month, r.scope_kind, r.messages) for r in rows], title="by scope"))
+    assert chart.startswith("<svg") and chart.count("<rect") == 2 + 2 and "guild (4)" in chart and "dm (2)" in chart  # 2 bars + 2 legend keys
+    assert "no messages yet" in str(stacked_bars([], title="by scope"))
