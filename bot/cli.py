@@ -66,17 +66,15 @@ def run(ctx: typer.Context) -> None:
 
     store = open_store(settings).pooled()  # a reply, a capture, a rating: each a checkout, not a new connection
     try:
-        # Held while this process lives: the dashboard reads "bot running" from it (persona/presence.py).
+        # Its own connection: the dashboard reads "bot connected" from a lock held on it (persona/presence.py).
         with store.connect(autocommit=True) as presence_conn:
-            if not presence.announce(presence_conn):
-                log.warning("another `persona run` is already up on this database")
             engine = ReplyEngine.from_settings(settings, store)
-            asyncio.run(_serve(engine, store, settings))
+            asyncio.run(_serve(engine, store, settings, presence.Announcer(presence_conn)))
     finally:
         store.close()
 
 
-async def _serve(engine: Any, store: Any, settings: Any) -> None:
+async def _serve(engine: Any, store: Any, settings: Any, announcer: Any = None) -> None:
     from bot.client import PersonaBot
     from bot.services import Services
 
@@ -85,7 +83,7 @@ async def _serve(engine: Any, store: Any, settings: Any) -> None:
 
         return run_training(store, settings, incremental=True, trigger=trigger, quiet=True).line()
 
-    bot = PersonaBot(Services.from_settings(settings, engine, store, retrain=retrain), dev_guild_id=settings.dev_guild_id)
+    bot = PersonaBot(Services.from_settings(settings, engine, store, retrain=retrain), dev_guild_id=settings.dev_guild_id, presence=announcer)
     async with bot:
         await start_client(bot, settings.discord_token.get_secret_value())
 

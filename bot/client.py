@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
 from discord.ext import commands
 
 from bot.services import Services
+from persona.presence import Announcer
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +17,14 @@ EXTENSIONS = ("bot.cogs.capture", "bot.cogs.chat", "bot.cogs.feedback", "bot.cog
 
 
 class PersonaBot(commands.Bot):
-    def __init__(self, services: Services, *, dev_guild_id: int | None = None) -> None:
+    def __init__(self, services: Services, *, dev_guild_id: int | None = None, presence: Announcer | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
                          allowed_mentions=discord.AllowedMentions.none(), owner_id=services.owner_id)
         self.services = services
         self.dev_guild_id = dev_guild_id
+        self.presence = presence  # tells the dashboard whether the gateway session is up
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -38,3 +41,14 @@ class PersonaBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("connected as %s (%s) to %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+        await self._presence(connected=True)
+
+    async def on_resumed(self) -> None:
+        await self._presence(connected=True)
+
+    async def on_disconnect(self) -> None:
+        await self._presence(connected=False)
+
+    async def _presence(self, *, connected: bool) -> None:
+        if self.presence is not None:
+            await asyncio.to_thread(self.presence.connected if connected else self.presence.disconnected)

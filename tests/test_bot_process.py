@@ -100,8 +100,8 @@ def test_a_bot_killed_mid_reply_catches_up_and_answers_again(persona_exe: Path, 
     try:
         said = [discord_server.post(KIM, f"before the crash {i}") for i in range(3)]
         _wait(lambda: set(said) <= stored(), "live capture")
-        with store.connect() as conn:
-            assert presence.bot_presence(conn) is not None  # what the dashboard shows as "bot running"
+        with store.connect(autocommit=True) as conn:  # what the dashboard shows as "bot connected"
+            _wait(lambda: presence.bot_presence(conn) is not None, "the bot to say it is connected", timeout=30)
         said.append(discord_server.post(SAM, f"<@{BOT_ID}> tell me a long story", mentions=[BOT_ID]))
         _wait(lambda: GENERAL in discord_server.fake.typing, "the bot to start answering")
         os.killpg(bot.pid, signal.SIGKILL)  # while it generates (a 400-token reply on 2 cores)
