@@ -324,6 +324,7 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             expect(page.locator("#import-summary")).not_to_contain_text("Scrubbed before storage: nothing")
             assert _count(env, "SELECT count(*) FROM messages") == messages_before + 1
             assert _count(env, "SELECT count(*) FROM messages WHERE content LIKE %s", "%23456789%") == 0
+            expect(page.locator("table")).to_contain_text("1 phone")  # the run is listed with its scrub counts
             page.screenshot(path=ARTIFACTS / "import.png", full_page=True)
 
             # Privacy: forget the DM conversation, seeing what goes before confirming.

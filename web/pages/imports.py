@@ -34,6 +34,8 @@ def progress(request: Request, job_id: int) -> HTMLResponse:
     job = dashboard_of(request).imports.get(job_id)
     if job is None:
         raise HTTPException(404, "no such import here (the dashboard was restarted?): see Recent imports")
+    if job.done and "hx-request" in request.headers:
+        return HTMLResponse("", headers={"HX-Refresh": "true"})  # finished while watched: the whole page, with the new run listed
     return render(request, "import_job.html", job=job)
 
 
