@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -41,3 +43,27 @@ def wait_with_peak_rss(child: subprocess.Popen) -> float:
         peak = max(peak, vm_hwm_kb(child.pid))
         time.sleep(0.02)
     return peak / 1024
+
+
+def start_server(label: str, argv: Callable[[int], list[str]], env: dict[str, str], timeout_s: float, *, ready: str = "/health",
+                 keep_stdout: bool = False) -> tuple[subprocess.Popen[str], int]:
+    """A server process (`argv(port)`) on a free port, once `ready` answers 200; with
+    `keep_stdout` its standard output stays readable (what it printed before serving)."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(argv(port), env=env, text=True, stdout=subprocess.PIPE if keep_stdout else subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"{label} exited: {server.stderr.read()[-1500:] if server.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1).status_code == 200:
+                return server, port
+        except httpx.TransportError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit(f"{label} did not come up in {timeout_s:.0f} s")

@@ -31,12 +31,10 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import fresh_database  # noqa: E402
+from _common import fresh_database, start_server  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -126,34 +124,13 @@ async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: 
         await fake.stop()
 
 
-def _start(label: str, argv: Callable[[int], list[str]], env: dict[str, str], timeout_s: float) -> tuple[subprocess.Popen[str], int]:
-    """A server process (`argv(port)`) on a free port, once its /health answers."""
-    import httpx
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(argv(port), env=env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"{label} exited: {server.stderr.read()[-1500:] if server.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server, port
-        except httpx.TransportError:
-            time.sleep(0.5)
-    server.kill()
-    raise SystemExit(f"{label} did not come up in {timeout_s:.0f} s")
-
-
 def _serve(url: str, base: str, home: Path, owner_id: int) -> tuple[subprocess.Popen[str], int]:
     """`persona serve` on the benchmark's database, in its own process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}
     env |= {"DATABASE_URL": url, "PERSONA_HOME": str(home), "PERSONA_BASE_MODEL": base, "PERSONA_OWNER_ID": str(owner_id),
             "PERSONA_REPLY_MAX_TOKENS": "40", "PERSONA_SERVE_MAX_WAITING": "1000", "PERSONA_LOG_LEVEL": "WARNING"}
     persona = str(Path(sys.executable).parent / "persona")
-    return _start("persona serve", lambda port: [persona, "serve", "--port", str(port)], env, 300)
+    return start_server("persona serve", lambda port: [persona, "serve", "--port", str(port)], env, 300)
 
 
 def _vllm(model_dir: Path) -> tuple[subprocess.Popen[str], int]:
@@ -161,7 +138,7 @@ def _vllm(model_dir: Path) -> tuple[subprocess.Popen[str], int]:
     python = REPO / ".venv-vllm" / "bin" / "python"
     if not python.exists():
         raise SystemExit("--generator vllm needs vLLM: `make vllm` installs it into .venv-vllm")
-    return _start("vLLM", lambda port: [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+    return start_server("vLLM", lambda port: [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                                         "--served-model-name", "base", "--max-model-len", "2048", "--port", str(port)],
                   {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}, 900)
 

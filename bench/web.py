@@ -22,7 +22,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import fresh_database  # noqa: E402
+from _common import fresh_database, start_server  # noqa: E402
 
 OWNER = 10**17
 SOURCES = ("package", "dce", "whatsapp", "obsidian", "text", "live")
@@ -114,19 +113,9 @@ def time_pages(url: str, home: Path, fill: dict[str, int], repeat: int) -> dict[
     persona = Path(sys.executable).parent / "persona"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")} | {
         "DATABASE_URL": url, "PERSONA_HOME": str(home), "PERSONA_OWNER_ID": str(OWNER), "PERSONA_LOG_LEVEL": "WARNING"}
-    port = 18000 + os.getpid() % 1000
-    web = subprocess.Popen([str(persona), "web", "--port", str(port)], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    web, port = start_server("persona web", lambda port: [str(persona), "web", "--port", str(port)], env, 60, ready="/login", keep_stdout=True)
     try:
-        link = re.search(r"(http://\S+)", web.stdout.readline()).group(1)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        link = re.search(r"(http://\S+)", web.stdout.readline()).group(1)  # printed before it served
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, follow_redirects=True)
         assert client.get(link, follow_redirects=False).status_code == 303  # logged in; no page rendered yet
         figures = {}
@@ -158,17 +147,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
 
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
     from persona.storage.embedded import start_embedded
 
     with tempfile.TemporaryDirectory(prefix="persona-bench-web-") as tmp:
-        admin = start_embedded(Path(tmp) / "pg")
-        from psycopg.conninfo import make_conninfo
-
-        admin = make_conninfo(admin, dbname="postgres")
+        admin = make_conninfo(start_embedded(Path(tmp) / "pg"), dbname="postgres")
         empty = fresh_database(admin, "bench_web_empty")
         big = fresh_database(admin, "bench_web_big")
         began = time.perf_counter()
-        with __import__("psycopg").connect(empty) as conn:
+        with psycopg.connect(empty) as conn:
             conn.execute("INSERT INTO people (id, name, is_owner) VALUES (%s, 'owner', true), (%s, 'friend', false)", (OWNER, OWNER + 3))
             conn.execute("INSERT INTO channels (id, kind, name, guild_id, scope) VALUES (%s, 'guild_text', 'general', 1, 'guild:1')", (5 * 10**17,))
         fill = load(big, args.messages, args.memories)

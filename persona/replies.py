@@ -61,26 +61,26 @@ def record_feedback(conn: psycopg.Connection, *, message_id: int | None, channel
         row = conn.execute("SELECT id FROM replies WHERE channel_id = %s ORDER BY created_at DESC LIMIT 1", (channel_id,)).fetchone()
     if row is None:
         return None
-    conn.execute(
-        "INSERT INTO feedback (reply_id, rater_id, rating, correction, via) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (reply_id, rater_id) DO UPDATE SET rating = EXCLUDED.rating, correction = coalesce(EXCLUDED.correction, feedback.correction), "
-        "via = EXCLUDED.via, created_at = now()",
-        (row[0], rater_id, rating, correction, via),
-    )
+    _rate(conn, int(row[0]), rater_id, rating, via, correction)
     return int(row[0])
 
 
 def rate(conn: psycopg.Connection, reply_id: int, *, rater_id: int, rating: int, via: str) -> bool:
     """Rate a logged reply by its id (the dashboard); False when there is no such reply."""
-    row = conn.execute("SELECT message_ids FROM replies WHERE id = %s", (reply_id,)).fetchone()
-    if row is None:
+    if conn.execute("SELECT 1 FROM replies WHERE id = %s", (reply_id,)).fetchone() is None:
         return False
-    conn.execute(
-        "INSERT INTO feedback (reply_id, rater_id, rating, via) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (reply_id, rater_id) DO UPDATE SET rating = EXCLUDED.rating, via = EXCLUDED.via, created_at = now()",
-        (reply_id, rater_id, rating, via),
-    )
+    _rate(conn, reply_id, rater_id, rating, via, None)
     return True
+
+
+def _rate(conn: psycopg.Connection, reply_id: int, rater_id: int, rating: int, via: str, correction: str | None) -> None:
+    """One rating per rater and reply: a new one replaces the old (a correction, once given, is kept)."""
+    conn.execute(
+        "INSERT INTO feedback (reply_id, rater_id, rating, correction, via) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (reply_id, rater_id) DO UPDATE SET rating = EXCLUDED.rating, correction = coalesce(EXCLUDED.correction, feedback.correction), "
+        "via = EXCLUDED.via, created_at = now()",
+        (reply_id, rater_id, rating, correction, via),
+    )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from tests.fixtures.dce import OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
 from tests.helpers import random_lora
 from tests.test_cli import assert_one_line_error, run
-from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _free_port, _history
+from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _free_port, _history, _wait_for
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -60,16 +60,8 @@ def start_web(persona_exe: Path, env: dict[str, str], *extra: str) -> Web:
     match = re.search(r"(http://\S+/login\?token=\S+)", line)
     assert match, f"no login link: {line!r} {process.stderr.read() if process.poll() is not None and process.stderr else ''}"
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"persona web exited {process.returncode}: {process.stderr.read() if process.stderr else ''}")
-        try:
-            httpx.get(f"{base}/login", timeout=2)
-            return Web(process, base, match.group(1))
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError("persona web did not come up")
+    _wait_for(f"{base}/login", process, timeout=60)
+    return Web(process, base, match.group(1))
 
 
 def stop_web(web: Web) -> str:

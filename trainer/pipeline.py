@@ -51,6 +51,7 @@ TRAIN_LOCK = int.from_bytes(b"persona\x01", "big", signed=True)
 # nowhere, a function: each chunk to it (the dashboard shows the last lines live).
 Quiet = bool | Callable[[bytes], None]
 
+
 @dataclass
 class Outcome:
     status: str  # nothing_new | promoted | not_promoted

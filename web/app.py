@@ -10,6 +10,7 @@ changes something (not GET/HEAD) must carry the session's CSRF token, as a form 
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -159,8 +160,6 @@ def _too_many(request: Request, dashboard: Dashboard, next_path: str, wait: int)
 
 def _login_page(request: Request, dashboard: Dashboard, next_path: str, error: str = "", status_code: int = 200,
                 headers: dict[str, str] | None = None) -> Response:
-    import secrets
-
     with dashboard.store.connect() as conn:
         has_password = password.is_set(conn)
     token = secrets.token_urlsafe(24)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -19,8 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Retrain:
-    started_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
+    done: bool = False
     outcome: str = ""
     failed: bool = False
     _output: deque[str] = field(default_factory=lambda: deque(maxlen=12))
@@ -29,7 +27,7 @@ class Retrain:
 
     @property
     def running(self) -> bool:
-        return self.finished_at is None
+        return not self.done
 
     def lines(self) -> list[str]:
         with self._lock:
@@ -60,7 +58,7 @@ def start_retrain(store: Store, settings: Settings, *, max_steps: int | None = N
             log.exception("the retrain started from the dashboard failed")
             job.outcome, job.failed = f"the retrain failed: {exc}", True
         finally:
-            job.finished_at = time.time()
+            job.done = True
 
     threading.Thread(target=work, name="dashboard-retrain", daemon=True).start()
     return job

@@ -77,13 +77,12 @@ class Person:
     opted_out_at: datetime | None
 
 
-def listed(conn: psycopg.Connection, *, limit: int = 500, opted_out_only: bool = False) -> list[Person]:
+def listed(conn: psycopg.Connection, *, limit: int = 500) -> list[Person]:
     """People persona knows: the owner first, opted-out people next, then by name."""
     rows = conn.execute(
         "SELECT id, coalesce(nullif(display_name, ''), name), is_owner, is_bot, opted_out_at FROM people "
-        "WHERE NOT %s OR opted_out_at IS NOT NULL ORDER BY is_owner DESC, opted_out_at IS NULL, lower(coalesce(nullif(display_name, ''), name)), id "
-        "LIMIT %s",
-        (opted_out_only, limit),
+        "ORDER BY is_owner DESC, opted_out_at IS NULL, lower(coalesce(nullif(display_name, ''), name)), id LIMIT %s",
+        (limit,),
     ).fetchall()
     return [Person(int(r[0]), r[1] or "", r[2], r[3], r[4]) for r in rows]
 

@@ -76,12 +76,6 @@ def recent_imports(conn: psycopg.Connection, limit: int = 10) -> list[ImportRun]
     return [ImportRun(*r) for r in rows]
 
 
-def import_run(conn: psycopg.Connection, run_id: int) -> ImportRun | None:
-    row = conn.execute("SELECT id, source, path, status, started_at, finished_at, counts, error FROM import_runs WHERE id = %s",
-                       (run_id,)).fetchone()
-    return ImportRun(*row) if row else None
-
-
 def import_count(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM import_runs").fetchone()[0])
 

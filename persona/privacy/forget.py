@@ -68,22 +68,13 @@ def carry_out(conn: psycopg.Connection, action: Callable[[psycopg.Connection], F
     return forgotten, purge_pending(conn, datasets_dir)
 
 
-class _Preview(Exception):
-    """Raised inside the preview's transaction to roll it back with its result."""
-
-    def __init__(self, forgotten: Forgotten) -> None:
-        super().__init__("preview")
-        self.forgotten = forgotten
-
-
 def preview(conn: psycopg.Connection, action: Callable[[psycopg.Connection], Forgotten]) -> Forgotten:
     """What `action` would delete, counted by running it in a transaction that is rolled
     back: the same code as the real thing, so the preview cannot drift from it."""
-    try:
-        with conn.transaction():
-            raise _Preview(action(conn))
-    except _Preview as done:
-        return done.forgotten
+    with conn.transaction():
+        forgotten = action(conn)
+        raise psycopg.Rollback()  # ends this transaction block, rolled back, without an error
+    return forgotten
 
 
 def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgotten:

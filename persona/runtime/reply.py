@@ -242,7 +242,6 @@ class ReplyEngine:
             conn.commit()
         return reply_id
 
-
     def answer(self, request: ReplyRequest, on_sentences: Callable[[str], None] | None = None) -> tuple[Reply, int]:
         """Reply with whichever adapter is active now and log it, as `persona serve` and the
         dashboard's playground answer (the bot logs once Discord has the message ids)."""
