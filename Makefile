@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser demo test bench clean vllm
+.PHONY: install browser demo test bench clean vllm llama-cpp
 
 install:
 	@bash scripts/install.sh
@@ -17,6 +17,10 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest -q
+
+# llama.cpp engine (PERSONA_LOCAL_ENGINE=llama.cpp); `make install` tries it too and goes on without it
+llama-cpp:
+	@bash scripts/install_llama_cpp.sh
 
 # Optional: vLLM (CPU) in .venv-vllm for the opt-in vLLM test and bench (not part of `make test`'s install)
 vllm:

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     generator: Literal["local", "openai"] = Field(
         default="local", description="Where replies are generated: local (in this process, transformers) or openai (an OpenAI-compatible "
         "server: vLLM with --enable-lora, llama.cpp's llama-server, Ollama, another `persona serve`).")
+    local_engine: Literal["transformers", "llama.cpp"] = Field(
+        default="transformers", description="PERSONA_GENERATOR=local: transformers (exact, GPU or CPU) or llama.cpp (llama-cpp-python, "
+        "`make llama-cpp`: several times faster on a CPU; needs the base model as GGUF; greedy replies can differ in late words).")
+    llama_cpp_model: str = Field(default="", description="PERSONA_LOCAL_ENGINE=llama.cpp: a GGUF of the base model; empty: the base "
+                                 "model's own GGUF (the bundled SmolLM2, gemma-3-270m).")
     local_precision: Literal["fp32", "bf16", "int8"] = Field(
         default="fp32", description="PERSONA_GENERATOR=local on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
         "int8 (dynamic quantisation: fastest; greedy replies differ slightly from fp32).")

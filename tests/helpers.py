@@ -28,16 +28,16 @@ def stop_embedded(data_dir: Path, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def random_lora(spec: Any, folder: Path, *, seed: int, scale: float = 1.0, rank: int = 4) -> str:
-    """A real LoRA adapter on every linear layer whose weights change the replies (peft's
-    non-identity init; `scale` shrinks its B matrices), saved to `folder`."""
+def random_lora(spec: Any, folder: Path, *, seed: int, scale: float = 1.0, rank: int = 4, targets: Any = "all-linear") -> str:
+    """A real LoRA adapter on every linear layer (or `targets`) whose weights change the
+    replies (peft's non-identity init; `scale` shrinks its B matrices), saved to `folder`."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from persona.runtime.model import load_base_model
 
     torch.manual_seed(seed)
-    model = get_peft_model(load_base_model(spec), LoraConfig(r=rank, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
+    model = get_peft_model(load_base_model(spec), LoraConfig(r=rank, lora_alpha=32, target_modules=targets, init_lora_weights=False))
     if scale != 1.0:
         for name, weight in model.named_parameters():
             if "lora_B" in name:

@@ -62,28 +62,49 @@ def generate(model: Any, tokenizer: Any, messages: Messages, settings: Generatio
     returned text is the continuation only). With `on_text`, the text is also handed over
     piece by piece as it is decoded (transformers' TextStreamer: whole words)."""
     import torch
-    from transformers import LogitsProcessorList, TextStreamer
+    from transformers import LogitsProcessorList
 
-    class _Pieces(TextStreamer):
-        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            if text and on_text is not None:
-                on_text(text)
-
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + opening
+    prompt = prompt_ids(tokenizer, messages, opening)
     with torch.no_grad():
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
-        processors = LogitsProcessorList()
-        if evidence and grounding is not None and grounding.enabled:
-            processors.append(EvidenceBias(tokenizer, evidence, prompt_length=inputs["input_ids"].shape[1],
-                                           boost=grounding.boost, copy_weight=grounding.copy_weight))
-        streamer = _Pieces(tokenizer, skip_prompt=True, skip_special_tokens=True) if on_text is not None else None
-        output = model.generate(**inputs, **settings.generate_kwargs(tokenizer), logits_processor=processors, streamer=streamer)
-    new = output[0, inputs["input_ids"].shape[1]:]
+        inputs = torch.tensor([prompt], device=next(model.parameters()).device)
+        processors = LogitsProcessorList(evidence_bias(tokenizer, evidence, grounding, len(prompt)))
+        output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), **settings.generate_kwargs(tokenizer),
+                                logits_processor=processors, streamer=text_streamer(tokenizer, on_text))
+    new = output[0, len(prompt):]
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
 
+def prompt_ids(tokenizer: Any, messages: Messages, opening: str = "") -> list[int]:
+    """The prompt's token ids: the chat template with the assistant's turn opened, then `opening`."""
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + opening
+    return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+
+def evidence_bias(tokenizer: Any, evidence: Sequence[str], grounding: GroundingSettings | None, prompt_length: int) -> list[Any]:
+    """Grounding's logits processor, when there is evidence and grounding is on."""
+    if evidence and grounding is not None and grounding.enabled:
+        return [EvidenceBias(tokenizer, evidence, prompt_length=prompt_length, boost=grounding.boost, copy_weight=grounding.copy_weight)]
+    return []
+
+
+def text_streamer(tokenizer: Any, on_text: OnText | None) -> Any:
+    """A transformers TextStreamer that hands finished words to `on_text` (None without it).
+    It skips the first `put` (the prompt), as `generate` sends the prompt first."""
+    if on_text is None:
+        return None
+    from transformers import TextStreamer
+
+    class _Pieces(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return _Pieces(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
 class TextGenerator(Protocol):
-    """What the reply pipeline needs of a model: `Generator` here (in-process), or
+    """What the reply pipeline needs of a model: `Generator` here (in-process, transformers),
+    `persona.runtime.llamacpp.LlamaCppGenerator` (in-process, llama.cpp), or
     `persona.runtime.remote.RemoteGenerator` (an OpenAI-compatible server)."""
 
     spec: BaseModelSpec
@@ -114,6 +135,10 @@ def generator_for(settings: Any, generation: GenerationSettings) -> TextGenerato
         return RemoteGenerator(spec, generation, base_url=settings.openai_base_url, api_key=key, model=settings.openai_model,
                                adapters_dir=settings.adapters_dir, served_adapters_dir=settings.openai_adapters_dir,
                                timeout_s=settings.openai_timeout_s)
+    if settings.local_engine == "llama.cpp":
+        from persona.runtime.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(spec, generation, model_file=settings.llama_cpp_model)
     return Generator(spec, generation, precision=settings.local_precision)
 
 

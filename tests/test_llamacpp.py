@@ -1,0 +1,183 @@
+"""PERSONA_LOCAL_ENGINE=llama.cpp: the bundled SmolLM2 GGUF in a real llama.cpp
+(llama-cpp-python, built by `make install` where it compiles), persona's peft adapters
+converted to GGUF LoRAs, compared with the transformers path on the same weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from persona import memory
+from persona.errors import ConfigError
+from persona.memory.embeddings import Embedder
+from persona.privacy.scopes import Place
+from persona.prompts import Line
+from persona.runtime.generation import GenerationSettings, Generator, prompt_ids
+from persona.runtime.grounding import GroundingSettings
+from persona.runtime.llamacpp import available, base_gguf
+from persona.runtime.model import BaseModelSpec, resolve_base_model
+from persona.runtime.reply import ReplyEngine, ReplyRequest
+from persona.storage.db import Database
+from persona.storage.store import Store
+from tests.fixtures.discord_package import OWNER_ID
+from tests.fixtures.history import CANARY, GUILD, KIM, import_history
+from tests.helpers import random_lora
+
+needs_llama_cpp = pytest.mark.skipif(available() is not None, reason=f"{available()}")
+GREEDY = GenerationSettings(max_new_tokens=24, temperature=0.8, top_p=0.9, repetition_penalty=1.1, greedy=True)
+MESSAGES = [{"role": "system", "content": "You are June. Reply like June, in one short line."},
+            {"role": "user", "content": "kim: what are you up to tonight?"}]
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> BaseModelSpec:
+    return resolve_base_model("")
+
+
+@pytest.fixture(scope="module")
+def engines(smollm2: BaseModelSpec) -> tuple[Generator, object]:
+    """Both engines on the bundled SmolLM2 (loaded once for the module)."""
+    from persona.runtime.llamacpp import LlamaCppGenerator
+
+    return Generator(smollm2, GREEDY), LlamaCppGenerator(smollm2, GREEDY)
+
+
+def _next_token_logits(engine: object, messages: list[dict[str, str]]) -> np.ndarray:
+    """The logits of the first reply token, from either engine."""
+    import torch
+
+    if isinstance(engine, Generator):
+        ids = torch.tensor([prompt_ids(engine.tokenizer, messages)])
+        with torch.no_grad():
+            return engine.model(input_ids=ids).logits[0, -1].float().numpy()
+    seen: list[np.ndarray] = []
+
+    def capture(_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        seen.append(np.array(logits))
+        return logits
+
+    llm = engine.llm  # type: ignore[attr-defined]
+    llm.reset()
+    next(iter(llm.generate(prompt_ids(engine.tokenizer, messages), temp=0.0, logits_processor=[capture])))  # type: ignore[attr-defined]
+    llm.reset()
+    return seen[0][: len(engine.tokenizer)]  # type: ignore[attr-defined]
+
+
+@needs_llama_cpp
+@pytest.mark.parametrize(("targets", "scale"), [(["q_proj", "k_proj"], 1.0), ("all-linear", 0.3)])
+def test_a_converted_adapter_moves_llama_cpp_as_peft_moves_transformers(engines: tuple, smollm2: BaseModelSpec, tmp_path: Path,
+                                                                        targets: object, scale: float) -> None:
+    """The GGUF LoRA is the same function as the peft adapter: the change it makes to
+    the next-token logits matches transformers'. q/k alone catches a wrong row order (the
+    GGUF base's query/key rows are permuted; so must the adapter's B be: measured, 0.99
+    with the permutation, 0.31 without). Strong enough that its change stands well above
+    the engines' difference on the base model (quantised activations: ~0.08 per logit)."""
+    transformers_engine, llama_engine = engines
+    adapter = random_lora(smollm2, tmp_path / "v1", seed=7, scale=scale, rank=8, targets=targets)
+    base = [_next_token_logits(e, MESSAGES) for e in engines]
+    assert np.corrcoef(base[0], base[1])[0, 1] > 0.99  # same weights; llama.cpp's quantised activations differ in the last digits
+    version = 10 + len(str(targets))  # the engines are shared by the module: a version of its own per case
+    for engine in engines:
+        engine.use_adapter(version, adapter)
+    adapted = [_next_token_logits(e, MESSAGES) for e in engines]
+    for engine in engines:
+        engine.use_adapter(None, None)
+    moved_hf, moved_cpp = adapted[0] - base[0], adapted[1] - base[1]
+    assert np.abs(moved_hf).mean() > 0.5  # the adapter does change the model, well above the engines' difference
+    assert np.corrcoef(moved_hf, moved_cpp)[0, 1] > 0.9
+    assert (Path(adapter) / f"llama-cpp-lora.{base_gguf(smollm2).stem}.gguf").is_file()  # beside the adapter: deleted with it
+
+
+@needs_llama_cpp
+def test_llama_cpp_replies_swap_adapters_stream_and_ground(engines: tuple, smollm2: BaseModelSpec, tmp_path: Path) -> None:
+    transformers_engine, generator = engines
+    base = generator.generate(MESSAGES)
+    assert base.text and base.text == generator.generate(MESSAGES).text  # greedy repeats (the second reuses the cached prompt)
+    assert base.text.split()[:3] == transformers_engine.generate(MESSAGES).text.split()[:3]  # the same words first
+
+    v1, v2 = (random_lora(smollm2, tmp_path / f"v{n}", seed=n, scale=0.5, rank=8) for n in (1, 2))  # versions 1, 2
+    generator.use_adapter(1, v1)
+    with_v1 = generator.generate(MESSAGES).text
+    generator.use_adapter(2, v2)  # the nightly retrain's new version, switched without reloading the model
+    with_v2 = generator.generate(MESSAGES).text
+    assert generator.adapter_version == 2 and len({base.text, with_v1, with_v2}) == 3
+    generator.use_adapter(1, v1)  # a rollback: still loaded
+    assert generator.generate(MESSAGES).text == with_v1
+    generator.use_adapter(None, None)
+    assert generator.adapter_version is None and generator.generate(MESSAGES).text == base.text
+
+    pieces: list[str] = []
+    streamed = generator.generate(MESSAGES, on_text=pieces.append)
+    assert len(pieces) > 1 and "".join(pieces).strip() == streamed.text == base.text
+
+    question = [MESSAGES[0], {"role": "user", "content": "kim: what's your dog called again?"}]
+    evidence = ["my dog is called biscuit and she is four"]
+    assert "biscuit" not in generator.generate(question).text.lower()
+    grounded = generator.generate(question, evidence=evidence, grounding=GroundingSettings(boost=4.0, copy_weight=0.8))
+    assert "biscuit" in grounded.text.lower()  # grounding's logits processor runs on llama.cpp's logits
+
+    sampled = {generator.generate(MESSAGES, greedy=False).text for _ in range(3)}
+    assert len(sampled) > 1  # temperature/top-p sampling, not greedy
+
+
+@needs_llama_cpp
+def test_the_reply_pipeline_on_llama_cpp_keeps_scopes(engines: tuple, database: Database, embedder: Embedder, tmp_path: Path) -> None:
+    """The same scoped pipeline, whichever engine generates: a friend in the server never
+    gets the DM canary into the prompt or the reply; the owner in their DM does."""
+    store = Store(database)
+    import_history(store, tmp_path)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+    engine = ReplyEngine(store, embedder, engines[1], owner_id=OWNER_ID, owner_name="Alex")
+    guild = Place.guild(int(GUILD[0]), 1000000000000000004)
+    reply = engine.reply(ReplyRequest(text="what is Sam's locker code?", asker_id=KIM, asker_name="kim", place=guild,
+                                      history=[Line("kim", "anyone know a good locker for the gym?", False)], channel_id=1000000000000000004))
+    assert reply.text and CANARY not in json.dumps(reply.prompt) and CANARY not in reply.text
+    own = engine.reply(ReplyRequest(text="what was sam's locker code?", asker_id=OWNER_ID, asker_name="you", place=Place.dm()))
+    assert CANARY in own.prompt[0]["content"]
+
+
+@needs_llama_cpp
+def test_persona_chat_with_the_llama_cpp_engine(persona_exe: Path, database: Database, tmp_path: Path) -> None:
+    store = Store(database)
+    import_history(store, tmp_path)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url,
+           "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_LOCAL_ENGINE": "llama.cpp"}
+    result = subprocess.run([str(persona_exe), "chat", "--greedy"], input="hey, what are you up to?\n", env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("Alex>") == 1
+    with psycopg.connect(database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM replies WHERE completion <> ''").fetchone() == (1,)
+
+
+def test_llama_cpp_needs_a_gguf_base(tiny_llama: BaseModelSpec, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="convert_hf_to_gguf.py and set PERSONA_LLAMA_CPP_MODEL"):
+        base_gguf(tiny_llama)
+    with pytest.raises(ConfigError, match="PERSONA_LLAMA_CPP_MODEL: no file"):
+        base_gguf(tiny_llama, str(tmp_path / "missing.gguf"))
+
+
+def test_an_adapter_with_trained_token_rows_is_refused_in_one_line(smollm2: BaseModelSpec, tiny_llama: BaseModelSpec,
+                                                                   tmp_path: Path) -> None:
+    """Token rows (the turn markers persona trains for a base model without a chat
+    template) have no GGUF LoRA form: a clear error, nothing half-written."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from persona.runtime.gguf_lora import convert, converted_path
+    from persona.runtime.model import load_base_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(load_base_model(tiny_llama), LoraConfig(r=2, target_modules=["q_proj"], trainable_token_indices=[1, 2]))
+    model.save_pretrained(tmp_path / "v1")
+    target = converted_path(tmp_path / "v1", base_gguf(smollm2))
+    with pytest.raises(ConfigError, match="PERSONA_LOCAL_ENGINE=transformers"):
+        convert(tmp_path / "v1", base_gguf(smollm2), target)
+    assert not target.exists() and not list((tmp_path / "v1").glob(".*partial"))
