@@ -1,9 +1,12 @@
-"""Local generation on a CPU: PERSONA_LOCAL_PRECISION fp32 (the baseline) vs bf16 vs int8.
+"""Local generation on a CPU: transformers fp32 (the baseline) vs bf16 vs int8
+(PERSONA_LOCAL_PRECISION) vs llama.cpp (PERSONA_LOCAL_ENGINE=llama.cpp, when installed).
 
-The bundled SmolLM2-135M through persona's `Generator`, a reply prompt with five
-memories (as the bot builds them), greedy, `--tokens` new tokens; per precision the
-prompt time (one new token), the decode rate, the reply time, the ratio to fp32 in the
-same run, and whether the greedy reply is word for word fp32's. One JSON line.
+The bundled SmolLM2-135M through persona's generators, a reply prompt with five
+memories (as the bot builds them), greedy, `--tokens` new tokens; per engine the prompt
+time (one new token; llama.cpp's is without its prompt cache, and `cached_prompt_s` is
+another question after the same system prompt), the decode rate, the reply time, the
+ratio to fp32 in the same run, whether the greedy reply is word for word fp32's and how
+many of its first words are. One JSON line.
 
     python bench/generation.py [--tokens 40] [--repeats 3]
 """
@@ -16,6 +19,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,29 +31,67 @@ MESSAGES = [{"role": "system", "content": "You are Alex. Reply as Alex would, in
             {"role": "user", "content": "[#general · 2026-12-02]\nkim: hey, what are you up to tonight?"}]
 
 
-def measure(precision: str, tokens: int, repeats: int) -> dict[str, object]:
+OTHER_QUESTION = [MESSAGES[0], {"role": "user", "content": "[#general · 2026-12-02]\nsam: did you finish the overhang?"}]
+
+
+def requantised(folder: Path, kind: str) -> Path:
+    """The bundled GGUF re-quantised by llama.cpp's own quantiser (allowed to requantise)."""
+    import ctypes
+
+    import llama_cpp
+
+    from persona.runtime.model import resolve_base_model
+
+    spec = resolve_base_model("")
+    target = folder / f"smollm2-{kind}.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.allow_requantize = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}"), True
+    if llama_cpp.llama_model_quantize(str(Path(spec.path) / str(spec.gguf_file)).encode(), str(target).encode(), ctypes.byref(params)):
+        raise SystemExit(f"llama.cpp could not quantise the bundled model to {kind}")
+    return target
+
+
+def measure(engine: str, tokens: int, repeats: int, model_file: str = "") -> dict[str, object]:
     from persona.runtime.generation import GenerationSettings, Generator
     from persona.runtime.model import resolve_base_model
 
     started = time.perf_counter()
-    generator = Generator(resolve_base_model(""), GenerationSettings(max_new_tokens=tokens, temperature=0.8, top_p=0.9,
-                                                                       repetition_penalty=1.1, greedy=True), precision=precision)
+    settings = GenerationSettings(max_new_tokens=tokens, temperature=0.8, top_p=0.9, repetition_penalty=1.1, greedy=True)
+    if engine.startswith("llama.cpp"):
+        from persona.runtime.llamacpp import LlamaCppGenerator
+
+        generator = LlamaCppGenerator(resolve_base_model(""), settings, model_file=model_file)
+    else:
+        generator = Generator(resolve_base_model(""), settings, precision=engine)
     load_s = time.perf_counter() - started
     generator.generate(MESSAGES, max_new_tokens=2)  # warm-up
-    prompt = []
+    prompt, cached = [], []
     for _ in range(repeats):
+        forget_prompt(generator)
         mark = time.perf_counter()
         generator.generate(MESSAGES, max_new_tokens=1)
         prompt.append(time.perf_counter() - mark)
+        mark = time.perf_counter()
+        generator.generate(OTHER_QUESTION, max_new_tokens=1)  # llama.cpp: the system prompt is still in its cache
+        cached.append(time.perf_counter() - mark)
     replies = []
     for _ in range(repeats):
+        forget_prompt(generator)
         mark = time.perf_counter()
         reply = generator.generate(MESSAGES)
         replies.append(time.perf_counter() - mark)
-    prompt_s, reply_s = statistics.median(prompt), statistics.median(replies)
-    return {"load_s": round(load_s, 2), "prompt_s": round(prompt_s, 3), "reply_s": round(reply_s, 3), "new_tokens": reply.new_tokens,
+    prompt_s, reply_s = statistics.median(prompt), statistics.median(replies)  # the reply with its whole prompt, uncached
+    return {"load_s": round(load_s, 2), "prompt_s": round(prompt_s, 3), "cached_prompt_s": round(statistics.median(cached), 3), "reply_s": round(reply_s, 3), "new_tokens": reply.new_tokens,
             "decode_tokens_per_s": round((reply.new_tokens - 1) / max(1e-6, reply_s - prompt_s), 1),
             "tokens_per_s": round(reply.new_tokens / reply_s, 1), "text": reply.text}
+
+
+def forget_prompt(generator: object) -> None:
+    """llama.cpp keeps the last prompt in its KV cache; a reply's memories change its
+    prompt after the system prompt, so replies are measured without it."""
+    llm = getattr(generator, "llm", None)
+    if llm is not None:
+        llm.reset()
 
 
 def main() -> None:
@@ -60,17 +102,26 @@ def main() -> None:
     import torch
 
     from persona.runtime.generation import PRECISIONS
+    from persona.runtime.llamacpp import available
     from persona.runtime.model import count_chat_tokens, load_tokenizer, resolve_base_model
 
-    rows = {precision: measure(precision, args.tokens, args.repeats) for precision in PRECISIONS}
+    rows = {engine: measure(engine, args.tokens, args.repeats) for engine in PRECISIONS}
+    if available() is None:
+        rows["llama.cpp"] = measure("llama.cpp", args.tokens, args.repeats)  # the bundled GGUF as shipped (Q4_1)
+        with tempfile.TemporaryDirectory(prefix="persona-bench-gguf-") as folder:
+            rows["llama.cpp q8_0"] = measure("llama.cpp q8_0", args.tokens, args.repeats, str(requantised(Path(folder), "q8_0")))
     baseline = rows["fp32"]
-    for precision, row in rows.items():
+    for row in rows.values():
         row["decode_vs_fp32"] = round(float(row["decode_tokens_per_s"]) / float(baseline["decode_tokens_per_s"]), 2)
         row["prompt_vs_fp32"] = round(float(baseline["prompt_s"]) / float(row["prompt_s"]), 2)
+        row["reply_vs_fp32"] = round(float(baseline["reply_s"]) / float(row["reply_s"]), 2)
         row["same_reply_as_fp32"] = row["text"] == baseline["text"]
+        words, fp32_words = str(row["text"]).split(), str(baseline["text"]).split()
+        row["same_first_words_as_fp32"] = next((i for i, (a, b) in enumerate(zip(words, fp32_words)) if a != b), min(len(words), len(fp32_words)))
     prompt_tokens = count_chat_tokens(load_tokenizer(resolve_base_model("")), MESSAGES)
     print(json.dumps({"bench": "generation", "machine": f"{platform.machine()} {os.cpu_count()} cores", "threads": torch.get_num_threads(),
-                      "model": "SmolLM2-135M-Instruct", "prompt_tokens": prompt_tokens, "max_new_tokens": args.tokens, "precisions": rows},
+                      "model": "SmolLM2-135M-Instruct", "prompt_tokens": prompt_tokens, "max_new_tokens": args.tokens, "engines": rows,
+                      "skipped": [] if "llama.cpp" in rows else [f"llama.cpp: {available()}"]},
                      ensure_ascii=False))
 
 

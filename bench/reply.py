@@ -9,7 +9,8 @@ evidence, prompt build, generation, the consistency check and send; p50/p99 over
 many askers at once. Time to first visible text is measured with
 PERSONA_DISCORD_DELIVERY=stream (--delivery stream). Generators:
 
-- `local`: in this process (one generation at a time: the queue is the wait);
+- `local`: in this process through transformers (one generation at a time: the queue is the wait);
+- `llama.cpp`: in this process through llama.cpp (PERSONA_LOCAL_ENGINE=llama.cpp, `--model smollm2`);
 - `openai`: a real `persona serve` process on the same database, through
   PERSONA_GENERATOR=openai (persona/runtime/remote.py) — the HTTP hop and the server's
   own queue are measured, not mocked;
@@ -20,7 +21,7 @@ Baseline in the same run: the overhead budget of issue 13, everything but genera
 and queueing ≤ 20 ms p99 at 10 concurrent askers.
 
     python bench/reply.py                      # tiny random model: measures the pipeline
-    python bench/reply.py --model smollm2 --mentions 10 --concurrency 1,10 --generator local,openai
+    python bench/reply.py --model smollm2 --mentions 10 --concurrency 1,10 --generator local,llama.cpp,openai
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=100, help="sent one after another")
     parser.add_argument("--concurrency", default="10", help="comma-separated numbers of askers at once, e.g. 1,10,50")
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
-    parser.add_argument("--generator", default="local", help="comma-separated: local, openai (a persona serve), vllm (needs `make vllm`)")
+    parser.add_argument("--generator", default="local", help="comma-separated: local, llama.cpp, openai (a persona serve), vllm (needs `make vllm`)")
     parser.add_argument("--delivery", choices=("typing", "stream"), default="stream")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
@@ -202,6 +203,12 @@ def main() -> None:
                 server, port = _vllm(folder)
                 generator = RemoteGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", model="base", timeout_s=600)
                 generator.use_adapter(None, None)
+            elif name == "llama.cpp":
+                from persona.runtime.llamacpp import LlamaCppGenerator
+
+                if not spec.gguf_file:
+                    raise SystemExit("--generator llama.cpp needs a GGUF base model: use --model smollm2")
+                generator = LlamaCppGenerator(spec, generation)
             else:
                 generator = Generator(spec, generation)
             # The pipeline as shipped: grounding, "not sure" and the consistency check on their defaults.
@@ -210,7 +217,8 @@ def main() -> None:
                                  consistency_policy=defaults.consistency)
             started = time.perf_counter()
             try:
-                sequential, together = asyncio.run(drive(engine, args.mentions, levels, args.delivery, 1 if name == "local" else 10_000))
+                sequential, together = asyncio.run(drive(engine, args.mentions, levels, args.delivery,
+                                                         1 if name in ("local", "llama.cpp") else 10_000))
             finally:
                 if server is not None:
                     server.send_signal(signal.SIGINT)

@@ -1,9 +1,10 @@
 """A reply shown while it is generated (PERSONA_DISCORD_DELIVERY=stream).
 
 The first finished sentence is sent as soon as it exists; the message is then edited
-as more sentences finish — at most once every `EDIT_INTERVAL_S`, inside Discord's limit
-of five edits per five seconds, always with the newest text — and the final reply
-replaces it (with more messages if it outgrew 2,000 characters). What is shown has
+as more sentences finish — at most once every `EDIT_INTERVAL_S`, always with the newest
+text — and the final reply replaces it at once (with more messages if it outgrew 2,000
+characters): at most four timed edits fall in any five seconds, so with the final one
+the message stays inside Discord's limit of five edits per five seconds. What is shown has
 already been cleaned sentence by sentence (persona/runtime/release.py); a reply the
 consistency check may still replace is not streamed at all (ReplyEngine.reply).
 """
@@ -18,7 +19,7 @@ import discord
 
 from persona.runtime.reply import split_message
 
-EDIT_INTERVAL_S = 1.2
+EDIT_INTERVAL_S = 1.25
 
 
 class LiveMessage:
@@ -28,6 +29,7 @@ class LiveMessage:
         self._latest = ""
         self._shown = ""
         self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()  # ends a wait between edits at once: the final reply does not wait for it
         self._done = False
         self._last_edit = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -57,7 +59,10 @@ class LiveMessage:
                 continue
             wait = EDIT_INTERVAL_S - (time.monotonic() - self._last_edit)
             if wait > 0:
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+                except TimeoutError:
+                    pass
             text = split_message(self._latest)[0]
             if self._done or text == self._shown:
                 continue
@@ -76,5 +81,6 @@ class LiveMessage:
     async def stop(self) -> None:
         self._done = True
         self._changed.set()
+        self._stopping.set()
         if self._task is not None:
             await self._task
