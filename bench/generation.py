@@ -8,7 +8,7 @@ another question after the same system prompt), the decode rate, the reply time,
 ratio to fp32 in the same run, whether the greedy reply is word for word fp32's and how
 many of its first words are. One JSON line.
 
-    python bench/generation.py [--tokens 40] [--repeats 3]
+    python bench/generation.py [--tokens 40] [--repeats 3] [--model gemma-3-270m] [--engines fp32,llama.cpp]
 """
 
 from __future__ import annotations
@@ -34,18 +34,23 @@ MESSAGES = [{"role": "system", "content": "You are Alex. Reply as Alex would, in
 OTHER_QUESTION = [MESSAGES[0], {"role": "user", "content": "[#general · 2026-12-02]\nsam: did you finish the overhang?"}]
 
 
+MODEL = ""  # PERSONA_BASE_MODEL for this run (--model); empty: the bundled SmolLM2
+
+
 def requantised(folder: Path, kind: str) -> Path:
-    """The bundled GGUF re-quantised by llama.cpp's own quantiser (allowed to requantise)."""
+    """The base GGUF re-quantised by llama.cpp's own quantiser (f32: de-quantised, the very
+    weights transformers computes with)."""
     import ctypes
 
     import llama_cpp
 
     from persona.runtime.model import resolve_base_model
 
-    spec = resolve_base_model("")
+    spec = resolve_base_model(MODEL)
     target = folder / f"smollm2-{kind}.gguf"
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype, params.allow_requantize = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind.upper()}"), True
+    ftype = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16, "f32": llama_cpp.LLAMA_FTYPE_ALL_F32}[kind]
+    params.ftype, params.allow_requantize = ftype, True
     if llama_cpp.llama_model_quantize(str(Path(spec.path) / str(spec.gguf_file)).encode(), str(target).encode(), ctypes.byref(params)):
         raise SystemExit(f"llama.cpp could not quantise the bundled model to {kind}")
     return target
@@ -60,9 +65,9 @@ def measure(engine: str, tokens: int, repeats: int, model_file: str = "") -> dic
     if engine.startswith("llama.cpp"):
         from persona.runtime.llamacpp import LlamaCppGenerator
 
-        generator = LlamaCppGenerator(resolve_base_model(""), settings, model_file=model_file)
+        generator = LlamaCppGenerator(resolve_base_model(MODEL), settings, model_file=model_file)
     else:
-        generator = Generator(resolve_base_model(""), settings, precision=engine)
+        generator = Generator(resolve_base_model(MODEL), settings, precision=engine)
     load_s = time.perf_counter() - started
     generator.generate(MESSAGES, max_new_tokens=2)  # warm-up
     prompt, cached = [], []
@@ -98,18 +103,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="", help="PERSONA_BASE_MODEL, a GGUF one for llama.cpp (default: the bundled SmolLM2)")
+    parser.add_argument("--engines", default="fp32,bf16,int8,llama.cpp,llama.cpp q8_0,llama.cpp f32")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
+    wanted = [e.strip() for e in args.engines.split(",")]
     import torch
 
     from persona.runtime.generation import PRECISIONS
     from persona.runtime.llamacpp import available
     from persona.runtime.model import count_chat_tokens, load_tokenizer, resolve_base_model
 
-    rows = {engine: measure(engine, args.tokens, args.repeats) for engine in PRECISIONS}
-    if available() is None:
-        rows["llama.cpp"] = measure("llama.cpp", args.tokens, args.repeats)  # the bundled GGUF as shipped (Q4_1)
-        with tempfile.TemporaryDirectory(prefix="persona-bench-gguf-") as folder:
-            rows["llama.cpp q8_0"] = measure("llama.cpp q8_0", args.tokens, args.repeats, str(requantised(Path(folder), "q8_0")))
+    rows = {engine: measure(engine, args.tokens, args.repeats) for engine in PRECISIONS if engine in wanted or engine == "fp32"}
+    if available() is None and "llama.cpp" in wanted:
+        rows["llama.cpp"] = measure("llama.cpp", args.tokens, args.repeats)  # the base model's GGUF as shipped
+    for kind in ("q8_0", "f32"):
+        if available() is None and f"llama.cpp {kind}" in wanted:
+            with tempfile.TemporaryDirectory(prefix="persona-bench-gguf-") as folder:
+                rows[f"llama.cpp {kind}"] = measure(f"llama.cpp {kind}", args.tokens, args.repeats, str(requantised(Path(folder), kind)))
     baseline = rows["fp32"]
     for row in rows.values():
         row["decode_vs_fp32"] = round(float(row["decode_tokens_per_s"]) / float(baseline["decode_tokens_per_s"]), 2)
@@ -118,9 +130,9 @@ def main() -> None:
         row["same_reply_as_fp32"] = row["text"] == baseline["text"]
         words, fp32_words = str(row["text"]).split(), str(baseline["text"]).split()
         row["same_first_words_as_fp32"] = next((i for i, (a, b) in enumerate(zip(words, fp32_words)) if a != b), min(len(words), len(fp32_words)))
-    prompt_tokens = count_chat_tokens(load_tokenizer(resolve_base_model("")), MESSAGES)
+    prompt_tokens = count_chat_tokens(load_tokenizer(resolve_base_model(MODEL)), MESSAGES)
     print(json.dumps({"bench": "generation", "machine": f"{platform.machine()} {os.cpu_count()} cores", "threads": torch.get_num_threads(),
-                      "model": "SmolLM2-135M-Instruct", "prompt_tokens": prompt_tokens, "max_new_tokens": args.tokens, "engines": rows,
+                      "model": resolve_base_model(MODEL).name, "prompt_tokens": prompt_tokens, "max_new_tokens": args.tokens, "engines": rows,
                       "skipped": [] if "llama.cpp" in rows else [f"llama.cpp: {available()}"]},
                      ensure_ascii=False))
 
