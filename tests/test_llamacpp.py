@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -181,3 +182,51 @@ def test_an_adapter_with_trained_token_rows_is_refused_in_one_line(smollm2: Base
     with pytest.raises(ConfigError, match="PERSONA_LOCAL_ENGINE=transformers"):
         convert(tmp_path / "v1", base_gguf(smollm2), target)
     assert not target.exists() and not list((tmp_path / "v1").glob(".*partial"))
+
+
+@needs_llama_cpp
+def test_persona_serve_on_llama_cpp_hot_swaps_promoted_adapters(persona_exe: Path, engines: tuple, smollm2: BaseModelSpec,
+                                                                 database: Database, tmp_path: Path) -> None:
+    """An OpenAI-compatible llama.cpp server with persona's adapters: `persona serve` with
+    PERSONA_LOCAL_ENGINE=llama.cpp, used by another process through PERSONA_GENERATOR=openai.
+    Each promotion is served as persona-vN and the client switches by name; greedy replies
+    equal the in-process llama.cpp ones, before and after the hot-swap."""
+    from persona import adapters, api_keys
+    from persona.runtime.remote import RemoteGenerator
+    from tests.test_serve import _free_port, _serve, _wait_for
+
+    store = Store(database)
+    versions = []
+    with store.connect() as conn:
+        _, owner_key = api_keys.create(conn, asker_id=None, place=Place.terminal())
+        for n in (1, 2):
+            version = adapters.create_candidate(conn, base_model=smollm2.name, parent_id=None, hyperparams={}, data_watermark=0,
+                                                feedback_watermark=0)
+            adapters.set_path(conn, version, random_lora(smollm2, tmp_path / f"v{n}", seed=20 + n, scale=0.5, rank=8))
+            versions.append(version)
+        conn.commit()
+    port = _free_port()
+    server = _serve(persona_exe, port, {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"),
+                                        "PERSONA_LOCAL_ENGINE": "llama.cpp", "PERSONA_OWNER_ID": str(OWNER_ID)})
+    remote = RemoteGenerator(smollm2, GREEDY, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=120)
+    local = engines[1]
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", server)
+        remote.use_adapter(None, None)
+        local.use_adapter(None, None)
+        assert remote.generate(MESSAGES).text == local.generate(MESSAGES).text
+        seen = []
+        for n, version in enumerate(versions, start=1):
+            with store.connect() as conn:
+                adapters.activate(conn, version)  # what a retrain's promotion does
+                conn.commit()
+            remote.use_adapter(version, str(tmp_path / f"v{n}"))
+            local.use_adapter(100 + version, str(tmp_path / f"v{n}"))
+            assert remote.adapter_version == version and f"persona-v{version}" in remote.served_models()
+            seen.append(remote.generate(MESSAGES).text)
+            assert seen[-1] == local.generate(MESSAGES).text
+        assert len(set(seen)) == 2
+    finally:
+        local.use_adapter(None, None)
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
