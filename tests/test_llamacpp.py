@@ -230,3 +230,51 @@ def test_persona_serve_on_llama_cpp_hot_swaps_promoted_adapters(persona_exe: Pat
         local.use_adapter(None, None)
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_the_gguf_lora_names_shapes_and_rows(tmp_path: Path, arch: str) -> None:
+    """Without llama.cpp: the conversion against a small GGUF base of each architecture —
+    tensors named after the base's, A and B as llama.cpp checks them, alpha kept, Gemma 3's
+    `language_model.` prefix dropped, and only Llama's query/key rows permuted."""
+    import gguf
+    from safetensors.numpy import save_file
+
+    from persona.runtime.gguf_lora import convert
+
+    heads, kv_heads, dim, head_dim, rank = 4, 2, 16, 4, 2
+    base = tmp_path / "base.gguf"
+    writer = gguf.GGUFWriter(str(base), arch)
+    writer.add_block_count(1)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    for name, rows in (("attn_q", heads * head_dim), ("attn_k", kv_heads * head_dim), ("ffn_down", dim)):
+        writer.add_tensor(f"blk.0.{name}.weight", np.zeros((rows, dim), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    prefix = "base_model.model.model." + ("language_model." if arch == "gemma3" else "") + "layers.0."
+    rng = np.random.default_rng(0)
+    weights = {}
+    for module, rows in (("self_attn.q_proj", heads * head_dim), ("self_attn.k_proj", kv_heads * head_dim), ("mlp.down_proj", dim)):
+        weights[f"{prefix}{module}.lora_A.weight"] = rng.standard_normal((rank, dim)).astype(np.float32)
+        weights[f"{prefix}{module}.lora_B.weight"] = np.arange(rows * rank, dtype=np.float32).reshape(rows, rank)
+    adapter = tmp_path / "v1"
+    adapter.mkdir()
+    save_file(weights, str(adapter / "adapter_model.safetensors"))
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 8}))
+
+    convert(adapter, base, tmp_path / "lora.gguf")
+    reader = gguf.GGUFReader(tmp_path / "lora.gguf")
+    assert reader.fields["general.type"].contents() == "adapter" and reader.fields["adapter.lora.alpha"].contents() == 8.0
+    tensors = {t.name: np.array(t.data) for t in reader.tensors}
+    assert sorted(tensors) == [f"blk.0.{n}.weight.lora_{p}" for n in ("attn_k", "attn_q", "ffn_down") for p in "ab"]
+    assert tensors["blk.0.attn_q.weight.lora_a"].shape == (rank, dim) and tensors["blk.0.attn_q.weight.lora_b"].shape == (16, rank)
+    assert np.array_equal(tensors["blk.0.ffn_down.weight.lora_b"], weights[f"{prefix}mlp.down_proj.lora_B.weight"])
+    k_b = weights[f"{prefix}self_attn.k_proj.lora_B.weight"]
+    if arch == "gemma3":
+        assert np.array_equal(tensors["blk.0.attn_k.weight.lora_b"], k_b)
+    else:  # each head's rows go from [first half, second half] to interleaved pairs, as in the Llama GGUF base
+        first_head = k_b[:head_dim]
+        assert np.array_equal(tensors["blk.0.attn_k.weight.lora_b"][:head_dim], first_head[[0, 2, 1, 3]])

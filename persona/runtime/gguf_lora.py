@@ -67,7 +67,9 @@ def convert(adapter_dir: Path, base_gguf: Path, target: Path) -> None:
             raise ConfigError(f"adapter {adapter_dir.name}: {key.split('.')[-2]!r} weights (e.g. trained token rows) have no GGUF "
                               "LoRA form: use PERSONA_LOCAL_ENGINE=transformers for this base model")
         module, part = key.split(".lora_A." if ".lora_A." in key else ".lora_B.")[0], ("a" if ".lora_A." in key else "b")
-        pairs.setdefault(module.removeprefix("base_model.model."), {})[part] = value.astype(np.float32)
+        # Gemma 3 4B+ (text + vision) keeps its language model under `language_model.`; its GGUF is the language model alone.
+        module = module.removeprefix("base_model.model.").replace("language_model.", "")
+        pairs.setdefault(module, {})[part] = value.astype(np.float32)
 
     rank = int(config["r"])
     alpha = float(config.get("lora_alpha", rank))
