@@ -88,6 +88,9 @@ class Settings(BaseSettings):
         "`make llama-cpp`: several times faster on a CPU; needs the base model as GGUF; greedy replies can differ in late words).")
     llama_cpp_model: str = Field(default="", description="PERSONA_LOCAL_ENGINE=llama.cpp: a GGUF of the base model; empty: the base "
                                  "model's own GGUF (the bundled SmolLM2, gemma-3-270m).")
+    llama_cpp_weights: Literal["as-is", "f32"] = Field(
+        default="as-is", description="PERSONA_LOCAL_ENGINE=llama.cpp: the GGUF's weights as they are (fastest), or f32 (de-quantised once "
+        "into PERSONA_HOME/models: the very weights transformers computes with, so greedy replies are word for word transformers').")
     local_precision: Literal["fp32", "bf16", "int8"] = Field(
         default="fp32", description="PERSONA_GENERATOR=local on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
         "int8 (dynamic quantisation: fastest; greedy replies differ slightly from fp32).")

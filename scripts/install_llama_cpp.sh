@@ -18,7 +18,9 @@ optional=false
 [ "${1:-}" = "--optional" ] && optional=true
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-export CMAKE_ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'"
+# Your own CMAKE_ARGS replace these (e.g. CMAKE_ARGS="-DGGML_CUDA=on" for an NVIDIA GPU, or
+# without the -mno-amx flags on a bare-metal Sapphire Rapids where AMX works).
+export CMAKE_ARGS="${CMAKE_ARGS:-"-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'"}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 log="$VENV/llama-cpp-build.log"
 

@@ -278,3 +278,25 @@ def test_the_gguf_lora_names_shapes_and_rows(tmp_path: Path, arch: str) -> None:
     else:  # each head's rows go from [first half, second half] to interleaved pairs, as in the Llama GGUF base
         first_head = k_b[:head_dim]
         assert np.array_equal(tensors["blk.0.attn_k.weight.lora_b"][:head_dim], first_head[[0, 2, 1, 3]])
+
+
+@needs_llama_cpp
+def test_f32_weights_give_transformers_own_greedy_replies(engines: tuple, smollm2: BaseModelSpec, tmp_path: Path) -> None:
+    """PERSONA_LLAMA_CPP_WEIGHTS=f32: the GGUF de-quantised once (atomically, into the
+    models folder) — the weights transformers computes with — so greedy replies, base and
+    adapter alike, are transformers' word for word: the quantised activations were the
+    only difference."""
+    from persona.runtime.llamacpp import LlamaCppGenerator
+
+    transformers_engine = engines[0]
+    exact = LlamaCppGenerator(smollm2, GREEDY, weights="f32", models_dir=tmp_path / "models")
+    assert exact.model_file.parent == tmp_path / "models" and exact.model_file.name.endswith(".f32.gguf")
+    assert not list((tmp_path / "models").glob(".*partial"))
+    question = [MESSAGES[0], {"role": "user", "content": "kim: did you finish the overhang on saturday?"}]
+    adapter = random_lora(smollm2, tmp_path / "v1", seed=3, scale=0.3, rank=8)
+    for version, path in ((None, None), (30, adapter)):
+        transformers_engine.use_adapter(version, path)
+        exact.use_adapter(version, path)
+        for messages in (MESSAGES, question):
+            assert exact.generate(messages).text == transformers_engine.generate(messages).text
+    transformers_engine.use_adapter(None, None)

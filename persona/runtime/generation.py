@@ -138,7 +138,8 @@ def generator_for(settings: Any, generation: GenerationSettings) -> TextGenerato
     if settings.local_engine == "llama.cpp":
         from persona.runtime.llamacpp import LlamaCppGenerator
 
-        return LlamaCppGenerator(spec, generation, model_file=settings.llama_cpp_model)
+        return LlamaCppGenerator(spec, generation, model_file=settings.llama_cpp_model, weights=settings.llama_cpp_weights,
+                                 models_dir=settings.models_dir)
     return Generator(spec, generation, precision=settings.local_precision)
 
 

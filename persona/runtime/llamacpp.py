@@ -13,7 +13,8 @@ switched without reloading the model.
 What differs from transformers: llama.cpp multiplies quantised weights with quantised
 activations (transformers de-quantises the GGUF to fp32), so the logits differ in the
 last digits and a greedy reply can take another word where two are nearly tied;
-`bench/generation.py` measures how often.
+`bench/generation.py` measures how often. With PERSONA_LLAMA_CPP_WEIGHTS=f32 the GGUF is
+de-quantised once (the weights transformers uses) and greedy replies are transformers'.
 """
 
 from __future__ import annotations
@@ -62,10 +63,35 @@ def base_gguf(spec: BaseModelSpec, configured: str = "") -> Path:
                       "llama.cpp's convert_hf_to_gguf.py and set PERSONA_LLAMA_CPP_MODEL to the .gguf file")
 
 
+def dequantised(model_file: Path, models_dir: Path) -> Path:
+    """`model_file` with every weight de-quantised to f32 (llama.cpp's own quantiser), made
+    once in `models_dir` under a temporary name first: what transformers computes with
+    when it loads that GGUF, so llama.cpp's greedy replies become transformers' own."""
+    import llama_cpp
+
+    target = models_dir.expanduser() / f"{model_file.stem}.f32.gguf"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.allow_requantize = llama_cpp.LLAMA_FTYPE_ALL_F32, True
+    log.info("de-quantising %s to f32 into %s (once)", model_file.name, target.parent)
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp reports each tensor it converts otherwise
+    try:
+        if llama_cpp.llama_model_quantize(str(model_file).encode(), str(partial).encode(), ctypes.byref(params)):
+            raise ConfigError(f"PERSONA_LLAMA_CPP_WEIGHTS=f32: llama.cpp could not de-quantise {model_file}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
 class LlamaCppGenerator:
     """The base model in llama.cpp with the active adapter; thread-safe (one generation at a time)."""
 
-    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, *, model_file: str = "", threads: int = 0) -> None:
+    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, *, model_file: str = "", weights: str = "as-is",
+                 models_dir: Path | None = None, threads: int = 0) -> None:
         reason = available()
         if reason:
             raise ConfigError(f"PERSONA_LOCAL_ENGINE=llama.cpp: {reason}")
@@ -75,11 +101,14 @@ class LlamaCppGenerator:
         self.settings = settings
         self.tokenizer = load_tokenizer(spec)
         self.model_file = base_gguf(spec, model_file)
+        if weights == "f32":
+            self.model_file = dequantised(self.model_file, models_dir or self.model_file.parent)
         threads = threads or len(os.sched_getaffinity(0))
         self._window = min(MAX_CONTEXT, _trained_context(self.model_file))
         try:
+            # Every layer on the GPU when llama.cpp was built with one (CMAKE_ARGS="-DGGML_CUDA=on" make llama-cpp); ignored on a CPU build.
             self.llm = llama_cpp.Llama(model_path=str(self.model_file), n_ctx=self._window, n_batch=512, n_threads=threads,
-                                       n_threads_batch=threads, verbose=False)
+                                       n_threads_batch=threads, n_gpu_layers=-1, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"llama.cpp cannot load {self.model_file}: {exc}") from None
         if len(self.tokenizer) > self.llm.n_vocab():
