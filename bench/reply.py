@@ -60,6 +60,7 @@ def summarise(timings: list[dict[str, float]], prefix: str) -> dict[str, float]:
     overhead = [t["context_fetch"] + t["recall"] + t.get("evidence", 0.0) + t["prompt"] + t["send"] for t in timings]
     figures[f"{prefix}overhead_without_check_p99_ms"] = pct(overhead, 99)
     figures[f"{prefix}overhead_p99_ms"] = pct([o + t.get("check", 0.0) for o, t in zip(overhead, timings)], 99)
+    figures[f"{prefix}new_tokens_p50"] = pct([t["new_tokens"] for t in timings], 50)
     tokens = sum(t["new_tokens"] for t in timings)
     seconds = sum(t["generate"] for t in timings) / 1000
     figures[f"{prefix}tokens_per_s"] = round(tokens / seconds, 1) if seconds else 0.0  # per reply, while it generates
@@ -151,6 +152,8 @@ def main() -> None:
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
     parser.add_argument("--generator", default="local", help="comma-separated: local, llama.cpp, openai (a persona serve), vllm (needs `make vllm`)")
     parser.add_argument("--delivery", choices=("typing", "stream"), default="stream")
+    parser.add_argument("--adapter", default="", help="an adapter folder of the base model for the in-process generators "
+                        "(e.g. the demo's, $PERSONA_HOME/demo/adapters/v1/adapter): replies as short as a trained voice makes them")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
     generators = [g.strip() for g in args.generator.split(",") if g.strip()]
@@ -211,6 +214,8 @@ def main() -> None:
                 generator = LlamaCppGenerator(spec, generation)
             else:
                 generator = Generator(spec, generation)
+            if args.adapter and name in ("local", "llama.cpp"):
+                generator.use_adapter(1, args.adapter)
             # The pipeline as shipped: grounding, "not sure" and the consistency check on their defaults.
             engine = ReplyEngine(store, embedder, generator, owner_id=known_answers.OWNER_ID, owner_name="Alex",
                                  grounding=GroundingSettings.from_settings(defaults), say_unknown=defaults.say_unknown,
@@ -232,7 +237,8 @@ def main() -> None:
                 figures |= summarise(timings, f"at_{level}_")
             results[name] = figures
     budget = 20.0
-    out = {"bench": "reply", "machine": f"{platform.machine()} {os.cpu_count()} cores", "model": args.model, "mentions": args.mentions,
+    out = {"bench": "reply", "machine": f"{platform.machine()} {os.cpu_count()} cores", "model": args.model, "adapter": args.adapter or None,
+           "mentions": args.mentions,
            "concurrency": levels, "delivery": args.delivery, "overhead_budget_p99_ms": budget, "generators": results}
     out["overhead_within_budget"] = {name: figures.get("at_10_overhead_p99_ms", figures["overhead_p99_ms"]) <= budget  # type: ignore[operator]
                                      for name, figures in results.items()}
