@@ -298,5 +298,5 @@ def test_f32_weights_give_transformers_own_greedy_replies(engines: tuple, smollm
         transformers_engine.use_adapter(version, path)
         exact.use_adapter(version, path)
         for messages in (MESSAGES, question):
-            assert exact.generate(messages).text == transformers_engine.generate(messages).text
+            assert exact.generate(messages).text == transformers_engine.generate(messages).text, (version, messages[-1])
     transformers_engine.use_adapter(None, None)

@@ -215,3 +215,21 @@ def test_a_cpu_precision_replies_and_swaps_adapters_by_merging(tiny_llama: BaseM
     assert generator.adapter_version == 1 and generator.generate(messages).text != base
     generator.use_adapter(None, None)
     assert generator.adapter_version is None and generator.generate(messages).text == base
+
+
+def test_the_same_adapter_number_from_another_folder_is_loaded_again(tiny_llama: BaseModelSpec, tmp_path: Path) -> None:
+    """Adapters are numbered per PERSONA_HOME: v1 of another home is another adapter, not the cached one."""
+    from tests.helpers import random_lora
+
+    settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
+    messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
+    first, second = (random_lora(tiny_llama, tmp_path / home / "v1", seed=n) for n, home in enumerate(("a", "b"), start=1))
+    alone = Generator(tiny_llama, settings)
+    alone.use_adapter(1, second)
+    expected = alone.generate(messages).text
+    generator = Generator(tiny_llama, settings)
+    generator.use_adapter(1, first)
+    assert generator.generate(messages).text != expected
+    generator.use_adapter(None, None)
+    generator.use_adapter(1, second)
+    assert generator.generate(messages).text == expected

@@ -178,6 +178,7 @@ class Generator:
         self._fp32: Any = None if precision == "fp32" else base  # what a merge starts from
         self.model: Any = base if precision == "fp32" else _in_precision(copy.deepcopy(base), precision)
         self.adapter_version: int | None = None
+        self._loaded_from: dict[str, str] = {}  # peft adapter name → the folder it was loaded from
         self._lock = threading.Lock()
 
     @property
@@ -201,12 +202,15 @@ class Generator:
                 return
             name = f"v{version}"
             if isinstance(self.model, PeftModel):
+                if name in self.model.peft_config and self._loaded_from.get(name) != path:
+                    self.model.delete_adapter(name)  # the same number from another folder (another PERSONA_HOME)
                 if name not in self.model.peft_config:
                     self.model.load_adapter(path, adapter_name=name)
                 self.model.base_model.enable_adapter_layers()
                 self.model.set_adapter(name)
             else:
                 self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            self._loaded_from[name] = path
             self.model.eval()
             self.adapter_version = version
             log.info("replying with adapter %s", name)
