@@ -40,6 +40,10 @@ class GenerationSettings:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def overridden(self, *, greedy: bool | None = None, max_new_tokens: int | None = None) -> GenerationSettings:
+        """These settings with one call's own choices (None: keep the setting)."""
+        return replace(self, **{k: v for k, v in (("greedy", greedy), ("max_new_tokens", max_new_tokens)) if v is not None})
+
     def generate_kwargs(self, tokenizer: Any) -> dict[str, Any]:
         options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
                                    "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
@@ -231,9 +235,7 @@ class Generator:
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
                  on_text: OnText | None = None) -> Generated:
-        settings = self.settings if greedy is None else replace(self.settings, greedy=greedy)
-        if max_new_tokens is not None:
-            settings = replace(settings, max_new_tokens=max_new_tokens)
+        settings = self.settings.overridden(greedy=greedy, max_new_tokens=max_new_tokens)
         with self._lock:
             return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding, opening=opening,
                             on_text=on_text)

@@ -24,7 +24,6 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +165,7 @@ class LlamaCppGenerator:
                  on_text: OnText | None = None) -> Generated:
         import torch
 
-        settings = self.settings if greedy is None else replace(self.settings, greedy=greedy)
-        if max_new_tokens is not None:
-            settings = replace(settings, max_new_tokens=max_new_tokens)
+        settings = self.settings.overridden(greedy=greedy, max_new_tokens=max_new_tokens)
         prompt = prompt_ids(self.tokenizer, messages, opening)
         chooser = _NextToken(settings, self.top_k, evidence_bias(self.tokenizer, evidence, grounding, len(prompt)))
         streamer = text_streamer(self.tokenizer, on_text)
