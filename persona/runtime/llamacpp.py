@@ -175,9 +175,9 @@ class LlamaCppGenerator:
         with self._lock:
             if len(prompt) + settings.max_new_tokens > self._window:
                 raise ConfigError(f"the prompt ({len(prompt)} tokens) and the reply do not fit llama.cpp's {self._window}-token context")
-            # llama.cpp samples greedily from what the chooser leaves: one token.
+            # llama.cpp samples greedily from what the chooser leaves: one token (plain greedy needs no chooser: argmax either way).
             for token in self.llm.generate(prompt, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
-                                           logits_processor=[chooser]):
+                                           logits_processor=None if chooser.plain_greedy else [chooser]):
                 new.append(token)
                 if streamer is not None and token != self.tokenizer.eos_token_id:
                     streamer.put(torch.tensor([token]))
@@ -209,6 +209,7 @@ class _NextToken:
             if settings.top_p < 1.0:
                 self.processors.append(TopPLogitsWarper(settings.top_p))
         self.processors.extend(extra)
+        self.plain_greedy = self.greedy and not self.processors
 
     def __call__(self, input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
         import torch
