@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,14 @@ def test_llama_cpp_replies_swap_adapters_stream_and_ground(engines: tuple, smoll
     assert "biscuit" not in generator.generate(question).text.lower()
     grounded = generator.generate(question, evidence=evidence, grounding=GroundingSettings(boost=4.0, copy_weight=0.8))
     assert "biscuit" in grounded.text.lower()  # grounding's logits processor runs on llama.cpp's logits
+
+    plain = replace(GREEDY, repetition_penalty=1.0)  # plain greedy: llama.cpp's own argmax, no chooser in Python
+    generator.settings, transformers_engine.settings = plain, plain
+    try:
+        words = [engine.generate(MESSAGES).text.split()[:3] for engine in (generator, transformers_engine)]
+    finally:
+        generator.settings, transformers_engine.settings = GREEDY, GREEDY
+    assert words[0] and words[0] == words[1]
 
     sampled = {generator.generate(MESSAGES, greedy=False).text for _ in range(3)}
     assert len(sampled) > 1  # temperature/top-p sampling, not greedy
