@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser demo test bench clean vllm llama-cpp
+.PHONY: install browser demo test bench clean vllm llama-cpp llama-server
 
 install:
 	@bash scripts/install.sh
@@ -22,9 +22,13 @@ test: install browser
 llama-cpp:
 	@bash scripts/install_llama_cpp.sh
 
+# Optional: llama.cpp's llama-server in .llama-server (opt-in test; PERSONA_GENERATOR=openai against it)
+llama-server:
+	@bash scripts/install_llama_server.sh
+
 # Optional: vLLM (CPU) in .venv-vllm for the opt-in vLLM test and bench (not part of `make test`'s install)
 vllm:
 	@bash scripts/install_vllm.sh
 
 clean:
-	rm -rf $(VENV) .venv-vllm .pytest_cache
+	rm -rf $(VENV) .venv-vllm .llama-server .pytest_cache

@@ -309,3 +309,30 @@ def test_f32_weights_give_transformers_own_greedy_replies(engines: tuple, smollm
         for messages in (MESSAGES, question):
             assert exact.generate(messages).text == transformers_engine.generate(messages).text, (version, messages[-1])
     transformers_engine.use_adapter(None, None)
+
+
+def test_persona_adapters_gguf_writes_the_llama_server_file(persona_exe: Path, smollm2: BaseModelSpec, database: Database,
+                                                             tmp_path: Path) -> None:
+    """`persona adapters gguf [vN]` (for llama-server's --lora): the active version by
+    default, converted beside its adapter; an unknown version is one line, exit 2."""
+    import gguf
+
+    from persona import adapters
+
+    store = Store(database)
+    with store.connect() as conn:
+        version = adapters.create_candidate(conn, base_model=smollm2.name, parent_id=None, hyperparams={}, data_watermark=0,
+                                            feedback_watermark=0)
+        adapters.set_path(conn, version, random_lora(smollm2, tmp_path / "v1", seed=5, rank=4, targets=["q_proj", "v_proj"]))
+        adapters.activate(conn, version)
+        conn.commit()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url,
+           "PERSONA_HOME": str(tmp_path / "home")}
+    made = subprocess.run([str(persona_exe), "adapters", "gguf"], env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr[-1000:]
+    written = Path(made.stdout.strip().splitlines()[-1])
+    assert written.parent == tmp_path / "v1"
+    names = {t.name for t in gguf.GGUFReader(written).tensors}
+    assert len(names) == 30 * 2 * 2 and "blk.0.attn_q.weight.lora_a" in names and "blk.29.attn_v.weight.lora_b" in names
+    missing = subprocess.run([str(persona_exe), "adapters", "gguf", "v9"], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and "v9" in missing.stderr

@@ -187,6 +187,26 @@ def adapters_activate(ctx: typer.Context, version: Annotated[str, typer.Argument
     out.print(f"{result.label} is active")
 
 
+@adapters_app.command("gguf")
+def adapters_gguf(ctx: typer.Context,
+                  version: Annotated[str | None, typer.Argument(help="Version, e.g. v3 or 3; default: the active one.")] = None) -> None:
+    """Write a version as a llama.cpp LoRA (GGUF) beside it and print its path: for llama-server's --lora."""
+    from pathlib import Path
+
+    from persona import adapters
+    from persona.errors import ConfigError
+    from persona.runtime.gguf_lora import lora_for
+    from persona.runtime.llamacpp import base_gguf
+    from persona.runtime.model import resolve_base_model
+
+    settings, store = _context(ctx)
+    with store.connect() as conn:
+        chosen = adapters.active(conn) if version is None else adapters.get(conn, _version_number(version))
+    if chosen is None or not chosen.path:
+        raise ConfigError(f"no adapter {version or 'is active'} with weights: see `persona adapters`")
+    print(lora_for(Path(chosen.path), base_gguf(resolve_base_model(settings.base_model, settings.models_dir), settings.llama_cpp_model)))
+
+
 @adapters_app.command("rollback")
 def adapters_rollback(ctx: typer.Context) -> None:
     """Re-activate the adapter that was active before the current one."""

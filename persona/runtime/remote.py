@@ -13,6 +13,14 @@ never names an adapter the server has not loaded; if loading fails, replies keep
 previous model and the next refresh tries again. The adapter it replaced is then
 unloaded (`POST /v1/unload_lora_adapter`), so nightly versions do not pile up.
 
+llama.cpp's `llama-server` has no such endpoint: it loads LoRAs only at start (`--lora
+FILE`, the GGUF that `persona adapters gguf` writes beside each adapter) and lists them at
+`GET /lora-adapters`. Against it, a version is served only if the server was started
+with that version's file; each request then names every LoRA in llama-server's
+per-request `"lora"` field, that version's at scale 1 and the others at 0 (one left out
+would get its global scale), so switching is still atomic per request.
+A version it was not started with is one clear line saying how to restart it.
+
 What cannot travel: grounding's pull towards the owner's words works on the model's
 logits (persona/runtime/grounding.py), which these APIs do not expose; evidence still
 decides "not sure" and the consistency check still runs. A forced opening ("not
@@ -64,6 +72,9 @@ class RemoteGenerator:
         self._served_adapters_dir = served_adapters_dir
         self._switch = threading.Lock()
         self._wanted: tuple[int | None, str | None] = (None, None)
+        self._lora: list[dict[str, float]] | None = None  # llama-server: the adapters each request applies (None: another server)
+        self._server_known = False  # whether _detect_llama_server has had an answer
+        self._unstarted: int | None = None  # a version llama-server was not started with (asked again by use_adapter only)
         self._said_no_grounding = False
 
     @property
@@ -89,10 +100,16 @@ class RemoteGenerator:
         version, path = self._wanted
         if version == self.adapter_version and self._model:
             return
+        self._detect_llama_server()
         if version is None or path is None:
+            if self._lora is not None:  # llama-server: every LoRA it was started with at scale 0 (an empty list would mean its defaults)
+                self._lora = [{"id": entry["id"], "scale": 0.0} for entry in self._started_loras()]
             self._model, self.adapter_version = self._base(), None
             return
         name = adapter_name(version)
+        if self._lora is not None:
+            self._pick_started_lora(version, path)
+            return
         if name not in self.served_models():
             self._call("POST", "load_lora_adapter", {"lora_name": name, "lora_path": self._server_path(path)})
             if name not in self.served_models():
@@ -102,6 +119,49 @@ class RemoteGenerator:
         log.info("replying with adapter %s on %s", name, self.base_url)
         if previous.startswith("persona-v") and previous != name:
             self._unload(previous)
+
+    def _root_url(self, path: str) -> str:
+        """An endpoint beside /v1 (llama-server's /lora-adapters)."""
+        return f"{self.base_url.removesuffix('/v1')}/{path}"
+
+    def _detect_llama_server(self) -> None:
+        """Once the server answers: is it llama-server (its /lora-adapters lists the LoRAs it
+        was started with)? Its requests then always name them (see the module's docstring)."""
+        if self._server_known:
+            return
+        with self._reaching():
+            response = self._client.get(self._root_url("lora-adapters"))
+        self._server_known = True
+        try:
+            if response.status_code == 200 and isinstance(response.json(), list):
+                self._lora = []
+                log.info("%s is llama.cpp's llama-server: adapters are the LoRAs it was started with", self.base_url)
+        except ValueError:
+            pass
+
+    def _started_loras(self) -> list[dict[str, Any]]:
+        with self._reaching():
+            response = self._client.get(self._root_url("lora-adapters"))
+        if response.status_code >= 400:
+            self._refused(response, "GET", "lora-adapters")
+        return list(response.json())
+
+    def _pick_started_lora(self, version: int, path: str) -> None:
+        """llama-server: serve `version` through the LoRA it was started with from that
+        version's folder (the file `persona adapters gguf` writes there)."""
+        folder = Path(self._server_path(path))
+        started = self._started_loras()
+        chosen = [entry["id"] for entry in started if Path(str(entry.get("path", ""))).parent == folder]
+        if not chosen:
+            self._unstarted = version
+            raise ModelUnavailable(f"llama-server at {self.base_url} was not started with adapter v{version}: run `persona adapters gguf "
+                                   f"v{version}` and restart it with --lora {folder}/<that file> (it loads LoRAs only at start); "
+                                   f"replies stay on {'adapter v' + str(self.adapter_version) if self.adapter_version else 'the base model'}")
+        self._model = self._base()
+        # Every LoRA named: one left out of a request's list would be applied at its global scale.
+        self._lora = [{"id": entry["id"], "scale": 1.0 if entry["id"] == chosen[0] else 0.0} for entry in started]
+        self.adapter_version, self._unstarted = version, None  # only now do requests apply it
+        log.info("replying with adapter v%d (llama-server LoRA %d) on %s", version, chosen[0], self.base_url)
 
     def _unload(self, name: str) -> None:
         """Free the server's copy of an adapter no longer served (nightly retrains would
@@ -118,14 +178,19 @@ class RemoteGenerator:
             self._said_no_grounding = True
             log.info("grounding's pull needs the model's logits: with PERSONA_GENERATOR=openai replies are generated without it")
         with self._switch:
-            self._sync()  # the adapter wished for, if the server was away when it was
-            model = self._model
+            if self._wanted[0] is None or self._wanted[0] != self._unstarted:  # llama-server lacks that one until restarted
+                self._sync()  # the adapter wished for, if the server was away when it was
+            model, lora = self._model, self._lora
         greedy = self.settings.greedy if greedy is None else greedy
         body: dict[str, Any] = {"model": model, "messages": list(messages),
                                 "max_tokens": max_new_tokens or self.settings.max_new_tokens,
                                 "temperature": 0.0 if greedy else self.settings.temperature, "top_p": 1.0 if greedy else self.settings.top_p}
         if self.settings.repetition_penalty != 1.0:
             body["repetition_penalty"] = self.settings.repetition_penalty  # vLLM's and persona serve's name for it
+        if lora is not None:  # llama-server: the adapter this request applies (an empty list: the base model), its penalty's name
+            body["lora"] = lora
+            if self.settings.repetition_penalty != 1.0:
+                body["repeat_penalty"] = self.settings.repetition_penalty
         if opening:
             body |= {"messages": [*messages, {"role": "assistant", "content": opening}], "continue_final_message": True,
                      "add_generation_prompt": False}
