@@ -17,6 +17,7 @@ from discord.ext import commands, tasks
 from bot.scheduler import make_scheduler
 from bot.services import Services
 from persona import memory
+from persona.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Upkeep(commands.Cog):
     async def follow_active_adapter(self) -> None:
         try:
             await asyncio.to_thread(self.services.engine.refresh_adapter)
+        except ModelUnavailable as exc:  # the model server is away, or lacks the version: one line, tried again next round
+            log.warning("still on the previous adapter: %s", exc.message)
         except Exception:  # noqa: BLE001 - keep serving with the adapter we have
             log.exception("could not switch to the newly active adapter")
 
