@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,26 @@ def random_lora(spec: Any, folder: Path, *, seed: int, scale: float = 1.0, rank:
                 weight.data *= scale
     model.save_pretrained(folder)
     return str(folder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen[str], *, what: str = "persona serve", timeout: float = 180) -> None:
+    """Until `url` answers 200; a server process that exits or never answers fails the test with its stderr."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited {process.returncode}: {process.stderr.read()[-2000:] if process.stderr else ''}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{what} did not come up in {timeout:.0f} s")

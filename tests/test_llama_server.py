@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from persona.runtime.llamacpp import available
 from persona.runtime.model import resolve_base_model
 from persona.storage.db import Database
 from persona.storage.store import Store
-from tests.helpers import random_lora
+from tests.helpers import free_port, random_lora, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 LLAMA_SERVER = Path(os.environ.get("PERSONA_TEST_LLAMA_SERVER", REPO / ".llama-server" / "bin" / "llama-server"))
@@ -40,7 +38,6 @@ def test_llama_server_serves_the_versions_it_was_started_with(persona_exe: Path,
     from persona.runtime.generation import GenerationSettings
     from persona.runtime.llamacpp import LlamaCppGenerator
     from persona.runtime.remote import RemoteGenerator
-    from tests.test_serve import _free_port
 
     spec = resolve_base_model("")
     store = Store(database)
@@ -60,21 +57,12 @@ def test_llama_server_serves_the_versions_it_was_started_with(persona_exe: Path,
         files.append(Path(made.stdout.strip().splitlines()[-1]))
         assert files[-1].parent == Path(folders[n - 1]) and files[-1].suffix == ".gguf"
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(LLAMA_SERVER), "-m", str(Path(spec.path) / str(spec.gguf_file)), "--lora", str(files[0]), "--lora",
                                str(files[1]), "--lora-init-without-apply", "--port", str(port), "-c", "2048", "-t", "2", "--no-webui", "-fa", "off"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, f"llama-server exited: {server.stderr.read()[-2000:] if server.stderr else ''}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "llama-server did not come up"
-            time.sleep(0.5)
+        wait_healthy(f"http://127.0.0.1:{port}/health", server, what="llama-server", timeout=120)
         settings = GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
         remote = RemoteGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=120)
         local = LlamaCppGenerator(spec, replace(settings))

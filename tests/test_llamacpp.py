@@ -202,7 +202,8 @@ def test_persona_serve_on_llama_cpp_hot_swaps_promoted_adapters(persona_exe: Pat
     equal the in-process llama.cpp ones, before and after the hot-swap."""
     from persona import adapters, api_keys
     from persona.runtime.remote import RemoteGenerator
-    from tests.test_serve import _free_port, _serve, _wait_for
+    from tests.helpers import free_port, wait_healthy
+    from tests.test_serve import _serve
 
     store = Store(database)
     versions = []
@@ -214,13 +215,13 @@ def test_persona_serve_on_llama_cpp_hot_swaps_promoted_adapters(persona_exe: Pat
             adapters.set_path(conn, version, random_lora(smollm2, tmp_path / f"v{n}", seed=20 + n, scale=0.5, rank=8))
             versions.append(version)
         conn.commit()
-    port = _free_port()
+    port = free_port()
     server = _serve(persona_exe, port, {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"),
                                         "PERSONA_LOCAL_ENGINE": "llama.cpp", "PERSONA_OWNER_ID": str(OWNER_ID)})
     remote = RemoteGenerator(smollm2, GREEDY, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=120)
     local = engines[1]
     try:
-        _wait_for(f"http://127.0.0.1:{port}/health", server)
+        wait_healthy(f"http://127.0.0.1:{port}/health", server)
         remote.use_adapter(None, None)
         local.use_adapter(None, None)
         assert remote.generate(MESSAGES).text == local.generate(MESSAGES).text

