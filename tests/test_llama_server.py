@@ -58,11 +58,21 @@ def test_llama_server_serves_the_versions_it_was_started_with(persona_exe: Path,
         assert files[-1].parent == Path(folders[n - 1]) and files[-1].suffix == ".gguf"
 
     port = free_port()
-    server = subprocess.Popen([str(LLAMA_SERVER), "-m", str(Path(spec.path) / str(spec.gguf_file)), "--lora", str(files[0]), "--lora",
-                               str(files[1]), "--lora-init-without-apply", "--port", str(port), "-c", "2048", "-t", "2", "--no-webui", "-fa", "off"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def start(loras: list[Path]) -> subprocess.Popen[str]:
+        named = [arg for lora in loras for arg in ("--lora", str(lora))]
+        process = subprocess.Popen([str(LLAMA_SERVER), "-m", str(Path(spec.path) / str(spec.gguf_file)), *named, "--lora-init-without-apply",
+                                    "--port", str(port), "-c", "2048", "-t", "2", "--no-webui", "-fa", "off"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_healthy(f"http://127.0.0.1:{port}/health", process, what="llama-server", timeout=120)
+        return process
+
+    def stop(process: subprocess.Popen[str]) -> None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+    server = start(files)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", server, what="llama-server", timeout=120)
         settings = GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
         remote = RemoteGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=120)
         local = LlamaCppGenerator(spec, replace(settings))
@@ -82,8 +92,10 @@ def test_llama_server_serves_the_versions_it_was_started_with(persona_exe: Path,
         with pytest.raises(ModelUnavailable, match=r"not started with adapter v3.*--lora"):
             remote.use_adapter(3, folders[2])
         assert remote.adapter_version == 2 and remote.generate(messages).text == seen[-1]  # still on v2, nothing half-switched
+        stop(server)
+        server = start(files[::-1])  # restarted with the LoRAs in another order: their numbers change, v2 is still v2
+        assert remote.generate(messages).text == seen[-1]
         remote.use_adapter(None, None)
         assert remote.generate(messages).text == base
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        stop(server)

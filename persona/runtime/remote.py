@@ -72,7 +72,7 @@ class RemoteGenerator:
         self._served_adapters_dir = served_adapters_dir
         self._switch = threading.Lock()
         self._wanted: tuple[int | None, str | None] = (None, None)
-        self._lora: list[dict[str, float]] | None = None  # llama-server: the adapters each request applies (None: another server)
+        self._lora: Path | None | bool = False  # llama-server: the served version's folder (None: the base model); False: another server
         self._server_known = False  # whether _detect_llama_server has had an answer
         self._unstarted: int | None = None  # a version llama-server was not started with (asked again by use_adapter only)
         self._said_no_grounding = False
@@ -102,12 +102,12 @@ class RemoteGenerator:
             return
         self._detect_llama_server()
         if version is None or path is None:
-            if self._lora is not None:  # llama-server: every LoRA it was started with at scale 0 (an empty list would mean its defaults)
-                self._lora = [{"id": entry["id"], "scale": 0.0} for entry in self._started_loras()]
+            if self._lora is not False:
+                self._lora = None
             self._model, self.adapter_version = self._base(), None
             return
         name = adapter_name(version)
-        if self._lora is not None:
+        if self._lora is not False:
             self._pick_started_lora(version, path)
             return
         if name not in self.served_models():
@@ -134,7 +134,7 @@ class RemoteGenerator:
         self._server_known = True
         try:
             if response.status_code == 200 and isinstance(response.json(), list):
-                self._lora = []
+                self._lora = None
                 log.info("%s is llama.cpp's llama-server: adapters are the LoRAs it was started with", self.base_url)
         except ValueError:
             pass
@@ -150,18 +150,26 @@ class RemoteGenerator:
         """llama-server: serve `version` through the LoRA it was started with from that
         version's folder (the file `persona adapters gguf` writes there)."""
         folder = Path(self._server_path(path))
-        started = self._started_loras()
-        chosen = [entry["id"] for entry in started if Path(str(entry.get("path", ""))).parent == folder]
-        if not chosen:
+        if not any(Path(str(entry.get("path", ""))).parent == folder for entry in self._started_loras()):
             self._unstarted = version
             raise ModelUnavailable(f"llama-server at {self.base_url} was not started with adapter v{version}: run `persona adapters gguf "
                                    f"v{version}` and restart it with --lora {folder}/<that file> (it loads LoRAs only at start); "
                                    f"replies stay on {'adapter v' + str(self.adapter_version) if self.adapter_version else 'the base model'}")
         self._model = self._base()
-        # Every LoRA named: one left out of a request's list would be applied at its global scale.
-        self._lora = [{"id": entry["id"], "scale": 1.0 if entry["id"] == chosen[0] else 0.0} for entry in started]
-        self.adapter_version, self._unstarted = version, None  # only now do requests apply it
-        log.info("replying with adapter v%d (llama-server LoRA %d) on %s", version, chosen[0], self.base_url)
+        self._lora, self.adapter_version, self._unstarted = folder, version, None  # only now do requests apply it
+        log.info("replying with adapter v%d (llama-server's LoRA from %s) on %s", version, folder, self.base_url)
+
+    def _lora_field(self, folder: Path | None) -> list[dict[str, Any]]:
+        """llama-server's per-request `lora`: every LoRA it holds, the served folder's at
+        scale 1 and the rest at 0 — one left out would be applied at its global scale.
+        Asked for each request (a local GET): a restarted server may number them anew."""
+        started = self._started_loras()
+        field = [{"id": entry["id"], "scale": 1.0 if folder is not None and Path(str(entry.get("path", ""))).parent == folder else 0.0}
+                 for entry in started]
+        if folder is not None and not any(f["scale"] for f in field):
+            raise ModelUnavailable(f"llama-server at {self.base_url} no longer holds the served adapter ({folder}): was it restarted "
+                                   "without it? Restart it with that --lora, or activate another version")
+        return field
 
     def _unload(self, name: str) -> None:
         """Free the server's copy of an adapter no longer served (nightly retrains would
@@ -180,14 +188,14 @@ class RemoteGenerator:
         with self._switch:
             if self._wanted[0] is None or self._wanted[0] != self._unstarted:  # llama-server lacks that one until restarted
                 self._sync()  # the adapter wished for, if the server was away when it was
-            model, lora = self._model, self._lora
+            model, lora = self._model, (self._lora_field(self._lora) if self._lora is not False else None)
         greedy = self.settings.greedy if greedy is None else greedy
         body: dict[str, Any] = {"model": model, "messages": list(messages),
                                 "max_tokens": max_new_tokens or self.settings.max_new_tokens,
                                 "temperature": 0.0 if greedy else self.settings.temperature, "top_p": 1.0 if greedy else self.settings.top_p}
         if self.settings.repetition_penalty != 1.0:
             body["repetition_penalty"] = self.settings.repetition_penalty  # vLLM's and persona serve's name for it
-        if lora is not None:  # llama-server: the adapter this request applies (an empty list: the base model), its penalty's name
+        if lora is not None:  # llama-server: the adapter this request applies (all at 0: the base model), its penalty's name
             body["lora"] = lora
             if self.settings.repetition_penalty != 1.0:
                 body["repeat_penalty"] = self.settings.repetition_penalty
