@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from persona.errors import ConfigError
+from persona.runtime.model import whole_file
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,13 @@ def convert(adapter_dir: Path, base_gguf: Path, target: Path) -> None:
 
     config = _adapter_config(adapter_dir)
     reader = gguf.GGUFReader(base_gguf)
-    arch = _field(reader, "general.architecture")
+    arch = gguf_field(reader, "general.architecture")
     if arch not in _SUPPORTED:
         raise ConfigError(f"PERSONA_LOCAL_ENGINE=llama.cpp: persona converts adapters for {sorted(_SUPPORTED)}, not {arch!r}: "
                           "use PERSONA_LOCAL_ENGINE=transformers")
-    blocks = int(_field(reader, f"{arch}.block_count"))
-    heads = int(_field(reader, f"{arch}.attention.head_count"))
-    kv_heads = int(_field(reader, f"{arch}.attention.head_count_kv", heads))
+    blocks = int(gguf_field(reader, f"{arch}.block_count"))
+    heads = int(gguf_field(reader, f"{arch}.attention.head_count"))
+    kv_heads = int(gguf_field(reader, f"{arch}.attention.head_count_kv", heads))
     names = gguf.get_tensor_name_map({v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch], blocks)
     base_tensors = {t.name for t in reader.tensors}
 
@@ -75,30 +75,25 @@ def convert(adapter_dir: Path, base_gguf: Path, target: Path) -> None:
     alpha = float(config.get("lora_alpha", rank))
     if config.get("use_rslora"):
         alpha = alpha * rank / math.sqrt(rank)  # llama.cpp scales by alpha / rank; rsLoRA by alpha / sqrt(rank)
-    writer = gguf.GGUFWriter(str(_partial(target)), arch)
-    writer.add_string("general.type", "adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", alpha)
-    for module, pair in sorted(pairs.items()):
-        base = names.get_name(module + ".weight", try_suffixes=(".weight",))
-        if base is None or base not in base_tensors or set(pair) != {"a", "b"}:
-            raise ConfigError(f"adapter {adapter_dir.name}: no tensor of the GGUF base matches {module!r}")
-        a, b = pair["a"], pair["b"]
-        if arch in _PERMUTED and base.endswith(("attn_q.weight", "attn_k.weight")):
-            b = _permute_rows(b, heads if base.endswith("attn_q.weight") else kv_heads)
-        stem = base.removesuffix(".weight")
-        writer.add_tensor(f"{stem}.weight.lora_a", np.ascontiguousarray(a))
-        writer.add_tensor(f"{stem}.weight.lora_b", np.ascontiguousarray(b))
-    partial = _partial(target)
-    try:
+    with whole_file(target) as partial:
+        writer = gguf.GGUFWriter(str(partial), arch)
+        writer.add_string("general.type", "adapter")
+        writer.add_string("adapter.type", "lora")
+        writer.add_float32("adapter.lora.alpha", alpha)
+        for module, pair in sorted(pairs.items()):
+            base = names.get_name(module + ".weight", try_suffixes=(".weight",))
+            if base is None or base not in base_tensors or set(pair) != {"a", "b"}:
+                raise ConfigError(f"adapter {adapter_dir.name}: no tensor of the GGUF base matches {module!r}")
+            a, b = pair["a"], pair["b"]
+            if arch in _PERMUTED and base.endswith(("attn_q.weight", "attn_k.weight")):
+                b = _permute_rows(b, heads if base.endswith("attn_q.weight") else kv_heads)
+            stem = base.removesuffix(".weight")
+            writer.add_tensor(f"{stem}.weight.lora_a", np.ascontiguousarray(a))
+            writer.add_tensor(f"{stem}.weight.lora_b", np.ascontiguousarray(b))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     log.info("converted adapter %s to a llama.cpp LoRA (%d modules)", adapter_dir.name, len(pairs))
 
 
@@ -114,7 +109,8 @@ def _adapter_config(adapter_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"adapter {adapter_dir}: cannot read adapter_config.json ({exc})") from None
 
 
-def _field(reader: Any, key: str, default: Any = None) -> Any:
+def gguf_field(reader: Any, key: str, default: Any = None) -> Any:
+    """A metadata value of a GGUF (gguf's GGUFReader); `default` when absent, else a clear error."""
     field = reader.fields.get(key)
     if field is None:
         if default is None:
@@ -123,5 +119,3 @@ def _field(reader: Any, key: str, default: Any = None) -> Any:
     return field.contents()
 
 
-def _partial(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.partial")

@@ -31,8 +31,9 @@ import numpy as np
 
 from persona.errors import ConfigError
 from persona.runtime.generation import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
+from persona.runtime.gguf_lora import gguf_field
 from persona.runtime.grounding import GroundingSettings
-from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
+from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer, whole_file
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +73,13 @@ def dequantised(model_file: Path, models_dir: Path) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype, params.allow_requantize = llama_cpp.LLAMA_FTYPE_ALL_F32, True
     log.info("de-quantising %s to f32 into %s (once)", model_file.name, target.parent)
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp reports each tensor it converts otherwise
-    try:
+    with whole_file(target) as partial:
         if llama_cpp.llama_model_quantize(str(model_file).encode(), str(partial).encode(), ctypes.byref(params)):
             raise ConfigError(f"PERSONA_LLAMA_CPP_WEIGHTS=f32: llama.cpp could not de-quantise {model_file}")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target
 
 
@@ -231,9 +228,7 @@ def _trained_context(model_file: Path) -> int:
     import gguf
 
     reader = gguf.GGUFReader(model_file)
-    arch = reader.fields["general.architecture"].contents()
-    field = reader.fields.get(f"{arch}.context_length")
-    return int(field.contents()) if field is not None else MAX_CONTEXT
+    return int(gguf_field(reader, f"{gguf_field(reader, 'general.architecture')}.context_length", MAX_CONTEXT))
 
 
 def _default_top_k(spec: BaseModelSpec) -> int:

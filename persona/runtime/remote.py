@@ -72,7 +72,8 @@ class RemoteGenerator:
         self._served_adapters_dir = served_adapters_dir
         self._switch = threading.Lock()
         self._wanted: tuple[int | None, str | None] = (None, None)
-        self._lora: Path | None | bool = False  # llama-server: the served version's folder (None: the base model); False: another server
+        self._llama_server = False  # the server is llama.cpp's llama-server (see _detect_llama_server)
+        self._lora_folder: Path | None = None  # llama-server: the served version's folder (None: the base model)
         self._server_known = False  # whether _detect_llama_server has had an answer
         self._unstarted: int | None = None  # a version llama-server was not started with (asked again by use_adapter only)
         self._said_no_grounding = False
@@ -102,12 +103,10 @@ class RemoteGenerator:
             return
         self._detect_llama_server()
         if version is None or path is None:
-            if self._lora is not False:
-                self._lora = None
-            self._model, self.adapter_version = self._base(), None
+            self._model, self.adapter_version, self._lora_folder = self._base(), None, None
             return
         name = adapter_name(version)
-        if self._lora is not False:
+        if self._llama_server:
             self._pick_started_lora(version, path)
             return
         if name not in self.served_models():
@@ -134,7 +133,7 @@ class RemoteGenerator:
         self._server_known = True
         try:
             if response.status_code == 200 and isinstance(response.json(), list):
-                self._lora = None
+                self._llama_server = True
                 log.info("%s is llama.cpp's llama-server: adapters are the LoRAs it was started with", self.base_url)
         except ValueError:
             pass
@@ -156,7 +155,7 @@ class RemoteGenerator:
                                    f"v{version}` and restart it with --lora {folder}/<that file> (it loads LoRAs only at start); "
                                    f"replies stay on {'adapter v' + str(self.adapter_version) if self.adapter_version else 'the base model'}")
         self._model = self._base()
-        self._lora, self.adapter_version, self._unstarted = folder, version, None  # only now do requests apply it
+        self._lora_folder, self.adapter_version, self._unstarted = folder, version, None  # only now do requests apply it
         log.info("replying with adapter v%d (llama-server's LoRA from %s) on %s", version, folder, self.base_url)
 
     def _lora_field(self, folder: Path | None) -> list[dict[str, Any]]:
@@ -188,7 +187,7 @@ class RemoteGenerator:
         with self._switch:
             if self._wanted[0] is None or self._wanted[0] != self._unstarted:  # llama-server lacks that one until restarted
                 self._sync()  # the adapter wished for, if the server was away when it was
-            model, lora = self._model, (self._lora_field(self._lora) if self._lora is not False else None)
+            model, lora = self._model, (self._lora_field(self._lora_folder) if self._llama_server else None)
         greedy = self.settings.greedy if greedy is None else greedy
         body: dict[str, Any] = {"model": model, "messages": list(messages),
                                 "max_tokens": max_new_tokens or self.settings.max_new_tokens,
