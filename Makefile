@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser demo test bench clean vllm llama-cpp llama-server
+.PHONY: install browser demo test lint bench clean vllm llama-cpp llama-server
 
 install:
 	@bash scripts/install.sh
@@ -17,6 +17,10 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest -q
+
+# ruff with the rules in pyproject.toml; CI (.ci/run) runs it before the tests
+lint: install
+	$(BIN)/ruff check .
 
 # llama.cpp engine (PERSONA_LOCAL_ENGINE=llama.cpp); `make install` tries it too and goes on without it
 llama-cpp:

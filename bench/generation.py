@@ -1,5 +1,5 @@
 """Local generation on a CPU: transformers fp32 (the baseline) vs bf16 vs int8
-(PERSONA_LOCAL_PRECISION) vs llama.cpp (PERSONA_LOCAL_ENGINE=llama.cpp, when installed).
+(PERSONA_LOCAL_PRECISION) vs llama.cpp (PERSONA_ENGINE=llama.cpp, when installed).
 
 The bundled SmolLM2-135M through persona's generators, a reply prompt with five
 memories (as the bot builds them), greedy, `--tokens` new tokens; per engine the prompt
@@ -57,17 +57,18 @@ def requantised(folder: Path, kind: str) -> Path:
 
 
 def measure(engine: str, tokens: int, repeats: int, model_file: str = "") -> dict[str, object]:
-    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
     from persona.runtime.model import resolve_base_model
 
     started = time.perf_counter()
     settings = GenerationSettings(max_new_tokens=tokens, temperature=0.8, top_p=0.9, repetition_penalty=1.1, greedy=True)
     if engine.startswith("llama.cpp"):
-        from persona.runtime.llamacpp import LlamaCppGenerator
+        from persona.runtime.engines.llamacpp import LlamaCppGenerator
 
         generator = LlamaCppGenerator(resolve_base_model(MODEL), settings, model_file=model_file)
     else:
-        generator = Generator(resolve_base_model(MODEL), settings, precision=engine)
+        generator = TransformersGenerator(resolve_base_model(MODEL), settings, precision=engine)
     load_s = time.perf_counter() - started
     generator.generate(MESSAGES, max_new_tokens=2)  # warm-up
     prompt, cached = [], []
@@ -86,7 +87,8 @@ def measure(engine: str, tokens: int, repeats: int, model_file: str = "") -> dic
         reply = generator.generate(MESSAGES)
         replies.append(time.perf_counter() - mark)
     prompt_s, reply_s = statistics.median(prompt), statistics.median(replies)  # the reply with its whole prompt, uncached
-    return {"load_s": round(load_s, 2), "prompt_s": round(prompt_s, 3), "cached_prompt_s": round(statistics.median(cached), 3), "reply_s": round(reply_s, 3), "new_tokens": reply.new_tokens,
+    return {"load_s": round(load_s, 2), "prompt_s": round(prompt_s, 3), "cached_prompt_s": round(statistics.median(cached), 3),
+            "reply_s": round(reply_s, 3), "new_tokens": reply.new_tokens,
             "decode_tokens_per_s": round((reply.new_tokens - 1) / max(1e-6, reply_s - prompt_s), 1),
             "tokens_per_s": round(reply.new_tokens / reply_s, 1), "text": reply.text}
 
@@ -111,8 +113,8 @@ def main() -> None:
     wanted = [e.strip() for e in args.engines.split(",")]
     import torch
 
-    from persona.runtime.generation import PRECISIONS
-    from persona.runtime.llamacpp import available
+    from persona.runtime.engines.llamacpp import available
+    from persona.runtime.engines.transformers_engine import PRECISIONS
     from persona.runtime.model import count_chat_tokens, load_tokenizer, resolve_base_model
 
     rows = {engine: measure(engine, args.tokens, args.repeats) for engine in PRECISIONS if engine in wanted or engine == "fp32"}

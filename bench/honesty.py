@@ -44,9 +44,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.memory_use import answer_all, history_home  # noqa: E402
-from demo import sample  # noqa: E402
-from persona.runtime.unknowns import HEDGE  # noqa: E402
+from bench.memory_use import answer_all, history_home
+from demo import sample
+from persona.runtime.unknowns import HEDGE
 
 # (where, who asks, what they asked then, what the owner said) and (asked now, key word).
 PLANTED: list[tuple[Any, Any, str, str, str, str]] = [
@@ -188,7 +188,8 @@ def main() -> None:
     from persona.config import Settings
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.privacy.scopes import Place
-    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
     from persona.runtime.grounding import GroundingSettings
     from persona.runtime.model import resolve_base_model
     from persona.runtime.reply import ReplyEngine
@@ -208,7 +209,7 @@ def main() -> None:
     with store.connect() as conn:
         path = adapters.get(conn, version).path
     prepared_s = time.perf_counter() - started
-    generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
+    generator = TransformersGenerator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
     engine = ReplyEngine(store, Embedder(resolve_embed_model("")), generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
     grounded = GroundingSettings.from_settings(Settings.model_construct())
     variants = {"on": grounded, "off": GroundingSettings(threshold=grounded.threshold, max_evidence=grounded.max_evidence)}

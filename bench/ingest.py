@@ -34,11 +34,9 @@ sys.path.insert(0, str(REPO))
 from _common import fresh_database, wait_with_peak_rss  # noqa: E402
 
 OWNER = 80351110224678912
-WORDS = (
-    "lol yeah ok sure maybe tomorrow tonight game rust python coffee work meeting sleep "
-    "cat dog pizza train bug fix deploy weekend movie music gym run lunch dinner "
-    "honestly actually basically kinda literally pretty much never always again"
-).split()
+WORDS = ["lol", "yeah", "ok", "sure", "maybe", "tomorrow", "tonight", "game", "rust", "python", "coffee", "work", "meeting", "sleep", "cat", "dog", "pizza",
+         "train", "bug", "fix", "deploy", "weekend", "movie", "music", "gym", "run", "lunch", "dinner", "honestly", "actually", "basically", "kinda",
+         "literally", "pretty", "much", "never", "always", "again"]
 EMOJI = ["😂", "🎉", "❤️", "👍", "🔥", "😭", ""]
 
 
@@ -112,7 +110,7 @@ def slice_package(source: Path, target: Path, layout: list[tuple[int, int]], lim
     (target / "Account" / "user.json").write_text((source / "Account" / "user.json").read_text())
     (target / "Messages").mkdir()
     taken = 0
-    for channel_id, size in layout:
+    for channel_id, _size in layout:
         if taken >= limit:
             break
         src, dst = source / "Messages" / f"c{channel_id}", target / "Messages" / f"c{channel_id}"

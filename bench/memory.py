@@ -25,10 +25,11 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,7 +37,8 @@ sys.path.insert(0, str(REPO))
 from _common import fresh_database  # noqa: E402
 
 DIM = 384
-WORDS = "rust python coffee cat dog train work game music sleep pizza bug deploy movie weekend gym lunch guitar book".split()
+WORDS = ["rust", "python", "coffee", "cat", "dog", "train", "work", "game", "music", "sleep", "pizza", "bug", "deploy", "movie", "weekend", "gym", "lunch",
+         "guitar", "book"]
 
 
 class FixedEmbedder:
@@ -98,7 +100,7 @@ def load(conn, n: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray, list[str]
         "COPY memories (scope, content, embedding, started_at, ended_at, embed_model) FROM STDIN WITH (FORMAT BINARY)"
     ) as copy:
         copy.set_types(["text", "text", "vector", "timestamptz", "timestamptz", "text"])
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for i in range(n):
             when = now - timedelta(minutes=i)
             text = f"memory {i}: " + " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(6))
@@ -124,7 +126,7 @@ def run_queries(conn, embedder: FixedEmbedder, queries: np.ndarray, scopes: list
 
 
 def exact(conn, queries: np.ndarray, scopes: list[str] | None) -> tuple[list[float], list[list[int]]]:  # noqa: ANN001
-    where = "WHERE scope = ANY(%s)" if scopes is not None else ""
+    where = sql.SQL("WHERE scope = ANY(%s)" if scopes is not None else "")
     latencies, results = [], []
     for vector in queries:
         with conn.transaction():
@@ -132,7 +134,7 @@ def exact(conn, queries: np.ndarray, scopes: list[str] | None) -> tuple[list[flo
             conn.execute("SET LOCAL enable_bitmapscan = off")
             params = (scopes, vector) if scopes is not None else (vector,)
             started = time.perf_counter()
-            rows = conn.execute(f"SELECT id FROM memories {where} ORDER BY embedding <=> %s LIMIT 10", params).fetchall()  # noqa: S608
+            rows = conn.execute(sql.SQL("SELECT id FROM memories {} ORDER BY embedding <=> %s LIMIT 10").format(where), params).fetchall()
             latencies.append((time.perf_counter() - started) * 1000)
         results.append([r[0] for r in rows])
     return latencies, results
@@ -228,7 +230,7 @@ def main() -> None:
                 latencies, approx = run_queries(conn, embedder, queries, scopes)
                 exact_latencies, truth = exact(conn, queries[: args.exact_queries], scopes)
                 recall = np.mean([len(set(a) & set(t)) / max(1, len(t)) for a, t in zip(approx, truth)])
-                figures[f"{label}_rows"] = int(len(members))
+                figures[f"{label}_rows"] = len(members)
                 figures[f"{label}_p50_ms"] = pct(latencies, 50)
                 figures[f"{label}_p99_ms"] = pct(latencies, 99)
                 figures[f"{label}_recall_at_10"] = round(float(recall), 4)

@@ -38,8 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo import sample  # noqa: E402
-from persona.runtime.unknowns import HEDGE  # noqa: E402
+from demo import sample
+from persona.runtime.unknowns import HEDGE
 
 QUESTIONS = {
     "demo": [
@@ -113,7 +113,8 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
     from persona import adapters, memory
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.privacy.scopes import Place
-    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
     from persona.runtime.model import resolve_base_model
     from persona.runtime.reply import ReplyEngine
     from trainer import pipeline
@@ -128,7 +129,7 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
             path = adapters.get(conn, outcome.version).path
         trained[label] = (outcome.version, path, outcome.metrics["heldout_loss"]["candidate"], time.perf_counter() - started)
 
-    generator = Generator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
+    generator = TransformersGenerator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
     engine = ReplyEngine(store, Embedder(resolve_embed_model("")), generator, owner_id=sample.OWNER.id, owner_name=sample.OWNER.display)
     questions = QUESTIONS[name]
     figures: dict[str, Any] = {name: {} for name in ("fact_used", "fact_used_grounded", "fact_used_without_recall", "unanswerable_hedged",

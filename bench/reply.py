@@ -10,12 +10,12 @@ many askers at once. Time to first visible text is measured with
 PERSONA_DISCORD_DELIVERY=stream (--delivery stream). Generators:
 
 - `local`: in this process through transformers (one generation at a time: the queue is the wait);
-- `llama.cpp`: in this process through llama.cpp (PERSONA_LOCAL_ENGINE=llama.cpp, `--model smollm2`);
+- `llama.cpp`: in this process through llama.cpp (PERSONA_ENGINE=llama.cpp, `--model smollm2`);
 - `openai`: a real `persona serve` process on the same database, through
-  PERSONA_GENERATOR=openai (persona/runtime/remote.py) — the HTTP hop and the server's
+  PERSONA_ENGINE=openai (persona/runtime/engines/openai_compatible.py) — the HTTP hop and the server's
   own queue are measured, not mocked;
 - `vllm`: a real vLLM (the CPU build, `make vllm` → .venv-vllm) serving the same base
-  model, through PERSONA_GENERATOR=openai: it batches concurrent requests.
+  model, through PERSONA_ENGINE=openai: it batches concurrent requests.
 
 Baseline in the same run: the overhead budget of issue 13, everything but generation
 and queueing ≤ 20 ms p99 at 10 concurrent askers.
@@ -165,10 +165,11 @@ def main() -> None:
     from persona.config import Settings
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.privacy.scopes import Place
-    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.openai_compatible import OpenAICompatibleGenerator
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
     from persona.runtime.grounding import GroundingSettings
     from persona.runtime.model import load_base_model, load_tokenizer, resolve_base_model
-    from persona.runtime.remote import RemoteGenerator
     from persona.runtime.reply import ReplyEngine
     from persona.storage.db import Database
     from persona.storage.embedded import start_embedded
@@ -196,7 +197,7 @@ def main() -> None:
             server = None
             if name == "openai":
                 server, port = _serve(url, base, Path(tmp) / "serve-home", known_answers.OWNER_ID)
-                generator = RemoteGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key)
+                generator = OpenAICompatibleGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key)
                 generator.use_adapter(None, None)
             elif name == "vllm":
                 folder = Path(tmp) / "served-model"  # vLLM reads safetensors: the base model saved once as a Hugging Face folder
@@ -204,16 +205,16 @@ def main() -> None:
                     load_base_model(spec).save_pretrained(folder)
                     load_tokenizer(spec).save_pretrained(folder)
                 server, port = _vllm(folder)
-                generator = RemoteGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", model="base", timeout_s=600)
+                generator = OpenAICompatibleGenerator(spec, generation, base_url=f"http://127.0.0.1:{port}/v1", model="base", timeout_s=600)
                 generator.use_adapter(None, None)
             elif name == "llama.cpp":
-                from persona.runtime.llamacpp import LlamaCppGenerator
+                from persona.runtime.engines.llamacpp import LlamaCppGenerator
 
                 if not spec.gguf_file:
                     raise SystemExit("--generator llama.cpp needs a GGUF base model: use --model smollm2")
                 generator = LlamaCppGenerator(spec, generation)
             else:
-                generator = Generator(spec, generation)
+                generator = TransformersGenerator(spec, generation)
             if args.adapter and name in ("local", "llama.cpp"):
                 generator.use_adapter(1, args.adapter)
             # The pipeline as shipped: grounding, "not sure" and the consistency check on their defaults.

@@ -30,10 +30,11 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,7 +44,7 @@ from _common import fresh_database  # noqa: E402
 from memory import LATENT, FixedEmbedder, embed_latent, scope_assignment  # noqa: E402
 
 OWNER, OTHER = 1, 2
-FILLER = "lol ngl tbh honestly ok ya the and was so".split()
+FILLER = ["lol", "ngl", "tbh", "honestly", "ok", "ya", "the", "and", "was", "so"]
 
 
 def letters(number: int) -> str:
@@ -87,7 +88,7 @@ def load(conn, n: int, planted: int, seed: int = 7) -> np.ndarray:  # noqa: ANN0
     memory.prepare_vectors(conn, FixedEmbedder())
     conn.commit()
     register_vector(conn)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with conn.cursor() as cur, cur.copy("COPY messages (id, channel_id, author_id, source, scope, created_at, content) FROM STDIN") as copy:
         for i in range(n):
             words = [vocabulary(int(labels[i]))[j] for j in rng.integers(0, 6, 3)] + list(rng.choice(FILLER, 4))
@@ -174,11 +175,11 @@ def main() -> None:
                 figures[f"list_{label}_names_from_one_planted_topic"] = round(
                     statistics.mean(_named_by_majority(conn, t, planted) for t in listed), 4) if listed else None
                 # Baseline: cluster what this asker may read, on request.
-                where = "" if place.kind == "terminal" else "AND scope = 'guild:1'"
+                where = sql.SQL("" if place.kind == "terminal" else "AND scope = 'guild:1'")
                 on_request = []
                 for _ in range(3):
                     started = time.perf_counter()
-                    readable = conn.execute(f"SELECT embedding FROM memories WHERE embedding IS NOT NULL {where}").fetchall()
+                    readable = conn.execute(sql.SQL("SELECT embedding FROM memories WHERE embedding IS NOT NULL {}").format(where)).fetchall()
                     matrix = np.array([r[0].to_numpy() for r in readable], dtype=np.float32)
                     k = max(2, min(topics.MAX_TOPICS, round(len(matrix) / topics.MEMORIES_PER_TOPIC)))
                     KMeans(n_clusters=k, n_init=1, random_state=0).fit(matrix)

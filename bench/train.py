@@ -40,7 +40,8 @@ sys.path.insert(0, str(REPO))
 
 from _common import wait_with_peak_rss  # noqa: E402
 
-WORDS = "lol yeah ok sure maybe tomorrow game rust python coffee work sleep pizza bug fix deploy weekend movie honestly kinda fr lowkey".split()
+WORDS = ["lol", "yeah", "ok", "sure", "maybe", "tomorrow", "game", "rust", "python", "coffee", "work", "sleep", "pizza", "bug", "fix", "deploy", "weekend",
+         "movie", "honestly", "kinda", "fr", "lowkey"]
 
 
 def conversations(n: int, seed: int = 5) -> list[list[dict[str, str]]]:
@@ -48,7 +49,7 @@ def conversations(n: int, seed: int = 5) -> list[list[dict[str, str]]]:
     rows = []
     for _ in range(n):
         chat = [{"role": "system", "content": "You are Alex, chatting on Discord."}]
-        for turn in range(rng.randint(1, 6)):
+        for _turn in range(rng.randint(1, 6)):
             chat.append({"role": "user", "content": "sam: " + " ".join(rng.choices(WORDS, k=rng.randint(2, 40)))})
             chat.append({"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(2, 40)))})
         rows.append(chat)

@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ def load(url: str, n_messages: int, n_memories: int, seed: int = 7) -> dict[str,
 
     rng = np.random.default_rng(seed)
     embedder = Embedder(resolve_embed_model(""))
-    start = datetime(2021, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2021, 1, 1, tzinfo=UTC)
     span_s = 5 * 365 * 86400
     with psycopg.connect(url) as conn:
         register_vector(conn)

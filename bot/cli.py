@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from persona.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ async def _backfill(store: Any, settings: Any) -> dict[str, int]:
     return result
 
 
-def run(ctx: typer.Context) -> None:
+def run(ctx: typer.Context, sync_commands: Annotated[bool, typer.Option(
+        "--sync-commands", help="Sync the slash commands with Discord even if they have not changed since the last sync.")] = False) -> None:
     """Start the bot: it answers mentions, replies to it and DMs as you, with your memory and active adapter."""
     from persona.cli import settings_of
     from persona.runtime.reply import ReplyEngine
@@ -69,12 +72,12 @@ def run(ctx: typer.Context) -> None:
         # Its own connection: the dashboard reads "bot connected" from a lock held on it (persona/presence.py).
         with store.connect(autocommit=True) as presence_conn:
             engine = ReplyEngine.from_settings(settings, store)
-            asyncio.run(_serve(engine, store, settings, presence.Announcer(presence_conn)))
+            asyncio.run(_serve(engine, store, settings, presence.Announcer(presence_conn), force_sync=sync_commands))
     finally:
         store.close()
 
 
-async def _serve(engine: Any, store: Any, settings: Any, announcer: Any = None) -> None:
+async def _serve(engine: Any, store: Any, settings: Any, announcer: Any = None, *, force_sync: bool = False) -> None:
     from bot.client import PersonaBot
     from bot.services import Services
 
@@ -83,7 +86,8 @@ async def _serve(engine: Any, store: Any, settings: Any, announcer: Any = None) 
 
         return run_training(store, settings, incremental=True, trigger=trigger, quiet=True).line()
 
-    bot = PersonaBot(Services.from_settings(settings, engine, store, retrain=retrain), dev_guild_id=settings.dev_guild_id, presence=announcer)
+    bot = PersonaBot(Services.from_settings(settings, engine, store, retrain=retrain), dev_guild_id=settings.dev_guild_id, presence=announcer,
+                     synced_commands=settings.home.expanduser() / "discord-commands.json", force_sync=force_sync)
     async with bot:
         await start_client(bot, settings.discord_token.get_secret_value())
 
@@ -101,10 +105,9 @@ async def start_client(client: Any, token: str) -> None:
         raise ConfigError("DISCORD_TOKEN was refused by Discord: copy the bot token again from the developer portal") from None
     except discord.PrivilegedIntentsRequired:
         raise ConfigError("enable the Message Content intent for the bot in the developer portal (Bot → Privileged Gateway Intents)") from None
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise PersonaError(f"cannot reach Discord ({_reason(exc)}): check the network connection, then start the bot again") from None
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
+    return first_line(exc, limit=160)

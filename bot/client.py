@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import discord
 from discord.ext import commands
 
+from bot.checks import answer_failed_interaction
+from bot.command_sync import sync_if_changed
 from bot.services import Services
 from persona.presence import Announcer
 
@@ -17,7 +20,8 @@ EXTENSIONS = ("bot.cogs.capture", "bot.cogs.chat", "bot.cogs.feedback", "bot.cog
 
 
 class PersonaBot(commands.Bot):
-    def __init__(self, services: Services, *, dev_guild_id: int | None = None, presence: Announcer | None = None) -> None:
+    def __init__(self, services: Services, *, dev_guild_id: int | None = None, presence: Announcer | None = None,
+                 synced_commands: Path | None = None, force_sync: bool = False) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
@@ -25,16 +29,17 @@ class PersonaBot(commands.Bot):
         self.services = services
         self.dev_guild_id = dev_guild_id
         self.presence = presence  # tells the dashboard whether the gateway session is up
+        self.synced_commands = synced_commands  # where the last sync's fingerprint is kept (bot/command_sync.py)
+        self.force_sync = force_sync
+        self.tree.on_error = answer_failed_interaction  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        if self.dev_guild_id:  # instant sync to one server while developing
-            guild = discord.Object(self.dev_guild_id)
+        guild = discord.Object(self.dev_guild_id) if self.dev_guild_id else None
+        if guild is not None:  # instant sync to one server while developing
             self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        else:
-            await self.tree.sync()
+        await sync_if_changed(self.tree, application_id=self.application_id, guild=guild, record=self.synced_commands, force=self.force_sync)
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: conversation goes to the Chat cog, commands are slash commands."""

@@ -12,6 +12,7 @@ consistency check may still replace is not streamed at all (ReplyEngine.reply).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -59,10 +60,8 @@ class LiveMessage:
                 continue
             wait = EDIT_INTERVAL_S - (time.monotonic() - self._last_edit)
             if wait > 0:
-                try:
+                with contextlib.suppress(TimeoutError):  # the interval passed without a stop: edit now
                     await asyncio.wait_for(self._stopping.wait(), wait)
-                except TimeoutError:
-                    pass
             text = split_message(self._latest)[0]
             if self._done or text == self._shown:
                 continue

@@ -19,6 +19,7 @@ from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history.people import is_opted_out, opted_out_among
 from persona.privacy.forget import Forgotten
+from persona.runtime.engines.registry import is_local
 from persona.runtime.reply import ReplyEngine
 from persona.storage.store import Store
 
@@ -50,7 +51,7 @@ class Services:
         assert settings.owner_id is not None
         return cls(engine, store, settings.owner_id, trusted_ids=settings.trusted_users, allowed_channels=settings.allowed_channels,
                    retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone), datasets_dir=settings.datasets_dir,
-                   delivery=settings.discord_delivery, generation_slots=cls.max_pending if settings.generator == "openai" else 1)
+                   delivery=settings.discord_delivery, generation_slots=1 if is_local(settings) else cls.max_pending)
 
     @property
     def raters(self) -> frozenset[int]:

@@ -22,7 +22,9 @@ def demo(
     time_budget: Annotated[float, typer.Option(min=1, help="Training seconds at most (the adapter so far is kept).")] = 200.0,
     prompts: Annotated[int, typer.Option(min=1, max=5, help="Scripted questions to answer side by side.")] = 4,
     eval_samples: Annotated[int, typer.Option(min=0, help="Held-out contexts the evaluation generates replies for (and fact probes it asks).")] = 4,
-    base_model: Annotated[str, typer.Option(help="A local model folder, Hugging Face id or gemma-3-270m (offline) instead of the bundled SmolLM2-135M-Instruct.")] = "",
+    base_model: Annotated[str,
+                          typer.Option(help="A local model folder, Hugging Face id or gemma-3-270m (offline) "
+                                                   "instead of the bundled SmolLM2-135M-Instruct.")] = "",
     chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Drop into `persona chat` afterwards (only on a terminal).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary at the end (the walk-through goes to stderr).")] = False,
 ) -> None:

@@ -181,7 +181,8 @@ class Demo:
         with store.connect() as conn:
             stored = messages.counts(conn)
         self.out.print(f"stored: {stored['messages']:,} messages, {stored['owner_messages']:,} of them {OWNER_NAME}'s")
-        return {"messages": stored["messages"], "owner_messages": stored["owner_messages"], "new": package.new + dce.new, "scrubbed": dict(package.scrubbed + dce.scrubbed)}
+        return {"messages": stored["messages"], "owner_messages": stored["owner_messages"], "new": package.new + dce.new,
+                "scrubbed": dict(package.scrubbed + dce.scrubbed)}
 
     def build_memory(self, store: Any) -> tuple[Any, int]:
         from persona import memory
@@ -219,7 +220,7 @@ class Demo:
         return version, True, outcome.metrics.get("heldout_loss", {}), outcome.report or ""
 
     def _engine(self, store: Any, embedder: Any) -> Any:
-        from persona.runtime.generation import GenerationSettings
+        from persona.runtime.engines.base import GenerationSettings
         from persona.runtime.reply import ReplyEngine
 
         # The scripted part answers the same way every run: greedy, short.
@@ -244,7 +245,8 @@ class Demo:
             engine.generator.use_adapter(version.id, version.path)
             reply = engine.reply(request)
             engine.log(request, reply)
-            answer = SideBySide(text, _cut(base.text, base.new_tokens, self.options.max_new_tokens), _cut(reply.text, reply.new_tokens, self.options.max_new_tokens),
+            limit = self.options.max_new_tokens
+            answer = SideBySide(text, _cut(base.text, base.new_tokens, limit), _cut(reply.text, reply.new_tokens, limit),
                                 [m.content for m in reply.memories], expected)
             answers.append(answer)
             self._show(answer)
@@ -284,7 +286,7 @@ class Demo:
         from persona.cli.chat import chat_loop
 
         engine.refresh_adapter()
-        from persona.runtime.generation import GenerationSettings
+        from persona.runtime.engines.base import GenerationSettings
 
         engine.generator.settings = GenerationSettings.from_settings(self.settings)  # the bot's own sampling settings
         self.out.print(f"\n[bold]Your turn: chat with {OWNER_NAME}'s persona[/] [dim](recalled memories shown; Ctrl-D or /quit to end)[/]")

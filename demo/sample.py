@@ -24,7 +24,7 @@ import random
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ def generate(seed: int = 7, sessions: int = 300, facts: list[tuple[ChannelSpec, 
     """The whole history, oldest first; the same seed gives the same history. `facts`
     replaces the planted facts (bench/memory_use.py's second history, bench/honesty.py's)."""
     rng = random.Random(seed)
-    when = datetime(2025, 3, 1, 17, 0, tzinfo=timezone.utc)
+    when = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)
     plans: list[tuple[str, Any]] = [("session", None)] * sessions
     # Facts and planted data sit at fixed fractions of the timeline, never at the very
     # end (the latest 5% of each channel is held out from training).

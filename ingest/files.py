@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import itertools
 import json
@@ -15,6 +16,7 @@ from typing import IO, Any
 import ijson
 
 from ingest.loader import IngestError
+from persona.errors import first_line
 
 # Zip members: what a genuine export never needs, and a small archive that unpacks to
 # gigabytes (a "zip bomb") always does. JSON and CSV compress 5-20x; refusing above
@@ -182,11 +184,9 @@ def json_error(where: str, exc: Exception) -> IngestError:
     """One line for a streaming-parser failure: truncated, not UTF-8, or not JSON."""
     raw = str(exc).strip()
     if raw[:2] in ("b'", 'b"'):  # yajl's message is the repr of bytes that quote the bad input
-        try:
+        with contextlib.suppress(ValueError, SyntaxError):  # not a bytes repr after all: keep the message as it is
             raw = ast.literal_eval(raw).decode("utf-8", "replace").strip()
-        except (ValueError, SyntaxError):
-            pass
-    text = raw.splitlines()[0] if raw else type(exc).__name__
+    text = first_line(raw or exc, limit=10_000)
     text = "".join(ch if ch.isprintable() else "?" for ch in text)[:120]  # never raw bytes on the terminal
     if isinstance(exc, UnicodeDecodeError) or "UTF8" in text or "UTF-8" in text:
         return IngestError(f"{where} is not UTF-8 text: re-export it or convert it to UTF-8")

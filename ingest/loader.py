@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from persona.errors import PersonaError
+from persona.errors import PersonaError, first_line
 from persona.history import runs
 from persona.history.writer import Channel, HistoryError, HistoryWriter, Person
 from persona.memory.forget import forget_rechunked
@@ -254,7 +254,7 @@ class ImportSession:
         try:
             runs.end_import(self._run_conn, self.run_id, status, counts=counts, error=error)
         except psycopg.Error as exc:  # the database went away: the import itself already failed or committed
-            log.warning("could not record the end of import run %s: %s", self.run_id, str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+            log.warning("could not record the end of import run %s: %s", self.run_id, first_line(exc))
         finally:
             self._run_conn.close()
 
@@ -262,5 +262,4 @@ class ImportSession:
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, PersonaError):
         return exc.message
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return f"{type(exc).__name__}: {first_line(exc, ' ')}".rstrip()

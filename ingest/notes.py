@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.files import decode_utf8
@@ -70,7 +70,7 @@ def ingest_documents(
                 session.skip("notes", "empty")
                 task.advance(files=1)
                 continue
-            modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+            modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
             created = document.created_at or modified
             session.add_message(
                 synthetic_id(source, root.resolve(), relative),

@@ -7,7 +7,7 @@ date; otherwise the file's modification time.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.loader import ImportSummary
@@ -32,7 +32,7 @@ def to_document(path: Path, text: str) -> Document:
     created = None
     if match:
         try:
-            created = datetime(*(int(g) for g in match.groups()), tzinfo=timezone.utc)
+            created = datetime(*(int(g) for g in match.groups()), tzinfo=UTC)
         except ValueError:
             created = None
     return Document(text=text, created_at=created)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import psycopg
 
 from persona import adapters, replies
+from persona.files import write_text_whole
 from persona.history import messages
 
 log = logging.getLogger(__name__)
@@ -134,7 +133,7 @@ def _rewrite_jsonl(path: Path, stored: _Stored) -> int:
             else:
                 removed += 1
     if removed:
-        _replace(path, "".join(line + "\n" for line in kept))
+        write_text_whole(path, "".join(line + "\n" for line in kept))
     return removed
 
 
@@ -146,12 +145,12 @@ def _rewrite_samples(path: Path, stored: _Stored) -> int:
         return 0
     removed = _filter_samples(data, stored)
     if removed:
-        _replace(path, json.dumps(data, indent=2))
+        write_text_whole(path, json.dumps(data, indent=2))
         report = path.parent / "report.md"
         if report.exists() and isinstance(data, dict):
             samples = data.get("samples") or (data.get("metrics") or {}).get("samples")
             if isinstance(samples, list):
-                _replace(report, _with_samples(report.read_text(encoding="utf-8"), samples))
+                write_text_whole(report, _with_samples(report.read_text(encoding="utf-8"), samples))
     return removed
 
 
@@ -200,18 +199,3 @@ def _delete_derived(folder: Path, adapter_dir: Path, *, keep_weights: bool) -> i
             path.unlink()
             count += 1
     return count
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write beside, then rename over: a kill leaves the old file or the new one, never half."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-

@@ -15,11 +15,17 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from persona.errors import PersonaError
 
-_COLUMNS = ("id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, created_at, "
-            "activated_at, tainted_at, tainted_reason, files_pending")
+_COLUMNS = sql.SQL("id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, "
+                   "created_at, activated_at, tainted_at, tainted_reason, files_pending")
+
+
+def served_name(version: int) -> str:
+    """The name adapter `version` is served under by a model server and by `persona serve`."""
+    return f"persona-v{version}"
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,17 @@ class AdapterVersion:
 
 
 def get(conn: psycopg.Connection, version_id: int) -> AdapterVersion | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions WHERE id = %s", (version_id,)).fetchone()  # noqa: S608
+    row = conn.execute(sql.SQL("SELECT {} FROM adapter_versions WHERE id = %s").format(_COLUMNS), (version_id,)).fetchone()
     return AdapterVersion(*row) if row else None
 
 
 def active(conn: psycopg.Connection) -> AdapterVersion | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions WHERE status = 'active'").fetchone()  # noqa: S608
+    row = conn.execute(sql.SQL("SELECT {} FROM adapter_versions WHERE status = 'active'").format(_COLUMNS)).fetchone()
     return AdapterVersion(*row) if row else None
 
 
 def versions(conn: psycopg.Connection) -> list[AdapterVersion]:
-    return [AdapterVersion(*r) for r in conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions ORDER BY id").fetchall()]  # noqa: S608
+    return [AdapterVersion(*r) for r in conn.execute(sql.SQL("SELECT {} FROM adapter_versions ORDER BY id").format(_COLUMNS)).fetchall()]
 
 
 def create_candidate(conn: psycopg.Connection, *, base_model: str, parent_id: int | None, hyperparams: dict[str, Any],
@@ -180,8 +186,8 @@ def taint(conn: psycopg.Connection, message_ids: list[int], feedback_ids: list[i
 def newest_untainted(conn: psycopg.Connection, base_model: str) -> AdapterVersion | None:
     """The newest version that served once, was not trained on forgotten data, and still has its files."""
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM adapter_versions WHERE tainted_at IS NULL AND status <> 'failed' AND activated_at IS NOT NULL "  # noqa: S608
-        "AND base_model = %s ORDER BY id DESC LIMIT 1",
+        sql.SQL("SELECT {} FROM adapter_versions WHERE tainted_at IS NULL AND status <> 'failed' AND activated_at IS NOT NULL "
+                "AND base_model = %s ORDER BY id DESC LIMIT 1").format(_COLUMNS),
         (base_model,),
     ).fetchone()
     return AdapterVersion(*row) if row else None
@@ -210,7 +216,7 @@ def retire_tainted_active(conn: psycopg.Connection) -> AdapterVersion | None:
 
 
 def pending_files(conn: psycopg.Connection) -> list[AdapterVersion]:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM adapter_versions WHERE files_pending ORDER BY id").fetchall()  # noqa: S608
+    rows = conn.execute(sql.SQL("SELECT {} FROM adapter_versions WHERE files_pending ORDER BY id").format(_COLUMNS)).fetchall()
     return [AdapterVersion(*r) for r in rows]
 
 
@@ -270,24 +276,24 @@ def finish_run(conn: psycopg.Connection, run_id: int, metrics: dict[str, Any]) -
                  (json.dumps(metrics), run_id))
 
 
-_RUN_COLUMNS = "id, kind, trigger, status, adapter_version_id, params->>'job', finished_at, started_at, error"
+_RUN_COLUMNS = sql.SQL("id, kind, trigger, status, adapter_version_id, params->>'job', finished_at, started_at, error")
 
 
 def running_runs(conn: psycopg.Connection) -> list[TrainingRun]:
     """Runs marked running, newest first (after a crash: what may be resumed)."""
-    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM training_runs WHERE status = 'running' ORDER BY id DESC").fetchall()  # noqa: S608
+    rows = conn.execute(sql.SQL("SELECT {} FROM training_runs WHERE status = 'running' ORDER BY id DESC").format(_RUN_COLUMNS)).fetchall()
     return [TrainingRun(*r) for r in rows]
 
 
 def recent_runs(conn: psycopg.Connection, limit: int = 20) -> list[TrainingRun]:
     """The training-run log, newest first."""
-    rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM training_runs ORDER BY id DESC LIMIT %s", (limit,)).fetchall()  # noqa: S608
+    rows = conn.execute(sql.SQL("SELECT {} FROM training_runs ORDER BY id DESC LIMIT %s").format(_RUN_COLUMNS), (limit,)).fetchall()
     return [TrainingRun(*r) for r in rows]
 
 
 def last_finished_run(conn: psycopg.Connection) -> TrainingRun | None:
     row = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM training_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1"  # noqa: S608
+        sql.SQL("SELECT {} FROM training_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1").format(_RUN_COLUMNS)
     ).fetchone()
     return TrainingRun(*row) if row else None
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from persona.privacy.scopes import Place
 
@@ -61,7 +62,7 @@ def create(conn: psycopg.Connection, *, asker_id: int | None, place: Place, name
     return ApiKey(row[0], name, asker_id, place, row[1], None, None), token
 
 
-_COLUMNS = "id, name, asker_id, place_kind, channel_id, guild_id, created_at, last_used_at, revoked_at"
+_COLUMNS = sql.SQL("id, name, asker_id, place_kind, channel_id, guild_id, created_at, last_used_at, revoked_at")
 
 
 def _key(row: tuple) -> ApiKey:
@@ -71,14 +72,14 @@ def _key(row: tuple) -> ApiKey:
 def authenticate(conn: psycopg.Connection, token: str) -> ApiKey | None:
     """The live key `token` is, or None (unknown or revoked; an opt-out deletes the person's keys); marks it used."""
     row = conn.execute(
-        f"UPDATE api_keys SET last_used_at = now() WHERE token_sha256 = %s AND revoked_at IS NULL RETURNING {_COLUMNS}",  # noqa: S608
+        sql.SQL("UPDATE api_keys SET last_used_at = now() WHERE token_sha256 = %s AND revoked_at IS NULL RETURNING {}").format(_COLUMNS),
         (_digest(token),),
     ).fetchone()
     return _key(row) if row else None
 
 
 def listed(conn: psycopg.Connection, *, include_revoked: bool = False) -> list[ApiKey]:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE %s OR revoked_at IS NULL ORDER BY id", (include_revoked,)).fetchall()  # noqa: S608
+    rows = conn.execute(sql.SQL("SELECT {} FROM api_keys WHERE %s OR revoked_at IS NULL ORDER BY id").format(_COLUMNS), (include_revoked,)).fetchall()
     return [_key(r) for r in rows]
 
 

@@ -7,15 +7,18 @@ Every field is documented in `.env.example`. Environment variable names are
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from persona.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PERSONA_"
 # Comma-separated Discord ids in the environment ("123,456"), a set in the program.
@@ -80,21 +83,24 @@ class Settings(BaseSettings):
         "the message as the rest is generated (not for factual questions about the owner while the consistency check may replace the answer).")
 
     # --- Generation backend ---------------------------------------------------------
-    generator: Literal["local", "openai"] = Field(
-        default="local", description="Where replies are generated: local (in this process, transformers) or openai (an OpenAI-compatible "
-        "server: vLLM with --enable-lora, llama.cpp's llama-server, Ollama, another `persona serve`).")
-    local_engine: Literal["transformers", "llama.cpp"] = Field(
-        default="transformers", description="PERSONA_GENERATOR=local: transformers (exact, GPU or CPU) or llama.cpp (llama-cpp-python, "
-        "`make llama-cpp`: several times faster on a CPU; needs the base model as GGUF; greedy replies can differ in late words).")
-    llama_cpp_model: str = Field(default="", description="PERSONA_LOCAL_ENGINE=llama.cpp: a GGUF of the base model; empty: the base "
+    engine: Literal["transformers", "llama.cpp", "openai"] = Field(
+        default="transformers", description="Where and how replies are generated: transformers (in this process, exact; GPU or CPU), "
+        "llama.cpp (in this process, llama-cpp-python from `make llama-cpp`: several times faster decoding on a CPU; needs the base model as "
+        "GGUF; greedy replies can differ in late words), or openai (an OpenAI-compatible server: vLLM with --enable-lora, llama.cpp's "
+        "llama-server, another `persona serve`).")
+    generator: Literal["local", "openai"] | None = Field(
+        default=None, description="Deprecated (read when PERSONA_ENGINE is not set): local or openai; use PERSONA_ENGINE.")
+    local_engine: Literal["transformers", "llama.cpp"] | None = Field(
+        default=None, description="Deprecated (read when PERSONA_ENGINE is not set): the engine of PERSONA_GENERATOR=local; use PERSONA_ENGINE.")
+    llama_cpp_model: str = Field(default="", description="PERSONA_ENGINE=llama.cpp: a GGUF of the base model; empty: the base "
                                  "model's own GGUF (the bundled SmolLM2, gemma-3-270m).")
     llama_cpp_weights: Literal["as-is", "f32"] = Field(
-        default="as-is", description="PERSONA_LOCAL_ENGINE=llama.cpp: the GGUF's weights as they are (fastest), or f32 (de-quantised once "
+        default="as-is", description="PERSONA_ENGINE=llama.cpp: the GGUF's weights as they are (fastest), or f32 (de-quantised once "
         "into PERSONA_HOME/models: the very weights transformers computes with, so greedy replies are word for word transformers').")
     local_precision: Literal["fp32", "bf16", "int8"] = Field(
-        default="fp32", description="PERSONA_GENERATOR=local on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
+        default="fp32", description="PERSONA_ENGINE=transformers on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
         "int8 (dynamic quantisation: fastest; greedy replies differ slightly from fp32).")
-    openai_base_url: str = Field(default="", description="The server's API root, e.g. http://127.0.0.1:8000/v1 (PERSONA_GENERATOR=openai).")
+    openai_base_url: str = Field(default="", description="The server's API root, e.g. http://127.0.0.1:8000/v1 (PERSONA_ENGINE=openai).")
     openai_api_key: SecretStr | None = Field(default=None, description="Its API key, if it wants one (secret: never logged).")
     openai_model: str = Field(default="", description="The base model's name on the server; empty: the first one it lists.")
     openai_adapters_dir: str = Field(default="", description="Where the server sees PERSONA_HOME/adapters (a container mount); empty: the same path.")
@@ -109,14 +115,18 @@ class Settings(BaseSettings):
     temperature: float = Field(default=0.8, gt=0, le=5, description="Sampling temperature of replies (evaluation samples with it too).")
     top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling: the smallest set of tokens whose probability reaches this.")
     repetition_penalty: float = Field(default=1.1, ge=1, le=3, description="Penalty on repeating tokens already in the prompt or reply.")
-    grounding_boost: float = Field(default=3.0, ge=0, le=20, description="Logit added to the words of the owner's remembered sentences that answer the question (0: off).")
-    grounding_copy_weight: float = Field(default=0.5, ge=0, le=1, description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
+    grounding_boost: float = Field(default=3.0, ge=0, le=20,
+                                   description="Logit added to the words of the owner's remembered sentences that answer the question (0: off).")
+    grounding_copy_weight: float = Field(default=0.5, ge=0, le=1,
+                                         description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
     grounding_threshold: float = Field(default=0.45, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
     grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
     consistency: Literal["off", "flag", "hedge", "regenerate"] = Field(
         default="regenerate", description="What happens to a reply whose claims about the owner memory contradicts or does not support: "
         "off (no check), flag (sent, verdict logged), hedge ('not sure' instead), regenerate (again from the owner's own words, else 'not sure').")
-    say_unknown: bool = Field(default=True, description="Answer a factual question about the owner that memory cannot answer with a 'not sure' in their voice instead of generating.")
+    say_unknown: bool = Field(default=True,
+                              description="Answer a factual question about the owner that memory cannot answer with a 'not sure' in their voice instead of "
+                                           "generating.")
 
     # --- API (`persona serve`) ---------------------------------------------------
     serve_host: str = Field(default="127.0.0.1", description="Address `persona serve` listens on; 127.0.0.1 keeps it on this machine.")
@@ -127,6 +137,8 @@ class Settings(BaseSettings):
     # --- Dashboard (`persona web`) -------------------------------------------------
     web_host: str = Field(default="127.0.0.1", description="Address `persona web` listens on; any other than loopback needs `persona web set-password` first.")
     web_port: int = Field(default=8410, ge=1, le=65535, description="Port of `persona web`.")
+    web_max_upload_mb: float = Field(default=1024.0, gt=0, description="Largest request `persona web` accepts, in MB (an uploaded "
+                                     "data package or export); larger imports go through `persona ingest`.")
     web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a dashboard login lasts without use.")
 
     # --- Training -------------------------------------------------------------------
@@ -141,15 +153,24 @@ class Settings(BaseSettings):
     eval_steps: int = Field(default=50, ge=1, description="Evaluate on the held-out split and save a checkpoint every this many steps.")
     max_seq_len: int = Field(default=512, ge=32, description="Longest training example in tokens (longer ones are trimmed from the start).")
     heldout_fraction: float = Field(default=0.05, gt=0, lt=0.5, description="Latest share of each channel held out for evaluation (fixed once chosen).")
-    heldout_after: date | None = Field(default=None, description="Also hold out everything said on or after this day (YYYY-MM-DD), e.g. since the bot went live; empty: none.")
+    heldout_after: date | None = Field(default=None,
+                                       description="Also hold out everything said on or after this day (YYYY-MM-DD), e.g. since the bot went live; empty: "
+                                                    "none.")
     max_examples_per_channel: int = Field(default=2000, ge=1, description="Cap per channel so no single place dominates.")
     max_examples_per_source: int = Field(default=50000, ge=1, description="Cap per provenance (package, dce, whatsapp, ...).")
-    promotion_margin: float = Field(default=0.02, ge=0, description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
-    promote_on_likeness: bool = Field(default=False, description="Also require the candidate's replies to be at least as owner-like as the base model's (evaluation's owner-likeness).")
-    promote_on_fact_use: bool = Field(default=False, description="Also require the candidate to state at least as many remembered facts as the base model (evaluation's fact probes).")
-    eval_fact_probes: int = Field(default=10, ge=0, le=200, description="Questions the owner answered, asked again with recall in each evaluation (0: no fact-use table).")
+    promotion_margin: float = Field(default=0.02, ge=0,
+                                    description="A candidate is promoted unless its held-out loss is worse than the active one's by more than this fraction.")
+    promote_on_likeness: bool = Field(default=False,
+                                      description="Also require the candidate's replies to be at least as owner-like as the base model's (evaluation's "
+                                                   "owner-likeness).")
+    promote_on_fact_use: bool = Field(default=False,
+                                      description="Also require the candidate to state at least as many remembered facts as the base model (evaluation's fact "
+                                                   "probes).")
+    eval_fact_probes: int = Field(default=10, ge=0, le=200,
+                                  description="Questions the owner answered, asked again with recall in each evaluation (0: no fact-use table).")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")
-    train_memory_fraction: float = Field(default=0.0, ge=0, le=1, description="Share of conversational training examples that carry recalled memories (experimental; 0: none).")
+    train_memory_fraction: float = Field(default=0.0, ge=0, le=1,
+                                         description="Share of conversational training examples that carry recalled memories (experimental; 0: none).")
     train_drill_fraction: float = Field(default=0.0, ge=0, le=1,
                                         description="Share of answered questions in the training set that also become recall drills (experimental; 0: none).")
     trusted_users: IdSet = Field(default=frozenset(), description="Comma-separated user ids whose feedback is trained on besides the owner's.")
@@ -170,6 +191,16 @@ class Settings(BaseSettings):
 
     # --- Operations --------------------------------------------------------------
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @model_validator(mode="after")
+    def _engine_from_deprecated_settings(self) -> Settings:
+        """PERSONA_GENERATOR and PERSONA_LOCAL_ENGINE chose the engine before PERSONA_ENGINE did:
+        still read when PERSONA_ENGINE is not set, with a one-line warning."""
+        if "engine" in self.model_fields_set or (self.generator is None and self.local_engine is None):
+            return self
+        self.engine = "openai" if self.generator == "openai" else self.local_engine or "transformers"
+        log.warning("PERSONA_GENERATOR and PERSONA_LOCAL_ENGINE are deprecated: set PERSONA_ENGINE=%s instead", self.engine)
+        return self
 
     @field_validator("owner_id", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 THUMBS = {"👍": 1, "👎": -1}
 
@@ -151,11 +152,12 @@ class SentReply:
         return data | {"created_at": self.created_at.isoformat(), "outcome": self.outcome}
 
 
-_SENT = (
+# A sent reply's columns; `{more}`: further columns (the prompt, for one reply), `{where}`: the rest of the query.
+_SENT = sql.SQL(
     "SELECT r.id, r.created_at, r.asker_id, r.channel_id, r.guild_id, r.scope, coalesce(r.prompt->-1->>'content', ''), r.completion, "
     "r.adapter_version_id, r.latency_ms, r.memory_ids, r.evidence, r.verdict, "
     "(SELECT count(*) FROM feedback f WHERE f.reply_id = r.id AND f.rating > 0), "
-    "(SELECT count(*) FROM feedback f WHERE f.reply_id = r.id AND f.rating < 0) FROM replies r "
+    "(SELECT count(*) FROM feedback f WHERE f.reply_id = r.id AND f.rating < 0) {more} FROM replies r {where}"
 )
 
 
@@ -164,12 +166,14 @@ def sent_replies(conn: psycopg.Connection, *, limit: int = 20, before_id: int | 
     """The newest logged replies first, optionally only those to `asker_id`, in
     `channel_id`, rated `rating` (1 👍, -1 👎) by someone, or whose consistency verdict is
     one of `outcomes` (`unchecked`: no verdict)."""
-    rows = conn.execute(
-        _SENT + "WHERE (%(before)s::bigint IS NULL OR r.id < %(before)s) AND (%(asker)s::bigint IS NULL OR r.asker_id = %(asker)s) "
+    where = sql.SQL(
+        "WHERE (%(before)s::bigint IS NULL OR r.id < %(before)s) AND (%(asker)s::bigint IS NULL OR r.asker_id = %(asker)s) "
         "AND (%(channel)s::bigint IS NULL OR r.channel_id = %(channel)s) "
         "AND (%(rating)s::int IS NULL OR EXISTS (SELECT 1 FROM feedback f WHERE f.reply_id = r.id AND sign(f.rating) = %(rating)s)) "
         "AND (cardinality(%(outcomes)s::text[]) = 0 OR coalesce(r.verdict->>'outcome', 'unchecked') = ANY(%(outcomes)s::text[])) "
-        "ORDER BY r.id DESC LIMIT %(limit)s",
+        "ORDER BY r.id DESC LIMIT %(limit)s")
+    rows = conn.execute(
+        _SENT.format(more=sql.SQL(""), where=where),
         {"before": before_id, "asker": asker_id, "channel": channel_id, "rating": rating, "outcomes": list(outcomes), "limit": limit},
     ).fetchall()
     return [_sent(row) for row in rows]
@@ -186,7 +190,7 @@ def replied_to(conn: psycopg.Connection) -> tuple[list[int], list[int]]:
 
 def sent_reply(conn: psycopg.Connection, reply_id: int) -> SentReply | None:
     """One logged reply with its prompt snapshot."""
-    row = conn.execute(_SENT.replace("FROM replies r ", ", r.prompt FROM replies r ") + "WHERE r.id = %s", (reply_id,)).fetchone()
+    row = conn.execute(_SENT.format(more=sql.SQL(", r.prompt"), where=sql.SQL("WHERE r.id = %s")), (reply_id,)).fetchone()
     return _sent(row[:-1], _as_messages(row[-1])) if row else None
 
 
@@ -211,14 +215,14 @@ def forget_involving(conn: psycopg.Connection, *, person_id: int | None = None, 
     `person_id` or whose prompt quoted their lines, replies in `scope` or `channel_id`,
     replies sent in [start, end), replies that recalled any of `memory_ids` (their prompt
     holds the memory's text); and every rating `person_id` gave."""
-    where = ("(asker_id = %(person)s OR %(person)s = ANY(context_author_ids)) OR scope = %(scope)s OR channel_id = %(channel)s "
-             "OR (created_at >= %(start)s AND created_at < %(end)s) OR memory_ids && %(memories)s::bigint[]")
+    where = sql.SQL("(asker_id = %(person)s OR %(person)s = ANY(context_author_ids)) OR scope = %(scope)s OR channel_id = %(channel)s "
+                    "OR (created_at >= %(start)s AND created_at < %(end)s) OR memory_ids && %(memories)s::bigint[]")
     params = {"person": person_id, "scope": scope, "channel": channel_id, "start": start, "end": end, "memories": memory_ids or []}
     feedback = conn.execute(
-        f"DELETE FROM feedback WHERE reply_id IN (SELECT id FROM replies WHERE {where}) OR rater_id = %(person)s RETURNING id",  # noqa: S608
+        sql.SQL("DELETE FROM feedback WHERE reply_id IN (SELECT id FROM replies WHERE {}) OR rater_id = %(person)s RETURNING id").format(where),
         params,
     ).fetchall()
-    deleted = conn.execute(f"DELETE FROM replies WHERE {where}", params).rowcount  # noqa: S608
+    deleted = conn.execute(sql.SQL("DELETE FROM replies WHERE {}").format(where), params).rowcount
     return ForgottenReplies(deleted, [r[0] for r in feedback])
 
 

@@ -14,9 +14,9 @@ WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # Said everywhere in chat, so they say nothing about what a line is about (with few topics
 # listed, class-based TF-IDF alone cannot tell: "lol" is frequent in each of them).
 CHAT_FILLER = frozenset(
-    "lol lmao haha hehe omg ngl tbh lowkey highkey fr idk imo btw yeah yep yup nah okay ok ya yes sure bet good great nice cool "
-    "really just like got get gonna wanna gotta need thing things stuff day today time know think mean honestly literally "
-    "actually pretty sooo soo omfg lmk wait".split()
+    ["lol", "lmao", "haha", "hehe", "omg", "ngl", "tbh", "lowkey", "highkey", "fr", "idk", "imo", "btw", "yeah", "yep", "yup", "nah", "okay", "ok", "ya",
+     "yes", "sure", "bet", "good", "great", "nice", "cool", "really", "just", "like", "got", "get", "gonna", "wanna", "gotta", "need", "thing", "things",
+     "stuff", "day", "today", "time", "know", "think", "mean", "honestly", "literally", "actually", "pretty", "sooo", "soo", "omfg", "lmk", "wait"]
 )
 
 

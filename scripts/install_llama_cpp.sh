@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# llama.cpp for PERSONA_LOCAL_ENGINE=llama.cpp: llama-cpp-python, built from PyPI's source
+# llama.cpp for PERSONA_ENGINE=llama.cpp: llama-cpp-python, built from PyPI's source
 # with this machine's compiler (PyPI has no wheel for it; ~3 minutes on 2 cores, then pip's
 # wheel cache makes it instant).
 #   --optional  (what `make install` passes) a failed build is reported in one line and
@@ -34,7 +34,7 @@ PY
 }
 
 fail() {
-    echo "persona: llama.cpp engine not available: $1 (PERSONA_LOCAL_ENGINE=llama.cpp and its tests are skipped; retry with \`make llama-cpp\`)" >&2
+    echo "persona: llama.cpp engine not available: $1 (PERSONA_ENGINE=llama.cpp and its tests are skipped; retry with \`make llama-cpp\`)" >&2
     "${pip[@]}" uninstall --quiet -y llama-cpp-python >/dev/null 2>&1 || true
     $optional && exit 0 || exit 1
 }

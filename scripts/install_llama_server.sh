@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Optional: llama.cpp's own OpenAI-compatible server, `llama-server`, built from the llama.cpp
 # that llama-cpp-python 0.3.36 vendors (the same engine), into .llama-server/ — for the
-# opt-in test and for serving persona's adapters with it (PERSONA_GENERATOR=openai; see
+# opt-in test and for serving persona's adapters with it (PERSONA_ENGINE=openai; see
 # README → Serving at scale). Not part of `make install`: ~10 minutes on 2 cores.
 # AMX kernels off, as in scripts/install_llama_cpp.sh; your own CMAKE_ARGS are added last.
 set -euo pipefail

@@ -57,7 +57,7 @@ def embedder() -> Embedder:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> BaseModelSpec:
     """The default tiny Llama of tests/fixtures/tiny_model.py, built once; each test module
-    makes its own Generator from it (a generator holds state: its adapter)."""
+    makes its own TransformersGenerator from it (a generator holds state: its adapter)."""
     return resolve_base_model(str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")))
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,8 @@ from bot.services import Services
 from bot.triggers import per_user_cooldown, should_answer
 from persona import memory
 from persona.memory.embeddings import Embedder
-from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine
 from persona.storage.db import Database
@@ -49,12 +52,12 @@ def test_trigger_rules() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_llama: BaseModelSpec) -> Generator:
-    return Generator(tiny_llama, GenerationSettings(max_new_tokens=10, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
+def generator(tiny_llama: BaseModelSpec) -> TransformersGenerator:
+    return TransformersGenerator(tiny_llama, GenerationSettings(max_new_tokens=10, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
 @pytest.fixture
-def engine(database: Database, generator: Generator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
+def engine(database: Database, generator: TransformersGenerator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
     store = Store(database)
     import_history(store, tmp_path)
     with store.connect() as conn:
@@ -63,7 +66,8 @@ def engine(database: Database, generator: Generator, embedder: Embedder, tmp_pat
 
 
 def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]],
-                 retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None, delivery: str = "typing") -> FakeDiscord:
+                 retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None, delivery: str = "typing",
+                 **bot_options: Any) -> FakeDiscord:
     async def main() -> FakeDiscord:
         fake = FakeDiscord(owner_id=OWNER_ID)
         for uid, name in [(OWNER_ID, "alex"), (SAM, "sam"), (KIM, "kim")]:
@@ -74,7 +78,7 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         fake.patch()
         services = Services(engine, engine.store, OWNER_ID, reply_timeout=60, retrain=retrain, retrain_schedule=None,
                             allowed_channels=frozenset(allowed_channels or ()), delivery=delivery)
-        bot = PersonaBot(services)
+        bot = PersonaBot(services, **bot_options)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
             ready = asyncio.create_task(bot.wait_until_ready())
@@ -232,11 +236,13 @@ def test_persona_feedback_command_links_the_right_reply(engine: ReplyEngine) -> 
         await wait_for(lambda: len(fake.sent) == 2 and logged(engine) == 2)
         first, second = fake.sent[0]["id"], fake.sent[1]["id"]
         latest = await fake.interact(OWNER_ID, GENERAL, "persona", {"rating": "up"}, subcommand="feedback")
-        linked = await fake.interact(KIM, GENERAL, "persona", {"rating": "down", "correction": "nah", "message": f"https://discord.com/channels/{GUILD_ID}/{GENERAL}/{first}"}, subcommand="feedback")
+        linked = await fake.interact(KIM, GENERAL, "persona", {"rating": "down", "correction": "nah",
+                                                               "message": f"https://discord.com/channels/{GUILD_ID}/{GENERAL}/{first}"}, subcommand="feedback")
         await wait_for(lambda: fake.responses_to(latest) and fake.responses_to(linked))
         assert fake.responses_to(latest)[0]["ephemeral"] and fake.responses_to(latest)[0]["content"] == "thanks, noted"
         with engine.store.connect() as conn:
-            rows = conn.execute("SELECT f.rater_id, f.rating, f.correction, f.via, r.message_ids FROM feedback f JOIN replies r ON r.id = f.reply_id ORDER BY f.rater_id").fetchall()
+            rows = conn.execute("SELECT f.rater_id, f.rating, f.correction, f.via, r.message_ids FROM feedback f JOIN replies r ON r.id = f.reply_id ORDER"
+                                " BY f.rater_id").fetchall()
         assert rows == [(OWNER_ID, 1, None, "command", [int(second)]), (KIM, -1, "nah", "command", [int(first)])]
 
     run_with_bot(engine, scenario)
@@ -276,6 +282,51 @@ def test_retrain_is_owner_only_and_hot_swaps(engine: ReplyEngine, database: Data
             assert conn.execute("SELECT trigger FROM training_runs").fetchall() == [("command",)]
     finally:
         engine.generator.use_adapter(None, None)  # the generator is shared by this module's tests
+
+
+def test_a_failed_command_is_answered_in_one_line_even_after_defer(engine: ReplyEngine) -> None:
+    """The tree's error handler (bot/checks.py): an unexpected error after `defer` would
+    leave Discord showing "thinking…" for 15 minutes; a user error is its own line; an
+    owner-only command refuses everyone else before it runs."""
+    from bot.checks import UNEXPECTED
+
+    def broken(trigger: str) -> str:
+        raise RuntimeError("disk full at /var/lib/secret-path")
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        failed = await fake.interact(OWNER_ID, GENERAL, "retrain")
+        await wait_for(lambda: len(fake.responses_to(failed)) == 2)
+        deferred, followup = fake.responses_to(failed)
+        assert deferred["type"] == 5 and followup["content"] == UNEXPECTED and followup["ephemeral"]
+        assert "secret-path" not in followup["content"]  # the details go to the log, not to the channel
+        refused = await fake.interact(KIM, GENERAL, "persona", {"since": "2021-01-01", "until": "2022-01-01"}, subcommand="forget")
+        await wait_for(lambda: fake.responses_to(refused))
+        assert fake.responses_to(refused)[0]["content"] == "only the owner can make me forget things"
+        bad_date = await fake.interact(OWNER_ID, GENERAL, "persona", {"since": "yesterday", "until": "2022-01-01"}, subcommand="forget")
+        await wait_for(lambda: fake.responses_to(bad_date))
+        answer = fake.responses_to(bad_date)[0]
+        assert answer["ephemeral"] and answer["content"].startswith("'yesterday' is not a date")
+        backwards = await fake.interact(OWNER_ID, GENERAL, "persona", {"since": "2022-01-01T12:00+02:00", "until": "2022-01-01T09:30"},
+                                        subcommand="forget")
+        await wait_for(lambda: fake.responses_to(backwards))
+        assert "must come after the start (2022-01-01 10:00 UTC)" in fake.responses_to(backwards)[0]["content"]  # the offset is kept
+
+    run_with_bot(engine, scenario, retrain=broken)
+    assert rows(engine.store, "SELECT count(*) FROM messages")[0][0] > 0  # nothing was forgotten
+
+
+def test_commands_are_synced_only_when_their_definitions_change(engine: ReplyEngine, tmp_path: Path) -> None:
+    record = tmp_path / "discord-commands.json"
+
+    async def nothing(fake: FakeDiscord, bot: PersonaBot) -> None:
+        pass
+
+    assert run_with_bot(engine, nothing, synced_commands=record).command_syncs == 1  # first start: synced, fingerprint kept
+    assert run_with_bot(engine, nothing, synced_commands=record).command_syncs == 0  # same commands: not synced again
+    assert run_with_bot(engine, nothing, synced_commands=record, force_sync=True).command_syncs == 1  # persona run --sync-commands
+    fingerprints = json.loads(record.read_text())
+    record.write_text(json.dumps(dict.fromkeys(fingerprints, "an older set of commands")))
+    assert run_with_bot(engine, nothing, synced_commands=record).command_syncs == 1  # definitions changed: synced
 
 
 def test_optout_command_deletes_and_keeps_out(engine: ReplyEngine) -> None:
@@ -323,7 +374,8 @@ def test_backfill_pages_through_history_waits_out_a_429_and_resumes(engine: Repl
     run_with_bot(engine, scenario)
     assert counts == {"channels": 2, "messages": 250, "skipped_channels": 0}  # #general and the quiet channel
     with engine.store.connect() as conn:
-        assert conn.execute("SELECT count(*), min(content), max(scope) FROM messages WHERE source = 'backfill'").fetchone() == (251, "old message 0", f"guild:{GUILD_ID}")
+        assert conn.execute("SELECT count(*), min(content), max(scope) FROM messages WHERE source = 'backfill'").fetchone() == (251, "old message 0",
+                                                                                                                                f"guild:{GUILD_ID}")
         assert conn.execute("SELECT messages FROM backfill_state").fetchone() == (251,)
 
 
@@ -413,8 +465,8 @@ class Typist:
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         return sum(len(m["content"]) for m in messages) // 4
 
-    def generate(self, messages, *, greedy=None, evidence=(), grounding=None, opening="", max_new_tokens=None, on_text=None):  # noqa: ANN001, ANN201
-        from persona.runtime.generation import Generated
+    def generate(self, messages, *, greedy=None, evidence=(), grounding=None, opening="", max_new_tokens=None, on_text=None):
+        from persona.runtime.engines.base import Generated
 
         for word in self.text.split(" "):
             time.sleep(self.delay_s)
@@ -445,7 +497,7 @@ def test_streamed_replies_show_the_first_sentence_at_once_and_edit_within_discor
         assert all("555" not in text and "4477" not in text for text in shown)  # never half a phone number, never a whole one
         assert all(final.startswith(text) for text in shown) and len(fake.sent) == 1  # one message, growing
         timed = fake.edits[:-1]  # the final edit goes out as soon as the reply is ready, without waiting for the interval
-        gaps = [b["at"] - a["at"] for a, b in zip(timed, timed[1:])]
+        gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(timed)]
         assert all(gap >= EDIT_INTERVAL_S - 0.05 for gap in gaps), gaps
         assert all(sum(1 for e in fake.edits if 0 <= edit["at"] - e["at"] < 5) <= 5 for edit in fake.edits)  # Discord's 5 edits / 5 s
         assert fake.edits[-1]["at"] - typist.finished_at[0] < 0.6  # the final text does not wait out an edit interval

@@ -165,7 +165,7 @@ def test_a_pooled_store_commits_rolls_back_and_has_pgvector_types(database: Data
         with store.connect() as conn:
             assert isinstance(conn.execute("SELECT '[1,2]'::vector").fetchone()[0], Vector)
             conn.execute("INSERT INTO people (id, name) VALUES (1, 'kept')")
-        with pytest.raises(RuntimeError), store.connect() as conn:
+        with pytest.raises(RuntimeError), store.connect() as conn:  # noqa: PT012 - the error must come from inside the connection's block
             conn.execute("INSERT INTO people (id, name) VALUES (2, 'rolled back')")
             raise RuntimeError
         for _ in range(5):  # connections go back to the pool: more checkouts than its size

@@ -121,7 +121,7 @@ def test_token_never_in_logs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     configure_logging("DEBUG", settings.secrets)
     log = logging.getLogger("persona.test")
     log.info("logging in with %s", TOKEN)
-    log.debug(f"raw token {TOKEN} in an f-string")
+    log.debug(f"raw token {TOKEN} in an f-string")  # noqa: G004 - the case the redaction must catch
     log.warning("settings are %r", settings)
     try:
         raise RuntimeError(f"401 Unauthorized for token {TOKEN} at postgresql://bot:hunter2-db-secret@db")
@@ -133,3 +133,29 @@ def test_token_never_in_logs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     assert REDACTED in logged
     assert TOKEN not in logged
     assert "hunter2-db-secret" not in logged
+
+
+@pytest.mark.parametrize(("old", "engine"), [({"PERSONA_GENERATOR": "openai"}, "openai"),
+                                             ({"PERSONA_GENERATOR": "local", "PERSONA_LOCAL_ENGINE": "llama.cpp"}, "llama.cpp"),
+                                             ({"PERSONA_LOCAL_ENGINE": "transformers"}, "transformers")])
+def test_the_old_engine_settings_are_still_read_with_a_warning(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                                                old: dict[str, str], engine: str) -> None:
+    for name, value in old.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING, logger="persona.config"):
+        assert load_settings(_env_file=None).engine == engine
+    assert [r.getMessage() for r in caplog.records] == [f"PERSONA_GENERATOR and PERSONA_LOCAL_ENGINE are deprecated: set PERSONA_ENGINE={engine} instead"]
+
+
+def test_persona_engine_wins_over_the_old_settings_silently(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PERSONA_GENERATOR", "openai")
+    monkeypatch.setenv("PERSONA_ENGINE", "llama.cpp")
+    with caplog.at_level(logging.WARNING, logger="persona.config"):
+        assert load_settings(_env_file=None).engine == "llama.cpp"
+    assert caplog.records == []
+    assert load_settings(_env_file=None, engine="transformers").engine == "transformers"
+
+
+def test_an_unknown_engine_is_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"PERSONA_ENGINE: Input should be 'transformers', 'llama.cpp' or 'openai'"):
+        load_settings(_env_file=None, engine="ollama")

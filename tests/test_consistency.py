@@ -17,7 +17,8 @@ from persona.privacy.forget import carry_out, forget_channel
 from persona.privacy.scopes import Place
 from persona.prompts import Messages
 from persona.runtime import consistency
-from persona.runtime.generation import Generated, GenerationSettings, Generator, OnText
+from persona.runtime.engines.base import Generated, GenerationSettings, OnText
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -86,7 +87,7 @@ def test_the_check_reads_only_what_the_asker_may_read(store: Store, embedder: Em
     assert verdict(store, embedder, f"an old {CANARY} truck", "what car do you drive?", SAM, Place.dm(DM)).outcome == "supported"
 
 
-class ScriptedModel(Generator):
+class ScriptedModel(TransformersGenerator):
     """Says `first` to anything; asked again with evidence, repeats the evidence (a model
     that follows its grounding); after a forced opening, adds " tbh"."""
 
@@ -109,7 +110,7 @@ def scripted(tiny_llama: BaseModelSpec) -> ScriptedModel:
     return ScriptedModel(tiny_llama, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0))
 
 
-def ask(store: Store, embedder: Embedder, model: ScriptedModel, policy: str, text: str = "what's your cat's name?"):  # noqa: ANN201
+def ask(store: Store, embedder: Embedder, model: ScriptedModel, policy: str, text: str = "what's your cat's name?"):
     model.calls = []
     engine = ReplyEngine(store, embedder, model, owner_id=OWNER_ID, owner_name="Alex", say_unknown=True, consistency_policy=policy,
                          grounding=GroundingSettings(boost=3.0, copy_weight=0.5, threshold=0.45))

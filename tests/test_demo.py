@@ -34,9 +34,9 @@ def run_demo(persona_exe: Path, home: Path, *args: str, env: dict[str, str] | No
 
 def test_same_seed_same_history_and_the_planted_data_is_really_in_the_files(tmp_path: Path) -> None:
     first, second, other = sample.generate(7), sample.generate(7), sample.generate(8)
-    assert [(l.id, l.text) for l in first.lines] == [(l.id, l.text) for l in second.lines]
-    assert [l.text for l in first.lines] != [l.text for l in other.lines]
-    assert len({l.id for l in first.lines}) == len(first.lines)
+    assert [(line.id, line.text) for line in first.lines] == [(line.id, line.text) for line in second.lines]
+    assert [line.text for line in first.lines] != [line.text for line in other.lines]
+    assert len({line.id for line in first.lines}) == len(first.lines)
     package, dce = sample.write(tmp_path, first)
     with zipfile.ZipFile(package) as archive:
         names = archive.namelist()
@@ -45,7 +45,7 @@ def test_same_seed_same_history_and_the_planted_data_is_really_in_the_files(tmp_
     exported = "".join(p.read_text() for p in dce.glob("*.json"))
     for kind, value, *_ in sample.PLANTED:
         assert value in packaged + exported, kind  # otherwise the scrubbing checks below prove nothing
-    owner_texts = {l.text for l in first.owner_lines}
+    owner_texts = {line.text for line in first.owner_lines}
     assert all(text == text.lower() for text in owner_texts if "DE89" not in text)  # the voice: lowercase
 
 

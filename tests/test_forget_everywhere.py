@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -43,7 +43,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _plant(conn: psycopg.Connection, sessions: int) -> None:
     """Zed says the canary in a server channel, the owner answers; later sessions than voice's."""
-    when = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
+    when = datetime(2024, 3, 1, 12, tzinfo=UTC)
     message_id = 8_200_000_000_000_000_000
     conn.execute("INSERT INTO people (id, name) VALUES (%s, 'zed') ON CONFLICT DO NOTHING", (ZED,))
     for i in range(sessions):
@@ -65,7 +65,7 @@ def _files_with(root: Path, needle: str) -> list[str]:
 
 def _tables_with(conn: psycopg.Connection, needle: str) -> list[str]:
     tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()]
-    return [t for t in tables if conn.execute(f"SELECT count(*) FROM {t} x WHERE x::text LIKE %s", (f"%{needle}%",)).fetchone()[0]]  # noqa: S608
+    return [t for t in tables if conn.execute(f"SELECT count(*) FROM {t} x WHERE x::text LIKE %s", (f"%{needle}%",)).fetchone()[0]]
 
 
 def test_forget_reaches_files_replies_and_the_serving_adapter(persona_exe: Path, database: Database, tiny: str, tmp_path: Path) -> None:

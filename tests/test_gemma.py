@@ -11,7 +11,8 @@ import pytest
 
 from persona.errors import ConfigError
 from persona.runtime import model as model_module
-from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.model import load_base_model, load_tokenizer, resolve_base_model
 from persona.runtime.turns import family_format
 from tests.fixtures import voice
@@ -79,7 +80,7 @@ def test_gemma_trains_evaluates_and_replies(gemma: str, tmp_path: Path) -> None:
     tuned = heldout_loss(model, tokenizer, [example], 512)
     assert base is not None and tuned is not None and tuned < base
 
-    generator = Generator(spec, GenerationSettings(max_new_tokens=8, temperature=1.0, top_p=1.0, repetition_penalty=1.0, greedy=True))
+    generator = TransformersGenerator(spec, GenerationSettings(max_new_tokens=8, temperature=1.0, top_p=1.0, repetition_penalty=1.0, greedy=True))
     generator.use_adapter(1, result.adapter_dir)
     reply = generator.generate(CHAT[:4])
     assert reply.new_tokens >= 1 and "<start_of_turn>" not in reply.text

@@ -12,7 +12,8 @@ from ingest.dce import ingest_dce
 from persona import memory
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
-from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import EvidenceBias, GroundingSettings, find_evidence, owner_sentences
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -37,11 +38,11 @@ def test_owner_sentences_pair_each_sentence_with_the_line_it_answered() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_llama: BaseModelSpec) -> Generator:
-    return Generator(tiny_llama, GenerationSettings(max_new_tokens=24, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
+def generator(tiny_llama: BaseModelSpec) -> TransformersGenerator:
+    return TransformersGenerator(tiny_llama, GenerationSettings(max_new_tokens=24, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
 
 
-def test_bias_makes_greedy_generation_copy_the_evidence(generator: Generator) -> None:
+def test_bias_makes_greedy_generation_copy_the_evidence(generator: TransformersGenerator) -> None:
     tokenizer = generator.tokenizer
     evidence = "my dog is called biscuit and he is a corgi"
     messages = [{"role": "user", "content": "sam: what's your dog's name?"}]
@@ -60,7 +61,7 @@ def test_bias_makes_greedy_generation_copy_the_evidence(generator: Generator) ->
 
 
 @pytest.fixture
-def engine(database: Database, generator: Generator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
+def engine(database: Database, generator: TransformersGenerator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
     """The owner states a DM-only fact (the canary) and a server one, each answering a question."""
     store = Store(database)
     write_export(tmp_path / "dce" / "sam.json", channel_id=1000000000000000101, channel_type="DirectTextChat", messages=[

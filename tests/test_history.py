@@ -3,7 +3,7 @@ writer scrubs what it stores whoever calls it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.discord_package import ingest_discord_package
@@ -21,7 +21,7 @@ GUILD, CHANNEL, KIM = 5000000000000000001, 1000000000000000004, 3333333333333333
 
 
 def live(message_id: int, author: int, text: str, *, name: str = "kim", at: int = 0) -> LiveMessage:
-    return LiveMessage(message_id, CHANNEL, author, name, datetime(2024, 5, 1, 18, at, tzinfo=timezone.utc), text,
+    return LiveMessage(message_id, CHANNEL, author, name, datetime(2024, 5, 1, 18, at, tzinfo=UTC), text,
                        guild_id=GUILD, guild_name="Rust Fans", channel_name="general")
 
 

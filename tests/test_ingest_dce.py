@@ -133,7 +133,8 @@ def test_owner_is_required(store: Store, tmp_path: Path) -> None:
         (b'{"guild": {"id": "0", "name": "x"}, "channel": {"id": "1", "type": "DirectTextChat"}}', '"messages" is missing'),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x1b\x07garbage", "is not"),
         (b'{"guild": {"id": "0", "name": "\xff\xfe"}, "channel": {"id": "1"}}', "is not UTF-8"),
-        (b'{"guild": {"id": "0"}, "channel": {"id": "1", "type": "DirectTextChat"}, "messages": [{"id": "5", "type": "Default", "timestamp": "soon", "content": "x", "author": {"id": "9", "name": "n"}}]}', "unreadable timestamp"),
+        (b'{"guild": {"id": "0"}, "channel": {"id": "1", "type": "DirectTextChat"}, "messages": [{"id": "5", "type": "Default", "timestamp": "soon",'
+         b' "content": "x", "author": {"id": "9", "name": "n"}}]}', "unreadable timestamp"),
     ],
 )
 def test_bad_exports_store_nothing(store: Store, tmp_path: Path, content: bytes, expected: str) -> None:
@@ -281,6 +282,6 @@ def test_one_id_in_two_channels_is_refused_not_merged_across_scopes(when: str, s
     if when == "in a later import":
         ingest_dce(store, [dm], owner_id=OWNER_ID)
     before = rows(store, "SELECT id, channel_id, scope, content FROM messages ORDER BY id")
-    with pytest.raises(IngestError, match="message 1200000000000000001 is in channel .* and also in channel .*one of the files is damaged"):
+    with pytest.raises(IngestError, match=r"message 1200000000000000001 is in channel .* and also in channel .*one of the files is damaged"):
         ingest_dce(store, [dm, server] if when == "in one import" else [server], owner_id=OWNER_ID)
     assert rows(store, "SELECT id, channel_id, scope, content FROM messages ORDER BY id") == before

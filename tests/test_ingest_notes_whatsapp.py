@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,7 @@ def test_android_us_export(store: Store, tmp_path: Path) -> None:
     messages = rows(store, "SELECT m.created_at, p.name, p.is_owner, m.content FROM messages m JOIN people p ON p.id = m.author_id ORDER BY m.created_at")
     assert messages[1][1:] == ("Alex", True, "lol same to u\nthis is line two\nand three")
     # 10:16 PM in New York on Dec 31 is 03:16 UTC on Jan 1.
-    assert messages[1][0].astimezone(timezone.utc) == datetime(2022, 1, 1, 3, 16, tzinfo=timezone.utc)
+    assert messages[1][0].astimezone(UTC) == datetime(2022, 1, 1, 3, 16, tzinfo=UTC)
     assert messages[2][3] == "call me at <PHONE>"
     channel = rows(store, "SELECT kind, scope, name FROM channels")[0]
     assert channel[0] == "dm" and channel[1].startswith("dm:-") and channel[2] == "Sam"
@@ -76,9 +76,9 @@ def test_german_android_and_ios_group_exports(store: Store, tmp_path: Path) -> N
     assert channels["Sam"][0] == "dm"
     assert channels["Crew"][0] == "group_dm" and channels["Crew"][1].startswith("group:-")
     first_de = rows(store, "SELECT created_at FROM messages WHERE content = 'frohes neues'")[0][0]
-    assert first_de.astimezone(timezone.utc) == datetime(2021, 12, 31, 21, 15, tzinfo=timezone.utc)  # day-first, CET
+    assert first_de.astimezone(UTC) == datetime(2021, 12, 31, 21, 15, tzinfo=UTC)  # day-first, CET
     ios_msg = rows(store, "SELECT created_at FROM messages WHERE content = 'coffee at 10:30?'")[0][0]
-    assert ios_msg.astimezone(timezone.utc) == datetime(2023, 2, 13, 8, 7, tzinfo=timezone.utc)
+    assert ios_msg.astimezone(UTC) == datetime(2023, 2, 13, 8, 7, tzinfo=UTC)
 
 
 def test_reexport_with_more_messages_adds_only_new(store: Store, tmp_path: Path) -> None:
@@ -99,7 +99,9 @@ def test_whatsapp_needs_to_know_who_is_the_owner(store: Store, tmp_path: Path) -
 
 
 def make_vault(root: Path) -> Path:
-    write(root / "Daily" / "2023-02-13.md", "---\ncreated: 2023-02-13T08:00:00\ntags: [daily]\n---\n# Monday\n\nTalked to [[Sam|my brother]] about [[Rust]].\n![[photo.png]]\n%% private comment %%\n## Todo\n- call the bank, card 4111 1111 1111 1111\n")
+    write(root / "Daily" / "2023-02-13.md",
+          "---\ncreated: 2023-02-13T08:00:00\ntags: [daily]\n---\n# Monday\n\nTalked to [[Sam|my brother]] about [[Rust]].\n![[photo.png]]\n"
+          "%% private comment %%\n## Todo\n- call the bank, card 4111 1111 1111 1111\n")
     write(root / "Ideas.md", "A persona bot that talks like me.\n\nSecond paragraph.")
     write(root / "Empty.md", "---\ntitle: nothing\n---\n")
     write(root / ".obsidian" / "workspace.md", "should not be imported")
@@ -121,7 +123,7 @@ def test_obsidian_vault(store: Store, tmp_path: Path) -> None:
     assert rows(store, "SELECT DISTINCT scope, kind FROM channels") == [("private", "notes")]
     assert rows(store, "SELECT DISTINCT scope, source FROM messages") == [("private", "obsidian")]
     created = rows(store, "SELECT created_at FROM messages WHERE attachments->>0 = 'Daily/2023-02-13.md'")[0][0]
-    assert created == datetime(2023, 2, 13, 8, 0, tzinfo=timezone.utc)
+    assert created == datetime(2023, 2, 13, 8, 0, tzinfo=UTC)
 
 
 def test_edited_note_replaces_the_old_text(store: Store, tmp_path: Path) -> None:
@@ -148,7 +150,7 @@ def test_text_journals(store: Store, tmp_path: Path) -> None:
     entries = dict(rows(store, "SELECT attachments->>0, content FROM messages"))
     assert entries["2021-06-26.txt"] == "went climbing. mail me: <EMAIL>"
     created = rows(store, "SELECT created_at FROM messages WHERE attachments->>0 = '2021-06-26.txt'")[0][0]
-    assert created == datetime(2021, 6, 26, tzinfo=timezone.utc)
+    assert created == datetime(2021, 6, 26, tzinfo=UTC)
     assert rows(store, "SELECT DISTINCT scope FROM messages") == [("private",)]
 
 

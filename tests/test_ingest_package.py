@@ -244,7 +244,8 @@ def test_a_zip_bomb_and_absurd_nesting_are_refused_in_one_line(persona_exe: Path
 
 WRONG_SHAPES = {
     "Contents as a number": ({"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": 42, "Attachments": ""}, "Contents should be text"),
-    "Attachments as a list": ({"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ["a"]}, "Attachments should be text"),
+    "Attachments as a list": ({"ID": 1130000000000000001, "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ["a"]},
+                              "Attachments should be text"),
     "a number too big for any id": ({"ID": 2**70, "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "integer overflow"),
     "digits too many for any id": ({"ID": str(2**70), "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "no valid ID"),
     "a textual id": ({"ID": "abc", "Timestamp": "2023-01-01 10:00:00", "Contents": "hi", "Attachments": ""}, "no valid ID"),

@@ -6,8 +6,8 @@ import random
 
 from trainer.likeness import interval, owner_likeness, real_vs_generated
 
-SLANG = "fr lowkey ngl 💀 bet ya kinda fire".split()
-PLAIN = "Certainly I would be delighted to attend the meeting this evening with you".split()
+SLANG = ["fr", "lowkey", "ngl", "💀", "bet", "ya", "kinda", "fire"]
+PLAIN = ["Certainly", "I", "would", "be", "delighted", "to", "attend", "the", "meeting", "this", "evening", "with", "you"]
 
 
 def _texts(words: list[str], n: int, seed: int) -> list[str]:

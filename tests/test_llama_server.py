@@ -1,4 +1,4 @@
-"""PERSONA_GENERATOR=openai against llama.cpp's own `llama-server` (`make llama-server`):
+"""PERSONA_ENGINE=openai against llama.cpp's own `llama-server` (`make llama-server`):
 started with two persona adapters converted by `persona adapters gguf`, the client
 picks each promoted version through llama-server's per-request LoRA field, replies equal
 the in-process llama.cpp engine's, and a version the server was not started with is one
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from persona.runtime.llamacpp import available
+from persona.runtime.engines.llamacpp import available
 from persona.runtime.model import resolve_base_model
 from persona.storage.db import Database
 from persona.storage.store import Store
@@ -35,9 +35,9 @@ pytestmark = [
 def test_llama_server_serves_the_versions_it_was_started_with(persona_exe: Path, database: Database, tmp_path: Path) -> None:
     from persona import adapters
     from persona.errors import ModelUnavailable
-    from persona.runtime.generation import GenerationSettings
-    from persona.runtime.llamacpp import LlamaCppGenerator
-    from persona.runtime.remote import RemoteGenerator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.llamacpp import LlamaCppGenerator
+    from persona.runtime.engines.openai_compatible import OpenAICompatibleGenerator
 
     spec = resolve_base_model("")
     store = Store(database)
@@ -74,7 +74,7 @@ def test_llama_server_serves_the_versions_it_was_started_with(persona_exe: Path,
     server = start(files)
     try:
         settings = GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
-        remote = RemoteGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=120)
+        remote = OpenAICompatibleGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=120)
         local = LlamaCppGenerator(spec, replace(settings))
         messages = [{"role": "system", "content": "You are June."}, {"role": "user", "content": "kim: what are you up to tonight?"}]
 

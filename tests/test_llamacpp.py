@@ -1,4 +1,4 @@
-"""PERSONA_LOCAL_ENGINE=llama.cpp: the bundled SmolLM2 GGUF in a real llama.cpp
+"""PERSONA_ENGINE=llama.cpp: the bundled SmolLM2 GGUF in a real llama.cpp
 (llama-cpp-python, built by `make install` where it compiles), persona's peft adapters
 converted to GGUF LoRAs, compared with the transformers path on the same weights."""
 
@@ -20,9 +20,10 @@ from persona.errors import ConfigError
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.prompts import Line
-from persona.runtime.generation import GenerationSettings, Generator, prompt_ids
+from persona.runtime.engines.base import GenerationSettings, prompt_ids
+from persona.runtime.engines.llamacpp import available, base_gguf
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import GroundingSettings
-from persona.runtime.llamacpp import available, base_gguf
 from persona.runtime.model import BaseModelSpec, resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest
 from persona.storage.db import Database
@@ -43,18 +44,18 @@ def smollm2() -> BaseModelSpec:
 
 
 @pytest.fixture(scope="module")
-def engines(smollm2: BaseModelSpec) -> tuple[Generator, object]:
+def engines(smollm2: BaseModelSpec) -> tuple[TransformersGenerator, object]:
     """Both engines on the bundled SmolLM2 (loaded once for the module)."""
-    from persona.runtime.llamacpp import LlamaCppGenerator
+    from persona.runtime.engines.llamacpp import LlamaCppGenerator
 
-    return Generator(smollm2, GREEDY), LlamaCppGenerator(smollm2, GREEDY)
+    return TransformersGenerator(smollm2, GREEDY), LlamaCppGenerator(smollm2, GREEDY)
 
 
 def _next_token_logits(engine: object, messages: list[dict[str, str]]) -> np.ndarray:
     """The logits of the first reply token, from either engine."""
     import torch
 
-    if isinstance(engine, Generator):
+    if isinstance(engine, TransformersGenerator):
         ids = torch.tensor([prompt_ids(engine.tokenizer, messages)])
         with torch.no_grad():
             return engine.model(input_ids=ids).logits[0, -1].float().numpy()
@@ -80,7 +81,6 @@ def test_a_converted_adapter_moves_llama_cpp_as_peft_moves_transformers(engines:
     GGUF base's query/key rows are permuted; so must the adapter's B be: measured, 0.99
     with the permutation, 0.31 without). Strong enough that its change stands well above
     the engines' difference on the base model (quantised activations: ~0.08 per logit)."""
-    transformers_engine, llama_engine = engines
     adapter = random_lora(smollm2, tmp_path / "v1", seed=7, scale=scale, rank=8, targets=targets)
     base = [_next_token_logits(e, MESSAGES) for e in engines]
     assert np.corrcoef(base[0], base[1])[0, 1] > 0.99  # same weights; llama.cpp's quantised activations differ in the last digits
@@ -98,10 +98,12 @@ def test_a_converted_adapter_moves_llama_cpp_as_peft_moves_transformers(engines:
 
 @needs_llama_cpp
 def test_llama_cpp_replies_swap_adapters_stream_and_ground(engines: tuple, smollm2: BaseModelSpec, tmp_path: Path) -> None:
-    transformers_engine, generator = engines
+    generator = engines[1]
     base = generator.generate(MESSAGES)
     assert base.text and base.text == generator.generate(MESSAGES).text  # greedy repeats (the second reuses the cached prompt)
-    assert base.text.split()[:3] == transformers_engine.generate(MESSAGES).text.split()[:3]  # the same words first
+    # Not compared word for word with transformers: on the quantised GGUF llama.cpp multiplies with 8-bit activations through
+    # kernels chosen by the CPU's instruction set, so two nearly tied words can swap on one CPU and not another (issue 34: on an
+    # AVX2 EPYC the third word parted). The f32 test below holds the engines to identical words where the arithmetic is the same.
 
     v1, v2 = (random_lora(smollm2, tmp_path / f"v{n}", seed=n, scale=0.5, rank=8) for n in (1, 2))  # versions 1, 2
     generator.use_adapter(1, v1)
@@ -125,12 +127,16 @@ def test_llama_cpp_replies_swap_adapters_stream_and_ground(engines: tuple, smoll
     assert "biscuit" in grounded.text.lower()  # grounding's logits processor runs on llama.cpp's logits
 
     plain = replace(GREEDY, repetition_penalty=1.0)  # plain greedy: llama.cpp's own argmax, no chooser in Python
-    generator.settings, transformers_engine.settings = plain, plain
+    generator.settings = plain
     try:
-        words = [engine.generate(MESSAGES).text.split()[:3] for engine in (generator, transformers_engine)]
+        first = generator.generate(MESSAGES, max_new_tokens=1)
+        again = generator.generate(MESSAGES)
     finally:
-        generator.settings, transformers_engine.settings = GREEDY, GREEDY
-    assert words[0] and words[0] == words[1]
+        generator.settings = GREEDY
+    # The token llama.cpp picks on its own is the argmax of the very logits the chooser would see (same engine, same kernels).
+    expected = int(np.argmax(_next_token_logits(generator, MESSAGES)))
+    assert first.new_tokens == 1 and first.text == generator.tokenizer.decode([expected], skip_special_tokens=True).strip()
+    assert again.text.startswith(first.text) and len(again.text) > len(first.text)
 
     sampled = {generator.generate(MESSAGES, greedy=False).text for _ in range(3)}
     assert len(sampled) > 1  # temperature/top-p sampling, not greedy
@@ -158,7 +164,7 @@ def test_persona_chat_with_the_llama_cpp_engine(persona_exe: Path, database: Dat
     store = Store(database)
     import_history(store, tmp_path)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url,
-           "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_LOCAL_ENGINE": "llama.cpp"}
+           "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_ENGINE": "llama.cpp"}
     result = subprocess.run([str(persona_exe), "chat", "--greedy"], input="hey, what are you up to?\n", env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -168,7 +174,7 @@ def test_persona_chat_with_the_llama_cpp_engine(persona_exe: Path, database: Dat
 
 
 def test_llama_cpp_needs_a_gguf_base(tiny_llama: BaseModelSpec, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="convert_hf_to_gguf.py and set PERSONA_LLAMA_CPP_MODEL"):
+    with pytest.raises(ConfigError, match=r"convert_hf_to_gguf\.py and set PERSONA_LLAMA_CPP_MODEL"):
         base_gguf(tiny_llama)
     with pytest.raises(ConfigError, match="PERSONA_LLAMA_CPP_MODEL: no file"):
         base_gguf(tiny_llama, str(tmp_path / "missing.gguf"))
@@ -181,14 +187,14 @@ def test_an_adapter_with_trained_token_rows_is_refused_in_one_line(smollm2: Base
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from persona.runtime.gguf_lora import convert, converted_path
+    from persona.runtime.engines.gguf_lora import convert, converted_path
     from persona.runtime.model import load_base_model
 
     torch.manual_seed(0)
     model = get_peft_model(load_base_model(tiny_llama), LoraConfig(r=2, target_modules=["q_proj"], trainable_token_indices=[1, 2]))
     model.save_pretrained(tmp_path / "v1")
     target = converted_path(tmp_path / "v1", base_gguf(smollm2))
-    with pytest.raises(ConfigError, match="PERSONA_LOCAL_ENGINE=transformers"):
+    with pytest.raises(ConfigError, match="PERSONA_ENGINE=transformers"):
         convert(tmp_path / "v1", base_gguf(smollm2), target)
     assert not target.exists() and not list((tmp_path / "v1").glob(".*partial"))
 
@@ -197,11 +203,11 @@ def test_an_adapter_with_trained_token_rows_is_refused_in_one_line(smollm2: Base
 def test_persona_serve_on_llama_cpp_hot_swaps_promoted_adapters(persona_exe: Path, engines: tuple, smollm2: BaseModelSpec,
                                                                  database: Database, tmp_path: Path) -> None:
     """An OpenAI-compatible llama.cpp server with persona's adapters: `persona serve` with
-    PERSONA_LOCAL_ENGINE=llama.cpp, used by another process through PERSONA_GENERATOR=openai.
+    PERSONA_ENGINE=llama.cpp, used by another process through PERSONA_ENGINE=openai.
     Each promotion is served as persona-vN and the client switches by name; greedy replies
     equal the in-process llama.cpp ones, before and after the hot-swap."""
     from persona import adapters, api_keys
-    from persona.runtime.remote import RemoteGenerator
+    from persona.runtime.engines.openai_compatible import OpenAICompatibleGenerator
     from tests.helpers import free_port, wait_healthy
     from tests.test_serve import _serve
 
@@ -217,8 +223,8 @@ def test_persona_serve_on_llama_cpp_hot_swaps_promoted_adapters(persona_exe: Pat
         conn.commit()
     port = free_port()
     server = _serve(persona_exe, port, {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"),
-                                        "PERSONA_LOCAL_ENGINE": "llama.cpp", "PERSONA_OWNER_ID": str(OWNER_ID)})
-    remote = RemoteGenerator(smollm2, GREEDY, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=120)
+                                        "PERSONA_ENGINE": "llama.cpp", "PERSONA_OWNER_ID": str(OWNER_ID)})
+    remote = OpenAICompatibleGenerator(smollm2, GREEDY, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=120)
     local = engines[1]
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", server)
@@ -250,7 +256,7 @@ def test_the_gguf_lora_names_shapes_and_rows(tmp_path: Path, arch: str) -> None:
     import gguf
     from safetensors.numpy import save_file
 
-    from persona.runtime.gguf_lora import convert
+    from persona.runtime.engines.gguf_lora import convert
 
     heads, kv_heads, dim, head_dim, rank = 4, 2, 16, 4, 2
     base = tmp_path / "base.gguf"
@@ -296,7 +302,7 @@ def test_f32_weights_give_transformers_own_greedy_replies(engines: tuple, smollm
     models folder) — the weights transformers computes with — so greedy replies, base and
     adapter alike, are transformers' word for word: the quantised activations were the
     only difference."""
-    from persona.runtime.llamacpp import LlamaCppGenerator
+    from persona.runtime.engines.llamacpp import LlamaCppGenerator
 
     transformers_engine = engines[0]
     exact = LlamaCppGenerator(smollm2, GREEDY, weights="f32", models_dir=tmp_path / "models")

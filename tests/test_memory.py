@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,12 +25,12 @@ from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 
 
-def words(texts):  # noqa: ANN001, ANN201 - a stand-in token counter: one token per word
+def words(texts):
     return [len(t.split()) for t in texts]
 
 
 def at(minute: int) -> datetime:
-    return datetime(2023, 1, 1, 12, 0, tzinfo=timezone.utc) + timedelta(minutes=minute)
+    return datetime(2023, 1, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=minute)
 
 
 # --- chunking (pure) ---------------------------------------------------------------------------
@@ -90,7 +90,9 @@ def test_build_creates_scoped_embedded_memories_once(store: Store, embedder: Emb
         ).fetchone()[0]
         assert mismatched == 0
         assert conn.execute("SELECT count(*) FROM memories WHERE embedding IS NULL").fetchone()[0] == 0
-        assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'embedding'").fetchone()[0] == "vector(384)"
+        column = conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'memories'::regclass "
+                              "AND attname = 'embedding'").fetchone()
+        assert column[0] == "vector(384)"
         assert conn.execute("SELECT to_regclass('memories_embedding_hnsw') IS NOT NULL").fetchone()[0]
         again = memory.build(conn, embedder)
         assert (again.created, again.embedded, again.total) == (0, 0, built.total)
@@ -213,7 +215,7 @@ def test_forget_really_deletes(store: Store, embedder: Embedder, tmp_path: Path,
             elif how == "channel":
                 forget_channel(conn, 1000000000000000001)
             else:
-                forget_range(conn, datetime(2023, 8, 1, tzinfo=timezone.utc), datetime(2023, 8, 2, tzinfo=timezone.utc))
+                forget_range(conn, datetime(2023, 8, 1, tzinfo=UTC), datetime(2023, 8, 2, tzinfo=UTC))
         memory.build(conn, embedder)
         everything = "\n".join(str(r) for t in ("messages", "memories", "replies") for r in conn.execute(f"SELECT * FROM {t}").fetchall())
         assert CANARY not in everything
@@ -221,11 +223,12 @@ def test_forget_really_deletes(store: Store, embedder: Embedder, tmp_path: Path,
 
 
 def test_incremental_add_waits_for_the_conversation_to_pause(store: Store, embedder: Embedder) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with store.connect() as conn:
         conn.execute("INSERT INTO people (id, name, is_owner) VALUES (%s, 'alex', true)", (OWNER_ID,))
         conn.execute("INSERT INTO channels (id, kind, name, guild_id, scope) VALUES (7, 'guild_text', 'live', 5, 'guild:5')")
-        conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (1, 7, %s, 'live', 'guild:5', %s, 'earlier talk'), (2, 7, %s, 'live', 'guild:5', %s, 'still talking')",
+        conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES"
+                     " (1, 7, %s, 'live', 'guild:5', %s, 'earlier talk'), (2, 7, %s, 'live', 'guild:5', %s, 'still talking')",
                      (OWNER_ID, now - timedelta(hours=3), OWNER_ID, now - timedelta(minutes=2)))
         memory.prepare_vectors(conn, embedder)
         conn.commit()
@@ -368,12 +371,12 @@ def test_a_huge_message_is_never_tokenized_whole(embedder: Embedder, shape: str)
     text = (words * (400_000 // len(words)))[:400_000]
     seen: list[int] = []
 
-    def counting(texts):  # noqa: ANN001, ANN202
+    def counting(texts):
         seen.extend(len(t) for t in texts)
         return embedder.count_tokens(texts)
 
     budget = embedder.max_tokens - 16
-    chunks = chunk_conversation([ChunkMessage(1, datetime(2024, 1, 1, tzinfo=timezone.utc), "alex", text)], place="notes",
+    chunks = chunk_conversation([ChunkMessage(1, datetime(2024, 1, 1, tzinfo=UTC), "alex", text)], place="notes",
                                 count_tokens=counting, budget=budget)
     assert max(seen) <= budget * CHARS_PER_TOKEN_BOUND
     assert max(embedder.count_tokens([c.content for c in chunks])) <= embedder.max_tokens

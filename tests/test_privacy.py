@@ -21,7 +21,7 @@ ACCEPTED_FALSE_POSITIVES: set[str] = {
 
 
 @pytest.mark.parametrize("item", planted(), ids=lambda p: f"{p.kind}:{p.value[:24]}")
-def test_every_planted_item_is_removed(item) -> None:  # noqa: ANN001
+def test_every_planted_item_is_removed(item) -> None:
     out = scrub(item.line)
     assert item.value not in out
     if item.kind == "signed_query":

@@ -27,7 +27,8 @@ from persona import memory
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import Messages
-from persona.runtime.generation import Generated, GenerationSettings, Generator, OnText
+from persona.runtime.engines.base import Generated, GenerationSettings, OnText
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -47,7 +48,7 @@ STRANGER = 999999999999999999
 SECRETS = (CANARY, NOTE_CANARY, TOKEN, "don't tell anyone", "safe with me", "the trip was long")
 
 
-class ObedientModel(Generator):
+class ObedientModel(TransformersGenerator):
     """The worst model: whatever it is asked, it answers with its entire prompt and
     every sentence grounding pulled it towards."""
 

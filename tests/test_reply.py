@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ from persona import memory
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.prompts import Frame, Line, place_label, render
-from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest, split_message
 from persona.storage.db import Database
@@ -42,11 +44,11 @@ def test_split_message_respects_the_limit_and_boundaries() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_llama: BaseModelSpec) -> Generator:
-    return Generator(tiny_llama, GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
+def generator(tiny_llama: BaseModelSpec) -> TransformersGenerator:
+    return TransformersGenerator(tiny_llama, GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
-def test_greedy_replies_repeat_and_sampled_ones_vary(generator: Generator) -> None:
+def test_greedy_replies_repeat_and_sampled_ones_vary(generator: TransformersGenerator) -> None:
     messages = [{"role": "user", "content": "sam: are you coming tonight?"}]
     sampling = generator.settings
     try:
@@ -60,7 +62,7 @@ def test_greedy_replies_repeat_and_sampled_ones_vary(generator: Generator) -> No
 
 
 @pytest.fixture
-def engine(database: Database, generator: Generator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
+def engine(database: Database, generator: TransformersGenerator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
     """The reply pipeline over the shared history (a DM canary, a server), its memory built."""
     store = Store(database)
     import_history(store, tmp_path)
@@ -89,7 +91,7 @@ def test_dm_canary_never_reaches_a_prompt_or_reply_in_a_server(engine: ReplyEngi
     assert row[0] == [42] and row[1] == [m.id for m in own.memories] and row[2] == "private" and row[3] == own.text and row[4] >= 0
 
 
-def test_prompt_keeps_alternation_and_fits_the_budget(database: Database, generator: Generator, embedder: Embedder) -> None:
+def test_prompt_keeps_alternation_and_fits_the_budget(database: Database, generator: TransformersGenerator, embedder: Embedder) -> None:
     history = [Line("sam", f"message {i} " + "blah " * 20, False) if i % 3 else Line("Alex", f"reply {i}", True) for i in range(30)]
     request = ReplyRequest(text="you there?", asker_id=SAM, asker_name="sam", place=Place.dm(), history=history, day="2024-05-01")
     everything = render(Frame("Alex", "", "DM with sam", "2024-05-01"), [*history, Line("sam", "you there?", False)])
@@ -100,7 +102,7 @@ def test_prompt_keeps_alternation_and_fits_the_budget(database: Database, genera
     prompt = engine.build_prompt(request, [])
     roles = [m["role"] for m in prompt]
     assert roles[0] == "system" and roles[1] == "user" and roles[-1] == "user"
-    assert all(a != b for a, b in zip(roles[1:], roles[2:]))
+    assert all(a != b for a, b in itertools.pairwise(roles[1:]))
     assert prompt[1]["content"].startswith("[DM with sam · 2024-05-01]")  # the place and day open the conversation
     assert prompt[-1]["content"].endswith("sam: you there?") and "sam: message 29 " in prompt[-1]["content"]
     assert generator.count_tokens(prompt) <= budget  # it fits
@@ -135,7 +137,7 @@ def test_persona_chat_in_the_terminal(persona_exe: Path, database: Database, tmp
         assert conn.execute("SELECT count(*), min(scope) FROM replies").fetchone() == (2, "private")
 
 
-def test_training_and_replies_show_the_model_the_same_frame(store: Store, generator: Generator, tmp_path: Path) -> None:
+def test_training_and_replies_show_the_model_the_same_frame(store: Store, generator: TransformersGenerator, tmp_path: Path) -> None:
     """The prompt before the owner's turn is identical whether a conversation becomes a
     training example or arrives as a mention the bot answers."""
     guild, channel = ("5000000000000000001", "Rust Fans"), 1000000000000000004
@@ -208,7 +210,7 @@ def test_a_cpu_precision_replies_and_swaps_adapters_by_merging(tiny_llama: BaseM
 
     settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
     messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
-    generator = Generator(tiny_llama, settings, precision=precision)
+    generator = TransformersGenerator(tiny_llama, settings, precision=precision)
     base = generator.generate(messages).text
     assert base == generator.generate(messages).text and generator.generate(messages).new_tokens > 0
     generator.use_adapter(1, random_lora(tiny_llama, tmp_path / "v1", seed=1))
@@ -224,10 +226,10 @@ def test_the_same_adapter_number_from_another_folder_is_loaded_again(tiny_llama:
     settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
     messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
     first, second = (random_lora(tiny_llama, tmp_path / home / "v1", seed=n) for n, home in enumerate(("a", "b"), start=1))
-    alone = Generator(tiny_llama, settings)
+    alone = TransformersGenerator(tiny_llama, settings)
     alone.use_adapter(1, second)
     expected = alone.generate(messages).text
-    generator = Generator(tiny_llama, settings)
+    generator = TransformersGenerator(tiny_llama, settings)
     generator.use_adapter(1, first)
     assert generator.generate(messages).text != expected
     generator.use_adapter(None, None)

@@ -167,13 +167,14 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
 
 def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Path, store: Store, database: Database, embedder: Embedder,
                                                                   tiny_llama: BaseModelSpec, tmp_path: Path) -> None:
-    """PERSONA_GENERATOR=openai against another process's `persona serve` (its raw model):
+    """PERSONA_ENGINE=openai against another process's `persona serve` (its raw model):
     greedy replies equal the in-process ones, base and adapter alike; a new adapter is
     named only once the server lists it; a server that went away is one clear error."""
     from persona import adapters
     from persona.errors import ModelUnavailable
-    from persona.runtime.generation import GenerationSettings, Generator
-    from persona.runtime.remote import RemoteGenerator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.openai_compatible import OpenAICompatibleGenerator
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
 
     _history(store, embedder, tmp_path / "dce")
     with store.connect() as conn:
@@ -188,13 +189,13 @@ def test_the_openai_backend_generates_on_a_persona_serve_machine(persona_exe: Pa
     port = free_port()
     server = _serve(persona_exe, port, env)
     settings = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
-    local = Generator(tiny_llama, settings)
-    remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
+    local = TransformersGenerator(tiny_llama, settings)
+    remote = OpenAICompatibleGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
     messages = [{"role": "system", "content": "you are alex"}, {"role": "user", "content": "what are you up to tonight?"}]
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", server)
         # Only the owner's key sees the raw model; a friend's key sees the persona alone.
-        friend = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=kim_key)
+        friend = OpenAICompatibleGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=kim_key)
         assert friend.served_models() == ["persona"]
         assert remote.served_models() == ["persona", tiny_llama.name]
 
@@ -235,8 +236,8 @@ def test_the_bot_says_it_cannot_think_while_the_model_server_is_away_and_recover
     import asyncio
 
     from bot.cogs.chat import UNAVAILABLE
-    from persona.runtime.generation import GenerationSettings
-    from persona.runtime.remote import RemoteGenerator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.openai_compatible import OpenAICompatibleGenerator
     from persona.runtime.reply import ReplyEngine
     from tests.fake_discord.server import BOT_ID
     from tests.fixtures.history import KIM as MEMBER  # a member of the fake Discord's server
@@ -248,13 +249,13 @@ def test_the_bot_says_it_cannot_think_while_the_model_server_is_away_and_recover
         conn.commit()
     port = free_port()
     settings = GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0)
-    remote = RemoteGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
+    remote = OpenAICompatibleGenerator(tiny_llama, settings, base_url=f"http://127.0.0.1:{port}/v1", api_key=owner_key, timeout_s=60)
     engine = ReplyEngine(store, embedder, remote, owner_id=OWNER_ID, owner_name="Alex")
     env = {"DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BASE_MODEL": tiny_llama.path,
            "PERSONA_OWNER_ID": str(OWNER_ID)}
     servers: list[subprocess.Popen[str]] = []
 
-    async def scenario(fake, bot) -> None:  # noqa: ANN001 - FakeDiscord, PersonaBot
+    async def scenario(fake, bot) -> None:
         await fake.post(GENERAL, MEMBER, f"<@{BOT_ID}> you around?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 1)
         assert fake.sent[0]["content"] == UNAVAILABLE  # no server yet: a short notice, not silence, not a crash

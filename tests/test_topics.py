@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ def conversation(first_id: int, day: datetime, asker: dict, line: str) -> list[d
 def import_subjects(store: Store, folder: Path, *, start: int = 0, rounds: int = 4, only: str | None = None) -> None:
     """Each subject `rounds` times, a day apart (one memory each): the DM one with Sam,
     the others in the server's #general with Kim."""
-    day0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    day0 = datetime(2024, 3, 1, tzinfo=UTC)
     exports: dict[str, list[dict]] = {"dm": [], "general": []}
     for s, (subject, (asker, lines)) in enumerate(SUBJECTS.items()):
         if only is not None and subject != only:
@@ -161,16 +161,17 @@ def test_cli_topics(persona_exe: Path, built: Store, database: Database) -> None
 
 
 def test_persona_topics_and_status_in_discord(built: Store, embedder: Embedder, tmp_path: Path) -> None:
-    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
     from persona.runtime.model import resolve_base_model
     from persona.runtime.reply import ReplyEngine
     from tests.fixtures.tiny_model import build_tiny_model
 
-    generator = Generator(resolve_base_model(str(build_tiny_model(tmp_path / "model"))), GenerationSettings(8, 0.8, 0.9, 1.0))
+    generator = TransformersGenerator(resolve_base_model(str(build_tiny_model(tmp_path / "model"))), GenerationSettings(8, 0.8, 0.9, 1.0))
     engine = ReplyEngine(built, embedder, generator, owner_id=OWNER_ID, owner_name="Alex")
     answers: dict[str, str] = {}
 
-    async def scenario(fake, bot) -> None:  # noqa: ANN001 - FakeDiscord, PersonaBot
+    async def scenario(fake, bot) -> None:
         for label, user, channel, command in (("kim", KIM, GENERAL, "topics"), ("owner_dm", OWNER_ID, DM_CHANNEL + 7, "topics"),
                                               ("kim_status", KIM, GENERAL, "status")):
             asked = await fake.interact(user, channel, "persona", subcommand=command)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -67,9 +67,11 @@ def test_dataset_examples_filters_and_policy(store: Store) -> None:
             (9004, OWNER, "this exact long sentence appears twice here"), (9005, OWNER, "this exact long sentence appears twice here!"),
         ]
         for offset, (mid, author, text) in enumerate(extra):
-            conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, 1000000000000000001, %s, 'dce', 'dm:222222222222222222', %s, %s)",
-                         (mid, author, datetime(2022, 6, 1, 10, offset, tzinfo=timezone.utc), text))
-        conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (9100, 1000000000000000004, %s, 'live', 'guild:5000000000000000001', '2022-07-01T10:00Z', 'api-obtained owner line')", (OWNER,))
+            conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES"
+                         " (%s, 1000000000000000001, %s, 'dce', 'dm:222222222222222222', %s, %s)",
+                         (mid, author, datetime(2022, 6, 1, 10, offset, tzinfo=UTC), text))
+        conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES"
+                     " (9100, 1000000000000000004, %s, 'live', 'guild:5000000000000000001', '2022-07-01T10:00Z', 'api-obtained owner line')", (OWNER,))
         conn.commit()
         dataset = build_dataset(conn, Options(owner_name="Alex"))
         everything = json.dumps([e.to_json() for e in dataset.train + dataset.heldout])
@@ -94,8 +96,9 @@ def test_owner_only_history_becomes_context_plus_reply(store: Store) -> None:
         conn.execute("INSERT INTO people (id, name, is_owner) VALUES (%s, 'alex', true)", (OWNER,))
         conn.execute("INSERT INTO channels (id, kind, name, guild_id, guild_name, scope) VALUES (7, 'guild_text', 'memes', 5, 'Friends', 'guild:5')")
         for i in range(6):
-            conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES (%s, 7, %s, 'package', 'guild:5', %s, %s)",
-                         (100 + i, OWNER, datetime(2022, 1, 1 + i, tzinfo=timezone.utc), f"owner line {i}"))
+            conn.execute("INSERT INTO messages (id, channel_id, author_id, source, scope, created_at, content) VALUES"
+                         " (%s, 7, %s, 'package', 'guild:5', %s, %s)",
+                         (100 + i, OWNER, datetime(2022, 1, 1 + i, tzinfo=UTC), f"owner line {i}"))
         conn.commit()
         dataset = build_dataset(conn, Options(owner_name="Alex"))
         example = (dataset.train + dataset.heldout)[0]
@@ -110,7 +113,7 @@ def test_heldout_split_is_stable_across_rebuilds(store: Store) -> None:
         first = build_dataset(conn, Options())
         first_heldout = sorted(i for e in first.heldout for i in e.target_ids)
         assert first_heldout and not set(first_heldout) & {i for e in first.train for i in e.target_ids}
-        voice.populate(conn, sessions=20, start=datetime(2025, 1, 1, tzinfo=timezone.utc), first_id=8_200_000_000_000_000_000)
+        voice.populate(conn, sessions=20, start=datetime(2025, 1, 1, tzinfo=UTC), first_id=8_200_000_000_000_000_000)
         second = build_dataset(conn, Options())
         assert sorted(i for e in second.heldout for i in e.target_ids) == first_heldout  # new data went to training
         assert len(second.train) > len(first.train)
@@ -227,7 +230,7 @@ def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -
     # New messages in a different voice, learned hard without replay: the candidate writes
     # worse on the held-out split, stays a candidate, and the active adapter does not move.
     with store.connect() as conn:
-        voice.populate(conn, sessions=12, start=datetime(2024, 1, 1, tzinfo=timezone.utc), first_id=8_100_000_000_000_000_000, replies=voice.FORMAL)
+        voice.populate(conn, sessions=12, start=datetime(2024, 1, 1, tzinfo=UTC), first_id=8_100_000_000_000_000_000, replies=voice.FORMAL)
     drifting = tsettings.model_copy(update={"replay_ratio": 0.0})
     broken = pipeline.run(store, drifting, incremental=True, max_steps=30, learning_rate=3e-2, eval_samples=0, quiet=True)
     assert broken.status == "not_promoted" and "worse than active" in broken.reason
@@ -247,7 +250,7 @@ def test_failed_training_leaves_the_active_adapter_untouched(store: Store, tsett
         voice.populate(conn, sessions=24)
     assert pipeline.run(store, tsettings, incremental=False, max_steps=4, eval_samples=0, quiet=True).status == "promoted"
     with store.connect() as conn:
-        voice.populate(conn, sessions=6, start=datetime(2024, 1, 1, tzinfo=timezone.utc), first_id=8_100_000_000_000_000_000)
+        voice.populate(conn, sessions=6, start=datetime(2024, 1, 1, tzinfo=UTC), first_id=8_100_000_000_000_000_000)
     broken = tsettings.model_copy(update={"lora_targets": "no_such_module"})  # the training process dies on it
     with pytest.raises(PersonaError, match=r"no_such_module.*active adapter v1 is unchanged"):
         pipeline.run(store, broken, incremental=False, max_steps=4, eval_samples=0, quiet=True)
@@ -270,7 +273,8 @@ def test_kto_on_a_handful_of_ratings(tiny: str, tmp_path: Path, store: Store) ->
     spec = resolve_base_model(tiny)
     result = train(spec, [CHAT] * 8, [CHAT], tmp_path / "run", TrainOptions(max_steps=2, batch_size=4, eval_steps=2))
     before = load_file(str(Path(result.adapter_dir) / "adapter_model.safetensors"))
-    rated = [{"prompt": CHAT[:2], "completion": "fr lowkey yes", "label": True}] * 3 + [{"prompt": CHAT[:2], "completion": "As an AI, I cannot.", "label": False}]
+    rated = [{"prompt": CHAT[:2], "completion": "fr lowkey yes", "label": True}] * 3 + [{"prompt": CHAT[:2], "completion": "As an AI, I cannot.",
+                                                                                         "label": False}]
     assert balanced_weights(rated) == (1.0, 3.0)
     summary = train_kto(spec, result.adapter_dir, rated, TrainOptions(batch_size=4), steps=2)
     assert summary["steps"] == 2
@@ -302,7 +306,8 @@ def test_cli_retrain_with_nothing_new_exits_0(persona_exe: Path, database: Datab
            "PERSONA_BASE_MODEL": tiny, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_BATCH_SIZE": "4"}
     with psycopg.connect(database.url) as conn:
         voice.populate(conn, sessions=24)
-    first = subprocess.run([str(persona_exe), "train", "--max-steps", "4", "--eval-samples", "0", "--json"], env=env, capture_output=True, text=True, timeout=600)
+    first = subprocess.run([str(persona_exe), "train", "--max-steps", "4", "--eval-samples", "0", "--json"], env=env, capture_output=True, text=True,
+                           timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     assert json.loads(first.stdout)["status"] == "promoted"
     again = subprocess.run([str(persona_exe), "retrain"], env=env, capture_output=True, text=True, timeout=600)

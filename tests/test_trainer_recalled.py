@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from persona import memory
@@ -30,7 +30,7 @@ def _history(store: Store, embedder: Embedder) -> None:
     with store.connect() as conn:
         last = voice.populate(conn, sessions=36)
         # A DM the owner wrote early on, asked about later in every channel's style.
-        _insert(conn, last + 1, DM_CHANNEL, voice.OWNER_ID, f"dm:{222222222222222222}", datetime(2023, 1, 1, 6, tzinfo=timezone.utc), CANARY)
+        _insert(conn, last + 1, DM_CHANNEL, voice.OWNER_ID, f"dm:{222222222222222222}", datetime(2023, 1, 1, 6, tzinfo=UTC), CANARY)
         conn.commit()
         memory.build(conn, embedder)
 
@@ -91,7 +91,7 @@ def _exchanges(store: Store, embedder: Embedder) -> None:
             (DM_CHANNEL, f"dm:{FRIEND}", "What's the locker code again?", f"my code is {CANARY} dont tell anyone"),
         ]
         for n, (channel, scope, question, answer) in enumerate(rows):
-            at = datetime(2022, 12, 1 + n, 12, tzinfo=timezone.utc)  # before the voice history: never held out
+            at = datetime(2022, 12, 1 + n, 12, tzinfo=UTC)  # before the voice history: never held out
             for offset, (author, text) in enumerate([(FRIEND, question), (voice.OWNER_ID, answer)]):
                 _insert(conn, last + 10 * n + offset + 1, channel, author, scope, at.replace(minute=offset), text)
         conn.commit()

@@ -13,7 +13,8 @@ from persona import memory
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.runtime import unknowns
-from persona.runtime.generation import GenerationSettings, Generator
+from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -56,11 +57,11 @@ def test_first_clause_and_pick() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_llama: BaseModelSpec) -> Generator:
-    return Generator(tiny_llama, GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
+def generator(tiny_llama: BaseModelSpec) -> TransformersGenerator:
+    return TransformersGenerator(tiny_llama, GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True))
 
 
-def engine_for(database: Database, generator: Generator, embedder: Embedder, folder: Path, *, hedges: bool) -> ReplyEngine:
+def engine_for(database: Database, generator: TransformersGenerator, embedder: Embedder, folder: Path, *, hedges: bool) -> ReplyEngine:
     """The owner states one fact in the server; with `hedges`, they also said "no idea lol"
     there and a "don't know" line in a DM (the DM one must never reach the server)."""
     store = Store(database)
@@ -84,11 +85,11 @@ def engine_for(database: Database, generator: Generator, embedder: Embedder, fol
                        grounding=GroundingSettings(boost=3.0, copy_weight=0.5, threshold=0.45))
 
 
-def ask(engine: ReplyEngine, text: str, asker: int, place: Place):  # noqa: ANN201 - Reply
+def ask(engine: ReplyEngine, text: str, asker: int, place: Place):
     return engine.reply(ReplyRequest(text=text, asker_id=asker, asker_name="kim", place=place))
 
 
-def test_the_owners_own_not_sure_from_a_place_the_asker_may_read(database: Database, generator: Generator, embedder: Embedder,
+def test_the_owners_own_not_sure_from_a_place_the_asker_may_read(database: Database, generator: TransformersGenerator, embedder: Embedder,
                                                                   tmp_path: Path) -> None:
     engine = engine_for(database, generator, embedder, tmp_path / "dce", hedges=True)
     server = Place.guild(int(GUILD[0]), 1000000000000000304)
@@ -106,7 +107,7 @@ def test_the_owners_own_not_sure_from_a_place_the_asker_may_read(database: Datab
     assert not ask(engine, "what car do you drive?", KIM, server).said_unknown
 
 
-def test_without_such_a_line_the_model_continues_not_sure_for_one_clause(database: Database, generator: Generator, embedder: Embedder,
+def test_without_such_a_line_the_model_continues_not_sure_for_one_clause(database: Database, generator: TransformersGenerator, embedder: Embedder,
                                                                           tmp_path: Path) -> None:
     engine = engine_for(database, generator, embedder, tmp_path / "dce", hedges=False)
     unknown = ask(engine, "what car do you drive?", KIM, Place.guild(int(GUILD[0]), 1000000000000000304))

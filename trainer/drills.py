@@ -22,6 +22,7 @@ memory that holds a held-out message, so the held-out loss stays an honest measu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import re
@@ -70,7 +71,7 @@ def answered_question(example: Example) -> tuple[str, str, str] | None:
     """(context line, question line "Name: …?", the owner's first-person answer) of the
     example's first answered question, if any."""
     chat = example.messages
-    for asked, answer in zip(chat, chat[1:]):
+    for asked, answer in itertools.pairwise(chat):
         if asked["role"] != "user" or answer["role"] != "assistant":
             continue
         lines = asked["content"].split("\n")

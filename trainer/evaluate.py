@@ -25,7 +25,8 @@ import torch
 
 from persona.adapter_files import sample_lines
 from persona.config import Settings
-from persona.runtime.generation import GenerationSettings, generate
+from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.transformers_engine import generate
 from persona.runtime.grounding import GroundingSettings
 from trainer.dataset import Example
 from trainer.encoding import EncodedDataset, PadCollator, encode
@@ -210,7 +211,7 @@ def speakers_texts(examples: list[Example]) -> tuple[list[str], list[str]]:
                 owner.append(message["content"])
             elif message["role"] == "user":
                 for line in message["content"].split("\n"):
-                    speaker, sep, text = line.partition(": ")
+                    _speaker, sep, text = line.partition(": ")
                     if sep and text.strip() and not line.startswith("["):
                         others.append(text)
     return owner, others
@@ -266,7 +267,8 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
         *[f"| {who} | " + " | ".join(_fmt(v) for v in stats.values()) + " |" for who, stats in metrics["style"].items() if stats],
         "",
         f"Vocabulary overlap with real replies: base {metrics['vocabulary_overlap']['base']}, adapter {metrics['vocabulary_overlap']['adapter']}.",
-        f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
+        f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, "
+        f"adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
         "", *_likeness_lines(metrics),
         "", *_fact_use_lines(metrics.get("fact_use")),
         "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "",
@@ -282,7 +284,8 @@ def _likeness_lines(metrics: dict[str, Any]) -> list[str]:
     accuracy = metrics.get("real_vs_generated_accuracy", {})
     intervals = metrics.get("style_intervals", {})
     lines = ["## How owner-like", "",
-             "| | owner-likeness (0: like other people, 1: like the owner's own held-out replies) | real vs generated accuracy (0.5: indistinguishable) | mean words, 95% interval |",
+             "| | owner-likeness (0: like other people, 1: like the owner's own held-out replies) "
+             "| real vs generated accuracy (0.5: indistinguishable) | mean words, 95% interval |",
              "| --- | --- | --- | --- |"]
     for who in ("base", "adapter"):
         lines.append(f"| {who} | {_fmt((likeness or {}).get(who))} | {_fmt(accuracy.get(who))} | {_fmt((intervals.get(who) or {}).get('mean_words'))} |")

@@ -59,7 +59,7 @@ class JobResult:
 
 
 def run(job: Job) -> JobResult | None:
-    from persona.runtime.generation import GenerationSettings
+    from persona.runtime.engines.base import GenerationSettings
     from persona.runtime.grounding import GroundingSettings
     from persona.runtime.model import BaseModelSpec
     from trainer.dataset import read_examples

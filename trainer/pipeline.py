@@ -30,7 +30,7 @@ from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history import messages as history
 from persona.history.people import resolve_owner
-from persona.runtime.generation import GenerationSettings
+from persona.runtime.engines.base import GenerationSettings
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.storage.store import Store

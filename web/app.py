@@ -1,32 +1,38 @@
 """The dashboard's FastAPI application: login, the guard in front of every page, CSRF,
-security headers, and the pages (web/pages/), each a thin view over core functions.
+security headers, error pages, and the pages (web/pages/), each a thin view over core
+functions. What the pages share lives in web/dependencies.py, so pages never import this
+module.
 
 Every route but `/login` and the vendored static files needs a session: a page asked for
 without one redirects to the login form, anything else gets 401. Every request that
-changes something (not GET/HEAD) must carry the session's CSRF token, as a form field
-`csrf_token` or an `X-CSRF-Token` header (htmx sends it from the page's `hx-headers`).
+changes something (not GET/HEAD) must carry the session's CSRF token (an app-wide
+dependency: web/dependencies.py `check_csrf`). The session cookie is sent again with
+every response, so its lifetime slides with the session's; it is `Secure` whenever the
+dashboard listens beyond loopback (behind the TLS proxy it then needs). Request bodies
+are capped at PERSONA_WEB_MAX_UPLOAD_MB (FastAPI's max_body_size).
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from persona.errors import DatabaseError, ModelUnavailable, PersonaError
 from web import password
 from web.auth import COOKIE, LOGIN_COOKIE, same_token
 from web.context import Dashboard
+from web.dependencies import HERE, check_csrf, render, templates
+from web.pages import adapters, imports, memory, overview, playground, privacy, replies
 
 log = logging.getLogger(__name__)
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
+PAGES = (overview, memory, adapters, replies, playground, privacy, imports)
 
 SECURITY_HEADERS = {
     # Nothing from elsewhere: scripts, styles and images are this server's own.
@@ -41,54 +47,44 @@ SECURITY_HEADERS = {
 PUBLIC_PREFIXES = ("/static/",)  # vendored htmx and the style sheet: no data in them
 
 
-def dashboard_of(request: Request) -> Dashboard:
-    return request.app.state.dashboard
-
-
-async def check_csrf(request: Request) -> None:
-    """Every state-changing request carries the session's CSRF token (header or form field)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    session = getattr(request.state, "session", None)
-    given = request.headers.get("x-csrf-token")
-    if given is None and request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        given = (await request.form()).get("csrf_token")
-    if session is None or not same_token(given if isinstance(given, str) else None, session.csrf):
-        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
-
-
-def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    session = getattr(request.state, "session", None)
-    return templates.TemplateResponse(request, name, {"csrf": session.csrf if session else "", **context}, status_code=status_code)
-
-
 def create_app(dashboard: Dashboard) -> FastAPI:
-    from web.pages import adapters, imports, memory, overview, playground, privacy, replies
-
-    app = FastAPI(title="persona dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="persona dashboard", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(check_csrf)],
+                  max_body_size=int(dashboard.settings.web_max_upload_mb * 1024 * 1024))
     app.state.dashboard = dashboard
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         path = request.url.path
-        if path != "/login" and not path.startswith(PUBLIC_PREFIXES):
-            session = dashboard.sessions.get(request.cookies.get(COOKIE))
-            if session is None:
-                response: Response
-                if request.method == "GET" and "hx-request" not in request.headers:
-                    response = RedirectResponse(f"/login?next={quote(path)}", status_code=303)
-                else:
-                    response = PlainTextResponse("log in first", status_code=401)
-                return _secured(response)
-            request.state.session = session
-        return _secured(await call_next(request))
+        if path == "/login" or path.startswith(PUBLIC_PREFIXES):
+            return _secured(await call_next(request))
+        session = dashboard.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            response: Response
+            if request.method == "GET" and "hx-request" not in request.headers:
+                response = RedirectResponse(f"/login?next={quote(path)}", status_code=303)
+            else:
+                response = PlainTextResponse("log in first", status_code=401)
+            return _secured(response)
+        request.state.session = session
+        response = await call_next(request)
+        if COOKIE not in response.headers.get("set-cookie", ""):  # logout deletes it; everything else slides it
+            _set_session_cookie(response, dashboard, session.id)
+        return _secured(response)
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if "hx-request" in request.headers or request.headers.get("accept", "").startswith("application/json"):
-            return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-        return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, an unknown path's 404, an upload's 413
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 413:  # FastAPI's max_body_size
+            limit = dashboard.settings.web_max_upload_mb
+            return _error_page(request, 413, f"the upload is larger than {limit:g} MB (PERSONA_WEB_MAX_UPLOAD_MB): raise it, "
+                                              "or import the file with `persona ingest`")
+        return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(PersonaError)
+    async def _persona_error(request: Request, exc: PersonaError) -> Response:
+        """The core refused what was asked, with one line that says why: shown as it is."""
+        status = 503 if isinstance(exc, ModelUnavailable | DatabaseError) else 400
+        return _error_page(request, status, exc.message)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, token: str | None = None, next: str = "/") -> Response:
@@ -120,15 +116,15 @@ def create_app(dashboard: Dashboard) -> FastAPI:
             return _login_page(request, dashboard, next, "wrong password", 401)
         return _logged_in(dashboard, _safe_next(next))
 
-    @app.post("/logout", dependencies=[Depends(check_csrf)])
+    @app.post("/logout")
     def logout(request: Request) -> Response:
         dashboard.sessions.end(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response
 
-    for page in (overview, memory, adapters, replies, playground, privacy, imports):
-        app.include_router(page.router, dependencies=[Depends(check_csrf)])
+    for page in PAGES:
+        app.include_router(page.router)
     return app
 
 
@@ -144,11 +140,22 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
+def _error_page(request: Request, status: int, message: str) -> Response:
+    if "hx-request" in request.headers or request.headers.get("accept", "").startswith("application/json"):
+        return PlainTextResponse(message, status_code=status)
+    return render(request, "error.html", status_code=status, message=message)
+
+
+def _set_session_cookie(response: Response, dashboard: Dashboard, session_id: str) -> None:
+    """The session cookie, living as long as the session does from now (the server slides both)."""
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/", secure=dashboard.secure_cookies,
+                        max_age=int(dashboard.sessions.lifetime_s))
+
+
 def _logged_in(dashboard: Dashboard, target: str) -> Response:
     session = dashboard.sessions.start()
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path="/",
-                        max_age=int(dashboard.settings.web_session_hours * 3600))
+    _set_session_cookie(response, dashboard, session.id)
     response.delete_cookie(LOGIN_COOKIE)
     log.info("dashboard login")
     return response
@@ -168,5 +175,5 @@ def _login_page(request: Request, dashboard: Dashboard, next_path: str, error: s
                                 "next": _safe_next(next_path)},
         status_code=status_code, headers=headers,
     )
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600, secure=dashboard.secure_cookies)
     return response

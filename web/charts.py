@@ -28,7 +28,7 @@ def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width
         by_month[month][name] += count
         totals[name] += count
     if not by_month:
-        return Markup(f'<p class="muted">{escape(title)}: no messages yet</p>')
+        return Markup(f'<p class="muted">{escape(title)}: no messages yet</p>')  # noqa: S704 - every value is escaped
     series = [Series(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(sorted(totals, key=lambda n: -totals[n]))]
     months = sorted(by_month)
     peak = max(sum(v.values()) for v in by_month.values())
@@ -63,4 +63,4 @@ def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width
                      f'<text x="{x + 14}" y="{y + 9}" font-size="11">{escape(s.name)} ({totals[s.name]:,})</text>')
         x += 24 + 7 * len(f"{s.name} ({totals[s.name]:,})")
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 - numbers, and names passed through escape() above

@@ -45,7 +45,7 @@ def web(
                               "(the one-time link alone is for this machine)")
         err.print(f"[yellow]warning:[/] listening on {host}: put a TLS proxy in front (the password and the session cookie travel in the clear)")
     pooled = store.pooled()
-    dashboard = Dashboard.from_settings(settings, pooled)
+    dashboard = Dashboard.from_settings(settings, pooled, secure_cookies=not is_loopback(host))
     shown = f"[{host}]" if ":" in host else host
     err.print(f"[dim]persona dashboard · http://{shown}:{port}/ · Ctrl-C stops[/]")
     # The link goes to stdout alone, on its own line, so a script (or a test) can read it.

@@ -29,10 +29,11 @@ class Dashboard:
     imports: dict[int, Any] = field(default_factory=dict)  # uploads being imported, or done (web/imports.py)
     # The in-process model answers one at a time (as in the bot); a second playground question waits.
     generating: threading.Lock = field(default_factory=threading.Lock)
+    secure_cookies: bool = False  # listening beyond loopback: cookies only over HTTPS (the TLS proxy)
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Store) -> Dashboard:
-        return cls(settings, store, Sessions(lifetime_s=settings.web_session_hours * 3600))
+    def from_settings(cls, settings: Settings, store: Store, *, secure_cookies: bool = False) -> Dashboard:
+        return cls(settings, store, Sessions(lifetime_s=settings.web_session_hours * 3600), secure_cookies=secure_cookies)
 
     def embedder(self) -> Any:  # persona.memory.embeddings.Embedder
         with self._lock:

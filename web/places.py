@@ -9,6 +9,7 @@ import psycopg
 
 from persona.errors import PersonaError
 from persona.history import messages, people
+from persona.history.places import place_of_ids
 from persona.privacy.scopes import Place, place_of_channel
 
 TERMINAL = "terminal"
@@ -52,8 +53,6 @@ def resolve(conn: psycopg.Connection, asker: str, place: str, owner_id: int | No
     if place == DM_WITH_BOT:
         return asker_id, Place.dm()
     kind, _, raw = place.partition(":")
-    info = messages.channel(conn, int(raw)) if kind == "channel" and raw.lstrip("-").isdigit() else None
-    where = place_of_channel(info.kind, info.id, info.guild_id) if info else None
-    if where is None:
+    if kind != "channel" or not raw.isdigit() or messages.channel(conn, int(raw)) is None:
         raise PersonaError(f"{place!r} is not a place persona knows: pick one from the list")
-    return asker_id, where
+    return asker_id, place_of_ids(conn, int(raw), None)

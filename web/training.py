@@ -54,7 +54,7 @@ def start_retrain(store: Store, settings: Settings, *, max_steps: int | None = N
             job.outcome = run(store, settings, incremental=True, trigger="dashboard", quiet=job.feed, **overrides).line()
         except PersonaError as exc:
             job.outcome, job.failed = exc.message, True
-        except Exception as exc:  # noqa: BLE001 - the page says it failed; the log has the traceback
+        except Exception as exc:
             log.exception("the retrain started from the dashboard failed")
             job.outcome, job.failed = f"the retrain failed: {exc}", True
         finally:

@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import owner_only
 from bot.services import Services
 from persona.errors import PersonaError
 
@@ -20,10 +21,8 @@ class Admin(commands.Cog):
         self.services = services
 
     @app_commands.command(name="retrain", description="Owner only: fold new messages and ratings into the persona now")
+    @owner_only("only the owner can retrain me")
     async def retrain(self, interaction: discord.Interaction) -> None:
-        if not await self.bot.is_owner(interaction.user):
-            await interaction.response.send_message("only the owner can retrain me", ephemeral=True)
-            return
         await interaction.response.defer(thinking=True)
         try:
             line = await self.services.run_retrain(trigger="command")

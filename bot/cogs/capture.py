@@ -95,7 +95,7 @@ class Capture(commands.Cog):
         try:
             with self.services.store.connect() as conn, conn.transaction():
                 store_live(conn, messages, owner_id=self.services.owner_id)
-        except Exception:  # noqa: BLE001 - messages not kept must not stop the listener
+        except Exception:
             log.exception("could not store %d message(s) from %s", len(messages), messages[0].id if messages else "?")
 
 

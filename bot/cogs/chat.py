@@ -31,7 +31,7 @@ class Chat(commands.Cog):
         self.bot = bot
         self.services = services
         self.cooldown = per_user_cooldown(services.per_user_rate)
-        # A local model generates one reply at a time; a model server (PERSONA_GENERATOR=openai) batches concurrent ones.
+        # A local model generates one reply at a time; a model server (PERSONA_ENGINE=openai) batches concurrent ones.
         self.generation = asyncio.Semaphore(services.generation_slots)
         self.pending = 0
         self.timings: deque[dict[str, float]] = deque(maxlen=1000)  # per reply, in ms (bench/reply.py reads them)
@@ -90,10 +90,10 @@ class Chat(commands.Cog):
                 async with message.channel.typing():
                     reply = await asyncio.wait_for(asyncio.to_thread(engine.reply, request, live.feeder() if live else None),
                                                    timeout=self.services.reply_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._give_up(live, message, SLOW)
                 return
-            except ModelUnavailable as exc:  # PERSONA_GENERATOR=openai and the server is away: say so, stay up
+            except ModelUnavailable as exc:  # PERSONA_ENGINE=openai and the server is away: say so, stay up
                 log.warning("no reply to %s: %s", message.id, exc.message)
                 await self._give_up(live, message, UNAVAILABLE)
                 return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from functools import partial
 from typing import TypeVar
 
 import discord
@@ -13,10 +13,12 @@ import psycopg
 from discord import app_commands
 from discord.ext import commands
 
+from bot.checks import owner_only
 from bot.services import Services
 from bot.triggers import place_of_interaction
 from persona.memory import topics as memory_topics
 from persona.privacy.forget import Forgotten, forget_channel, forget_person, forget_range, opt_in, opt_out
+from persona.privacy.requests import time_range
 from persona.replies import record_feedback
 from persona.status import describe, status
 
@@ -92,24 +94,19 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
 
     @app_commands.command(name="forget", description="Owner only: forget a person, a channel, or a time range")
     @app_commands.describe(user="Forget everything from and with this person", channel="Forget this channel",
-                           since="Start of a time range, YYYY-MM-DD", until="End of the range (exclusive), YYYY-MM-DD")
+                           since="Start of a time range: YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC unless an offset (+02:00) is given",
+                           until="End of the range (exclusive), same form")
+    @owner_only("only the owner can make me forget things")
     async def forget(self, interaction: discord.Interaction, user: discord.User | None = None, channel: discord.abc.GuildChannel | None = None,
                      since: str | None = None, until: str | None = None) -> None:
-        if not await self.bot.is_owner(interaction.user):
-            await interaction.response.send_message("only the owner can make me forget things", ephemeral=True)
-            return
-        try:
-            start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc) if since else None
-            end = datetime.fromisoformat(until).replace(tzinfo=timezone.utc) if until else None
-        except ValueError:
-            await interaction.response.send_message("dates look like 2024-06-01", ephemeral=True)
-            return
+        action: Callable[[psycopg.Connection], Forgotten]
         if user is not None:
-            action: Callable[[psycopg.Connection], Forgotten] = lambda conn: forget_person(conn, user.id)  # noqa: E731
+            action = partial(forget_person, person_id=user.id)
         elif channel is not None:
-            action = lambda conn: forget_channel(conn, channel.id)  # noqa: E731
-        elif start and end and end > start:
-            action = lambda conn: forget_range(conn, start, end)  # noqa: E731
+            action = partial(forget_channel, channel_id=channel.id)
+        elif since and until:
+            start, end = time_range(since, until)  # a malformed date: one line from the tree's error handler (bot/checks.py)
+            action = partial(forget_range, start=start, end=end)
         else:
             await interaction.response.send_message("say what to forget: a user, a channel, or since + until", ephemeral=True)
             return

@@ -47,7 +47,7 @@ class Upkeep(commands.Cog):
     async def grow_memory(self) -> None:
         try:
             await asyncio.to_thread(self._refresh_memory)
-        except Exception:  # noqa: BLE001 - memory catches up on the next round
+        except Exception:
             log.exception("memory refresh failed")
 
     def _refresh_memory(self) -> None:
@@ -64,13 +64,13 @@ class Upkeep(commands.Cog):
             await asyncio.to_thread(self.services.engine.refresh_adapter)
         except ModelUnavailable as exc:  # the model server is away, or lacks the version: one line, tried again next round
             log.warning("still on the previous adapter: %s", exc.message)
-        except Exception:  # noqa: BLE001 - keep serving with the adapter we have
+        except Exception:
             log.exception("could not switch to the newly active adapter")
 
     async def nightly(self) -> None:
         try:
             await self.services.run_retrain(trigger="schedule")
-        except Exception as exc:  # noqa: BLE001 - reported to the owner, the bot keeps running
+        except Exception as exc:
             log.exception("nightly retrain failed")
             await self.tell_owner(f"the nightly retrain failed: {getattr(exc, 'message', exc)}")
 

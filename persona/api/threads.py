@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from fastapi.concurrency import run_in_threadpool
 
-from persona.runtime.generation import OnText
+from persona.runtime.engines.base import OnText
 
 T = TypeVar("T")
 

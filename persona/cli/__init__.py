@@ -13,7 +13,7 @@ import typer
 
 from persona.cli import chat, db, memory, privacy, replies, serve  # noqa: F401 - each module registers its commands
 from persona.cli.app import app, err, out, settings_of
-from persona.errors import PersonaError
+from persona.errors import PersonaError, first_line
 
 __all__ = ["app", "err", "main", "out", "settings_of"]
 
@@ -44,7 +44,7 @@ def main() -> None:
     except PersonaError as exc:
         _fail(exc.message, exc.exit_code)
     except psycopg.OperationalError as exc:
-        reason = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "connection lost")
+        reason = first_line(exc, "connection lost")
         _fail(f"the database connection failed mid-command ({reason}); nothing was committed by the failed step, check the server and retry", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)

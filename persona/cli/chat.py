@@ -53,11 +53,12 @@ def chat_loop(engine: ReplyEngine, out: Console, *, show_memories: bool = False)
 @app.command("chat")
 def chat(
     ctx: typer.Context,
-    show_memories: Annotated[bool, typer.Option("--show-memories", help="Print the memories each reply recalled (and the sentences grounding pulled it towards).")] = False,
+    show_memories: Annotated[bool, typer.Option("--show-memories",
+                                                help="Print the memories each reply recalled (and the sentences grounding pulled it towards).")] = False,
     greedy: Annotated[bool, typer.Option(help="Deterministic replies (no sampling).")] = False,
 ) -> None:
     """Talk to your persona in the terminal (same memory and adapter as the bot). Ctrl-D or /quit ends."""
-    from persona.runtime.generation import GenerationSettings
+    from persona.runtime.engines.base import GenerationSettings
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)

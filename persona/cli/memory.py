@@ -14,7 +14,7 @@ memory_app = typer.Typer(help="Memory: chunk, embed and search what was said.", 
 app.add_typer(memory_app, name="memory")
 
 
-def embedder_for(settings: Settings):  # noqa: ANN202 - persona.memory.embeddings.Embedder
+def embedder_for(settings: Settings) -> Any:  # persona.memory.embeddings.Embedder
     from persona.memory.embeddings import Embedder, resolve_embed_model
 
     return Embedder(resolve_embed_model(settings.embed_model))
@@ -135,28 +135,9 @@ def _who_and_where(conn: Any, settings: Settings, as_user: int | None, channel: 
                    default: Any) -> tuple[int | None, int | None, Any]:
     """(the owner's id, who asks: --as or the owner, where: --channel/--guild or `default`)."""
     from persona.history.people import resolve_owner
+    from persona.history.places import place_of_ids
 
     owner = resolve_owner(conn, settings.owner_id)
     owner_id = owner.id if owner else None
     asker = as_user if as_user is not None else owner_id
-    return owner_id, asker, default if channel is None and guild is None else place_of(conn, channel, guild)
-
-
-def place_of(conn: Any, channel: int | None, guild: int | None):  # noqa: ANN202 - persona.privacy.scopes.Place
-    """The place `--channel`/`--guild` name (a DM with the bot when neither is given)."""
-    from persona.errors import ConfigError
-    from persona.privacy.scopes import Place, place_of_channel
-
-    if channel is None:
-        return Place(kind="guild", guild_id=guild) if guild is not None else Place.dm()
-    from persona.history.messages import channel as stored_channel
-
-    info = stored_channel(conn, channel)
-    if info is None:
-        if guild is None:
-            raise ConfigError(f"--channel {channel} is not a channel persona knows: add --guild GUILD_ID (or leave --channel out for a DM)")
-        return Place.guild(guild, channel)
-    place = place_of_channel(info.kind, channel, info.guild_id or guild)
-    if place is None:
-        raise ConfigError(f"channel {channel} has no known server: add --guild GUILD_ID")
-    return place
+    return owner_id, asker, place_of_ids(conn, channel, guild, default=default)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
@@ -74,20 +73,18 @@ def forget_channel_cmd(ctx: typer.Context, channel_id: Annotated[int, typer.Argu
 @forget_app.command("range")
 def forget_range_cmd(
     ctx: typer.Context,
-    start: Annotated[datetime, typer.Argument(help="From (inclusive), e.g. 2021-06-01 or 2021-06-01T18:00.")],
-    end: Annotated[datetime, typer.Argument(help="Until (exclusive).")],
+    start: Annotated[str, typer.Argument(help="From (inclusive), e.g. 2021-06-01, 2021-06-01T18:00 or 2021-06-01T18:00+02:00.")],
+    end: Annotated[str, typer.Argument(help="Until (exclusive).")],
     yes: YesOption = False,
     no_retrain: NoRetrain = False,
 ) -> None:
     """Messages written in a time range (UTC unless an offset is given)."""
-    from persona.errors import ConfigError
     from persona.privacy.forget import forget_range
+    from persona.privacy.requests import time_range
 
-    start, end = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (start, end))
-    if end <= start:
-        raise ConfigError("END must be after START")
-    _confirm(f"everything written from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", yes)
-    _delete(ctx, lambda conn: forget_range(conn, start, end), retrain=not no_retrain)
+    begin, until = time_range(start, end)
+    _confirm(f"everything written from {begin:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC", yes)
+    _delete(ctx, lambda conn: forget_range(conn, begin, until), retrain=not no_retrain)
 
 
 @app.command("optout")

@@ -26,7 +26,7 @@ def keys_create(
 ) -> None:
     """Make an API key for an audience; the key is printed once and only its hash is stored."""
     from persona import api_keys
-    from persona.cli.memory import place_of
+    from persona.history.places import place_of_ids
     from persona.privacy.scopes import Place
     from persona.storage.store import open_store
 
@@ -38,7 +38,7 @@ def keys_create(
     with store.connect() as conn:
         if as_user is not None and is_opted_out(conn, as_user):
             raise PersonaError(f"user {as_user} opted out: nothing is answered for them (`persona optin {as_user}` if they asked to come back)")
-        place = Place.terminal() if as_user is None else place_of(conn, channel, guild)
+        place = Place.terminal() if as_user is None else place_of_ids(conn, channel, guild)
         key, token = api_keys.create(conn, asker_id=as_user, place=place, name=name)
         conn.commit()
     if as_json:

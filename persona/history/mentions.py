@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _MARKUP = re.compile(r"<(@!?|@&|#|a?:\w+:|t:|/[\w -]+:)(\d+)(?::[tTdDfFR])?>")
 
@@ -29,7 +29,7 @@ def render_mentions(text: str, people: Mapping[int, str], channels: Mapping[int,
             return f"#{channel_names.get(number, 'channel')}"
         if kind == "t:":
             try:
-                return datetime.fromtimestamp(number, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                return datetime.fromtimestamp(number, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
             except (OverflowError, OSError, ValueError):
                 return match.group(0)
         if kind.startswith("/"):

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 # A person's name as prompts and memories show it.
-_SPEAKER = "coalesce(nullif(p.display_name, ''), nullif(p.name, ''), 'someone')"
+_SPEAKER = sql.SQL("coalesce(nullif(p.display_name, ''), nullif(p.name, ''), 'someone')")
 # The other side of a DM, by the id in its scope (`dm:<id>`).
-_DM_NAME = ("(SELECT coalesce(nullif(p.display_name, ''), p.name) FROM people p "
-            "WHERE c.kind = 'dm' AND p.id = nullif(split_part(c.scope, ':', 2), '')::bigint)")
+_DM_NAME = sql.SQL("(SELECT coalesce(nullif(p.display_name, ''), p.name) FROM people p "
+                   "WHERE c.kind = 'dm' AND p.id = nullif(split_part(c.scope, ':', 2), '')::bigint)")
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,11 @@ class StoredMessage:
     first_attachment: str | None = None
 
 
-_CHANNEL_COLUMNS = f"c.id, c.kind, c.name, c.guild_id, c.guild_name, c.scope, {_DM_NAME}"
+_CHANNEL_COLUMNS = sql.SQL("c.id, c.kind, c.name, c.guild_id, c.guild_name, c.scope, {}").format(_DM_NAME)
 
 
 def channel(conn: psycopg.Connection, channel_id: int) -> ChannelInfo | None:
-    row = conn.execute(f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE c.id = %s", (channel_id,)).fetchone()  # noqa: S608
+    row = conn.execute(sql.SQL("SELECT {} FROM channels c WHERE c.id = %s").format(_CHANNEL_COLUMNS), (channel_id,)).fetchone()
     return ChannelInfo(*row) if row else None
 
 
@@ -69,9 +70,9 @@ class ChannelSummary:
 def channels_listed(conn: psycopg.Connection) -> list[ChannelSummary]:
     """Every channel with how many messages it holds, busiest first (one aggregate query)."""
     rows = conn.execute(
-        f"SELECT {_CHANNEL_COLUMNS}, coalesce(n.count, 0) FROM channels c "  # noqa: S608
-        "LEFT JOIN (SELECT channel_id, count(*) FROM messages GROUP BY channel_id) n ON n.channel_id = c.id "
-        "ORDER BY coalesce(n.count, 0) DESC, c.id"
+        sql.SQL("SELECT {}, coalesce(n.count, 0) FROM channels c "
+                "LEFT JOIN (SELECT channel_id, count(*) FROM messages GROUP BY channel_id) n ON n.channel_id = c.id "
+                "ORDER BY coalesce(n.count, 0) DESC, c.id").format(_CHANNEL_COLUMNS)
     ).fetchall()
     return [ChannelSummary(ChannelInfo(*r[:-1]), int(r[-1])) for r in rows]
 
@@ -87,8 +88,8 @@ def channel_names(conn: psycopg.Connection) -> dict[int, str]:
 def conversation_channels(conn: psycopg.Connection, owner_id: int) -> list[ChannelInfo]:
     """Channels (not notes) where the owner wrote something, by id."""
     rows = conn.execute(
-        f"SELECT {_CHANNEL_COLUMNS} FROM channels c WHERE c.kind <> 'notes' "  # noqa: S608
-        "AND EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.author_id = %s) ORDER BY c.id",
+        sql.SQL("SELECT {} FROM channels c WHERE c.kind <> 'notes' "
+                "AND EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = c.id AND m.author_id = %s) ORDER BY c.id").format(_CHANNEL_COLUMNS),
         (owner_id,),
     ).fetchall()
     return [ChannelInfo(*r) for r in rows]
@@ -97,9 +98,9 @@ def conversation_channels(conn: psycopg.Connection, owner_id: int) -> list[Chann
 def conversation(conn: psycopg.Connection, channel_id: int, sources: list[str]) -> list[StoredMessage]:
     """A channel's messages from `sources`, oldest first, without opted-out people or bots."""
     rows = conn.execute(
-        f"SELECT m.id, m.seq, m.author_id, {_SPEAKER}, m.content, m.created_at, m.source "  # noqa: S608
-        "FROM messages m JOIN people p ON p.id = m.author_id "
-        "WHERE m.channel_id = %s AND m.source = ANY(%s) AND p.opted_out_at IS NULL AND NOT p.is_bot ORDER BY m.created_at, m.id",
+        sql.SQL("SELECT m.id, m.seq, m.author_id, {}, m.content, m.created_at, m.source "
+                "FROM messages m JOIN people p ON p.id = m.author_id "
+                "WHERE m.channel_id = %s AND m.source = ANY(%s) AND p.opted_out_at IS NULL AND NOT p.is_bot ORDER BY m.created_at, m.id").format(_SPEAKER),
         (channel_id, sources),
     ).fetchall()
     return [StoredMessage(*r) for r in rows]
@@ -125,8 +126,8 @@ def owner_lines_containing(conn: psycopg.Connection, owner_id: int, phrases: tup
 def by_ids(conn: psycopg.Connection, message_ids: list[int]) -> list[StoredMessage]:
     """These messages with their speakers, oldest first (a memory's sources, opened)."""
     rows = conn.execute(
-        f"SELECT m.id, m.seq, m.author_id, {_SPEAKER}, m.content, m.created_at, m.source "  # noqa: S608
-        "FROM messages m JOIN people p ON p.id = m.author_id WHERE m.id = ANY(%s) ORDER BY m.created_at, m.id",
+        sql.SQL("SELECT m.id, m.seq, m.author_id, {}, m.content, m.created_at, m.source "
+                "FROM messages m JOIN people p ON p.id = m.author_id WHERE m.id = ANY(%s) ORDER BY m.created_at, m.id").format(_SPEAKER),
         (message_ids,),
     ).fetchall()
     return [StoredMessage(*r) for r in rows]
@@ -146,9 +147,9 @@ def channels_with_unchunked(conn: psycopg.Connection) -> list[int]:
 def unchunked(conn: psycopg.Connection, channel_id: int) -> list[StoredMessage]:
     """A channel's messages not in a memory yet (opted-out people left out), oldest first."""
     rows = conn.execute(
-        f"SELECT m.id, m.seq, m.author_id, {_SPEAKER}, m.content, m.created_at, m.source, m.attachments ->> 0 "  # noqa: S608
-        "FROM messages m JOIN people p ON p.id = m.author_id "
-        "WHERE m.channel_id = %s AND m.memory_id IS NULL AND p.opted_out_at IS NULL ORDER BY m.created_at, m.id",
+        sql.SQL("SELECT m.id, m.seq, m.author_id, {}, m.content, m.created_at, m.source, m.attachments ->> 0 "
+                "FROM messages m JOIN people p ON p.id = m.author_id "
+                "WHERE m.channel_id = %s AND m.memory_id IS NULL AND p.opted_out_at IS NULL ORDER BY m.created_at, m.id").format(_SPEAKER),
         (channel_id,),
     ).fetchall()
     return [StoredMessage(*r) for r in rows]
@@ -175,24 +176,24 @@ def chunked_in_run(conn: psycopg.Connection, import_run_id: int) -> list[int]:
 
 
 def delete_by_author(conn: psycopg.Connection, author_id: int) -> list[int]:
-    return _delete(conn, "author_id = %s", (author_id,))
+    return _delete(conn, sql.SQL("author_id = %s"), (author_id,))
 
 
 def delete_with_person(conn: psycopg.Connection, person_id: int, dm_scope: str) -> list[int]:
     """What they wrote anywhere, and the whole DM conversation with them."""
-    return _delete(conn, "author_id = %s OR scope = %s", (person_id, dm_scope))
+    return _delete(conn, sql.SQL("author_id = %s OR scope = %s"), (person_id, dm_scope))
 
 
 def delete_channel(conn: psycopg.Connection, channel_id: int) -> list[int]:
-    return _delete(conn, "channel_id = %s", (channel_id,))
+    return _delete(conn, sql.SQL("channel_id = %s"), (channel_id,))
 
 
 def delete_range(conn: psycopg.Connection, start: datetime, end: datetime) -> list[int]:
-    return _delete(conn, "created_at >= %s AND created_at < %s", (start, end))
+    return _delete(conn, sql.SQL("created_at >= %s AND created_at < %s"), (start, end))
 
 
 def delete_ids(conn: psycopg.Connection, message_ids: list[int]) -> list[int]:
-    return _delete(conn, "id = ANY(%s)", (message_ids,))
+    return _delete(conn, sql.SQL("id = ANY(%s)"), (message_ids,))
 
 
 def newest_captured(conn: psycopg.Connection, channel_id: int) -> int | None:
@@ -206,8 +207,8 @@ def existing(conn: psycopg.Connection, message_ids: list[int]) -> set[int]:
     return {r[0] for r in conn.execute("SELECT id FROM messages WHERE id = ANY(%s)", (message_ids,)).fetchall()}
 
 
-def _delete(conn: psycopg.Connection, where: str, params: tuple) -> list[int]:
-    return [r[0] for r in conn.execute(f"DELETE FROM messages WHERE {where} RETURNING id", params).fetchall()]  # noqa: S608 - fixed clauses
+def _delete(conn: psycopg.Connection, where: sql.SQL, params: tuple) -> list[int]:
+    return [r[0] for r in conn.execute(sql.SQL("DELETE FROM messages WHERE {} RETURNING id").format(where), params).fetchall()]
 
 
 # --- figures --------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ def settle_interrupted_imports(conn: psycopg.Connection) -> list[int]:
             conn.execute(
                 "UPDATE import_runs SET status = %s, finished_at = now(), error = %s WHERE id = %s AND status = 'running'",
                 ("succeeded" if committed else "failed",
-                 "the import process ended after committing, before recording it" if committed else "interrupted: the import process was killed; nothing was stored",
+                 "the import process ended after committing, before recording it" if committed
+                 else "interrupted: the import process was killed; nothing was stored",
                  run_id),
             )
             settled.append(run_id)

@@ -13,6 +13,21 @@ from persona.memory.recall import MODES, Memory, opened, recall, search
 from persona.memory.vectors import MemoryConfigError, ensure_index, prepare_vectors, stored_model
 
 __all__ = [
-    "MODES", "Built", "Memory", "MemoryConfigError", "build", "opened", "chunk_pending", "counts", "embed_pending", "ensure_index",
-    "prepare_vectors", "rebuild", "recall", "refresh", "search", "stored_model", "unembedded_count",
+    "MODES",
+    "Built",
+    "Memory",
+    "MemoryConfigError",
+    "build",
+    "chunk_pending",
+    "counts",
+    "embed_pending",
+    "ensure_index",
+    "opened",
+    "prepare_vectors",
+    "rebuild",
+    "recall",
+    "refresh",
+    "search",
+    "stored_model",
+    "unembedded_count",
 ]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -45,7 +45,7 @@ def chunk_pending(conn: psycopg.Connection, embedder: Embedder, *, close_open: b
     """Turn un-chunked messages into memories (without vectors yet); return how many."""
     budget = max(32, embedder.max_tokens - 16)
     count_tokens = embedder.count_tokens
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     created = 0
     channel_ids = history.channels_with_unchunked(conn)
     conn.commit()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from persona.errors import ConfigError
+from persona.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Embedder:
             return SentenceTransformer(self.spec.path, device="cpu" if not _cuda() else None)
         except (OSError, ValueError) as exc:
             raise ConfigError(
-                f"PERSONA_EMBED_MODEL: cannot load {self.spec.name!r} ({str(exc).splitlines()[0][:120]}): "
+                f"PERSONA_EMBED_MODEL: cannot load {self.spec.name!r} ({first_line(exc, limit=120)}): "
                 "give a sentence-transformers model id or a local folder"
             ) from None
 

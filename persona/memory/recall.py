@@ -47,7 +47,7 @@ class Memory:
         return {"id": self.id, "scope": self.scope, "score": round(self.score, 6), "content": self.content}
 
 
-_VECTOR_HITS = """
+_VECTOR_HITS = sql.SQL("""
     SELECT id, row_number() OVER (ORDER BY distance) AS rank, 1.0 AS weight FROM (
         SELECT id, embedding <=> %(q)s AS distance
         FROM memories
@@ -55,14 +55,14 @@ _VECTOR_HITS = """
         ORDER BY {order}
         LIMIT %(n)s
     ) nearest
-"""
+""")
 # HNSW (approximate) ordering, and an exact one the index cannot serve: for a small
 # scope, reading its rows through the scope index and sorting them is both exact and
 # faster than walking the graph until enough rows pass the filter.
-_ANN_ORDER = "embedding <=> %(q)s"
-_EXACT_ORDER = "(embedding <=> %(q)s) + 0"
+_ANN_ORDER = sql.SQL("embedding <=> %(q)s")
+_EXACT_ORDER = sql.SQL("(embedding <=> %(q)s) + 0")
 EXACT_SCOPE_ROWS = 10_000
-_TEXT_HITS = """
+_TEXT_HITS = sql.SQL("""
     SELECT id, row_number() OVER (ORDER BY rank_cd DESC, id) AS rank, %(text_weight)s AS weight FROM (
         SELECT id, ts_rank_cd(tsv, query, 32) AS rank_cd
         FROM memories, to_tsquery('simple', %(tsquery)s) AS query
@@ -70,7 +70,7 @@ _TEXT_HITS = """
         ORDER BY rank_cd DESC, id
         LIMIT %(n)s
     ) matching
-"""
+""")
 # PostgreSQL's full-text ranking has no inverse document frequency, and ANDing every
 # word of a chatty question ("what happened to the Zephyrine?") matches nothing. So the
 # text query ORs the question's words that are selective: found in fewer than `cap`
@@ -84,7 +84,7 @@ WHERE (SELECT count(*) FROM (
 # Reciprocal rank fusion, then a mild recency boost: score *= 1 + w * 0.5^(age / half-life).
 # An age below zero (a message dated in the future: a phone with a wrong clock) counts
 # as today, so the boost never exceeds 1 + w and power() never overflows.
-_FUSE = """
+_FUSE = sql.SQL("""
 WITH hits AS MATERIALIZED ({hits})
 SELECT m.id, m.scope, m.content, m.started_at, m.ended_at, m.message_ids,
        s.rrf * (1 + %(recency)s * power(0.5, greatest(extract(epoch FROM (now() - m.ended_at)), 0) / (86400.0 * %(half_life)s))) AS score
@@ -92,17 +92,19 @@ FROM (SELECT id, sum(weight / (%(rrf_k)s + rank)) AS rrf FROM hits GROUP BY id) 
 JOIN memories m ON m.id = s.id
 ORDER BY score DESC, m.id
 LIMIT %(fetch)s
-"""
+""")
 # Belt and braces: opt-out deletes a person's memories; this refuses any that remain.
-_NOT_OPTED_OUT = "AND NOT (author_ids && coalesce((SELECT array_agg(id) FROM people WHERE opted_out_at IS NOT NULL), '{}'))"
+_NOT_OPTED_OUT = sql.SQL("AND NOT (author_ids && coalesce((SELECT array_agg(id) FROM people WHERE opted_out_at IS NOT NULL), '{}'))")
 MODES = ("fused", "vector", "text")
 
 
-def readable_filter(scopes: list[str] | None) -> str:
+def readable_filter(scopes: list[str] | None) -> sql.Composable:
     """The WHERE conditions (after a leading condition, each starting with AND) that keep
     a query on `memories` inside `scopes` (None: all) and away from opted-out people;
     the query binds `%(scopes)s`. Everything that reads memory filters through this."""
-    return ("AND scope = ANY(%(scopes)s) " if scopes is not None else "") + _NOT_OPTED_OUT
+    if scopes is None:
+        return _NOT_OPTED_OUT
+    return sql.SQL(" ").join([sql.SQL("AND scope = ANY(%(scopes)s)"), _NOT_OPTED_OUT])
 
 
 def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: list[str] | None, *, k: int = 10,
@@ -115,7 +117,7 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
         return []
     check_model(conn, embedder)
     filters = readable_filter(scopes)
-    parts = []
+    parts: list[sql.Composable] = []
     if mode in ("fused", "vector"):
         order = _EXACT_ORDER if _small_scope(conn, scopes) else _ANN_ORDER
         parts.append(_VECTOR_HITS.format(filters=filters, order=order))
@@ -124,7 +126,7 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
         parts.append(_TEXT_HITS.format(filters=filters))
     if not parts:
         return []
-    statement = _FUSE.format(hits=" UNION ALL ".join(f"({p})" for p in parts))
+    statement = _FUSE.format(hits=sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(p) for p in parts))
     params = {
         "q": embedder.embed_query(query) if mode != "text" else None, "tsquery": tsquery, "scopes": scopes,
         "n": max(4 * k, 40), "fetch": 2 * k, "rrf_k": RRF_K, "text_weight": TEXT_WEIGHT, "recency": recency, "half_life": RECENCY_HALF_LIFE_DAYS,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from persona.history import messages as history
 from persona.memory.recall import readable_filter
@@ -127,9 +128,9 @@ def assign_new(conn: psycopg.Connection, owner_id: int) -> int:
 
 
 def _owner_vectors(conn: psycopg.Connection, owner_id: int, *, only_unassigned: bool) -> tuple[list[int], np.ndarray]:
-    rows = conn.execute(
-        "SELECT id, embedding FROM memories WHERE embedding IS NOT NULL AND %s = ANY(author_ids)"
-        + (" AND topic_id IS NULL" if only_unassigned else "") + " ORDER BY id", (owner_id,)).fetchall()
+    unassigned = sql.SQL("AND topic_id IS NULL" if only_unassigned else "")
+    rows = conn.execute(sql.SQL("SELECT id, embedding FROM memories WHERE embedding IS NOT NULL AND %s = ANY(author_ids) {} ORDER BY id")
+                        .format(unassigned), (owner_id,)).fetchall()
     vectors = np.array([_as_array(r[1]) for r in rows], dtype=np.float32).reshape(len(rows), -1)
     return [int(r[0]) for r in rows], vectors
 
@@ -146,20 +147,20 @@ def _set_topics(conn: psycopg.Connection, ids: Sequence[int], labels: Sequence[A
 
 # --- listing ----------------------------------------------------------------------------------------
 
-_COUNTS = """
+_COUNTS = sql.SQL("""
 SELECT topic_id, count(*), coalesce(sum(cardinality(message_ids)), 0), min(started_at), max(ended_at)
 FROM memories
 WHERE topic_id IS NOT NULL AND %(owner)s = ANY(author_ids) {filters}
 GROUP BY topic_id
-"""
-_SAMPLE = """
+""")
+_SAMPLE = sql.SQL("""
 SELECT topic_id, message_ids FROM (
     SELECT topic_id, message_ids, row_number() OVER (PARTITION BY topic_id ORDER BY ended_at DESC, id) AS n
     FROM memories
     WHERE topic_id IS NOT NULL AND %(owner)s = ANY(author_ids) {filters}
 ) recent
 WHERE n <= %(sample)s
-"""
+""")
 
 
 def topics_for(conn: psycopg.Connection, *, asker_id: int | None, place: Place, owner_id: int | None) -> list[Topic]:
@@ -197,7 +198,8 @@ def distinctive_words(texts: dict[int, str], n: int) -> dict[int, list[str]]:
     keys = [k for k, text in texts.items() if text.strip()]
     if not keys:
         return {}
-    vectorizer = CountVectorizer(stop_words=sorted(stop_words()), token_pattern=r"(?u)\b[^\W\d_]{3,}\b", lowercase=True)
+    vectorizer = CountVectorizer(stop_words=sorted(stop_words()), token_pattern=r"(?u)\b[^\W\d_]{3,}\b",  # noqa: S106 - a regex, not a password
+                                 lowercase=True)
     try:
         counts = vectorizer.fit_transform([texts[k] for k in keys]).toarray().astype(float)
     except ValueError:  # nothing but stop words

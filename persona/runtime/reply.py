@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from persona import adapters, memory, replies
 from persona.config import Settings
@@ -26,7 +26,8 @@ from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
 from persona.runtime import consistency, unknowns
-from persona.runtime.generation import GenerationSettings, TextGenerator, generator_for
+from persona.runtime.engines.base import GenerationSettings, TextGenerator
+from persona.runtime.engines.registry import engine_for
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
 from persona.runtime.release import CONTROL, SentenceRelease, clean
 from persona.storage.store import Store
@@ -118,7 +119,7 @@ class ReplyEngine:
         """The base model, the active adapter and memory, as the bot uses them (also `persona chat` and the demo)."""
         with store.connect() as conn:
             owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
-        generator = generator_for(settings, generation or GenerationSettings.from_settings(settings))
+        generator = engine_for(settings, generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
                      grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown,
@@ -138,7 +139,7 @@ class ReplyEngine:
 
     def build_prompt(self, request: ReplyRequest, memories: list[memory.Memory]) -> Messages:
         frame = Frame(self.owner_name, self.style_notes, request.place_label or _default_label(request),
-                      request.day or datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+                      request.day or datetime.now(UTC).strftime("%Y-%m-%d"))
         lines = [*request.history, Line(request.asker_name, request.text, False)]
         return render_to_fit(frame, lines, [m.content for m in memories], self.generator.count_tokens, self.context_tokens)
 

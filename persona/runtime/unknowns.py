@@ -74,7 +74,8 @@ def pick(lines: Sequence[str], question: str) -> str:
 
 
 _CLAUSE_END = re.compile(r"[\n.!?,;:]")
-_TAIL_WORDS = frozenset("yet either tho rn atm sorry tbh tbf fr ngl honestly lowkey lol lmao haha hehe omg idk hmm hm ya yeah ok okay".split())
+_TAIL_WORDS = frozenset(["yet", "either", "tho", "rn", "atm", "sorry", "tbh", "tbf", "fr", "ngl", "honestly", "lowkey", "lol", "lmao", "haha", "hehe", "omg",
+                         "idk", "hmm", "hm", "ya", "yeah", "ok", "okay"])
 
 
 def first_clause(opening: str, continuation: str) -> str:

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from persona.config import Settings
-from persona.errors import DatabaseError
+from persona.errors import DatabaseError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def connection_error(database: Database, exc: psycopg.OperationalError) -> Datab
 
 
 def _first_reason(message: str) -> str:
-    line = next((ln.strip() for ln in message.splitlines() if ln.strip()), "connection failed")
+    line = first_line(message, "connection failed")
     # 'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection refused'
     parts = re.split(r"failed:\s*", line)
     reason = parts[-1].strip() if parts[-1].strip() else line

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from persona.errors import DatabaseError, MigrationError
+from persona.errors import DatabaseError, MigrationError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _apply(conn: psycopg.Connection, migration: Migration, *, current: int) -> N
             )
     except psycopg.Error as exc:
         where = _line_of(migration.sql, exc)
-        detail = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+        detail = first_line(exc.diag.message_primary or str(exc))
         raise MigrationError(
             f"migration {migration.filename} failed{where}: {detail}; nothing from it was applied, "
             f"the schema stays at version {current:04d}"

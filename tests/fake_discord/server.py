@@ -10,11 +10,12 @@ Point discord.py at it with `discord.http.Route.BASE` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -52,6 +53,7 @@ class FakeDiscord:
     send_delay: float = 0.0  # seconds before a sent message's REST response reaches the bot (others see it at once)
     history_requests: int = 0
     commands: dict[str, dict[str, Any]] = field(default_factory=dict)  # synced application commands by name
+    command_syncs: int = 0  # how many times the bot overwrote its commands (PUT)
     responses: list[dict[str, Any]] = field(default_factory=list)  # interaction callbacks and follow-ups, in order
 
     def __post_init__(self) -> None:
@@ -82,7 +84,7 @@ class FakeDiscord:
             "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
             "premium_tier": 0, "preferred_locale": "en-US", "nsfw_level": 0, "emojis": [], "stickers": [], "voice_states": [],
             "presences": [], "stage_instances": [], "guild_scheduled_events": [], "system_channel_flags": 0,
-            "joined_at": datetime.now(timezone.utc).isoformat(),
+            "joined_at": datetime.now(UTC).isoformat(),
         }
 
     def message(self, channel_id: int, author_id: int, content: str, *, mentions: list[int] = (), everyone: bool = False,
@@ -90,7 +92,7 @@ class FakeDiscord:
         channel = self.channels.get(channel_id, {})
         data: dict[str, Any] = {
             "id": str(snowflake()), "channel_id": str(channel_id), "author": self.users[author_id], "content": content,
-            "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None, "tts": False, "mention_everyone": everyone,
+            "timestamp": datetime.now(UTC).isoformat(), "edited_timestamp": None, "tts": False, "mention_everyone": everyone,
             "mentions": [self.users[m] for m in mentions], "mention_roles": [str(r) for r in role_mentions], "attachments": [],
             "embeds": [], "pinned": False, "type": 19 if reference else 0, "flags": 0,
         }
@@ -109,10 +111,8 @@ class FakeDiscord:
         payload = json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data})
         for socket in list(self._sockets):
             if not socket.closed:
-                try:
+                with contextlib.suppress(ConnectionResetError):  # the bot's process was killed: Discord drops the event for it too
                     await socket.send_str(payload)
-                except ConnectionResetError:  # the bot's process was killed: Discord drops the event for it too
-                    pass
 
     async def post(self, channel_id: int, author_id: int, content: str, **kwargs: Any) -> dict[str, Any]:
         """A user writes in a channel: stored, then MESSAGE_CREATE to the bot."""
@@ -145,7 +145,7 @@ class FakeDiscord:
         if "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]
             payload["guild_locale"] = "en-US"
-            payload["member"] = {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(timezone.utc).isoformat(),
+            payload["member"] = {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(UTC).isoformat(),
                                  "permissions": str((1 << 41) - 1), "deaf": False, "mute": False, "flags": 0}
         else:
             payload["user"] = self.users[user_id]
@@ -161,7 +161,7 @@ class FakeDiscord:
             "channel_id": str(channel_id), "channel": channel, "guild_id": channel["guild_id"], "guild_locale": "en-US", "locale": "en-US",
             "app_permissions": str((1 << 41) - 1), "entitlements": [], "authorizing_integration_owners": {"0": "0"}, "context": 0,
             "attachment_size_limit": 10_000_000,
-            "member": {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(timezone.utc).isoformat(),
+            "member": {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(UTC).isoformat(),
                        "permissions": str((1 << 41) - 1), "deaf": False, "mute": False, "flags": 0},
             "data": {"id": self.commands[command]["id"], "name": command, "type": 3, "target_id": message["id"],
                      "resolved": {"messages": {message["id"]: {k: v for k, v in message.items() if k != "allowed_mentions"}}}},
@@ -176,7 +176,7 @@ class FakeDiscord:
         interaction_id = request.match_info["interaction_id"]
         body = await request.json()
         data = body.get("data") or {}
-        message = self.message(int(self.channels and next(iter(self.channels)) or 0), BOT_ID, data.get("content", "")) if body["type"] == 4 else None
+        message = self.message(int((self.channels and next(iter(self.channels))) or 0), BOT_ID, data.get("content", "")) if body["type"] == 4 else None
         self.responses.append({"interaction_id": interaction_id, "kind": "callback", "type": body["type"], "content": data.get("content"),
                                "ephemeral": bool((data.get("flags") or 0) & 64)})
         result: dict[str, Any] = {"interaction": {"id": interaction_id, "type": 2, "response_message_id": message["id"] if message else None,
@@ -249,7 +249,7 @@ class FakeDiscord:
         for data in self.sent:
             if data["id"] == message_id:
                 data["content"] = body.get("content", data["content"])
-                data["edited_timestamp"] = datetime.now(timezone.utc).isoformat()
+                data["edited_timestamp"] = datetime.now(UTC).isoformat()
                 self.edits.append({"id": message_id, "content": data["content"], "at": time.monotonic()})
                 return _json({k: v for k, v in data.items() if k != "allowed_mentions"})
         return _json({"message": "Unknown Message", "code": 10008}, status=404)
@@ -259,7 +259,8 @@ class FakeDiscord:
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             return _json({"message": "You are being rate limited.", "retry_after": 0.2, "global": False}, status=429,
-                                     headers={"Retry-After": "0.2", "X-RateLimit-Scope": "user", "Via": "1.1 google"})  # no Via: discord.py takes it for a Cloudflare ban
+                                     # without Via, discord.py takes a 429 for a Cloudflare ban
+                                     headers={"Retry-After": "0.2", "X-RateLimit-Scope": "user", "Via": "1.1 google"})
         channel_id = int(request.match_info["channel_id"])
         limit = int(request.query.get("limit", "50"))
         messages = sorted(self.history.get(channel_id, []), key=lambda m: int(m["id"]), reverse=True)
@@ -287,6 +288,7 @@ class FakeDiscord:
     async def _commands(self, request: web.Request) -> web.Response:
         if request.method != "PUT":
             return _json(list(self.commands.values()))
+        self.command_syncs += 1
         self.commands = {}
         for command in await request.json():
             command = {"type": 1, "options": [], "description": "", "default_member_permissions": None, "nsfw": False, "version": "1", **command,

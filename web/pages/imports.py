@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from persona.history import runs
-from web.app import dashboard_of, render
+from web.dependencies import dashboard_of, render
 from web.imports import ImportJob, start_import
 
 router = APIRouter()
@@ -25,7 +26,8 @@ def import_form(request: Request, job: int = 0) -> HTMLResponse:
     dashboard = dashboard_of(request)
     with dashboard.store.connect() as conn:
         recent = runs.recent_imports(conn, 10)
-    return render(request, "import.html", page="import", recent=recent, job=dashboard.imports.get(job))
+    return render(request, "import.html", page="import", recent=recent, job=dashboard.imports.get(job),
+                  max_upload_mb=dashboard.settings.web_max_upload_mb)
 
 
 @router.get("/import/jobs/{job_id}", response_class=HTMLResponse)
@@ -40,7 +42,7 @@ def progress(request: Request, job_id: int) -> HTMLResponse:
 
 
 @router.post("/import")
-async def upload(request: Request, kind: str = Form(...), file: UploadFile = File(...)) -> Response:
+async def upload(request: Request, kind: Annotated[str, Form()], file: Annotated[UploadFile, File()]) -> Response:
     dashboard = dashboard_of(request)
     if kind not in KINDS:
         raise HTTPException(400, "choose what the file is: a Discord data package or a DiscordChatExporter JSON")

@@ -12,7 +12,7 @@ from persona.errors import PersonaError
 from persona.history import messages, people
 from persona.privacy.scopes import readable_scopes
 from web import places
-from web.app import dashboard_of, render
+from web.dependencies import dashboard_of, render
 
 router = APIRouter()
 

@@ -3,15 +3,15 @@ the next scheduled retrain, health."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from persona import adapters, presence, status
 from persona.history import messages, runs
-from web.app import dashboard_of, render
 from web.charts import stacked_bars
+from web.dependencies import dashboard_of, render
 
 router = APIRouter()
 SCOPE_NAMES = {"dm": "DMs", "group": "group DMs", "guild": "servers", "private": "private (notes, journals)"}
@@ -41,4 +41,4 @@ def next_retrain(cron: str, zone: str) -> datetime | None:
     from apscheduler.triggers.cron import CronTrigger
 
     trigger = CronTrigger.from_crontab(cron, timezone=zone)
-    return trigger.get_next_fire_time(None, datetime.now(timezone.utc).astimezone(trigger.timezone))
+    return trigger.get_next_fire_time(None, datetime.now(UTC).astimezone(trigger.timezone))

@@ -8,19 +8,19 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from persona.api.threads import while_generating
-from persona.errors import ModelUnavailable, PersonaError
+from persona.errors import ModelUnavailable
 from persona.history import messages, people
 from persona.prompts import Line
-from persona.runtime.generation import OnText
+from persona.runtime.engines.base import OnText
 from persona.runtime.reply import ReplyRequest
 from web import places
-from web.app import dashboard_of, render
+from web.dependencies import dashboard_of, render
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -62,10 +62,7 @@ async def ask(request: Request, question: Question) -> StreamingResponse:
         return ReplyRequest(text=question.text, asker_id=asker_id, asker_name=name, place=where, history=history[-12:],
                             channel_id=where.channel_id)
 
-    try:
-        reply_request = await run_in_threadpool(prepare)
-    except PersonaError as exc:
-        raise HTTPException(400, exc.message) from None
+    reply_request = await run_in_threadpool(prepare)
 
     def work(feed: OnText) -> tuple[str, int, str]:
         with dashboard.generating:
@@ -82,7 +79,7 @@ async def ask(request: Request, question: Question) -> StreamingResponse:
                     yield _event({"text": final, "done": True, "reply_id": reply_id, "verdict": outcome})
         except ModelUnavailable as exc:
             yield _event({"error": exc.message})
-        except Exception:  # noqa: BLE001 - one line to the page, the details to the log
+        except Exception:
             log.exception("a playground reply failed")
             yield _event({"error": "the persona could not reply (see the dashboard's log)"})
 

@@ -5,7 +5,6 @@ delete counted before the owner confirms (the same code, run and rolled back).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import psycopg
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -14,7 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from persona.history import messages, people
 from persona.privacy import forget
-from web.app import dashboard_of, render
+from persona.privacy.requests import time_range
+from web.dependencies import dashboard_of, render
 
 router = APIRouter()
 WHAT = {
@@ -29,12 +29,7 @@ WHAT = {
 def _action(what: str, target: str, start: str, end: str) -> tuple[str, Callable[[psycopg.Connection], forget.Forgotten]]:
     """(a description, the core's deletion) for a form's fields; 400 for anything else."""
     if what == "range":
-        try:
-            begin, until = (_utc(datetime.fromisoformat(v)) for v in (start, end))
-        except ValueError:
-            raise HTTPException(400, "start and end must be dates such as 2021-06-01 or 2021-06-01T18:00") from None
-        if until <= begin:
-            raise HTTPException(400, "the end must be after the start")
+        begin, until = time_range(start, end)
         return WHAT["range"].format(start=f"{begin:%Y-%m-%d %H:%M}", end=f"{until:%Y-%m-%d %H:%M}"), lambda c: forget.forget_range(c, begin, until)
     if what not in WHAT or not target.lstrip("-").isdigit():
         raise HTTPException(400, "say what to forget: a person, a channel, a memory (by id) or a time range")
@@ -68,7 +63,7 @@ async def confirm(request: Request, what: str, target: str = "", start: str = ""
 
 @router.post("/privacy/forget")
 async def do_forget(request: Request, what: str = Form(...), target: str = Form(""), start: str = Form(""), end: str = Form("")) -> Response:
-    description, action = _action(what, target, start, end)
+    _description, action = _action(what, target, start, end)
     dashboard = dashboard_of(request)
 
     def run() -> forget.Forgotten:
@@ -88,11 +83,6 @@ def opt_in(request: Request, person: int = Form(...)) -> Response:
     with dashboard_of(request).store.connect() as conn, conn.transaction():
         changed = forget.opt_in(conn, person)
     return RedirectResponse(f"/privacy?done={_query(f'user {person} ' + ('opted back in' if changed else 'was not opted out'))}", status_code=303)
-
-
-def _utc(moment: datetime) -> datetime:
-    """A time the form gave without an offset is UTC (as `persona forget range` reads it)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _query(text: str) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from persona import replies
 from persona.history import messages, people
-from web.app import dashboard_of, render
+from web.dependencies import dashboard_of, render
 
 router = APIRouter()
 PAGE = 50

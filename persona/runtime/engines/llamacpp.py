@@ -1,4 +1,4 @@
-"""Local generation through llama.cpp (`llama-cpp-python`): PERSONA_LOCAL_ENGINE=llama.cpp.
+"""Local generation through llama.cpp (`llama-cpp-python`): PERSONA_ENGINE=llama.cpp.
 
 The same replies as the transformers path, faster on a CPU: the prompt is rendered and
 tokenised by the same Hugging Face tokenizer and handed to llama.cpp as token ids, and
@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from persona.errors import ConfigError
-from persona.runtime.generation import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
-from persona.runtime.gguf_lora import gguf_field
+from persona.files import whole_file
+from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
+from persona.runtime.engines.gguf_lora import gguf_field
 from persona.runtime.grounding import GroundingSettings
-from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer, whole_file
+from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def base_gguf(spec: BaseModelSpec, configured: str = "") -> Path:
         return path
     if spec.gguf_file:
         return Path(spec.path) / spec.gguf_file
-    raise ConfigError(f"PERSONA_LOCAL_ENGINE=llama.cpp needs the base model as GGUF: {spec.name!r} is not one. Convert it with "
+    raise ConfigError(f"PERSONA_ENGINE=llama.cpp needs the base model as GGUF: {spec.name!r} is not one. Convert it with "
                       "llama.cpp's convert_hf_to_gguf.py and set PERSONA_LLAMA_CPP_MODEL to the .gguf file")
 
 
@@ -90,7 +91,7 @@ class LlamaCppGenerator:
                  models_dir: Path | None = None, threads: int = 0) -> None:
         reason = available()
         if reason:
-            raise ConfigError(f"PERSONA_LOCAL_ENGINE=llama.cpp: {reason}")
+            raise ConfigError(f"PERSONA_ENGINE=llama.cpp: {reason}")
         import llama_cpp
 
         self.spec = spec
@@ -126,7 +127,7 @@ class LlamaCppGenerator:
         """Switch to adapter `path` (None: the base model alone), converting it to GGUF once."""
         import llama_cpp
 
-        from persona.runtime.gguf_lora import lora_for
+        from persona.runtime.engines.gguf_lora import lora_for
 
         with self._lock:
             if version == self.adapter_version:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from persona.errors import ConfigError
-from persona.runtime.model import whole_file
+from persona.files import whole_file
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def convert(adapter_dir: Path, base_gguf: Path, target: Path) -> None:
     reader = gguf.GGUFReader(base_gguf)
     arch = gguf_field(reader, "general.architecture")
     if arch not in _SUPPORTED:
-        raise ConfigError(f"PERSONA_LOCAL_ENGINE=llama.cpp: persona converts adapters for {sorted(_SUPPORTED)}, not {arch!r}: "
-                          "use PERSONA_LOCAL_ENGINE=transformers")
+        raise ConfigError(f"PERSONA_ENGINE=llama.cpp: persona converts adapters for {sorted(_SUPPORTED)}, not {arch!r}: "
+                          "use PERSONA_ENGINE=transformers")
     blocks = int(gguf_field(reader, f"{arch}.block_count"))
     heads = int(gguf_field(reader, f"{arch}.attention.head_count"))
     kv_heads = int(gguf_field(reader, f"{arch}.attention.head_count_kv", heads))
@@ -65,7 +65,7 @@ def convert(adapter_dir: Path, base_gguf: Path, target: Path) -> None:
     for key, value in weights.items():
         if ".lora_A." not in key and ".lora_B." not in key:
             raise ConfigError(f"adapter {adapter_dir.name}: {key.split('.')[-2]!r} weights (e.g. trained token rows) have no GGUF "
-                              "LoRA form: use PERSONA_LOCAL_ENGINE=transformers for this base model")
+                              "LoRA form: use PERSONA_ENGINE=transformers for this base model")
         module, part = key.split(".lora_A." if ".lora_A." in key else ".lora_B.")[0], ("a" if ".lora_A." in key else "b")
         # Gemma 3 4B+ (text + vision) keeps its language model under `language_model.`; its GGUF is the language model alone.
         module = module.removeprefix("base_model.model.").replace("language_model.", "")

@@ -1,7 +1,8 @@
-"""Generation on an OpenAI-compatible server (PERSONA_GENERATOR=openai).
+"""Generation on an OpenAI-compatible server (PERSONA_ENGINE=openai).
 
 Any server that speaks `POST /v1/chat/completions`: vLLM (`--enable-lora`), llama.cpp's
-llama-server, Ollama, or a bigger machine's `persona serve` (its raw-model names). The
+llama-server, or a bigger machine's `persona serve` (its raw-model names). Not Ollama:
+it has neither vLLM's adapter endpoints nor llama-server's, so no adapter could be served. The
 reply pipeline stays here — recall, the prompt, "not sure", the consistency check,
 logging — and only the model call travels.
 
@@ -40,25 +41,22 @@ from typing import Any
 
 import httpx
 
+from persona.adapters import served_name
 from persona.errors import ModelUnavailable
-from persona.runtime.generation import Generated, GenerationSettings, Messages, OnText
+from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
-def adapter_name(version: int) -> str:
-    return f"persona-v{version}"
-
-
-class RemoteGenerator:
-    """The `Generator` interface over HTTP; thread-safe (httpx clients are)."""
+class OpenAICompatibleGenerator:
+    """The `TextGenerator` interface over an OpenAI-compatible HTTP server; thread-safe (httpx clients are)."""
 
     def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, *, base_url: str, api_key: str | None = None, model: str = "",
                  adapters_dir: Path | None = None, served_adapters_dir: str = "", timeout_s: float = 60.0) -> None:
         if not base_url.strip():
-            raise ModelUnavailable("PERSONA_GENERATOR=openai needs PERSONA_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
+            raise ModelUnavailable("PERSONA_ENGINE=openai needs PERSONA_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
         self.spec = spec
         self.settings = settings
         self.tokenizer = load_tokenizer(spec)  # prompts are fitted to the window here, before they travel
@@ -105,7 +103,7 @@ class RemoteGenerator:
         if version is None or path is None:
             self._model, self.adapter_version, self._lora_folder = self._base(), None, None
             return
-        name = adapter_name(version)
+        name = served_name(version)
         if self._llama_server:
             self._pick_started_lora(version, path)
             return
@@ -183,7 +181,7 @@ class RemoteGenerator:
                  on_text: OnText | None = None) -> Generated:
         if evidence and grounding is not None and grounding.enabled and not self._said_no_grounding:
             self._said_no_grounding = True
-            log.info("grounding's pull needs the model's logits: with PERSONA_GENERATOR=openai replies are generated without it")
+            log.info("grounding's pull needs the model's logits: with PERSONA_ENGINE=openai replies are generated without it")
         with self._switch:
             if self._wanted[0] is None or self._wanted[0] != self._unstarted:  # llama-server lacks that one until restarted
                 self._sync()  # the adapter wished for, if the server was away when it was

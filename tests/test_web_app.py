@@ -1,0 +1,96 @@
+"""The dashboard's application shape (web/app.py, web/dependencies.py, web/limits.py):
+CSRF for every route in one place, one handler for the core's errors, a session cookie
+that lives as long as the session does, `Secure` beyond loopback, and a cap on uploads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+
+from persona.config import Settings
+from persona.errors import PersonaError
+from persona.storage.store import Store
+from tests.test_web import env, start_web, stop_web  # noqa: F401 - env is a fixture
+from web.app import create_app
+from web.auth import COOKIE
+from web.context import Dashboard
+
+
+@pytest.fixture
+def dashboard(store: Store, env: dict[str, str]) -> Dashboard:  # noqa: F811 - the fixture imported above
+    return Dashboard.from_settings(Settings(_env_file=None, database_url=env["DATABASE_URL"], web_session_hours=2), store)
+
+
+@pytest.fixture
+def client(dashboard: Dashboard) -> Iterator[TestClient]:
+    app = create_app(dashboard)
+
+    @app.post("/added-on-the-app")  # a route added later, outside every page router
+    def added() -> dict[str, str]:
+        return {"changed": "yes"}
+
+    @app.get("/refused-by-the-core")
+    def refused(request: Request) -> None:
+        raise PersonaError("v7 is not ready: it failed its evaluation")
+
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        session = dashboard.sessions.start()
+        test_client.cookies.set(COOKIE, session.id)
+        test_client.headers["x-test-csrf"] = session.csrf
+        yield test_client
+
+
+def test_csrf_covers_a_route_added_on_the_app_itself(client: TestClient) -> None:
+    assert client.post("/added-on-the-app").status_code == 403
+    assert client.post("/added-on-the-app", headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert client.post("/added-on-the-app", headers={"X-CSRF-Token": client.headers["x-test-csrf"]}).json() == {"changed": "yes"}
+
+
+def test_the_cores_refusal_is_one_line_on_a_page(client: TestClient) -> None:
+    page = client.get("/refused-by-the-core")
+    assert page.status_code == 400 and "v7 is not ready: it failed its evaluation" in page.text and "Traceback" not in page.text
+    assert client.get("/refused-by-the-core", headers={"HX-Request": "true"}).text == "v7 is not ready: it failed its evaluation"
+
+
+def test_the_session_cookie_lives_as_long_as_the_session(client: TestClient, dashboard: Dashboard) -> None:
+    for _ in range(2):  # every answer sends it again: the browser's expiry slides with the server's
+        cookie = client.get("/import").headers["set-cookie"]
+        assert f"{COOKIE}=" in cookie and "Max-Age=7200" in cookie and "HttpOnly" in cookie and "Secure" not in cookie
+    dashboard.secure_cookies = True  # listening beyond loopback (persona web --host 0.0.0.0, behind a TLS proxy)
+    assert "Secure" in client.get("/import").headers["set-cookie"]
+    ended = client.post("/logout", headers={"X-CSRF-Token": client.headers["x-test-csrf"]}, follow_redirects=False)
+    assert ended.status_code == 303 and 'Max-Age=0' in ended.headers["set-cookie"]  # logging out is not slid back in
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_stored(persona_exe: Path, env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+    web = start_web(persona_exe, {**env, "PERSONA_WEB_MAX_UPLOAD_MB": "0.1"})  # 100 KB
+    try:
+        client = httpx.Client(base_url=web.base, timeout=30, follow_redirects=False)
+        client.get(web.link.replace(web.base, ""))
+        form = client.get("/import").text
+        assert "Files up to 0.1 MB (PERSONA_WEB_MAX_UPLOAD_MB)" in form  # the page says the limit before anyone tries
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        big = b'{"messages": [' + b" " * 200_000 + b"]}"
+        refused = client.post("/import", data={"kind": "dce", "csrf_token": token}, files={"file": ("big.json", big, "application/json")})
+        assert refused.status_code == 413  # from its Content-Length, before a byte is read
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b"--x\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ndce\r\n--x\r\n"
+            yield b"Content-Disposition: form-data; name=\"file\"; filename=\"big.json\"\r\n\r\n"
+            for _ in range(30):
+                yield b" " * 10_000
+
+        streamed = client.post("/import", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x", "X-CSRF-Token": token})
+        assert streamed.status_code == 413 and "PERSONA_WEB_MAX_UPLOAD_MB" in streamed.text
+        small = client.post("/import", data={"kind": "dce", "csrf_token": token}, files={"file": ("small.json", b"{}", "application/json")})
+        assert small.status_code == 303  # under the limit: accepted (and refused later by the importer, in one line)
+        uploads = Path(env["PERSONA_HOME"]) / "uploads"
+        assert not uploads.exists() or all(p.stat().st_size < 1000 for p in uploads.iterdir())  # nothing big was kept
+    finally:
+        assert "Traceback" not in stop_web(web)

@@ -1,0 +1,43 @@
+"""What the dashboard's pages share (FastAPI's "bigger applications" layout): the
+templates and `render`, the `Dashboard` of the running app, and the CSRF check that the
+app applies to every route in one place (web/app.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from web.auth import same_token
+from web.context import Dashboard
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+OWN_CSRF_PATHS = ("/login",)  # the login form checks its own double-submit token (no session yet)
+
+
+def dashboard_of(request: Request) -> Dashboard:
+    return request.app.state.dashboard
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    session = getattr(request.state, "session", None)
+    return templates.TemplateResponse(request, name, {"csrf": session.csrf if session else "", **context}, status_code=status_code)
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing request carries the session's CSRF token, as the form field
+    `csrf_token` or the `X-CSRF-Token` header (htmx sends it from the page's `hx-headers`).
+    A dependency of the whole app, so a route added anywhere is covered."""
+    if request.method in SAFE_METHODS or request.url.path in OWN_CSRF_PATHS:
+        return
+    session = getattr(request.state, "session", None)
+    given = request.headers.get("x-csrf-token")
+    if given is None and request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        given = (await request.form()).get("csrf_token")
+    if session is None or not same_token(given if isinstance(given, str) else None, session.csrf):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
