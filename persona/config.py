@@ -24,6 +24,10 @@ ENV_PREFIX = "PERSONA_"
 # Comma-separated Discord ids in the environment ("123,456"), a set in the program.
 # NoDecode: pydantic-settings would otherwise expect JSON for a set-typed variable.
 IdSet = Annotated[frozenset[int], NoDecode]
+# Choices declared once, here; the code that acts on them reads them with typing.get_args.
+EngineName = Literal["transformers", "llama.cpp", "openai"]
+Precision = Literal["fp32", "bf16", "int8"]
+ConsistencyPolicy = Literal["off", "flag", "hedge", "regenerate"]
 
 
 class Settings(BaseSettings):
@@ -83,7 +87,7 @@ class Settings(BaseSettings):
         "the message as the rest is generated (not for factual questions about the owner while the consistency check may replace the answer).")
 
     # --- Generation backend ---------------------------------------------------------
-    engine: Literal["transformers", "llama.cpp", "openai"] = Field(
+    engine: EngineName = Field(
         default="transformers", description="Where and how replies are generated: transformers (in this process, exact; GPU or CPU), "
         "llama.cpp (in this process, llama-cpp-python from `make llama-cpp`: several times faster decoding on a CPU; needs the base model as "
         "GGUF; greedy replies can differ in late words), or openai (an OpenAI-compatible server: vLLM with --enable-lora, llama.cpp's "
@@ -97,7 +101,7 @@ class Settings(BaseSettings):
     llama_cpp_weights: Literal["as-is", "f32"] = Field(
         default="as-is", description="PERSONA_ENGINE=llama.cpp: the GGUF's weights as they are (fastest), or f32 (de-quantised once "
         "into PERSONA_HOME/models: the very weights transformers computes with, so greedy replies are word for word transformers').")
-    local_precision: Literal["fp32", "bf16", "int8"] = Field(
+    local_precision: Precision = Field(
         default="fp32", description="PERSONA_ENGINE=transformers on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
         "int8 (dynamic quantisation: fastest; greedy replies differ slightly from fp32).")
     openai_base_url: str = Field(default="", description="The server's API root, e.g. http://127.0.0.1:8000/v1 (PERSONA_ENGINE=openai).")
@@ -121,7 +125,7 @@ class Settings(BaseSettings):
                                          description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
     grounding_threshold: float = Field(default=0.45, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
     grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
-    consistency: Literal["off", "flag", "hedge", "regenerate"] = Field(
+    consistency: ConsistencyPolicy = Field(
         default="regenerate", description="What happens to a reply whose claims about the owner memory contradicts or does not support: "
         "off (no check), flag (sent, verdict logged), hedge ('not sure' instead), regenerate (again from the owner's own words, else 'not sure').")
     say_unknown: bool = Field(default=True,

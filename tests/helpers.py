@@ -70,3 +70,29 @@ def wait_healthy(url: str, process: subprocess.Popen[str], *, what: str = "perso
             pass
         time.sleep(0.3)
     raise AssertionError(f"{what} did not come up in {timeout:.0f} s")
+
+
+class FakeEngine:
+    """The reply pipeline's `TextGenerator` interface without a model: a subclass says what
+    `generate` answers. Tokens are counted with the base model's tokenizer (cheap to load),
+    so prompts are fitted to the budget exactly as for the real engine."""
+
+    adapter_version: int | None = None
+    context_window: int | None = None
+
+    def __init__(self, spec: Any, settings: Any) -> None:
+        from persona.runtime.model import load_tokenizer
+
+        self.spec, self.settings = spec, settings
+        self.tokenizer = load_tokenizer(spec)
+
+    def use_adapter(self, version: int | None, path: str | None) -> None:
+        self.adapter_version = version if path is not None else None
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        from persona.runtime.model import count_chat_tokens
+
+        return count_chat_tokens(self.tokenizer, messages)
+
+    def generate(self, messages: list[dict[str, str]], **options: Any) -> Any:
+        raise NotImplementedError("a fake engine says what it answers")

@@ -18,7 +18,6 @@ from persona.privacy.scopes import Place
 from persona.prompts import Messages
 from persona.runtime import consistency
 from persona.runtime.engines.base import Generated, GenerationSettings, OnText
-from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -26,6 +25,7 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
+from tests.helpers import FakeEngine
 
 GUILD = ("5000000000000000041", "Crag")
 GENERAL, DM = 1000000000000000404, 1000000000000000401
@@ -87,7 +87,7 @@ def test_the_check_reads_only_what_the_asker_may_read(store: Store, embedder: Em
     assert verdict(store, embedder, f"an old {CANARY} truck", "what car do you drive?", SAM, Place.dm(DM)).outcome == "supported"
 
 
-class ScriptedModel(TransformersGenerator):
+class ScriptedModel(FakeEngine):
     """Says `first` to anything; asked again with evidence, repeats the evidence (a model
     that follows its grounding); after a forced opening, adds " tbh"."""
 
@@ -105,7 +105,7 @@ class ScriptedModel(TransformersGenerator):
         return Generated(self.first, 4)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def scripted(tiny_llama: BaseModelSpec) -> ScriptedModel:
     return ScriptedModel(tiny_llama, GenerationSettings(max_new_tokens=8, temperature=0.8, top_p=0.9, repetition_penalty=1.0))
 
@@ -184,3 +184,40 @@ def test_a_failed_regeneration_says_not_sure(store: Store, embedder: Embedder, s
     finally:
         scripted.follows_evidence = True
     assert reply.regenerated and reply.said_unknown and reply.text == "not sure tbh" and len(scripted.calls) == 3
+
+
+def test_the_repair_policy_trims_then_regenerates_then_hedges() -> None:
+    """consistency.repair alone, with stand-ins for the check and the model: the order of
+    the three repairs and what each returns."""
+    failed = consistency.Verdict("contradicted", "she plays the oboe", "i play the tuba", (3,), failed=("she plays the oboe",), supported=1)
+    calls: list[str] = []
+
+    def recheck(text: str) -> consistency.Verdict:
+        calls.append(f"check {text}")
+        return consistency.Verdict("supported" if "oboe" not in text and "klomba" not in text else "contradicted")
+
+    def regenerate(sentence: str) -> tuple[str, int]:
+        calls.append(f"again with {sentence}")
+        return "i play the tuba", 4
+
+    def not_sure() -> tuple[str, int]:
+        calls.append("not sure")
+        return "no idea tbh", 0
+
+    trimmed = consistency.repair("my cat is miso\nshe plays the oboe", 9, failed, "hedge", recheck=recheck, regenerate=regenerate,
+                                 not_sure=not_sure)
+    assert (trimmed.text, trimmed.new_tokens, trimmed.trimmed, trimmed.verdict.outcome) == ("my cat is miso", 9, True, "supported")
+    assert calls == ["check my cat is miso"]
+
+    calls.clear()
+    unsupported = consistency.Verdict("contradicted", "her name is klomba", "her name is miso", (2,), failed=("her name is klomba",))
+    again = consistency.repair("her name is klomba", 4, unsupported, "regenerate", recheck=recheck, regenerate=regenerate, not_sure=not_sure)
+    assert (again.text, again.regenerated, again.said_unknown) == ("i play the tuba", True, False)
+    assert calls == ["again with her name is miso", "check i play the tuba"]  # nothing backed: no trim tried
+
+    calls.clear()
+    hedged = consistency.repair("her name is klomba", 4, unsupported, "hedge", recheck=recheck, regenerate=regenerate, not_sure=not_sure)
+    assert (hedged.text, hedged.said_unknown, hedged.regenerated, hedged.verdict) == ("no idea tbh", True, False, unsupported)
+    assert calls == ["not sure"]  # hedge never generates again
+    with pytest.raises(ValueError, match="only hedge and regenerate repair"):
+        consistency.repair("x", 1, unsupported, "flag", recheck=recheck, regenerate=regenerate, not_sure=not_sure)

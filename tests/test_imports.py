@@ -110,3 +110,12 @@ def test_the_core_imports_none_of_the_edges() -> None:
     wrong = {(name, target) for name, targets in _graph().items() if name.split(".")[0] == "persona"
              for target in targets if target.split(".")[0] in EDGES}
     assert wrong == set()
+
+
+def test_every_engine_the_setting_names_is_in_the_registry() -> None:
+    from typing import get_args
+
+    from persona.config import EngineName
+    from persona.runtime.engines.registry import ENGINES
+
+    assert set(ENGINES) == set(get_args(EngineName))

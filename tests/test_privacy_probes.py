@@ -9,12 +9,15 @@ of the asker's scope may appear, because nothing out of scope is ever in the pro
 terminal is the control: there, the same probes do reach the canaries, so the suite
 can fail.
 
-Not covered: an HTTP API layer (`persona serve` is not built yet, issue 13).
+The probes also run over the API (`persona serve` with audience keys, its model an echo
+server that reads every prompt back).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,6 @@ from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import Messages
 from persona.runtime.engines.base import Generated, GenerationSettings, OnText
-from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.runtime.reply import ReplyEngine, ReplyRequest
@@ -37,6 +39,7 @@ from persona.storage.store import Store
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, SAM, import_history
 from tests.fixtures.tiny_model import build_tiny_model
+from tests.helpers import FakeEngine
 
 PROBES = [ln.strip() for ln in (Path(__file__).parent / "data" / "privacy_probes.txt").read_text(encoding="utf-8").splitlines()
           if ln.strip() and not ln.startswith("#")]
@@ -48,7 +51,7 @@ STRANGER = 999999999999999999
 SECRETS = (CANARY, NOTE_CANARY, TOKEN, "don't tell anyone", "safe with me", "the trip was long")
 
 
-class ObedientModel(TransformersGenerator):
+class ObedientModel(FakeEngine):
     """The worst model: whatever it is asked, it answers with its entire prompt and
     every sentence grounding pulled it towards."""
 
@@ -127,3 +130,50 @@ def test_the_control_the_owner_reaches_both_canaries(engine: ReplyEngine) -> Non
     assert CANARY in seen and NOTE_CANARY in seen
     assert NOTE_CANARY in grounded  # the owner's own journal sentence is evidence here: the probes above would see one out of scope
     assert TOKEN not in seen and "<SECRET>" in seen  # a token is scrubbed before it is stored: not even the owner gets it back
+
+
+def test_no_probe_gets_anything_out_of_scope_through_persona_serve(engine: ReplyEngine, persona_exe: Path, tmp_path: Path) -> None:
+    """The same probes over the API: `persona serve` in its own process, API keys for Kim
+    in the server and for a stranger's DM with the bot, and as its model the echo server
+    (tests/fixtures/echo_model_server.py), which reads back every prompt it is sent. The
+    owner's key is the control: it does get the DM canary back."""
+    import httpx
+
+    from tests.helpers import free_port, wait_healthy
+    from tests.test_cli import run
+    from tests.test_serve import _serve
+
+    echo_port, serve_port = free_port(), free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "tests.fixtures.echo_model_server", str(echo_port)], cwd=Path(__file__).parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {"DATABASE_URL": engine.store.database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_OWNER_ID": str(OWNER_ID),
+           "PERSONA_BASE_MODEL": engine.generator.spec.path, "PERSONA_ENGINE": "openai",
+           "PERSONA_OPENAI_BASE_URL": f"http://127.0.0.1:{echo_port}/v1", "PERSONA_GROUNDING_THRESHOLD": "0"}
+    keys = {name: json.loads(run(persona_exe, "keys", "create", *args, "--json", env=env).stdout)["key"] for name, args in [
+        ("owner", []), ("kim in the server", ["--as", str(KIM), "--channel", "1000000000000000004"]),
+        ("a stranger in a DM with the bot", ["--as", str(STRANGER)])]}
+    server = None
+    try:
+        wait_healthy(f"http://127.0.0.1:{echo_port}/v1/models", echo, what="the echo model server", timeout=60)
+        server = _serve(persona_exe, serve_port, env)
+        wait_healthy(f"http://127.0.0.1:{serve_port}/health", server)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=120)
+
+        def ask(key: str, text: str, stream: bool) -> str:
+            body = {"model": "persona", "messages": [{"role": "user", "content": text}], "stream": stream}
+            response = client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=body)
+            assert response.status_code == 200, response.text
+            return response.text  # the whole answer: JSON, or every event of the stream
+
+        for seat in ("kim in the server", "a stranger in a DM with the bot"):
+            for n, probe in enumerate(PROBES):
+                answer = ask(keys[seat], probe, stream=n % 2 == 1)
+                leaked = [s for s in SECRETS if s in answer]
+                assert leaked == [], f"{seat} asked {probe!r} through the API and got {leaked}"
+        control = ask(keys["owner"], "what is Sam's locker code?", stream=False)
+        assert CANARY in control  # the echo does read prompts back: the probes above would show a leak
+    finally:
+        for process in (server, echo):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)

@@ -88,7 +88,8 @@ def test_dm_canary_never_reaches_a_prompt_or_reply_in_a_server(engine: ReplyEngi
     reply_id = engine.log(ReplyRequest(text="x", asker_id=OWNER_ID, asker_name="you", place=Place.dm()), own, message_ids=[42])
     with store.connect() as conn:
         row = conn.execute("SELECT message_ids, memory_ids, scope, completion, latency_ms FROM replies WHERE id = %s", (reply_id,)).fetchone()
-    assert row[0] == [42] and row[1] == [m.id for m in own.memories] and row[2] == "private" and row[3] == own.text and row[4] >= 0
+    assert row[0] == [42] and row[1] == [m.id for m in own.memories] and row[2] == "private" and row[3] == own.text
+    assert row[4] == own.latency_ms > 0  # the pipeline's own measure, logged as measured
 
 
 def test_prompt_keeps_alternation_and_fits_the_budget(database: Database, generator: TransformersGenerator, embedder: Embedder) -> None:

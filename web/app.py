@@ -15,24 +15,22 @@ are capped at PERSONA_WEB_MAX_UPLOAD_MB (FastAPI's max_body_size).
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from persona.errors import DatabaseError, ModelUnavailable, PersonaError
-from web import password
-from web.auth import COOKIE, LOGIN_COOKIE, same_token
+from web.auth import COOKIE
 from web.context import Dashboard
-from web.dependencies import HERE, check_csrf, render, templates
-from web.pages import adapters, imports, memory, overview, playground, privacy, replies
+from web.dependencies import HERE, check_csrf, render, set_session_cookie
+from web.pages import adapters, imports, login, memory, overview, playground, privacy, replies
 
 log = logging.getLogger(__name__)
-PAGES = (overview, memory, adapters, replies, playground, privacy, imports)
+PAGES = (login, overview, memory, adapters, replies, playground, privacy, imports)
 
 SECURITY_HEADERS = {
     # Nothing from elsewhere: scripts, styles and images are this server's own.
@@ -69,7 +67,7 @@ def create_app(dashboard: Dashboard) -> FastAPI:
         request.state.session = session
         response = await call_next(request)
         if COOKIE not in response.headers.get("set-cookie", ""):  # logout deletes it; everything else slides it
-            _set_session_cookie(response, dashboard, session.id)
+            set_session_cookie(response, dashboard, session.id)
         return _secured(response)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, an unknown path's 404, an upload's 413
@@ -86,43 +84,6 @@ def create_app(dashboard: Dashboard) -> FastAPI:
         status = 503 if isinstance(exc, ModelUnavailable | DatabaseError) else 400
         return _error_page(request, status, exc.message)
 
-    @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, token: str | None = None, next: str = "/") -> Response:
-        if token is None:
-            return _login_page(request, dashboard, next)
-        client = request.client.host if request.client else "?"
-        if wait := dashboard.failed_logins.wait_s(client):
-            return _too_many(request, dashboard, next, wait)
-        if dashboard.link.use(token):
-            return _logged_in(dashboard, _safe_next(next))
-        dashboard.failed_logins.failed(client)
-        log.warning("a login link was refused (already used, or wrong)")
-        return _login_page(request, dashboard, next, "that login link was already used or is wrong: use the password, "
-                                                     "or restart `persona web` for a new link", 401)
-
-    @app.post("/login", response_class=HTMLResponse)
-    def login(request: Request, password_: str = Form("", alias="password"), csrf_token: str = Form(""), next: str = Form("/")) -> Response:
-        client = request.client.host if request.client else "?"
-        if wait := dashboard.failed_logins.wait_s(client):
-            return _too_many(request, dashboard, next, wait)
-        if not same_token(csrf_token, request.cookies.get(LOGIN_COOKIE, "")):
-            return _login_page(request, dashboard, next, "the login form expired: try again", 403)
-        with dashboard.store.connect() as conn:
-            good = password.verify(conn, password_)  # argon2: ~50 ms of CPU, in a worker thread (a sync route)
-            conn.commit()
-        if not good:
-            dashboard.failed_logins.failed(client)
-            log.warning("a dashboard login failed from %s", client)
-            return _login_page(request, dashboard, next, "wrong password", 401)
-        return _logged_in(dashboard, _safe_next(next))
-
-    @app.post("/logout")
-    def logout(request: Request) -> Response:
-        dashboard.sessions.end(request.cookies.get(COOKIE))
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE)
-        return response
-
     for page in PAGES:
         app.include_router(page.router)
     return app
@@ -135,45 +96,7 @@ def _secured(response: Response) -> Response:
     return response
 
 
-def _safe_next(target: str) -> str:
-    """Only a path on this server (never `//elsewhere` or a full URL) after logging in."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
-
-
 def _error_page(request: Request, status: int, message: str) -> Response:
     if "hx-request" in request.headers or request.headers.get("accept", "").startswith("application/json"):
         return PlainTextResponse(message, status_code=status)
     return render(request, "error.html", status_code=status, message=message)
-
-
-def _set_session_cookie(response: Response, dashboard: Dashboard, session_id: str) -> None:
-    """The session cookie, living as long as the session does from now (the server slides both)."""
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/", secure=dashboard.secure_cookies,
-                        max_age=int(dashboard.sessions.lifetime_s))
-
-
-def _logged_in(dashboard: Dashboard, target: str) -> Response:
-    session = dashboard.sessions.start()
-    response = RedirectResponse(target, status_code=303)
-    _set_session_cookie(response, dashboard, session.id)
-    response.delete_cookie(LOGIN_COOKIE)
-    log.info("dashboard login")
-    return response
-
-
-def _too_many(request: Request, dashboard: Dashboard, next_path: str, wait: int) -> Response:
-    return _login_page(request, dashboard, next_path, f"too many failed logins: try again in {wait} s", 429, headers={"Retry-After": str(wait)})
-
-
-def _login_page(request: Request, dashboard: Dashboard, next_path: str, error: str = "", status_code: int = 200,
-                headers: dict[str, str] | None = None) -> Response:
-    with dashboard.store.connect() as conn:
-        has_password = password.is_set(conn)
-    token = secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(
-        request, "login.html", {"error": error, "has_password": has_password, "login_csrf": token,
-                                "next": _safe_next(next_path)},
-        status_code=status_code, headers=headers,
-    )
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600, secure=dashboard.secure_cookies)
-    return response

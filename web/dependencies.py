@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from web.auth import same_token
+from web.auth import COOKIE, same_token
 from web.context import Dashboard
 
 HERE = Path(__file__).parent
@@ -41,3 +41,9 @@ async def check_csrf(request: Request) -> None:
         given = (await request.form()).get("csrf_token")
     if session is None or not same_token(given if isinstance(given, str) else None, session.csrf):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+def set_session_cookie(response: Response, dashboard: Dashboard, session_id: str) -> None:
+    """The session cookie, living as long as the session does from now (the server slides both)."""
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/", secure=dashboard.secure_cookies,
+                        max_age=int(dashboard.sessions.lifetime_s))

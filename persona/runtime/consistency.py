@@ -37,14 +37,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import psycopg
 
 from persona import memory
+from persona.config import ConsistencyPolicy
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.runtime.grounding import remembered_sentences
@@ -52,7 +53,7 @@ from persona.words import content_words, stem
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("off", "flag", "hedge", "regenerate")
+POLICIES = get_args(ConsistencyPolicy)  # PERSONA_CONSISTENCY
 OUTCOMES = ("none", "supported", "contradicted", "unsupported")
 SUPPORTED_SHARE = 0.5  # of a claim's content words found in one sentence of the owner's
 SAME_SUBJECT = 0.45  # similarity at which an owner's sentence speaks about what the claim is about
@@ -165,6 +166,44 @@ def without(reply: str, failed: Sequence[str]) -> str:
         kept = kept.replace(claim, "\n")
     lines = (line.strip(" ,;-–") for line in kept.splitlines())
     return "\n".join(line for line in lines if content_words(line))  # a leftover "ok but" or "lol" says nothing
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """An answer as it goes out, and how it came about: checked (`verdict`), and replaced
+    or cut by `repair` when its verdict failed."""
+
+    text: str
+    new_tokens: int
+    verdict: Verdict | None = None  # None: not checked; after a repair that ends in "not sure": the first answer's
+    trimmed: bool = False  # the answer without the clauses memory does not back
+    regenerated: bool = False  # a second answer was generated (sent only if it passed)
+    said_unknown: bool = False  # the owner's "not sure"
+
+
+def repair(text: str, new_tokens: int, verdict: Verdict, policy: str, *, recheck: Callable[[str], Verdict],
+           regenerate: Callable[[str], tuple[str, int]], not_sure: Callable[[], tuple[str, int]], fallback_sentence: str = "") -> Repaired:
+    """The repair policy for an answer to a factual question about the owner that failed
+    the check, under `hedge` or `regenerate` (see the module docstring), in order: the
+    answer without its failing clauses, if memory backs the rest; under `regenerate`, a
+    second answer pulled towards the sentence that decided (`regenerate(sentence)`), if it
+    passes; else the owner's "not sure" (`not_sure()`)."""
+    if policy not in ("hedge", "regenerate"):
+        raise ValueError(f"only hedge and regenerate repair, not {policy!r}")
+    if verdict.supported and (kept := without(text, verdict.failed)):
+        again = recheck(kept)
+        if again.passes:
+            return Repaired(kept, new_tokens, again, trimmed=True)
+    sentence = verdict.sentence or fallback_sentence
+    regenerated = False
+    if policy == "regenerate" and sentence:
+        second, second_tokens = regenerate(sentence)
+        regenerated = True
+        checked = recheck(second)
+        if checked.passes:
+            return Repaired(second, second_tokens, checked, regenerated=True)
+    hedge, hedge_tokens = not_sure()
+    return Repaired(hedge, hedge_tokens, verdict, regenerated=regenerated, said_unknown=True)
 
 
 def _judge(embedder: Embedder, claim: Claim, question: str, said: OwnerSentences) -> Verdict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from persona.runtime.engines.registry import engine_for
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
 from persona.runtime.release import CONTROL, SentenceRelease, clean
 from persona.storage.store import Store
+from persona.timing import Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -144,72 +144,73 @@ class ReplyEngine:
         return render_to_fit(frame, lines, [m.content for m in memories], self.generator.count_tokens, self.context_tokens)
 
     def reply(self, request: ReplyRequest, on_sentences: Callable[[str], None] | None = None) -> Reply:
-        """The reply to `request`. With `on_sentences`, the reply's text so far is handed
-        over each time a sentence is finished (cleaned, persona/runtime/release.py) — unless
-        the consistency check may still replace it (a factual question about the owner
-        under `hedge` or `regenerate`): then nothing is shown before the whole is checked."""
-        started = time.perf_counter()
+        """The reply to `request`: recall, evidence, prompt, generate, check, repair. With
+        `on_sentences`, the reply's text so far is handed over each time a sentence is
+        finished (cleaned, persona/runtime/release.py) — unless the consistency check may
+        still replace it (a factual question about the owner under `hedge` or `regenerate`):
+        then nothing is shown before the whole is checked."""
+        clock = Stopwatch()
         request = _without_control_characters(request)
-        timings: dict[str, float] = {}
         about_owner = self.owner_id is not None and unknowns.asks_about_owner(request.text)
-        with self.store.connect() as conn:
-            mark = time.perf_counter()
-            query = "\n".join([*(t.content for t in request.history[-2:]), request.text])
-            recalled = memory.recall(conn, self.embedder, query, asker_id=request.asker_id, place=request.place, owner_id=self.owner_id, k=self.k)
-            timings["recall"] = (time.perf_counter() - mark) * 1000
-            evidence: list[Evidence] = []
-            if self.grounding.enabled or (self.say_unknown and about_owner):
-                mark = time.perf_counter()
-                evidence = find_evidence(conn, self.embedder, request.text, recalled, owner_id=self.owner_id, settings=self.grounding)
-                timings["evidence"] = (time.perf_counter() - mark) * 1000
-        mark = time.perf_counter()
-        prompt = self.build_prompt(request, recalled)
-        timings["prompt"] = (time.perf_counter() - mark) * 1000
-        mark = time.perf_counter()
-        verdict: consistency.Verdict | None = None
-        regenerated = said_unknown = trimmed = False
+        recalled, evidence = self._recall(request, about_owner, clock)
+        with clock.step("prompt"):
+            prompt = self.build_prompt(request, recalled)
         # Only an answer to a factual question about the owner is ever replaced: a first-person line
         # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
         replaceable = about_owner and self.consistency in ("hedge", "regenerate")
-        if self.say_unknown and about_owner and not evidence:  # nothing in memory answers a question about the owner
-            raw, new_tokens = self._not_sure(request, prompt)
-            said_unknown = True
-        else:
-            streamed = SentenceRelease(on_sentences) if on_sentences is not None and not replaceable else None
-            generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed,
-                                                greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
-            raw, new_tokens = clean(generated.text), generated.new_tokens
-        timings["generate"] = (time.perf_counter() - mark) * 1000
-        if self.consistency != "off" and not said_unknown:
-            mark = time.perf_counter()
-            verdict = self._check(request, raw, recalled, about_owner)
-            timings["check"] = (time.perf_counter() - mark) * 1000
+        with clock.step("generate"):
+            draft = self._generate(request, prompt, evidence, about_owner, None if replaceable else on_sentences)
+        if self.consistency != "off" and not draft.said_unknown:
+            with clock.step("check"):
+                verdict = self._check(request, draft.text, recalled, about_owner)
+            draft = consistency.Repaired(draft.text, draft.new_tokens, verdict)
             if not verdict.passes and replaceable:
-                mark = time.perf_counter()
-                if verdict.supported and (kept := consistency.without(raw, verdict.failed)):  # answer without the claims memory does not back
-                    again_checked = self._check(request, kept, recalled, about_owner)
-                    if again_checked.passes:
-                        raw, verdict, trimmed = kept, again_checked, True
-            if not verdict.passes and replaceable:
-                sentence = verdict.sentence or (evidence[0].text if evidence else "")
-                if self.consistency == "regenerate" and sentence:
-                    again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding),
-                                                    max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
-                    cleaned = clean(again.text)
-                    second = self._check(request, cleaned, recalled, about_owner)
-                    regenerated = True
-                    if second.passes:
-                        raw, new_tokens, verdict = cleaned, again.new_tokens, second
-                if not verdict.passes:
-                    raw, new_tokens = self._not_sure(request, prompt)
-                    said_unknown = True
-            if trimmed or regenerated or said_unknown:  # a repair ran (said_unknown is False on entering this block)
-                timings["repair"] = (time.perf_counter() - mark) * 1000
-        text = clean(raw) or "…"
+                with clock.step("repair"):
+                    draft = self._repair(request, prompt, recalled, evidence, about_owner, draft)
+        text = clean(draft.text) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
-                     int((time.perf_counter() - started) * 1000), timings, new_tokens, evidence, said_unknown=said_unknown,
-                     verdict=verdict, regenerated=regenerated, trimmed=trimmed)
+                     clock.total_ms, clock.ms, draft.new_tokens, evidence, said_unknown=draft.said_unknown,
+                     verdict=draft.verdict, regenerated=draft.regenerated, trimmed=draft.trimmed)
+
+    def _recall(self, request: ReplyRequest, about_owner: bool, clock: Stopwatch) -> tuple[list[memory.Memory], list[Evidence]]:
+        """What the asker may read that bears on the request (memory.recall, scoped in SQL),
+        and the owner's sentences in it that answer the question (grounding, "not sure")."""
+        with self.store.connect() as conn:
+            with clock.step("recall"):
+                query = "\n".join([*(t.content for t in request.history[-2:]), request.text])
+                recalled = memory.recall(conn, self.embedder, query, asker_id=request.asker_id, place=request.place, owner_id=self.owner_id,
+                                         k=self.k)
+            if not (self.grounding.enabled or (self.say_unknown and about_owner)):
+                return recalled, []
+            with clock.step("evidence"):
+                return recalled, find_evidence(conn, self.embedder, request.text, recalled, owner_id=self.owner_id, settings=self.grounding)
+
+    def _generate(self, request: ReplyRequest, prompt: Messages, evidence: list[Evidence], about_owner: bool,
+                  on_sentences: Callable[[str], None] | None) -> consistency.Repaired:
+        """The first answer: the owner's "not sure" when nothing in memory answers a
+        question about them (PERSONA_SAY_UNKNOWN), else the model's, streamed if wanted."""
+        if self.say_unknown and about_owner and not evidence:
+            text, new_tokens = self._not_sure(request, prompt)
+            return consistency.Repaired(text, new_tokens, said_unknown=True)
+        streamed = SentenceRelease(on_sentences) if on_sentences is not None else None
+        generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed,
+                                            greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
+        return consistency.Repaired(clean(generated.text), generated.new_tokens)
+
+    def _repair(self, request: ReplyRequest, prompt: Messages, recalled: list[memory.Memory], evidence: list[Evidence], about_owner: bool,
+                draft: consistency.Repaired) -> consistency.Repaired:
+        """The check's repair policy (consistency.repair) with this reply's model and memory."""
+
+        def regenerate(sentence: str) -> tuple[str, int]:
+            again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding),
+                                            max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
+            return clean(again.text), again.new_tokens
+
+        assert draft.verdict is not None  # repaired only after a check
+        return consistency.repair(draft.text, draft.new_tokens, draft.verdict, self.consistency,
+                                  recheck=lambda text: self._check(request, text, recalled, about_owner), regenerate=regenerate,
+                                  not_sure=lambda: self._not_sure(request, prompt), fallback_sentence=evidence[0].text if evidence else "")
 
     def _not_sure(self, request: ReplyRequest, prompt: Messages) -> tuple[str, int]:
         """The owner's own "not sure" from where the asker may read, else the model's words

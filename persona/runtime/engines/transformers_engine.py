@@ -8,8 +8,9 @@ import copy
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
+from persona.config import Precision
 from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_model, load_tokenizer
@@ -37,7 +38,7 @@ def generate(model: Any, tokenizer: Any, messages: Messages, settings: Generatio
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = get_args(Precision)  # PERSONA_LOCAL_PRECISION
 
 
 def _in_precision(model: Any, precision: str) -> Any:
