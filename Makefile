@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser demo test lint bench clean vllm llama-cpp llama-server
+.PHONY: install browser demo test lint bench clean vllm llama-cpp llama-cpp-portable llama-server
 
 install:
 	@bash scripts/install.sh
@@ -25,6 +25,10 @@ lint: install
 # llama.cpp engine (PERSONA_LOCAL_ENGINE=llama.cpp); `make install` tries it too and goes on without it
 llama-cpp:
 	@bash scripts/install_llama_cpp.sh
+
+# llama.cpp built for the portable x86-64 baseline, as another kind of machine gets it: then `make test`
+llama-cpp-portable:
+	@bash scripts/install_llama_cpp.sh --portable
 
 # Optional: llama.cpp's llama-server in .llama-server (opt-in test; PERSONA_GENERATOR=openai against it)
 llama-server:

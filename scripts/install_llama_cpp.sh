@@ -4,6 +4,10 @@
 # wheel cache makes it instant).
 #   --optional  (what `make install` passes) a failed build is reported in one line and
 #               the install goes on: the llama.cpp engine and its tests are then skipped.
+#   --portable  (`make llama-cpp-portable`) rebuild for the portable x86-64 baseline
+#               (GGML_NATIVE=OFF: no instructions beyond what ggml enables by default), as a
+#               machine of another kind would get; run the suite after it to see which tests
+#               depend on the host's kernels. `make llama-cpp` goes back to the native build.
 # Build flags: the multimodal helper library (unused here) is left out, and Intel AMX
 # kernels are switched off — on a Sapphire Rapids CPU in a VM they crash in the first
 # matrix multiply (measured here); AVX-512/VNNI stay on.
@@ -15,14 +19,19 @@ cd "$(dirname "$0")/.."
 VENV="${PERSONA_VENV:-.venv}"
 VERSION="0.3.36"
 optional=false
+portable=false
 [ "${1:-}" = "--optional" ] && optional=true
+[ "${1:-}" = "--portable" ] && portable=true
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 # Your own CMAKE_ARGS replace these (e.g. CMAKE_ARGS="-DGGML_CUDA=on" for an NVIDIA GPU, or
 # without the -mno-amx flags on a bare-metal Sapphire Rapids where AMX works).
-export CMAKE_ARGS="${CMAKE_ARGS:-"-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'"}"
+defaults="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DCMAKE_C_FLAGS='$no_amx' -DCMAKE_CXX_FLAGS='$no_amx'"
+$portable && defaults="$defaults -DGGML_NATIVE=OFF"
+export CMAKE_ARGS="${CMAKE_ARGS:-$defaults}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 log="$VENV/llama-cpp-build.log"
+flavour="$VENV/.llama-cpp-cmake-args"  # the CMAKE_ARGS the installed build was made with
 
 smoke() {
     "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
@@ -39,9 +48,21 @@ fail() {
     $optional && exit 0 || exit 1
 }
 
-if [ "$("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)' 2>/dev/null)" = "$VERSION" ] && smoke; then
-    echo "persona: llama-cpp-python $VERSION is installed"
+if $portable; then
+    echo "persona: building llama-cpp-python $VERSION for the portable baseline (GGML_NATIVE=OFF; log: $log)"
+    "${pip[@]}" install --quiet --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==$VERSION" >"$log" 2>&1 || fail "the build failed, see $log"
+    smoke || fail "it builds but crashes when it generates, see $log"
+    echo "$CMAKE_ARGS" > "$flavour"
+    echo "persona: portable llama-cpp-python $VERSION built (\`make llama-cpp\` rebuilds the native one)"
     exit 0
+fi
+if [ "$("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)' 2>/dev/null)" = "$VERSION" ] && smoke; then
+    if [ ! -f "$flavour" ] || [ "$(cat "$flavour")" = "$CMAKE_ARGS" ]; then
+        echo "persona: llama-cpp-python $VERSION is installed"
+        exit 0
+    fi
+    echo "persona: llama-cpp-python was built with other flags ($(cat "$flavour")): reinstalling"
+    "${pip[@]}" uninstall --quiet -y llama-cpp-python >/dev/null 2>&1 || true
 fi
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || fail "no C++ compiler (install build-essential)"
 echo "persona: building llama-cpp-python $VERSION (llama.cpp engine, a few minutes; log: $log)"
@@ -52,4 +73,5 @@ if ! smoke; then
         || fail "the build failed, see $log"
     smoke || fail "it builds but crashes when it generates, see $log"
 fi
+echo "$CMAKE_ARGS" > "$flavour"
 echo "persona: llama-cpp-python $VERSION built and working"

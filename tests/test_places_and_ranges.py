@@ -42,7 +42,7 @@ def test_ids_become_places_from_the_stored_channels(store: Store) -> None:
         assert place_of_ids(conn, None, None) == Place.dm()
         assert place_of_ids(conn, None, None, default=Place.terminal()) == Place.terminal()
         assert place_of_ids(conn, 70, 5) == Place.guild(5, 70)  # not stored yet, with its server
-        with pytest.raises(ConfigError, match="channel 70 is not a channel persona knows: give its server id too"):
+        with pytest.raises(ConfigError, match="--channel 70 is not a channel persona knows: add --guild GUILD_ID"):
             place_of_ids(conn, 70, None)
-        with pytest.raises(ConfigError, match="channel 9 is not a place anyone asks in"):
+        with pytest.raises(ConfigError, match="channel 9 has no known server: add --guild GUILD_ID"):
             place_of_ids(conn, 9, None)

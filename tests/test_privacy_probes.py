@@ -165,11 +165,13 @@ def test_no_probe_gets_anything_out_of_scope_through_persona_serve(engine: Reply
             assert response.status_code == 200, response.text
             return response.text  # the whole answer: JSON, or every event of the stream
 
-        for seat in ("kim in the server", "a stranger in a DM with the bot"):
-            for n, probe in enumerate(PROBES):
-                answer = ask(keys[seat], probe, stream=n % 2 == 1)
-                leaked = [s for s in SECRETS if s in answer]
-                assert leaked == [], f"{seat} asked {probe!r} through the API and got {leaked}"
+        # Every probe from Kim's server key, alternately whole and streamed; the stranger's DM key a few
+        # (the in-process tests above ask every probe from every seat: this is the API's path).
+        for n, (seat, probe) in enumerate([*(("kim in the server", p) for p in PROBES),
+                                           *(("a stranger in a DM with the bot", p) for p in PROBES[:6])]):
+            answer = ask(keys[seat], probe, stream=n % 2 == 1)
+            leaked = [s for s in SECRETS if s in answer]
+            assert leaked == [], f"{seat} asked {probe!r} through the API and got {leaked}"
         control = ask(keys["owner"], "what is Sam's locker code?", stream=False)
         assert CANARY in control  # the echo does read prompts back: the probes above would show a leak
     finally:

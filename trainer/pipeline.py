@@ -109,6 +109,10 @@ def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "
 
 def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool, trigger: str, processes: int,
                 eval_samples: int, eval_max_new_tokens: int, quiet: Quiet, overrides: dict[str, Any]) -> Outcome:
+    """Under the training lock: resume an interrupted run, or decide what the new one trains
+    on (everything, or what is new since the active adapter), record it and start it.
+    Longer than most functions on purpose: each decision reads the one before it, and
+    split up they would pass eight values back and forth (issue 29 reworks the recipe)."""
     resumable = _stale_runs(conn)
     purge_pending(conn, settings.datasets_dir)  # a forget that could not clean files while a run trained
     spec = resolve_base_model(settings.base_model, settings.models_dir)

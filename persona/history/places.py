@@ -21,10 +21,9 @@ def place_of_ids(conn: psycopg.Connection, channel: int | None, guild: int | Non
     info = stored_channel(conn, channel)
     if info is None:
         if guild is None:
-            raise ConfigError(f"channel {channel} is not a channel persona knows: give its server id too (--guild GUILD_ID)")
+            raise ConfigError(f"--channel {channel} is not a channel persona knows: add --guild GUILD_ID (or leave --channel out for a DM)")
         return Place.guild(guild, channel)
     place = place_of_channel(info.kind, channel, info.guild_id or guild)
     if place is None:
-        raise ConfigError(f"channel {channel} is not a place anyone asks in (notes, or a server persona does not know): "
-                          "give its server id (--guild GUILD_ID)")
+        raise ConfigError(f"channel {channel} has no known server: add --guild GUILD_ID")
     return place

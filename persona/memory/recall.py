@@ -10,6 +10,7 @@ an explicit scope list: recall's engine, and what the benchmarks measure.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,17 +117,12 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
     if scopes is not None and not scopes:
         return []
     check_model(conn, embedder)
-    filters = readable_filter(scopes)
-    parts: list[sql.Composable] = []
-    if mode in ("fused", "vector"):
-        order = _EXACT_ORDER if _small_scope(conn, scopes) else _ANN_ORDER
-        parts.append(_VECTOR_HITS.format(filters=filters, order=order))
+    vector = mode in ("fused", "vector")
+    exact = vector and _small_scope(conn, scopes)
     tsquery = selective_tsquery(conn, query) if mode in ("fused", "text") else ""
-    if tsquery:
-        parts.append(_TEXT_HITS.format(filters=filters))
-    if not parts:
+    if not vector and not tsquery:
         return []
-    statement = _FUSE.format(hits=sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(p) for p in parts))
+    statement = _statement(scoped=scopes is not None, vector=vector, exact=exact, text=bool(tsquery))
     params = {
         "q": embedder.embed_query(query) if mode != "text" else None, "tsquery": tsquery, "scopes": scopes,
         "n": max(4 * k, 40), "fetch": 2 * k, "rrf_k": RRF_K, "text_weight": TEXT_WEIGHT, "recency": recency, "half_life": RECENCY_HALF_LIFE_DAYS,
@@ -137,6 +133,19 @@ def search(conn: psycopg.Connection, embedder: Embedder, query: str, scopes: lis
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(EF_SEARCH, 4 * k))))
         rows = conn.execute(statement, params).fetchall()
     return list(_dedupe(Memory(r[0], r[1], r[2], float(r[6]), r[3], r[4], list(r[5])) for r in rows))[:k]
+
+
+@functools.cache
+def _statement(*, scoped: bool, vector: bool, exact: bool, text: bool) -> bytes:
+    """The search's SQL for one combination of its parts, composed once (psycopg.sql) and
+    kept: composing it anew took ~80 µs of every recall."""
+    filters = readable_filter([] if scoped else None)
+    parts: list[sql.Composable] = []
+    if vector:
+        parts.append(_VECTOR_HITS.format(filters=filters, order=_EXACT_ORDER if exact else _ANN_ORDER))
+    if text:
+        parts.append(_TEXT_HITS.format(filters=filters))
+    return _FUSE.format(hits=sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(p) for p in parts)).as_bytes(None)
 
 
 def _small_scope(conn: psycopg.Connection, scopes: list[str] | None) -> bool:
