@@ -42,8 +42,6 @@ async def answer_failed_interaction(interaction: discord.Interaction, error: app
     elif isinstance(original, PersonaError):
         line = original.message
         log.warning("/%s failed: %s", _name(interaction), line)
-    elif isinstance(error, app_commands.CommandOnCooldown):
-        line = f"slow down: try again in {error.retry_after:.0f} s"
     else:
         line = UNEXPECTED
         log.error("/%s failed", _name(interaction), exc_info=original)

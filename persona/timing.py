@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 
 class Stopwatch:
-    """Started when made; `step(name)` times a block (a step run twice adds up), `mark()`
-    remembers a moment, `since(mark)` and `total_ms` measure from it."""
+    """Started when made; `step(name)` times a block (a step run twice adds up), `total_ms`
+    is the time since it was made."""
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -24,15 +24,6 @@ class Stopwatch:
         finally:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - mark) * 1000
 
-    @staticmethod
-    def mark() -> float:
-        return time.perf_counter()
-
-    @staticmethod
-    def since(mark: float) -> float:
-        """Milliseconds since `mark`."""
-        return (time.perf_counter() - mark) * 1000
-
     @property
     def total_ms(self) -> int:
-        return int(self.since(self.started))
+        return int((time.perf_counter() - self.started) * 1000)

@@ -163,10 +163,10 @@ class ReplyEngine:
         if self.consistency != "off" and not draft.said_unknown:
             with clock.step("check"):
                 verdict = self._check(request, draft.text, recalled, about_owner)
-            draft = consistency.Repaired(draft.text, draft.new_tokens, verdict)
+            draft = replace(draft, verdict=verdict)
             if not verdict.passes and replaceable:
                 with clock.step("repair"):
-                    draft = self._repair(request, prompt, recalled, evidence, about_owner, draft)
+                    draft = self._repair(request, prompt, recalled, evidence, about_owner, draft, verdict)
         text = clean(draft.text) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
@@ -199,7 +199,7 @@ class ReplyEngine:
         return consistency.Repaired(clean(generated.text), generated.new_tokens)
 
     def _repair(self, request: ReplyRequest, prompt: Messages, recalled: list[memory.Memory], evidence: list[Evidence], about_owner: bool,
-                draft: consistency.Repaired) -> consistency.Repaired:
+                draft: consistency.Repaired, verdict: consistency.Verdict) -> consistency.Repaired:
         """The check's repair policy (consistency.repair) with this reply's model and memory."""
 
         def regenerate(sentence: str) -> tuple[str, int]:
@@ -207,8 +207,7 @@ class ReplyEngine:
                                             max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
             return clean(again.text), again.new_tokens
 
-        assert draft.verdict is not None  # repaired only after a check
-        return consistency.repair(draft.text, draft.new_tokens, draft.verdict, self.consistency,
+        return consistency.repair(draft.text, draft.new_tokens, verdict, self.consistency,
                                   recheck=lambda text: self._check(request, text, recalled, about_owner), regenerate=regenerate,
                                   not_sure=lambda: self._not_sure(request, prompt), fallback_sentence=evidence[0].text if evidence else "")
 
