@@ -13,9 +13,12 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
+from persona import memory
 from persona.config import Settings
 from persona.errors import PersonaError
+from persona.memory.embeddings import Embedder
 from persona.storage.store import Store
+from tests.fixtures import voice
 from tests.test_web import env, start_web, stop_web  # noqa: F401 - env is a fixture
 from web.app import create_app
 from web.auth import COOKIE
@@ -94,3 +97,18 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_stored(persona_exe: Pa
         assert not uploads.exists() or all(p.stat().st_size < 1000 for p in uploads.iterdir())  # nothing big was kept
     finally:
         assert "Traceback" not in stop_web(web)
+
+
+def test_the_dashboard_previews_and_forgets_a_range_that_empties_the_history(client: TestClient, store: Store, embedder: Embedder) -> None:
+    """Issue 33: the preview of a forget that removes every memory answered 500 (topics)."""
+    with store.connect() as conn:
+        voice.populate(conn, sessions=12)
+        memory.build(conn, embedder)
+    everything = {"what": "range", "start": "0001-01-01", "end": "9999-12-31"}
+    preview = client.get("/privacy/confirm", params=everything)
+    assert preview.status_code == 200 and "48 messages" in preview.text
+    done = client.post("/privacy/forget", data=everything, headers={"X-CSRF-Token": client.headers["x-test-csrf"]}, follow_redirects=False)
+    assert done.status_code == 303
+    with store.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 0

@@ -1,4 +1,4 @@
-"""`persona forget user | channel | range`, `persona optout`, `persona optin`."""
+"""`persona forget user | channel | range | everything`, `persona optout`, `persona optin`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from persona.cli.app import app, out, settings_of
 
-forget_app = typer.Typer(help="Delete for good: a person, a channel or a time range (messages, memories, replies, "
+forget_app = typer.Typer(help="Delete for good: a person, a channel, a time range or everything (messages, memories, replies, "
                                 "training files; adapters trained on it are replaced).", no_args_is_help=True)
 app.add_typer(forget_app, name="forget")
 
@@ -108,3 +108,14 @@ def optin(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Disco
     out.print(f"user {user_id} {'opted back in' if changed else 'was not opted out'}")
 
 
+
+
+@forget_app.command("everything")
+def forget_everything_cmd(ctx: typer.Context, yes: YesOption = False) -> None:
+    """Everything: every message, memory, reply, rating, adapter and training file, and the embedded
+    database's own files (for when you stop using persona). Only the bundled base models stay."""
+    from persona.privacy.leaving import forget_everything
+
+    settings = settings_of(ctx)
+    _confirm(f"everything persona holds (the database and every file in {settings.home})", yes)
+    out.print(forget_everything(settings).describe())

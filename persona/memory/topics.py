@@ -131,7 +131,9 @@ def _owner_vectors(conn: psycopg.Connection, owner_id: int, *, only_unassigned: 
     unassigned = sql.SQL("AND topic_id IS NULL" if only_unassigned else "")
     rows = conn.execute(sql.SQL("SELECT id, embedding FROM memories WHERE embedding IS NOT NULL AND %s = ANY(author_ids) {} ORDER BY id")
                         .format(unassigned), (owner_id,)).fetchall()
-    vectors = np.array([_as_array(r[1]) for r in rows], dtype=np.float32).reshape(len(rows), -1)
+    if not rows:  # a history forgotten down to nothing: no vectors, not a (0, ?) reshape
+        return [], np.empty((0, 0), dtype=np.float32)
+    vectors = np.array([_as_array(r[1]) for r in rows], dtype=np.float32)
     return [int(r[0]) for r in rows], vectors
 
 

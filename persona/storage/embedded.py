@@ -122,6 +122,20 @@ def stop_unused(data_dir: Path) -> None:
         raise DatabaseError(f"cannot stop the embedded PostgreSQL in {data_dir} ({type(exc).__name__}); stop process {postmaster} by hand") from None
 
 
+def delete_unused(data_dir: Path) -> bool:
+    """Delete the embedded server's data folder — every page and write-ahead log file —
+    once no process uses it (refused while one does). False: there was none."""
+    import shutil
+
+    data_dir = data_dir.expanduser().resolve()
+    if not data_dir.exists():
+        return False
+    stop_unused(data_dir)
+    shutil.rmtree(data_dir)
+    log.info("deleted the embedded PostgreSQL in %s", data_dir)
+    return True
+
+
 def _read_handles(data_dir: Path) -> list[int] | None:
     """The pids registered as using the server in `data_dir` (None: no readable file)."""
     try:
