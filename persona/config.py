@@ -137,6 +137,17 @@ class Settings(BaseSettings):
     serve_port: int = Field(default=8400, ge=1, le=65535, description="Port of `persona serve`.")
     serve_max_waiting: int = Field(default=16, ge=1, le=1000,
                                    description="Requests `persona serve` holds while another generates; beyond that it answers 503 (retry later).")
+    serve_max_message_chars: int = Field(default=4000, ge=1,
+                                         description="Longest message `persona serve` and the playground accept, in characters (Discord's own "
+                                                     "limit is 4,000); longer ones get 400 before any work.")
+    serve_max_prompt_chars: int = Field(default=16000, ge=1,
+                                        description="Longest conversation one request may send, all messages together, in characters; "
+                                                    "longer ones get 400 before any work.")
+    serve_key_concurrency: int = Field(default=1, ge=1, le=100,
+                                       description="Requests one API key may have in progress at once; more get 429 (one key cannot "
+                                                   "crowd out the others).")
+    serve_key_per_minute: int = Field(default=30, ge=1,
+                                      description="Requests one API key may make in any minute; more get 429 with Retry-After.")
 
     # --- Dashboard (`persona web`) -------------------------------------------------
     web_host: str = Field(default="127.0.0.1", description="Address `persona web` listens on; any other than loopback needs `persona web set-password` first.")
@@ -144,6 +155,12 @@ class Settings(BaseSettings):
     web_max_upload_mb: float = Field(default=1024.0, gt=0, description="Largest request `persona web` accepts, in MB (an uploaded "
                                      "data package or export); larger imports go through `persona ingest`.")
     web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a dashboard login lasts without use.")
+    web_session_max_hours: float = Field(default=24.0 * 7, gt=0, le=24 * 365,
+                                         description="How long a dashboard login lasts at most, however much it is used.")
+    web_trusted_proxies: str = Field(default="",
+                                     description="Addresses of reverse proxies in front of `persona web` whose X-Forwarded-For and "
+                                                 "X-Forwarded-Proto are believed (comma-separated IPs or networks; empty: none, the "
+                                                 "peer's own address counts).")
 
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")

@@ -17,7 +17,7 @@ day; a conversation the owner opened gets a user turn holding only that line.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 Messages = list[dict[str, str]]
 
@@ -112,10 +112,29 @@ def render(frame: Frame, lines: Sequence[Line], memories: Sequence[str] = ()) ->
 def render_to_fit(frame: Frame, lines: Sequence[Line], memories: Sequence[str], count_tokens: Callable[[Messages], int],
                   budget: int) -> Messages:
     """`render`, dropping the oldest turns until the prompt fits `budget` tokens; the
-    newest turn (the question) always stays."""
+    newest turn (the question) always stays, and when it alone is too long, its end is
+    kept (a pasted wall of text usually ends with what is asked)."""
     groups = turns_of(lines)
     while True:
         chat = render(frame, [line for group in groups for line in group], memories)
-        if len(groups) <= 1 or count_tokens(chat) <= budget:
+        if count_tokens(chat) <= budget:
             return chat
+        if len(groups) <= 1:
+            break
         groups = groups[1:]
+    newest = groups[-1][-1] if groups else None
+    if newest is None:
+        return chat
+
+    def kept(chars: int) -> Messages:
+        text = newest.content[len(newest.content) - chars:] if chars else ""
+        return render(frame, [replace(newest, content=("…" + text) if chars < len(newest.content) else text)], memories)
+
+    low, high = 0, len(newest.content)  # the most characters of its end that fit: a binary search, ~log2(n) counts
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count_tokens(kept(middle)) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return kept(low)

@@ -148,7 +148,8 @@ def test_no_probe_gets_anything_out_of_scope_through_persona_serve(engine: Reply
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     env = {"DATABASE_URL": engine.store.database.url, "PERSONA_HOME": str(tmp_path / "home"), "PERSONA_OWNER_ID": str(OWNER_ID),
            "PERSONA_BASE_MODEL": engine.generator.spec.path, "PERSONA_ENGINE": "openai",
-           "PERSONA_OPENAI_BASE_URL": f"http://127.0.0.1:{echo_port}/v1", "PERSONA_GROUNDING_THRESHOLD": "0"}
+           "PERSONA_OPENAI_BASE_URL": f"http://127.0.0.1:{echo_port}/v1", "PERSONA_GROUNDING_THRESHOLD": "0",
+           "PERSONA_SERVE_KEY_PER_MINUTE": "10000"}  # the probes come fast from one audience key: not what the rate limit is for
     keys = {name: json.loads(run(persona_exe, "keys", "create", *args, "--json", env=env).stdout)["key"] for name, args in [
         ("owner", []), ("kim in the server", ["--as", str(KIM), "--channel", "1000000000000000004"]),
         ("a stranger in a DM with the bot", ["--as", str(STRANGER)])]}

@@ -7,15 +7,19 @@ Discord reply (prompt snapshot, memories, adapter version, latency, verdict), so
 `persona replies`, feedback and retraining see it. The client's own system messages are
 not passed on: the persona's frame is the persona's.
 
-Generation runs in a worker thread (the local model answers one at a time); up to
-`max_waiting` requests wait, more get 503. Streaming sends the role at once, then the
+Generation runs in a worker thread; requests take their turn at a local model in the
+order they came; up to `max_waiting` wait, more get 503. What one request and one key may
+cost is bounded (persona/api/limits.py: sizes → 400, per-key concurrency and rate → 429),
+and a reply whose client went away, or whose server is stopping, stops within a token and
+is not logged (persona/runtime/cancellation.py). Every error is in OpenAI's shape
+(persona/api/errors.py). Streaming sends the role at once, then the
 reply a finished sentence at a time, cleaned (persona/runtime/release.py) — except an
 answer to a factual question about the owner while the consistency check may replace it,
 which comes whole after the check.
 
 Layout as FastAPI's "bigger applications": this module builds the app (state, error
 handlers), persona/api/routes.py holds the routes on a router, and
-persona/api/dependencies.py what they share (the key's audience, the waiting room).
+persona/api/dependencies.py what they share (the key's audience, the app's state).
 
 The owner's key also sees the raw model under its serving name (`persona-vN`, the
 active adapter, or the base model's name): messages go to the model as they are, no
@@ -25,31 +29,21 @@ PERSONA_ENGINE=openai (persona/runtime/engines/openai_compatible.py), as it woul
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from persona.api import openai_format as oa
-from persona.api.dependencies import ApiError, ApiState, WaitingRoom
+from persona.api import errors
+from persona.api.dependencies import ApiState
+from persona.api.limits import KeyLimits, RequestBounds, Turns
 from persona.api.routes import router
 from persona.runtime.reply import ReplyEngine
 
 
-def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting: int = 16) -> FastAPI:
+def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting: int = 16, bounds: RequestBounds | None = None,
+               keys: KeyLimits | None = None, model_slots: int = 1) -> FastAPI:
+    """`model_slots`: requests handed to the model at once (1 for a local model; a model server batches)."""
+    bounds = bounds or RequestBounds()
     app = FastAPI(title="persona", docs_url=None, redoc_url=None, openapi_url=None)  # nothing is served without a key but /health
-    app.state.api = ApiState(engine, model_name, WaitingRoom(max_waiting))
-    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.state.api = ApiState(engine, model_name, Turns(max_waiting, model_slots), keys or KeyLimits(), bounds)
+    errors.install(app, bounds.max_body_bytes)  # a body larger than any allowed request is refused before it is read
     app.include_router(router)
     return app
-
-
-async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(oa.error(exc.message, exc.kind, exc.code), status_code=exc.status, headers=headers)
-
-
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    return JSONResponse(oa.error(f"invalid request: {where}: {first.get('msg', 'malformed')}", "invalid_request_error"), status_code=400)

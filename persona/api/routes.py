@@ -3,23 +3,29 @@ says what they answer and how)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from persona import api_keys
 from persona.adapters import served_name
 from persona.api import openai_format as oa
-from persona.api.dependencies import ApiError, ApiState, audience, state_of
+from persona.api.dependencies import ApiState, audience, state_of
+from persona.api.errors import ApiError
+from persona.api.limits import Reservation
 from persona.api.threads import while_generating
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
+from persona.runtime.cancellation import Cancelled, cancellable
 from persona.runtime.engines.base import Generated, OnText
 from persona.runtime.reply import ReplyEngine, ReplyRequest
 
@@ -28,6 +34,8 @@ router = APIRouter()
 Audience = Annotated[api_keys.ApiKey, Depends(audience)]
 State = Annotated[ApiState, Depends(state_of)]
 Work = Callable[[OnText | None], tuple[str, str, int, int]]  # → (text, completion id, prompt tokens, completion tokens)
+T = TypeVar("T")
+DISCONNECT_POLL_S = 0.25  # how often a non-streamed request checks that its client is still there
 
 
 @router.get("/health")
@@ -41,21 +49,53 @@ def models(state: State, key: Audience) -> dict[str, object]:
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def chat(body: oa.ChatRequest, state: State, key: Audience) -> JSONResponse | StreamingResponse:
+async def chat(body: oa.ChatRequest, request: Request, state: State, key: Audience) -> Response:
+    state.bounds.check(body)  # before any work: a size the server will not read is refused at once
     raw = body.model != state.model_name and body.model in await run_in_threadpool(_raw_models, state.engine, key)  # may load an adapter
     if body.model != state.model_name and not raw:
         raise ApiError(404, f"model {body.model!r} does not exist: this server answers as {state.model_name!r}", "invalid_request_error",
                        "model_not_found")
-    state.room.refuse_if_full()
     work = _raw_work(state.engine, body) if raw else _persona_work(state.engine, _request(body, key, state.engine))
-    if not body.stream:
-        with state.room.holding_a_place():
-            try:
-                text, completion_id, prompt_tokens, tokens = await run_in_threadpool(work, None)
-            except ModelUnavailable as exc:
-                raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
-        return JSONResponse(oa.completion(completion_id, body.model, text, prompt_tokens, tokens))
-    return StreamingResponse(_events(state, body, work, raw), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    state.turns.refuse_if_full()
+    if body.stream:
+        reservation = state.keys.reserve(key.id, owner=key.is_owner)  # refused (429) here, before the stream starts
+        events = _events(state, body, work, raw, reservation)
+        weakref.finalize(events, reservation.release)  # a stream dropped before it started still gives its place back
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    stop = threading.Event()
+    try:
+        with state.keys.reserve(key.id, owner=key.is_owner):
+            async with state.turns.turn():
+                text, completion_id, prompt_tokens, tokens = await _until_gone(request, stop, run_in_threadpool(_cancellable(work, stop), None))
+    except ModelUnavailable as exc:
+        raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
+    except Cancelled:
+        return Response(status_code=499)  # nobody is there to read it; nothing was logged
+    return JSONResponse(oa.completion(completion_id, body.model, text, prompt_tokens, tokens))
+
+
+async def _until_gone(request: Request, stop: threading.Event, work: Awaitable[T]) -> T:
+    """`work`'s result; if the client disconnects first, or this request is cancelled (the
+    server stopping), `stop` is set so the reply stops within a token."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if not task.done() and await request.is_disconnected():
+                log.info("the client went away: its reply is stopped")
+                stop.set()
+        return task.result()
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
+def _cancellable(work: Work, stop: threading.Event) -> Work:
+    def run(feed: OnText | None) -> tuple[str, str, int, int]:
+        with cancellable(stop):
+            return work(feed)
+
+    return run
 
 
 def _raw_models(engine: ReplyEngine, key: api_keys.ApiKey) -> list[str]:
@@ -83,34 +123,42 @@ def _raw_work(engine: ReplyEngine, body: oa.ChatRequest) -> Work:
     return work
 
 
-async def _events(state: ApiState, body: oa.ChatRequest, work: Work, raw: bool) -> AsyncIterator[str]:
+async def _events(state: ApiState, body: oa.ChatRequest, work: Work, raw: bool, reservation: Reservation) -> AsyncIterator[str]:
     """The reply as server-sent events: the role at once, then the text as it comes, then
-    the stop chunk (with the logged reply's id) and `[DONE]`; one error event if it fails."""
-    with state.room.holding_a_place():
-        stream_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"  # the logged reply's id is known only at the end
-        yield _event(oa.chunk(stream_id, body.model, {"role": "assistant", "content": ""}))
-        shown = ""
-        try:
-            async for text, result in while_generating(work):
-                if result is not None:
-                    final, completion_id, _, _ = result
-                    # Raw pieces arrive as deltas; the persona's as its whole cleaned text so far.
-                    rest = final[len(shown):] if raw or final.startswith(shown) else ""
-                    if rest:
-                        yield _event(oa.chunk(stream_id, body.model, {"content": rest}))
-                    yield _event(oa.chunk(stream_id, body.model, {}, "stop") | {"persona_completion_id": completion_id})
-                    yield "data: [DONE]\n\n"
-                    return
-                delta = text if raw else text[len(shown):] if text.startswith(shown) else ""
-                shown += delta
-                if delta:
-                    yield _event(oa.chunk(stream_id, body.model, {"content": delta}))
-        except Exception as exc:
-            if isinstance(exc, ModelUnavailable):
-                log.warning("a streamed reply failed: %s", exc.message)
-            else:
-                log.exception("a streamed reply failed")
-            yield _event(oa.error("the persona could not reply (see the server log)", "server_error"))
+    the stop chunk (with the logged reply's id) and `[DONE]`; one error event if it fails.
+    A client that goes away closes this generator: the reply is stopped, not logged."""
+    stop = threading.Event()
+    try:
+        async with state.turns.turn():
+            stream_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"  # the logged reply's id is known only at the end
+            yield _event(oa.chunk(stream_id, body.model, {"role": "assistant", "content": ""}))
+            shown = ""
+            try:
+                async for text, result in while_generating(_cancellable(work, stop)):
+                    if result is not None:
+                        final, completion_id, _, _ = result
+                        # Raw pieces arrive as deltas; the persona's as its whole cleaned text so far.
+                        rest = final[len(shown):] if raw or final.startswith(shown) else ""
+                        if rest:
+                            yield _event(oa.chunk(stream_id, body.model, {"content": rest}))
+                        yield _event(oa.chunk(stream_id, body.model, {}, "stop") | {"persona_completion_id": completion_id})
+                        yield "data: [DONE]\n\n"
+                        return
+                    delta = text if raw else text[len(shown):] if text.startswith(shown) else ""
+                    shown += delta
+                    if delta:
+                        yield _event(oa.chunk(stream_id, body.model, {"content": delta}))
+            except Cancelled:
+                return
+            except Exception as exc:
+                if isinstance(exc, ModelUnavailable):
+                    log.warning("a streamed reply failed: %s", exc.message)
+                else:
+                    log.exception("a streamed reply failed")
+                yield _event(oa.error("the persona could not reply (see the server log)", "server_error"))
+    finally:
+        stop.set()  # closed early (the client left, the server stops): the worker stops within a token
+        reservation.release()
 
 
 def _request(body: oa.ChatRequest, key: api_keys.ApiKey, engine: ReplyEngine) -> ReplyRequest:

@@ -99,6 +99,8 @@ def serve(
 ) -> None:
     """An OpenAI-compatible API of the persona (GET /v1/models, POST /v1/chat/completions, streaming or not)."""
     from persona.api.app import create_app
+    from persona.api.limits import KeyLimits, RequestBounds
+    from persona.runtime.engines.registry import is_local
     from persona.runtime.reply import ReplyEngine
     from persona.storage.store import open_store
 
@@ -111,19 +113,31 @@ def serve(
         err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it and holds a key is answered; "
                   "put a TLS proxy in front (keys travel in a header)")
     engine = ReplyEngine.from_settings(settings, open_store(settings))
-    application = create_app(engine, max_waiting=settings.serve_max_waiting)
+    application = create_app(engine, max_waiting=settings.serve_max_waiting,
+                             bounds=RequestBounds(settings.serve_max_message_chars, settings.serve_max_prompt_chars),
+                             keys=KeyLimits(settings.serve_key_concurrency, settings.serve_key_per_minute),
+                             model_slots=1 if is_local(settings) else settings.serve_max_waiting)
     version = engine.generator.adapter_version
     err.print(f"[dim]{engine.owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · "
               f"http://{host}:{port}/v1 · Ctrl-C stops[/]")
     run_http(application, host, port, settings.log_level)
 
 
-def run_http(application: object, host: str, port: int, log_level: str) -> None:
+GRACEFUL_SHUTDOWN_S = 3
+
+
+def run_http(application: object, host: str, port: int, log_level: str, trusted_proxies: str = "") -> None:
     """Serve an ASGI app with uvicorn until Ctrl-C (`persona serve`, `persona web`). No access
-    log: request lines can carry what must not be logged (the dashboard's one-time login link)."""
+    log: request lines can carry what must not be logged (the dashboard's one-time login link).
+    X-Forwarded-For/-Proto are believed only from `trusted_proxies` (uvicorn by default
+    believes them from loopback, so any local client could choose its own address)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level=log_level.lower(), access_log=False))
+    # On SIGTERM/Ctrl-C, requests still running after a few seconds are cancelled (a reply stops within a
+    # token, persona/runtime/cancellation.py) instead of holding the shutdown for as long as they take.
+    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_level=log_level.lower(), access_log=False,
+                                           timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, proxy_headers=bool(trusted_proxies.strip()),
+                                           forwarded_allow_ips=trusted_proxies.strip() or None))
     server.run()
     if not server.started:
         raise PersonaError(f"could not listen on {host}:{port} (in use, or not an address of this machine): pick another with --port/--host")

@@ -24,7 +24,7 @@ from persona.history.people import resolve_owner
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
-from persona.runtime import consistency, unknowns
+from persona.runtime import cancellation, consistency, unknowns
 from persona.runtime.engines.base import GenerationSettings, TextGenerator
 from persona.runtime.engines.registry import engine_for
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
@@ -158,6 +158,7 @@ class ReplyEngine:
         # Only an answer to a factual question about the owner is ever replaced: a first-person line
         # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
         replaceable = about_owner and self.consistency in ("hedge", "regenerate")
+        cancellation.raise_if_cancelled()
         with clock.step("generate"):
             draft = self._generate(request, prompt, evidence, about_owner, None if replaceable else on_sentences)
         if self.consistency != "off" and not draft.said_unknown:
@@ -167,6 +168,7 @@ class ReplyEngine:
             if not verdict.passes and replaceable:
                 with clock.step("repair"):
                     draft = self._repair(request, prompt, recalled, evidence, about_owner, draft, verdict)
+        cancellation.raise_if_cancelled()  # abandoned part-way (a closed connection, a stopping server): not a reply
         text = clean(draft.text) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,

@@ -31,6 +31,7 @@ import numpy as np
 
 from persona.errors import ConfigError
 from persona.files import whole_file
+from persona.runtime import cancellation
 from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
 from persona.runtime.engines.gguf_lora import gguf_field
 from persona.runtime.grounding import GroundingSettings
@@ -171,6 +172,7 @@ class LlamaCppGenerator:
             streamer.put(torch.tensor([prompt]))  # skipped by the streamer, as generate() sends the prompt first
         new: list[int] = []
         with self._lock:
+            cancellation.raise_if_cancelled()  # abandoned while it waited for the model
             if len(prompt) + settings.max_new_tokens > self._window:
                 raise ConfigError(f"the prompt ({len(prompt)} tokens) and the reply do not fit llama.cpp's {self._window}-token context")
             # llama.cpp samples greedily from what the chooser leaves: one token (plain greedy needs no chooser: argmax either way).
@@ -181,6 +183,7 @@ class LlamaCppGenerator:
                     streamer.put(torch.tensor([token]))
                 if token == self.tokenizer.eos_token_id or len(new) >= settings.max_new_tokens:
                     break
+                cancellation.raise_if_cancelled()  # the generator is closed on the way out: llama.cpp stops
         if streamer is not None:
             streamer.end()
         return Generated(self.tokenizer.decode(new, skip_special_tokens=True).strip(), len(new))

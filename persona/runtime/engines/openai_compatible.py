@@ -43,6 +43,7 @@ import httpx
 
 from persona.adapters import served_name
 from persona.errors import ModelUnavailable
+from persona.runtime import cancellation
 from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
@@ -223,6 +224,7 @@ class OpenAICompatibleGenerator:
                     response.read()
                     self._refused(response, "POST", "chat/completions")
                 for line in response.iter_lines():
+                    cancellation.raise_if_cancelled()  # leaving closes the connection: the server stops generating
                     if not line.startswith("data:") or line.strip() == "data: [DONE]":
                         continue
                     event = json.loads(line[5:])

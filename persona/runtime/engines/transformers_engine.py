@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, get_args
 
 from persona.config import Precision
+from persona.runtime import cancellation
 from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_model, load_tokenizer
@@ -26,14 +27,17 @@ def generate(model: Any, tokenizer: Any, messages: Messages, settings: Generatio
     returned text is the continuation only). With `on_text`, the text is also handed over
     piece by piece as it is decoded (transformers' TextStreamer: whole words)."""
     import torch
-    from transformers import LogitsProcessorList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     prompt = prompt_ids(tokenizer, messages, opening)
+    cancellation.raise_if_cancelled()  # abandoned while it waited for the model
     with torch.no_grad():
         inputs = torch.tensor([prompt], device=next(model.parameters()).device)
         processors = LogitsProcessorList(evidence_bias(tokenizer, evidence, grounding, len(prompt)))
         output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), **settings.generate_kwargs(tokenizer),
-                                logits_processor=processors, streamer=text_streamer(tokenizer, on_text))
+                                logits_processor=processors, streamer=text_streamer(tokenizer, on_text),
+                                stopping_criteria=StoppingCriteriaList(cancellation.stopping_criteria()))
+    cancellation.raise_if_cancelled()  # stopped part-way: not a reply
     new = output[0, len(prompt):]
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
