@@ -119,6 +119,7 @@ def _as_messages(prompt: Any) -> list[dict[str, str]]:
 # --- reading ------------------------------------------------------------------------------
 
 FAILED = ("contradicted", "unsupported")  # verdicts of a claim the owner's memories do not back
+OUTCOMES = (*FAILED, "supported", "none", "unchecked")  # what a logged reply's check can say (`unchecked`: no check ran)
 
 
 @dataclass(frozen=True)

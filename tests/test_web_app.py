@@ -112,3 +112,30 @@ def test_the_dashboard_previews_and_forgets_a_range_that_empties_the_history(cli
     with store.connect() as conn:
         assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 0
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_busy() -> None:
+    """Issue 33: the session slid forever with use; now it also has an end that never moves."""
+    import time
+
+    from web.auth import Sessions
+
+    sessions = Sessions(lifetime_s=0.6, max_lifetime_s=1.2)
+    session = sessions.start()
+    used_until = time.monotonic() + 1.0
+    while time.monotonic() < used_until:  # in use every 0.2 s: the idle limit alone would keep it alive
+        assert sessions.get(session.id) is session
+        time.sleep(0.2)
+    time.sleep(0.3)
+    assert sessions.get(session.id) is None
+    assert sessions.seconds_left(sessions.start()) <= 0.6
+
+
+def test_cookies_are_secure_over_https_and_behind_a_configured_proxy(dashboard: Dashboard, store: Store) -> None:
+    app = create_app(dashboard)
+    with TestClient(app, base_url="https://persona.example") as over_https:  # what uvicorn reports behind a trusted TLS proxy
+        assert "Secure" in over_https.get("/login").headers["set-cookie"]
+    proxied = Dashboard.from_settings(Settings(_env_file=None, database_url=dashboard.settings.database_url, web_trusted_proxies="10.0.0.2"),
+                                      store)
+    with TestClient(create_app(proxied), base_url="http://127.0.0.1") as behind_proxy:
+        assert "Secure" in behind_proxy.get("/login").headers["set-cookie"]

@@ -6,10 +6,13 @@ module.
 Every route but `/login` and the vendored static files needs a session: a page asked for
 without one redirects to the login form, anything else gets 401. Every request that
 changes something (not GET/HEAD) must carry the session's CSRF token (an app-wide
-dependency: web/dependencies.py `check_csrf`). The session cookie is sent again with
-every response, so its lifetime slides with the session's; it is `Secure` whenever the
-dashboard listens beyond loopback (behind the TLS proxy it then needs). Request bodies
-are capped at PERSONA_WEB_MAX_UPLOAD_MB (FastAPI's max_body_size).
+dependency: web/dependencies.py `check_csrf`), and no query or form value may hold what
+cannot be stored (a NUL, half a character: `refuse_unstorable_input`); a value of the
+wrong type, or one the database refuses (a number beyond bigint), is a 400 page too.
+The session cookie is sent again with every response, so its lifetime slides with the
+session's (up to PERSONA_WEB_SESSION_MAX_HOURS); it is `Secure` whenever the dashboard
+listens beyond loopback, is reached over https, or sits behind a configured proxy.
+Request bodies are capped at PERSONA_WEB_MAX_UPLOAD_MB (FastAPI's max_body_size).
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from persona.errors import DatabaseError, ModelUnavailable, PersonaError
+from persona.errors import DatabaseError, ModelUnavailable, PersonaError, first_line
 from web.auth import COOKIE
 from web.context import Dashboard
-from web.dependencies import HERE, check_csrf, render, set_session_cookie
+from web.dependencies import HERE, check_csrf, refuse_unstorable_input, render, set_session_cookie
 from web.pages import adapters, imports, login, memory, overview, playground, privacy, replies
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,8 @@ PUBLIC_PREFIXES = ("/static/",)  # vendored htmx and the style sheet: no data in
 
 
 def create_app(dashboard: Dashboard) -> FastAPI:
-    app = FastAPI(title="persona dashboard", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(check_csrf)],
+    app = FastAPI(title="persona dashboard", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(refuse_unstorable_input), Depends(check_csrf)],
                   max_body_size=int(dashboard.settings.web_max_upload_mb * 1024 * 1024))
     app.state.dashboard = dashboard
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -67,7 +73,7 @@ def create_app(dashboard: Dashboard) -> FastAPI:
         request.state.session = session
         response = await call_next(request)
         if COOKIE not in response.headers.get("set-cookie", ""):  # logout deletes it; everything else slides it
-            set_session_cookie(response, dashboard, session.id)
+            set_session_cookie(request, response, dashboard, session)
         return _secured(response)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, an unknown path's 404, an upload's 413
@@ -77,6 +83,18 @@ def create_app(dashboard: Dashboard) -> FastAPI:
             return _error_page(request, 413, f"the upload is larger than {limit:g} MB (PERSONA_WEB_MAX_UPLOAD_MB): raise it, "
                                               "or import the file with `persona ingest`")
         return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = " ".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        return _error_page(request, 400, f"{where or 'the request'}: {first.get('msg', 'malformed')}".encode("utf-8", "replace").decode())
+
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(request: Request, exc: psycopg.DataError) -> Response:
+        """What slipped past the checks at the edge and the database refused as data (a number out of range, a byte it cannot store)."""
+        log.info("the database refused a request's value: %s", first_line(exc))
+        return _error_page(request, 400, "a value in the request is out of range or cannot be stored: check the ids and text you gave")
 
     @app.exception_handler(PersonaError)
     async def _persona_error(request: Request, exc: PersonaError) -> Response:

@@ -22,17 +22,24 @@ LOGIN_COOKIE = "persona_login"  # the login form's own CSRF token (double submit
 class Session:
     id: str
     csrf: str
-    expires_at: float
+    expires_at: float  # slides with use (monotonic clock)
+    ends_at: float  # never moves: however much it is used, the session ends here
 
 
 @dataclass
 class Sessions:
+    """Live sessions: each lasts `lifetime_s` without use and `max_lifetime_s` at most (a
+    stolen cookie kept busy still dies)."""
+
     lifetime_s: float
+    max_lifetime_s: float = 7 * 24 * 3600
     _live: dict[str, Session] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Session:
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.monotonic() + self.lifetime_s)
+        now = time.monotonic()
+        ends_at = now + self.max_lifetime_s
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), min(now + self.lifetime_s, ends_at), ends_at)
         with self._lock:
             self._live = {k: s for k, s in self._live.items() if s.expires_at > time.monotonic()}
             self._live[session.id] = session
@@ -47,8 +54,11 @@ class Sessions:
             if session is None or session.expires_at <= time.monotonic():
                 self._live.pop(session_id, None)
                 return None
-            session.expires_at = time.monotonic() + self.lifetime_s
+            session.expires_at = min(time.monotonic() + self.lifetime_s, session.ends_at)
             return session
+
+    def seconds_left(self, session: Session) -> float:
+        return session.expires_at - time.monotonic()
 
     def end(self, session_id: str | None) -> None:
         with self._lock:

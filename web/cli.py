@@ -51,9 +51,24 @@ def web(
     # The link goes to stdout alone, on its own line, so a script (or a test) can read it.
     print(f"login (once): http://{shown}:{port}/login?token={dashboard.link.token}", flush=True)
     try:
-        run_http(create_app(dashboard), host, port, settings.log_level)
+        run_http(create_app(dashboard), host, port, settings.log_level, trusted_proxies=settings.web_trusted_proxies)
     finally:
         pooled.close()
+
+
+@web_app.command("login-link")
+def login_link(ctx: typer.Context) -> None:
+    """A fresh one-time login link for the running dashboard (good for 15 minutes; works even while failed logins lock others out)."""
+    from persona.cli import err, settings_of
+    from persona.storage.store import open_store
+    from web import login_links
+
+    settings = settings_of(ctx)
+    with open_store(settings).connect() as conn:
+        token = login_links.make(conn)
+    shown = f"[{settings.web_host}]" if ":" in settings.web_host else settings.web_host
+    print(f"http://{shown}:{settings.web_port}/login?token={token}", flush=True)
+    err.print(f"[dim]one login, within {login_links.TTL_MINUTES} minutes (behind a proxy: use its address with the same path)[/]")
 
 
 @web_app.command("set-password")

@@ -29,11 +29,12 @@ class Dashboard:
     imports: dict[int, Any] = field(default_factory=dict)  # uploads being imported, or done (web/imports.py)
     # The in-process model answers one at a time (as in the bot); a second playground question waits.
     generating: threading.Lock = field(default_factory=threading.Lock)
-    secure_cookies: bool = False  # listening beyond loopback: cookies only over HTTPS (the TLS proxy)
+    secure_cookies: bool = False  # beyond loopback or behind a configured proxy: cookies only over HTTPS (the TLS proxy)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, secure_cookies: bool = False) -> Dashboard:
-        return cls(settings, store, Sessions(lifetime_s=settings.web_session_hours * 3600), secure_cookies=secure_cookies)
+        sessions = Sessions(lifetime_s=settings.web_session_hours * 3600, max_lifetime_s=settings.web_session_max_hours * 3600)
+        return cls(settings, store, sessions, secure_cookies=secure_cookies or bool(settings.web_trusted_proxies.strip()))
 
     def embedder(self) -> Any:  # persona.memory.embeddings.Embedder
         with self._lock:

@@ -11,13 +11,15 @@ from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from web.auth import COOKIE, same_token
+from persona.edge import LONE_SURROGATE, shown
+from web.auth import COOKIE, Session, same_token
 from web.context import Dashboard
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-OWN_CSRF_PATHS = ("/login",)  # the login form checks its own double-submit token (no session yet)
+OWN_CSRF_PATHS = ("/login",)
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")  # the login form checks its own double-submit token (no session yet)
 
 
 def dashboard_of(request: Request) -> Dashboard:
@@ -37,13 +39,29 @@ async def check_csrf(request: Request) -> None:
         return
     session = getattr(request.state, "session", None)
     given = request.headers.get("x-csrf-token")
-    if given is None and request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if given is None and request.headers.get("content-type", "").startswith(FORMS):
         given = (await request.form()).get("csrf_token")
     if session is None or not same_token(given if isinstance(given, str) else None, session.csrf):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 
 
-def set_session_cookie(response: Response, dashboard: Dashboard, session_id: str) -> None:
-    """The session cookie, living as long as the session does from now (the server slides both)."""
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/", secure=dashboard.secure_cookies,
-                        max_age=int(dashboard.sessions.lifetime_s))
+async def refuse_unstorable_input(request: Request) -> None:
+    """No query or form value may hold a NUL (PostgreSQL cannot store one in text) or half
+    of a UTF-16 pair: one clear 400 instead of an error deep in a query."""
+    values = list(request.query_params.multi_items())
+    if request.method not in SAFE_METHODS and request.headers.get("content-type", "").startswith(FORMS):
+        values += [(k, v) for k, v in (await request.form()).multi_items() if isinstance(v, str)]
+    for name, value in values:
+        if "\x00" in value or LONE_SURROGATE.search(value):
+            raise HTTPException(400, f"{shown(name)} holds a character that cannot be stored (NUL, or half of one): remove it and try again")
+
+
+def secure_cookies(request: Request, dashboard: Dashboard) -> bool:
+    """`Secure` beyond loopback, behind a configured proxy, or whenever the page came over https."""
+    return dashboard.secure_cookies or request.url.scheme == "https"
+
+
+def set_session_cookie(request: Request, response: Response, dashboard: Dashboard, session: Session) -> None:
+    """The session cookie, living as long as the session does from now (the server slides both, up to the session's end)."""
+    response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path="/", secure=secure_cookies(request, dashboard),
+                        max_age=max(1, round(dashboard.sessions.seconds_left(session))))

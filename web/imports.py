@@ -20,6 +20,15 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
+def display_name(filename: str | None, limit: int = 120) -> str:
+    """An upload's name as the browser sent it, fit to show: its last path part, no
+    control characters, at most `limit` characters (a 5,000-character name is not refused)."""
+    name = "".join(c for c in (filename or "").replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).strip()
+    if not name:
+        return "the upload"
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 @dataclass
 class ImportJob:
     filename: str
@@ -62,7 +71,8 @@ def start_import(store: Store, job: ImportJob, saved: Path, owner_id: int | None
             else:
                 job.summary = ingest_discord_package(store, saved, owner_id=owner_id, progress=progress)
         except PersonaError as exc:
-            job.error = f"{job.filename}: {exc.message}"
+            # The importers name the file they read: here that is the upload's stored copy, not what the owner chose.
+            job.error = f"{job.filename}: {exc.message.replace(str(saved), job.filename).replace(saved.name, job.filename)}"
             log.warning("an uploaded import was refused: %s", exc.message)
         except Exception as exc:
             log.exception("an uploaded import failed")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from persona.edge import parse_id
 from persona.errors import PersonaError
 from persona.history import messages, people
 from persona.history.places import place_of_ids
@@ -42,10 +43,8 @@ def resolve(conn: psycopg.Connection, asker: str, place: str, owner_id: int | No
     """(who asks, where) from the pickers' values; the owner may ask anywhere, the terminal is the owner's alone."""
     if asker in ("", "owner"):
         asker_id = owner_id
-    elif asker.lstrip("-").isdigit():
-        asker_id = int(asker)
     else:
-        raise PersonaError(f"who asks must be a Discord user id, not {asker!r}")
+        asker_id = parse_id(asker, "who asks")
     if place in ("", TERMINAL):
         if asker_id != owner_id:
             raise PersonaError("only the owner asks at the terminal: pick a DM or a channel for anyone else")
@@ -53,6 +52,7 @@ def resolve(conn: psycopg.Connection, asker: str, place: str, owner_id: int | No
     if place == DM_WITH_BOT:
         return asker_id, Place.dm()
     kind, _, raw = place.partition(":")
-    if kind != "channel" or not raw.isdigit() or messages.channel(conn, int(raw)) is None:
-        raise PersonaError(f"{place!r} is not a place persona knows: pick one from the list")
-    return asker_id, place_of_ids(conn, int(raw), None)
+    channel_id = parse_id(raw, "the place") if kind == "channel" else None
+    if channel_id is None or messages.channel(conn, channel_id) is None:
+        raise PersonaError(f"{place[:60]!r} is not a place persona knows: pick one from the list")
+    return asker_id, place_of_ids(conn, channel_id, None)

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _whole_characters(value: str) -> str:
-    """JSON can spell half of a UTF-16 pair (`"\\ud800"`); no text is made of one, and
-    PostgreSQL and UTF-8 cannot store it: refused at the edge with a clear 400."""
-    if LONE_SURROGATE.search(value):
-        raise ValueError("holds a lone UTF-16 surrogate (half of an emoji or other character): send whole characters")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_whole_characters)]
+from persona.edge import WholeText, whole_characters
 
 
 class ChatMessage(BaseModel):
@@ -28,7 +16,7 @@ class ChatMessage(BaseModel):
 
     @model_validator(mode="after")
     def _whole_text(self) -> ChatMessage:
-        _whole_characters(self.text())
+        whole_characters(self.text())
         return self
 
     def text(self) -> str:
@@ -39,12 +27,12 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    model: Text
+    model: WholeText
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     max_tokens: int | None = Field(default=None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
-    user: Text | None = None  # accepted and ignored: the key decides who asks
+    user: WholeText | None = None  # accepted and ignored: the key decides who asks
     temperature: float | None = Field(default=None, ge=0, le=5)  # 0: greedy; otherwise the owner's sampling settings
     # Raw-model requests only (the owner's key; persona/api/app.py): vLLM's prefill switch.
     top_p: float | None = Field(default=None, gt=0, le=1)  # accepted; the owner's setting is used

@@ -48,7 +48,7 @@ def training(request: Request) -> HTMLResponse:
 
 
 @router.post("/adapters/retrain")
-def retrain(request: Request, max_steps: int = Form(0)) -> Response:
+def retrain(request: Request, max_steps: int = Form(0, ge=0, le=1_000_000)) -> Response:
     dashboard = dashboard_of(request)
     if dashboard.training is not None and dashboard.training.running:
         raise HTTPException(409, "a retrain started here is still running")

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from persona.history import runs
 from web.dependencies import dashboard_of, render
-from web.imports import ImportJob, start_import
+from web.imports import ImportJob, display_name, start_import
 
 router = APIRouter()
 KINDS = {"discord-package": ".zip", "dce": ".json"}
@@ -55,7 +55,7 @@ async def upload(request: Request, kind: Annotated[str, Form()], file: Annotated
             shutil.copyfileobj(file.file, target)
 
     await run_in_threadpool(keep)
-    job = ImportJob(filename=file.filename or "the upload", kind=kind)
+    job = ImportJob(filename=display_name(file.filename), kind=kind)
     dashboard.imports[job.id] = job
     start_import(dashboard.store, job, saved, dashboard.settings.owner_id)
     return RedirectResponse(f"/import?job={job.id}", status_code=303)

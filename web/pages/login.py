@@ -1,5 +1,7 @@
-"""Logging in and out: the one-time link printed at start, the password form (its own
-double-submit CSRF token: there is no session yet), and the limit on failed logins."""
+"""Logging in and out: the one-time link printed at start or made by `persona web
+login-link`, the password form (its own double-submit CSRF token: there is no session
+yet), and the limit on failed logins — keyed on the real peer, and never in the way of a
+good one-time link."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from web import password
+from web import login_links, password
 from web.auth import COOKIE, LOGIN_COOKIE, same_token
 from web.context import Dashboard
-from web.dependencies import dashboard_of, set_session_cookie, templates
+from web.dependencies import dashboard_of, secure_cookies, set_session_cookie, templates
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -24,22 +26,29 @@ def login_form(request: Request, token: str | None = None, next: str = "/") -> R
     dashboard = dashboard_of(request)
     if token is None:
         return _login_page(request, dashboard, next)
-    client = request.client.host if request.client else "?"
+    client = _client(request)
+    # A good link logs in whatever the failed-login limit says: others' failures never lock the owner out.
+    if dashboard.link.use(token):
+        log.warning("dashboard login with the link printed at start, from %s", client)
+        return _logged_in(request, dashboard, _safe_next(next))
+    with dashboard.store.connect() as conn:
+        made_from_shell = login_links.use(conn, token)
+    if made_from_shell:
+        log.warning("dashboard login with a link from `persona web login-link`, from %s", client)
+        return _logged_in(request, dashboard, _safe_next(next))
     if wait := dashboard.failed_logins.wait_s(client):
         return _too_many(request, dashboard, next, wait)
-    if dashboard.link.use(token):
-        return _logged_in(dashboard, _safe_next(next))
     dashboard.failed_logins.failed(client)
-    log.warning("a login link was refused (already used, or wrong)")
-    return _login_page(request, dashboard, next, "that login link was already used or is wrong: use the password, "
-                                                 "or restart `persona web` for a new link", 401)
+    log.warning("a login link was refused (already used, expired or wrong) from %s", client)
+    return _login_page(request, dashboard, next, "that login link was already used, expired or is wrong: use the password, "
+                                                 "or make a new one with `persona web login-link`", 401)
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, password_: Annotated[str, Form(alias="password")] = "", csrf_token: Annotated[str, Form()] = "",
           next: Annotated[str, Form()] = "/") -> Response:
     dashboard = dashboard_of(request)
-    client = request.client.host if request.client else "?"
+    client = _client(request)
     if wait := dashboard.failed_logins.wait_s(client):
         return _too_many(request, dashboard, next, wait)
     if not same_token(csrf_token, request.cookies.get(LOGIN_COOKIE, "")):
@@ -51,7 +60,7 @@ def login(request: Request, password_: Annotated[str, Form(alias="password")] = 
         dashboard.failed_logins.failed(client)
         log.warning("a dashboard login failed from %s", client)
         return _login_page(request, dashboard, next, "wrong password", 401)
-    return _logged_in(dashboard, _safe_next(next))
+    return _logged_in(request, dashboard, _safe_next(next))
 
 
 @router.post("/logout")
@@ -67,10 +76,15 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
-def _logged_in(dashboard: Dashboard, target: str) -> Response:
+def _client(request: Request) -> str:
+    """The peer's address: uvicorn replaces it with X-Forwarded-For only from PERSONA_WEB_TRUSTED_PROXIES."""
+    return request.client.host if request.client else "?"
+
+
+def _logged_in(request: Request, dashboard: Dashboard, target: str) -> Response:
     session = dashboard.sessions.start()
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(response, dashboard, session.id)
+    set_session_cookie(request, response, dashboard, session)
     response.delete_cookie(LOGIN_COOKIE)
     log.info("dashboard login")
     return response
@@ -90,5 +104,6 @@ def _login_page(request: Request, dashboard: Dashboard, next_path: str, error: s
                                 "next": _safe_next(next_path)},
         status_code=status_code, headers=headers,
     )
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600, secure=dashboard.secure_cookies)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login", max_age=3600,
+                        secure=secure_cookies(request, dashboard))
     return response

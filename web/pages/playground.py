@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -14,9 +15,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from persona.api.threads import while_generating
+from persona.edge import WholeText
 from persona.errors import ModelUnavailable
 from persona.history import messages, people
 from persona.prompts import Line
+from persona.runtime.cancellation import Cancelled, cancellable
 from persona.runtime.engines.base import OnText
 from persona.runtime.reply import ReplyRequest
 from web import places
@@ -28,13 +31,13 @@ router = APIRouter()
 
 class Turn(BaseModel):
     mine: bool  # the persona's line (else the asker's)
-    text: str = Field(max_length=4000)
+    text: WholeText = Field(max_length=4000)
 
 
 class Question(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
-    asker: str = "owner"
-    place: str = places.DM_WITH_BOT
+    text: WholeText = Field(min_length=1, max_length=4000)
+    asker: WholeText = Field(default="owner", max_length=40)
+    place: WholeText = Field(default=places.DM_WITH_BOT, max_length=60)
     history: list[Turn] = Field(default_factory=list, max_length=24)
 
 
@@ -64,8 +67,10 @@ async def ask(request: Request, question: Question) -> StreamingResponse:
 
     reply_request = await run_in_threadpool(prepare)
 
+    stop = threading.Event()
+
     def work(feed: OnText) -> tuple[str, int, str]:
-        with dashboard.generating:
+        with cancellable(stop), dashboard.generating:
             reply, reply_id = dashboard.engine().answer(reply_request, feed)
         return reply.text, reply_id, reply.verdict.outcome if reply.verdict else "unchecked"
 
@@ -77,11 +82,15 @@ async def ask(request: Request, question: Question) -> StreamingResponse:
                 else:
                     final, reply_id, outcome = result
                     yield _event({"text": final, "done": True, "reply_id": reply_id, "verdict": outcome})
+        except Cancelled:
+            return
         except ModelUnavailable as exc:
             yield _event({"error": exc.message})
         except Exception:
             log.exception("a playground reply failed")
             yield _event({"error": "the persona could not reply (see the dashboard's log)"})
+        finally:
+            stop.set()  # the page was closed mid-reply: the model stops within a token, nothing is logged
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from persona.edge import parse_id
 from persona.history import messages, people
 from persona.privacy import forget
 from persona.privacy.requests import time_range
@@ -31,9 +32,9 @@ def _action(what: str, target: str, start: str, end: str) -> tuple[str, Callable
     if what == "range":
         begin, until = time_range(start, end)
         return WHAT["range"].format(start=f"{begin:%Y-%m-%d %H:%M}", end=f"{until:%Y-%m-%d %H:%M}"), lambda c: forget.forget_range(c, begin, until)
-    if what not in WHAT or not target.lstrip("-").isdigit():
+    if what not in WHAT:
         raise HTTPException(400, "say what to forget: a person, a channel, a memory (by id) or a time range")
-    ident = int(target)
+    ident = parse_id(target, f"the {what}")
     run = {"person": forget.forget_person, "optout": forget.opt_out, "channel": forget.forget_channel, "memory": forget.forget_memory}[what]
     return WHAT[what].format(id=ident), lambda c: run(c, ident)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from persona import replies
+from persona.edge import parse_id
 from persona.history import messages, people
 from web.dependencies import dashboard_of, render
 
@@ -19,15 +20,13 @@ RATINGS = {"down": -1, "up": 1}
 
 
 def _id(value: str, what: str) -> int | None:
-    if not value.strip():
-        return None
-    if not value.strip().lstrip("-").isdigit():
-        raise HTTPException(400, f"{what} must be a Discord id (digits)")
-    return int(value)
+    return parse_id(value, what) if value.strip() else None
 
 
 @router.get("/replies", response_class=HTMLResponse)
 def listed(request: Request, rating: str = "", asker: str = "", channel: str = "", verdict: str = "", before: str = "") -> HTMLResponse:
+    if verdict and verdict != "failed" and verdict not in replies.OUTCOMES:
+        raise HTTPException(400, f"the verdict is one of: failed, {', '.join(replies.OUTCOMES)}")
     outcomes = {"failed": replies.FAILED}.get(verdict, (verdict,) if verdict else ())
     with dashboard_of(request).store.connect() as conn:
         found = replies.sent_replies(conn, limit=PAGE, before_id=_id(before, "before"), asker_id=_id(asker, "the person"),
@@ -38,7 +37,8 @@ def listed(request: Request, rating: str = "", asker: str = "", channel: str = "
     filters = {"rating": rating, "asker": asker, "channel": channel, "verdict": verdict}
     # The newest page refreshes its rows every few seconds (htmx asks for the rows alone): a live view of what the bot says.
     template = "replies_rows.html" if "hx-request" in request.headers else "replies.html"
-    return render(request, template, page="replies", replies=found, names=names, channel_names=channel_names, askers=askers, channels=channels,
+    return render(request, template, page="replies", verdicts=("failed", *replies.OUTCOMES), replies=found, names=names,
+                  channel_names=channel_names, askers=askers, channels=channels,
                   filters=filters | {"before": before}, live=urlencode(filters),
                   older=urlencode(filters | {"before": found[-1].id}) if len(found) == PAGE else None)
 
