@@ -70,12 +70,14 @@ def _key(row: tuple) -> ApiKey:
 
 
 def authenticate(conn: psycopg.Connection, token: str) -> ApiKey | None:
-    """The live key `token` is, or None (unknown or revoked; an opt-out deletes the person's keys); marks it used."""
-    row = conn.execute(
-        sql.SQL("UPDATE api_keys SET last_used_at = now() WHERE token_sha256 = %s AND revoked_at IS NULL RETURNING {}").format(_COLUMNS),
-        (_digest(token),),
-    ).fetchone()
+    """The live key `token` is, or None (unknown or revoked; an opt-out deletes the person's keys)."""
+    row = conn.execute(sql.SQL("SELECT {} FROM api_keys WHERE token_sha256 = %s AND revoked_at IS NULL").format(_COLUMNS),
+                       (_digest(token),)).fetchone()
     return _key(row) if row else None
+
+
+def mark_used(conn: psycopg.Connection, key_id: int) -> None:
+    conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = %s", (key_id,))
 
 
 def listed(conn: psycopg.Connection, *, include_revoked: bool = False) -> list[ApiKey]:

@@ -33,7 +33,7 @@ from fastapi import FastAPI
 
 from persona.api import errors
 from persona.api.dependencies import ApiState
-from persona.api.limits import KeyLimits, RequestBounds, Turns
+from persona.api.limits import KeyLimits, RequestBounds, Turns, UseMarks
 from persona.api.routes import router
 from persona.runtime.reply import ReplyEngine
 
@@ -43,7 +43,7 @@ def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting:
     """`model_slots`: requests handed to the model at once (1 for a local model; a model server batches)."""
     bounds = bounds or RequestBounds()
     app = FastAPI(title="persona", docs_url=None, redoc_url=None, openapi_url=None)  # nothing is served without a key but /health
-    app.state.api = ApiState(engine, model_name, Turns(max_waiting, model_slots), keys or KeyLimits(), bounds)
+    app.state.api = ApiState(engine, model_name, Turns(max_waiting, model_slots), keys or KeyLimits(), bounds, UseMarks())
     errors.install(app, bounds.max_body_bytes)  # a body larger than any allowed request is refused before it is read
     app.include_router(router)
     return app

@@ -9,7 +9,7 @@ from fastapi import Header, Request
 
 from persona import api_keys
 from persona.api.errors import ApiError
-from persona.api.limits import KeyLimits, RequestBounds, Turns
+from persona.api.limits import KeyLimits, RequestBounds, Turns, UseMarks
 from persona.runtime.reply import ReplyEngine
 
 
@@ -20,6 +20,7 @@ class ApiState:
     turns: Turns
     keys: KeyLimits
     bounds: RequestBounds
+    use_marks: UseMarks
 
 
 def state_of(request: Request) -> ApiState:
@@ -32,8 +33,11 @@ def audience(request: Request, authorization: str | None = Header(default=None))
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "no API key: send `Authorization: Bearer <key>` (make one with `persona keys create`)", "invalid_request_error",
                        "invalid_api_key")
-    with state_of(request).engine.store.connect() as conn:
+    state = state_of(request)
+    with state.engine.store.connect() as conn:
         key = api_keys.authenticate(conn, token.strip())
+        if key is not None and state.use_marks.due(key.id):
+            api_keys.mark_used(conn, key.id)
         conn.commit()
     if key is None:
         raise ApiError(401, "unknown or revoked API key", "invalid_request_error", "invalid_api_key")

@@ -55,7 +55,9 @@ class KeyLimits:
 
     concurrency: int = 1
     per_minute: int = 30
+    tarpit_s: float = 1.0
     in_progress: dict[int, int] = field(default_factory=dict)
+    refused_at: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._window = MovingWindowRateLimiter(MemoryStorage())
@@ -78,6 +80,17 @@ class KeyLimits:
                            "rate_limit_exceeded", "rate_limit_exceeded", retry_after=max(1, math.ceil(reset - time.time())))
         self.in_progress[key_id] = self.in_progress.get(key_id, 0) + 1
         return Reservation(self, key_id)
+
+    async def slow_refusal(self, key_id: int) -> None:
+        """Before answering a 429: a key refused again within `tarpit_s` waits that long for
+        the answer. A client retrying in a tight loop then costs one refusal a second per
+        connection instead of hundreds (each one parsed, authenticated, answered), which on
+        a 2-core machine would take the CPU from the replies of everyone else."""
+        now = time.monotonic()
+        again = now - self.refused_at.get(key_id, -self.tarpit_s) < self.tarpit_s
+        self.refused_at[key_id] = now
+        if again:
+            await asyncio.sleep(self.tarpit_s)
 
     def _release(self, key_id: int) -> None:
         left = self.in_progress.get(key_id, 0) - 1
@@ -104,6 +117,23 @@ class Reservation:
 
     def __exit__(self, *_: object) -> None:
         self.release()
+
+
+class UseMarks:
+    """When each key was last marked used (`api_keys.mark_used`): at most once a minute, so
+    a key's flood of requests costs one indexed read each, not a write and a flush each.
+    Whether a key is live is read every time: a revoked or opted-out key is refused at once."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        self.every_s = every_s
+        self._marked: dict[int, float] = {}
+
+    def due(self, key_id: int) -> bool:
+        now = time.monotonic()
+        if now - self._marked.get(key_id, -self.every_s) < self.every_s:
+            return False
+        self._marked[key_id] = now
+        return True
 
 
 class Turns:

@@ -51,20 +51,28 @@ def models(state: State, key: Audience) -> dict[str, object]:
 @router.post("/v1/chat/completions", response_model=None)
 async def chat(body: oa.ChatRequest, request: Request, state: State, key: Audience) -> Response:
     state.bounds.check(body)  # before any work: a size the server will not read is refused at once
-    raw = body.model != state.model_name and body.model in await run_in_threadpool(_raw_models, state.engine, key)  # may load an adapter
-    if body.model != state.model_name and not raw:
-        raise ApiError(404, f"model {body.model!r} does not exist: this server answers as {state.model_name!r}", "invalid_request_error",
-                       "model_not_found")
-    work = _raw_work(state.engine, body) if raw else _persona_work(state.engine, _request(body, key, state.engine))
-    state.turns.refuse_if_full()
+    try:
+        reservation = state.keys.reserve(key.id, owner=key.is_owner)  # and a key past its limits (429), before anything else
+    except ApiError:
+        await state.keys.slow_refusal(key.id)
+        raise
+    try:
+        raw = body.model != state.model_name and body.model in await run_in_threadpool(_raw_models, state.engine, key)  # may load an adapter
+        if body.model != state.model_name and not raw:
+            raise ApiError(404, f"model {body.model!r} does not exist: this server answers as {state.model_name!r}", "invalid_request_error",
+                           "model_not_found")
+        work = _raw_work(state.engine, body) if raw else _persona_work(state.engine, _request(body, key, state.engine))
+        state.turns.refuse_if_full()
+    except BaseException:
+        reservation.release()
+        raise
     if body.stream:
-        reservation = state.keys.reserve(key.id, owner=key.is_owner)  # refused (429) here, before the stream starts
         events = _events(state, body, work, raw, reservation)
         weakref.finalize(events, reservation.release)  # a stream dropped before it started still gives its place back
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     stop = threading.Event()
     try:
-        with state.keys.reserve(key.id, owner=key.is_owner):
+        with reservation:
             async with state.turns.turn():
                 text, completion_id, prompt_tokens, tokens = await _until_gone(request, stop, run_in_threadpool(_cancellable(work, stop), None))
     except ModelUnavailable as exc:

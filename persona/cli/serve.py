@@ -112,7 +112,7 @@ def serve(
     if not is_loopback(host):
         err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it and holds a key is answered; "
                   "put a TLS proxy in front (keys travel in a header)")
-    engine = ReplyEngine.from_settings(settings, open_store(settings))
+    engine = ReplyEngine.from_settings(settings, open_store(settings).pooled())  # a connection per request would cost more than a refusal
     application = create_app(engine, max_waiting=settings.serve_max_waiting,
                              bounds=RequestBounds(settings.serve_max_message_chars, settings.serve_max_prompt_chars),
                              keys=KeyLimits(settings.serve_key_concurrency, settings.serve_key_per_minute),
