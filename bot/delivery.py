@@ -23,9 +23,15 @@ from persona.runtime.reply import split_message
 EDIT_INTERVAL_S = 1.25
 
 
+def with_heading(heading: str, text: str) -> str:
+    return f"{heading}\n{text}" if heading else text
+
+
 class LiveMessage:
-    def __init__(self, send_first: Callable[[str], Awaitable[discord.Message]], send_more: Callable[[str], Awaitable[discord.Message]]) -> None:
+    def __init__(self, send_first: Callable[[str], Awaitable[discord.Message]], send_more: Callable[[str], Awaitable[discord.Message]],
+                 heading: str = "") -> None:
         self._send_first = send_first
+        self._heading = heading  # a line shown above the text from the first word on (the AI disclosure)
         self._send_more = send_more
         self._latest = ""
         self._shown = ""
@@ -54,7 +60,7 @@ class LiveMessage:
             if self._done:
                 return
             if self.message is None:
-                self._shown = split_message(self._latest)[0]
+                self._shown = self._first_piece()
                 self.message = await self._send_first(self._shown)
                 self.first_shown_at, self._last_edit = time.perf_counter(), time.monotonic()
                 continue
@@ -62,14 +68,18 @@ class LiveMessage:
             if wait > 0:
                 with contextlib.suppress(TimeoutError):  # the interval passed without a stop: edit now
                     await asyncio.wait_for(self._stopping.wait(), wait)
-            text = split_message(self._latest)[0]
+            text = self._first_piece()
             if self._done or text == self._shown:
                 continue
             await self.message.edit(content=text)
             self._shown, self._last_edit = text, time.monotonic()
 
+    def _first_piece(self) -> str:
+        return split_message(with_heading(self._heading, self._latest))[0]
+
     async def finish(self, chunks: list[str]) -> list[discord.Message] | None:
-        """Show the final reply; None when nothing was shown yet (the caller sends it as usual)."""
+        """Show the final reply (`chunks`: with the heading, as `with_heading` makes them); None
+        when nothing was shown yet (the caller sends it as usual)."""
         await self.stop()
         if self.message is None:
             return None

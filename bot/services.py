@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from persona import disclosure
 from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history.people import is_opted_out, opted_out_among
@@ -45,13 +46,16 @@ class Services:
     datasets_dir: Path | None = None  # the dataset export a forget also cleans
     delivery: str = "typing"  # PERSONA_DISCORD_DELIVERY: typing until the reply is ready, or stream it (bot/delivery.py)
     generation_slots: int = 1  # replies generated at once: 1 in-process, more when a model server batches them
+    disclosure: str = "first"  # PERSONA_DISCLOSURE (persona/disclosure.py)
+    disclosure_text: str = "🤖 AI persona of {owner}, trained on their messages"
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: ReplyEngine, store: Store, *, retrain: Callable[[str], str] | None = None) -> Services:
         assert settings.owner_id is not None
         return cls(engine, store, settings.owner_id, trusted_ids=settings.trusted_users, allowed_channels=settings.allowed_channels,
                    retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone), datasets_dir=settings.datasets_dir,
-                   delivery=settings.discord_delivery, generation_slots=1 if is_local(settings) else cls.max_pending)
+                   delivery=settings.discord_delivery, generation_slots=1 if is_local(settings) else cls.max_pending,
+                   disclosure=settings.disclosure, disclosure_text=settings.disclosure_text)
 
     @property
     def raters(self) -> frozenset[int]:
@@ -60,6 +64,17 @@ class Services:
     def is_opted_out(self, user_id: int) -> bool:
         with self.store.connect() as conn:
             return is_opted_out(conn, user_id)
+
+    def claim_disclosure(self, person_id: int, channel_id: int) -> str:
+        """The disclosure line this reply carries ("" for none); under `first`, marks the person told here."""
+        with self.store.connect() as conn:
+            claimed = disclosure.claim(conn, self.disclosure, person_id, channel_id)
+        return disclosure.line(self.disclosure_text, self.engine.owner_name) if claimed else ""
+
+    def give_back_disclosure(self, person_id: int, channel_id: int) -> None:
+        if self.disclosure == "first":
+            with self.store.connect() as conn:
+                disclosure.give_back(conn, person_id, channel_id)
 
     def opted_out_among(self, user_ids: list[int]) -> set[int]:
         with self.store.connect() as conn:

@@ -28,6 +28,7 @@ IdSet = Annotated[frozenset[int], NoDecode]
 EngineName = Literal["transformers", "llama.cpp", "openai"]
 Precision = Literal["fp32", "bf16", "int8"]
 ConsistencyPolicy = Literal["off", "flag", "hedge", "regenerate"]
+DisclosureMode = Literal["first", "always", "off"]
 
 
 class Settings(BaseSettings):
@@ -85,6 +86,12 @@ class Settings(BaseSettings):
     discord_delivery: Literal["typing", "stream"] = Field(
         default="typing", description="typing: show 'typing…' until the reply is ready; stream: send the first sentence at once and edit "
         "the message as the rest is generated (not for factual questions about the owner while the consistency check may replace the answer).")
+    disclosure: DisclosureMode = Field(
+        default="first", description="Say that a reply comes from an AI: first (the first reply to each person in each channel), always "
+        "(every reply), off. A small line of Discord subtext above the reply (the EU AI Act's Art. 50).")
+    disclosure_text: str = Field(
+        default="🤖 AI persona of {owner}, trained on their messages", min_length=1, max_length=200,
+        description="The disclosure's words; {owner} is replaced by the owner's name.")
 
     # --- Generation backend ---------------------------------------------------------
     engine: EngineName = Field(

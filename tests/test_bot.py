@@ -67,7 +67,7 @@ def engine(database: Database, generator: TransformersGenerator, embedder: Embed
 
 def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]],
                  retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None, delivery: str = "typing",
-                 **bot_options: Any) -> FakeDiscord:
+                 disclosure: str = "first", **bot_options: Any) -> FakeDiscord:
     async def main() -> FakeDiscord:
         fake = FakeDiscord(owner_id=OWNER_ID)
         for uid, name in [(OWNER_ID, "alex"), (SAM, "sam"), (KIM, "kim")]:
@@ -77,7 +77,7 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         await fake.start()
         fake.patch()
         services = Services(engine, engine.store, OWNER_ID, reply_timeout=60, retrain=retrain, retrain_schedule=None,
-                            allowed_channels=frozenset(allowed_channels or ()), delivery=delivery)
+                            allowed_channels=frozenset(allowed_channels or ()), delivery=delivery, disclosure=disclosure)
         bot = PersonaBot(services, **bot_options)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
@@ -512,3 +512,44 @@ def test_streamed_replies_show_the_first_sentence_at_once_and_edit_within_discor
     with store.connect() as conn:
         logged = conn.execute("SELECT completion, cardinality(message_ids) FROM replies ORDER BY id").fetchall()
     assert logged[0] == (final, 1)
+
+
+def test_the_first_reply_to_each_person_in_each_channel_says_it_is_an_ai(engine: ReplyEngine) -> None:
+    """PERSONA_DISCLOSURE=first (the default): a subtext line above the first reply to a
+    person in a channel, none after; another person or channel is told again; the logged
+    reply (what training and feedback read) never holds it; forgetting the person forgets
+    that they were told."""
+    from persona.privacy.forget import carry_out, forget_person
+
+    dm_channel = 777000000000000001
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        for count, (channel, who, text) in enumerate([(GENERAL, KIM, "hey"), (GENERAL, KIM, "and again"), (GENERAL, SAM, "me too"),
+                                                      (QUIET, KIM, "over here"), (dm_channel, SAM, "psst")], start=1):
+            mentions = [BOT_ID] if channel != dm_channel else []
+            await fake.post(channel, who, f"<@{BOT_ID}> {text}" if mentions else text, mentions=mentions)
+            await wait_for(lambda count=count: len(fake.sent) == count and logged(engine) == count)
+
+    fake = run_with_bot(engine, scenario)
+    told = [m["content"].startswith("-# 🤖 AI persona of Alex, trained on their messages\n") for m in fake.sent]
+    assert told == [True, False, True, True, True]
+    completions = [r[0] for r in rows(engine.store, "SELECT completion FROM replies ORDER BY id")]
+    assert all("-#" not in c and "AI persona" not in c for c in completions)
+    assert rows(engine.store, "SELECT count(*) FROM disclosures WHERE person_id = %s", SAM)[0][0] == 2
+    with engine.store.connect() as conn:
+        carry_out(conn, lambda c: forget_person(c, SAM), None)
+    assert rows(engine.store, "SELECT count(*) FROM disclosures WHERE person_id = %s", SAM)[0][0] == 0
+
+
+def test_disclosure_always_and_off(engine: ReplyEngine) -> None:
+    async def twice(fake: FakeDiscord, bot: PersonaBot) -> None:
+        before = logged(engine)  # the second run starts with the first one's replies logged
+        for count in (1, 2):
+            await fake.post(GENERAL, KIM, f"<@{BOT_ID}> hi {count}", mentions=[BOT_ID])
+            await wait_for(lambda count=count: len(fake.sent) == count and logged(engine) == before + count)
+
+    always = run_with_bot(engine, twice, disclosure="always", delivery="stream")
+    assert all(m["content"].startswith("-# ") for m in always.sent)
+    assert all(e["content"].startswith("-# ") for e in always.edits)  # streamed: the line stays through every edit
+    off = run_with_bot(engine, twice, disclosure="off")
+    assert not any("-#" in m["content"] for m in off.sent)

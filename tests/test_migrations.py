@@ -29,6 +29,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "api_keys": {"id", "name", "token_sha256", "asker_id", "place_kind", "channel_id", "guild_id", "created_at", "last_used_at", "revoked_at"},
     "web_login": {"id", "password_hash", "set_at"},
     "web_login_links": {"token_sha256", "made_at", "expires_at", "used_at"},
+    "disclosures": {"person_id", "channel_id", "told_at"},
     "adapter_versions": {
         "id", "parent_id", "base_model", "path", "status", "status_reason", "data_watermark",
         "feedback_watermark", "hyperparams", "metrics", "created_at", "activated_at",

@@ -121,6 +121,7 @@ def test_a_key_gets_its_share_and_a_reply_nobody_reads_stops_unlogged(server: tu
         started = time.monotonic()
         kim = client.post("/v1/chat/completions", headers=_auth(keys["kim"]), json=_body(max_tokens=2), timeout=LONG_REPLY_TOKENS / 150)
         assert kim.status_code == 200, kim.text
+        assert kim.headers["AI-Generated"] == "true" and kim.json()["ai_generated"] is True  # marked as made by a model (Art. 50)
         assert _replies_to(database, SAM) == 0 and _replies_to(database, KIM) == 1
         waited = time.monotonic() - started
 

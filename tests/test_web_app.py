@@ -5,6 +5,7 @@ that lives as long as the session does, `Secure` beyond loopback, and a cap on u
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,8 +92,18 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_stored(persona_exe: Pa
 
         streamed = client.post("/import", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x", "X-CSRF-Token": token})
         assert streamed.status_code == 413 and "PERSONA_WEB_MAX_UPLOAD_MB" in streamed.text
-        small = client.post("/import", data={"kind": "dce", "csrf_token": token}, files={"file": ("small.json", b"{}", "application/json")})
+        small = client.post("/import", data={"kind": "dce", "csrf_token": token},
+                            files={"file": ("C:\\Users\\me\\" + "x" * 5000 + "small.json", b"{}", "application/json")})
         assert small.status_code == 303  # under the limit: accepted (and refused later by the importer, in one line)
+        job = small.headers["location"].split("job=")[1]
+        for _ in range(200):  # the import runs in a thread: until its error shows
+            shown = client.get(f"/import/jobs/{job}").text
+            if "import-error" in shown:
+                break
+            time.sleep(0.05)
+        error = re.search(r'id="import-error">([^<]*)<', shown).group(1)
+        # The error names the file the owner chose (its last part, shortened), never where the upload was kept.
+        assert re.fullmatch(r"x+…x+small\.json: .+", error) and "uploads" not in error and "Users" not in error and len(error) < 400, error
         uploads = Path(env["PERSONA_HOME"]) / "uploads"
         assert not uploads.exists() or all(p.stat().st_size < 1000 for p in uploads.iterdir())  # nothing big was kept
     finally:

@@ -22,11 +22,13 @@ _ids = itertools.count(1)
 
 def display_name(filename: str | None, limit: int = 120) -> str:
     """An upload's name as the browser sent it, fit to show: its last path part, no
-    control characters, at most `limit` characters (a 5,000-character name is not refused)."""
+    control characters, at most `limit` characters with both ends kept (a 5,000-character
+    name is shortened, not refused)."""
     name = "".join(c for c in (filename or "").replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable()).strip()
     if not name:
         return "the upload"
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    half = (limit - 1) // 2
+    return name if len(name) <= limit else name[:half] + "…" + name[-half:]
 
 
 @dataclass

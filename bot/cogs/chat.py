@@ -10,12 +10,12 @@ from collections import deque
 import discord
 from discord.ext import commands
 
-from bot.delivery import LiveMessage
+from bot.delivery import LiveMessage, with_heading
 from bot.services import Services
 from bot.triggers import per_user_cooldown, place_of, should_answer
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
-from persona.runtime.reply import ReplyRequest
+from persona.runtime.reply import ReplyRequest, split_message
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,18 @@ class Chat(commands.Cog):
             trigger_message_id=message.id, place_label=label, day=message.created_at.strftime("%Y-%m-%d"),
             context_author_ids=tuple({m.author.id for m in quoted}),
         )
+        heading = await asyncio.to_thread(self.services.claim_disclosure, message.author.id, message.channel.id)
+        told = False
+        try:
+            told = await self._reply(message, request, heading, started, fetched)
+        finally:
+            if heading and not told:  # the reply that was to say it never went out: the next one does
+                await asyncio.to_thread(self.services.give_back_disclosure, message.author.id, message.channel.id)
+
+    async def _reply(self, message: discord.Message, request: ReplyRequest, heading: str, started: float, fetched: float) -> bool:
+        """Generate, send and log the reply; False when a notice went out instead."""
         engine = self.services.engine
-        live = LiveMessage(lambda text: self._send_one(message, text), lambda text: self._send_one(message, text, follow_up=True)) \
+        live = LiveMessage(lambda text: self._send_one(message, text), lambda text: self._send_one(message, text, follow_up=True), heading) \
             if self.services.delivery == "stream" else None
         async with self.generation:
             queued = time.perf_counter()
@@ -92,13 +102,14 @@ class Chat(commands.Cog):
                                                    timeout=self.services.reply_timeout)
             except TimeoutError:
                 await self._give_up(live, message, SLOW)
-                return
+                return False
             except ModelUnavailable as exc:  # PERSONA_ENGINE=openai and the server is away: say so, stay up
                 log.warning("no reply to %s: %s", message.id, exc.message)
                 await self._give_up(live, message, UNAVAILABLE)
-                return
+                return False
         sending = time.perf_counter()
-        sent = (await live.finish(reply.chunks) if live else None) or await self._send(message, reply.chunks)
+        chunks = split_message(with_heading(heading, reply.text)) if heading else reply.chunks  # the logged text stays the reply alone
+        sent = (await live.finish(chunks) if live else None) or await self._send(message, chunks)
         done = time.perf_counter()
         await asyncio.to_thread(engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
         first = live.first_shown_at if live and live.first_shown_at else done
@@ -107,6 +118,7 @@ class Chat(commands.Cog):
             "send": (done - sending) * 1000, "total": (done - started) * 1000, "first_text": (first - started) * 1000,
             "new_tokens": float(reply.new_tokens),
         })
+        return True
 
     async def _give_up(self, live: LiveMessage | None, message: discord.Message, notice: str) -> None:
         if live is not None:

@@ -58,12 +58,15 @@ def model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "persona"}
 
 
+GENERATED_HEADER = {"AI-Generated": "true"}  # every answer of `persona serve` is made by a model (the EU AI Act's Art. 50)
+
+
 def completion(reply_id: str, model: str, text: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    return {"id": reply_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+    return {"id": reply_id, "object": "chat.completion", "created": int(time.time()), "model": model, "ai_generated": True,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}}
 
 
 def chunk(reply_id: str, model: str, delta: dict[str, str], finish_reason: str | None = None) -> dict[str, Any]:
-    return {"id": reply_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+    return {"id": reply_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model, "ai_generated": True,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}

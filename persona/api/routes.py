@@ -69,7 +69,7 @@ async def chat(body: oa.ChatRequest, request: Request, state: State, key: Audien
     if body.stream:
         events = _events(state, body, work, raw, reservation)
         weakref.finalize(events, reservation.release)  # a stream dropped before it started still gives its place back
-        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", **oa.GENERATED_HEADER})
     stop = threading.Event()
     try:
         with reservation:
@@ -79,7 +79,7 @@ async def chat(body: oa.ChatRequest, request: Request, state: State, key: Audien
         raise ApiError(503, exc.message, "server_error", "model_unavailable") from None
     except Cancelled:
         return Response(status_code=499)  # nobody is there to read it; nothing was logged
-    return JSONResponse(oa.completion(completion_id, body.model, text, prompt_tokens, tokens))
+    return JSONResponse(oa.completion(completion_id, body.model, text, prompt_tokens, tokens), headers=oa.GENERATED_HEADER)
 
 
 async def _until_gone(request: Request, stop: threading.Event, work: Awaitable[T]) -> T:

@@ -3,7 +3,8 @@
 Every function deletes the messages, the memories built from them (other messages in
 those memories are set back to un-chunked, so the next build re-chunks them without
 what was forgotten), the replies that involve them (to the person, quoting them, or
-having recalled a forgotten memory) and the ratings of those replies. Then it reaches
+having recalled a forgotten memory), the ratings of those replies and the record of who
+was told the persona is an AI (persona/disclosure.py). Then it reaches
 the adapters: every version trained on a forgotten message or rating is marked
 tainted, the files beside the versions are marked for a rewrite
 (`persona.adapter_files.purge_pending`, run once the transaction commits), and a
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from persona import adapters, api_keys, replies
+from persona import adapters, api_keys, disclosure, replies
 from persona.adapter_files import Purged, purge_pending
 from persona.history import messages, people
 from persona.memory import forget as memories
@@ -84,6 +85,7 @@ def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgott
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id)
     gone = replies.forget_involving(conn, person_id=person_id, memory_ids=forgotten_memories)
     api_keys.delete_for_person(conn, person_id)
+    disclosure.forget_person(conn, person_id)
     log.info("opted out %s: %d messages, %d memories", person_id, len(deleted), len(forgotten_memories))
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} opted out")
 
@@ -100,6 +102,7 @@ def forget_person(conn: psycopg.Connection, person_id: int) -> Forgotten:
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id, scope)
     gone = replies.forget_involving(conn, person_id=person_id, scope=scope, memory_ids=forgotten_memories)
     api_keys.delete_for_person(conn, person_id)  # `persona serve` keys made for them
+    disclosure.forget_person(conn, person_id)
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} forgotten")
 
 
@@ -107,6 +110,7 @@ def forget_channel(conn: psycopg.Connection, channel_id: int) -> Forgotten:
     deleted = messages.delete_channel(conn, channel_id)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_channel(conn, channel_id)
     gone = replies.forget_involving(conn, channel_id=channel_id, memory_ids=forgotten_memories)
+    disclosure.forget_channel(conn, channel_id)
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"channel {channel_id} forgotten")
 
 
@@ -115,6 +119,7 @@ def forget_range(conn: psycopg.Connection, start: datetime, end: datetime) -> Fo
     deleted = messages.delete_range(conn, start, end)
     forgotten_memories = memories.forget_built_from(conn, deleted)
     gone = replies.forget_involving(conn, start=start, end=end, memory_ids=forgotten_memories)
+    disclosure.forget_range(conn, start, end)
     return _reach_adapters(conn, deleted, forgotten_memories, gone, f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} forgotten")
 
 
