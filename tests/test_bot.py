@@ -508,7 +508,7 @@ def test_streamed_replies_show_the_first_sentence_at_once_and_edit_within_discor
         await asyncio.sleep(0.5)
         assert len(fake.edits) == edits_so_far  # sent once, whole, after the check
 
-    run_with_bot(engine, scenario, delivery="stream")
+    run_with_bot(engine, scenario, delivery="stream", disclosure="off")  # the disclosure line has its own test
     with store.connect() as conn:
         logged = conn.execute("SELECT completion, cardinality(message_ids) FROM replies ORDER BY id").fetchall()
     assert logged[0] == (final, 1)

@@ -92,9 +92,11 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_stored(persona_exe: Pa
 
         streamed = client.post("/import", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x", "X-CSRF-Token": token})
         assert streamed.status_code == 413 and "PERSONA_WEB_MAX_UPLOAD_MB" in streamed.text
+        absurd = client.post("/import", data={"kind": "dce", "csrf_token": token}, files={"file": ("x" * 5000 + ".json", b"{}", "application/json")})
+        assert absurd.status_code == 400 and 'class="error"' in absurd.text  # the form cannot be read: the error page, not raw JSON
         small = client.post("/import", data={"kind": "dce", "csrf_token": token},
-                            files={"file": ("C:\\Users\\me\\" + "x" * 5000 + "small.json", b"{}", "application/json")})
-        assert small.status_code == 303  # under the limit: accepted (and refused later by the importer, in one line)
+                            files={"file": ("C:\\Users\\me\\" + "x" * 300 + "small.json", b"{}", "application/json")})
+        assert small.status_code == 303, small.text  # under the limit: accepted (and refused later by the importer, in one line)
         job = small.headers["location"].split("job=")[1]
         for _ in range(200):  # the import runs in a thread: until its error shows
             shown = client.get(f"/import/jobs/{job}").text
