@@ -67,8 +67,11 @@ class Services:
 
     def claim_disclosure(self, person_id: int, channel_id: int) -> str:
         """The disclosure line this reply carries ("" for none); under `first`, marks the person told here."""
-        with self.store.connect() as conn:
-            claimed = disclosure.claim(conn, self.disclosure, person_id, channel_id)
+        def claim_first() -> bool:
+            with self.store.connect() as conn:
+                return disclosure.claim_first(conn, person_id, channel_id)
+
+        claimed = disclosure.carries_line(self.disclosure, claim_first)  # `always` and `off` need no connection
         return disclosure.line(self.disclosure_text, self.engine.owner_name) if claimed else ""
 
     def give_back_disclosure(self, person_id: int, channel_id: int) -> None:

@@ -11,6 +11,7 @@ then fails gives the claim back, so nobody is marked told who was not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import psycopg
@@ -23,12 +24,13 @@ def line(template: str, owner_name: str) -> str:
     return f"{SUBTEXT}{text}"
 
 
-def claim(conn: psycopg.Connection, mode: str, person_id: int, channel_id: int) -> bool:
-    """Whether this reply carries the line; under `first`, marks the person told here."""
-    if mode == "off":
-        return False
-    if mode == "always":
-        return True
+def carries_line(mode: str, claim_first: Callable[[], bool]) -> bool:
+    """Whether this reply carries the line; `claim_first` (the database) is asked only under `first`."""
+    return mode == "always" or (mode == "first" and claim_first())
+
+
+def claim_first(conn: psycopg.Connection, person_id: int, channel_id: int) -> bool:
+    """True when this person was not yet told in this channel, marking them told."""
     row = conn.execute("INSERT INTO disclosures (person_id, channel_id) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
                        (person_id, channel_id)).fetchone()
     return row is not None
