@@ -93,7 +93,7 @@ async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: 
     await fake.start()
     fake.patch()
     services = Services(engine, engine.store, OWNER_ID, reply_timeout=600, per_user_rate=10_000, max_pending=10_000, delivery=delivery,
-                        generation_slots=slots)
+                        generation_slots=slots, send_mode="auto")
     bot = PersonaBot(services)
     runner = asyncio.create_task(bot.start("bench-token"))
     try:

@@ -16,7 +16,7 @@ from persona.presence import Announcer
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.capture", "bot.cogs.chat", "bot.cogs.feedback", "bot.cogs.persona", "bot.cogs.admin", "bot.cogs.upkeep")
+EXTENSIONS = ("bot.cogs.capture", "bot.cogs.chat", "bot.cogs.drafts", "bot.cogs.feedback", "bot.cogs.persona", "bot.cogs.admin", "bot.cogs.upkeep")
 
 
 class PersonaBot(commands.Bot):

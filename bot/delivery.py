@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,7 @@ import discord
 
 from persona.runtime.reply import split_message
 
+log = logging.getLogger(__name__)
 EDIT_INTERVAL_S = 1.25
 
 
@@ -29,8 +31,10 @@ def with_heading(heading: str, text: str) -> str:
 
 class LiveMessage:
     def __init__(self, send_first: Callable[[str], Awaitable[discord.Message]], send_more: Callable[[str], Awaitable[discord.Message]],
-                 heading: str = "") -> None:
+                 heading: str = "", *, screen: Callable[[str], str | None] | None = None) -> None:
         self._send_first = send_first
+        self._screen = screen  # the guard (persona/guard.py): what it stops is never shown
+        self.held_back: str | None = None  # why the guard stopped showing the reply
         self._heading = heading  # a line shown above the text from the first word on (the AI disclosure)
         self._send_more = send_more
         self._latest = ""
@@ -59,6 +63,8 @@ class LiveMessage:
             self._changed.clear()
             if self._done:
                 return
+            if self._held(self._latest):
+                return
             if self.message is None:
                 self._shown = self._first_piece()
                 self.message = await self._send_first(self._shown)
@@ -71,8 +77,26 @@ class LiveMessage:
             text = self._first_piece()
             if self._done or text == self._shown:
                 continue
+            if self._held(self._latest):
+                return
             await self.message.edit(content=text)
             self._shown, self._last_edit = text, time.monotonic()
+
+    def _held(self, text: str) -> bool:
+        """True (and nothing more is shown) once the guard objects to the text so far."""
+        if self._screen is not None and self.held_back is None:
+            self.held_back = self._screen(text)
+        return self.held_back is not None
+
+    async def withdraw(self) -> None:
+        """Stop, and delete what was shown (the guard turned the reply into a draft)."""
+        await self.stop()
+        if self.message is not None:
+            try:
+                await self.message.delete()
+            except discord.HTTPException as exc:  # already gone
+                log.info("could not take back a streamed reply: %s", exc)
+            self.message = None
 
     def _first_piece(self) -> str:
         return split_message(with_heading(self._heading, self._latest))[0]

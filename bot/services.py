@@ -9,13 +9,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from persona import disclosure
+from persona import disclosure, guard, replies, send_modes
 from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history.people import is_opted_out, opted_out_among
@@ -48,6 +48,11 @@ class Services:
     generation_slots: int = 1  # replies generated at once: 1 in-process, more when a model server batches them
     disclosure: str = "first"  # PERSONA_DISCLOSURE (persona/disclosure.py)
     disclosure_text: str = "🤖 AI persona of {owner}, trained on their messages"
+    send_mode: str = "draft"  # PERSONA_SEND_MODE: where the owner set no mode (persona/send_modes.py)
+    draft_ttl: timedelta = timedelta(hours=24)  # PERSONA_DRAFT_TTL
+    max_sends_per_hour: int = 30  # automatic replies, all places; past it: drafts
+    max_sends_per_hour_per_channel: int = 10
+    guard_offensive_threshold: float = 0.9  # 1.0: off (persona/guard.py)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: ReplyEngine, store: Store, *, retrain: Callable[[str], str] | None = None) -> Services:
@@ -55,7 +60,10 @@ class Services:
         return cls(engine, store, settings.owner_id, trusted_ids=settings.trusted_users, allowed_channels=settings.allowed_channels,
                    retrain=retrain, retrain_schedule=(settings.retrain_cron, settings.timezone), datasets_dir=settings.datasets_dir,
                    delivery=settings.discord_delivery, generation_slots=1 if is_local(settings) else cls.max_pending,
-                   disclosure=settings.disclosure, disclosure_text=settings.disclosure_text)
+                   disclosure=settings.disclosure, disclosure_text=settings.disclosure_text, send_mode=settings.send_mode,
+                   draft_ttl=settings.draft_ttl, max_sends_per_hour=settings.max_sends_per_hour,
+                   max_sends_per_hour_per_channel=settings.max_sends_per_hour_per_channel,
+                   guard_offensive_threshold=settings.guard_offensive_threshold)
 
     @property
     def raters(self) -> frozenset[int]:
@@ -73,6 +81,29 @@ class Services:
 
         claimed = disclosure.carries_line(self.disclosure, claim_first)  # `always` and `off` need no connection
         return disclosure.line(self.disclosure_text, self.engine.owner_name) if claimed else ""
+
+    def send_mode_for(self, *, channel_id: int, guild_id: int | None, person_id: int, group_dm: bool = False) -> str:
+        """auto, draft or off for a message here. The owner's own DMs with the bot are always
+        answered directly: nobody else reads them, so nothing goes out in their name."""
+        if guild_id is None and person_id == self.owner_id and not group_dm:
+            return "auto"
+        with self.store.connect() as conn:
+            return send_modes.mode_for(conn, self.send_mode, channel_id=channel_id, guild_id=guild_id, person_id=person_id, group_dm=group_dm)
+
+    def over_limit(self, channel_id: int) -> str | None:
+        """Why the next automatic reply here must be a draft instead (PERSONA_MAX_SENDS_PER_HOUR…), or None."""
+        hour = timedelta(hours=1)
+        with self.store.connect() as conn:
+            if replies.automatic_sends(conn, hour) >= self.max_sends_per_hour:
+                return f"already {self.max_sends_per_hour} automatic replies in the last hour"
+            if replies.automatic_sends(conn, hour, channel_id) >= self.max_sends_per_hour_per_channel:
+                return f"already {self.max_sends_per_hour_per_channel} automatic replies in this channel in the last hour"
+        return None
+
+    def screen(self) -> guard.Screen:
+        """The guard with the owner's never-say list as it is now."""
+        with self.store.connect() as conn:
+            return guard.screen(conn, self.guard_offensive_threshold)
 
     def give_back_disclosure(self, person_id: int, channel_id: int) -> None:
         if self.disclosure == "first":

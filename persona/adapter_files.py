@@ -7,8 +7,8 @@ weights, files with people's words in them: the training and held-out examples
 checkpoints (optimizer state and weights, only needed to resume an interrupted run).
 `persona dataset build` writes the same example files to `$PERSONA_HOME/datasets/latest`.
 
-Every record in those files names the messages (`message_ids`) or the rating
-(`feedback_id`) it came from. `purge_pending` rewrites the files of every version
+Every record in those files names the messages (`message_ids`), the rating
+(`feedback_id`) or the owner's decision on a draft (`draft_id`) it came from. `purge_pending` rewrites the files of every version
 marked by `adapters.taint` so that no record of a message or rating that is no longer
 stored survives, deletes the checkpoints and resume state of tainted versions, and
 deletes the weights of tainted versions that no longer serve. Checking against what is
@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from persona import adapters, replies
+from persona import adapters, drafts, replies
 from persona.files import write_text_whole
 from persona.history import messages
 
@@ -69,6 +69,8 @@ class _Stored:
         wanted = [("m", int(i)) for i in record.get("message_ids") or []]
         if record.get("feedback_id") is not None:
             wanted.append(("f", int(record["feedback_id"])))
+        if record.get("draft_id") is not None:
+            wanted.append(("d", int(record["draft_id"])))
         self._ask([w for w in wanted if w not in self.known])
         return all(self.known[w] for w in wanted)
 
@@ -79,6 +81,8 @@ class _Stored:
         feedback_ids = [i for kind, i in wanted if kind == "f"]
         present = {("m", i) for i in messages.existing(self.conn, message_ids)} if message_ids else set()
         present |= {("f", i) for i in replies.existing_feedback(self.conn, feedback_ids)} if feedback_ids else set()
+        draft_ids = [i for kind, i in wanted if kind == "d"]
+        present |= {("d", i) for i in drafts.existing(self.conn, draft_ids)} if draft_ids else set()
         self.known.update({w: w in present for w in wanted})
 
 
@@ -184,7 +188,7 @@ def _with_samples(report: str, samples: list[dict[str, Any]]) -> str:
     return head + "\n" + "\n".join(sample_lines(samples))
 
 
-_RESUME_STATE = ("checkpoints", "kto", "job.json")
+_RESUME_STATE = ("checkpoints", "kto", "dpo", "job.json")
 
 
 def _delete_derived(folder: Path, adapter_dir: Path, *, keep_weights: bool) -> int:

@@ -20,7 +20,7 @@ from psycopg import sql
 from persona.errors import PersonaError
 
 _COLUMNS = sql.SQL("id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, "
-                   "created_at, activated_at, tainted_at, tainted_reason, files_pending")
+                   "created_at, activated_at, tainted_at, tainted_reason, files_pending, draft_watermark")
 
 
 def served_name(version: int) -> str:
@@ -45,6 +45,7 @@ class AdapterVersion:
     tainted_at: datetime | None = None  # trained on messages or ratings that were forgotten since
     tainted_reason: str | None = None
     files_pending: bool = False  # files beside it still hold forgotten text (persona/adapter_files.py)
+    draft_watermark: int = 0  # the last owner's decision on a draft it learned from (drafts.decision_seq)
 
     @property
     def label(self) -> str:
@@ -136,12 +137,14 @@ def rollback(conn: psycopg.Connection) -> AdapterVersion:
 
 
 def record_data(conn: psycopg.Connection, version_id: int, *, trained_message_ids: list[int], heldout_message_ids: list[int],
-                feedback_ids: list[int]) -> None:
-    """What a version's weights learned from, and which messages its evaluation files hold."""
+                feedback_ids: list[int], draft_ids: list[int] | None = None, draft_watermark: int = 0) -> None:
+    """What a version's weights learned from (messages, ratings, the owner's decisions on
+    drafts up to `draft_watermark`), and which messages its evaluation files hold."""
     conn.execute(
-        "UPDATE adapter_versions SET trained_message_ids = %s, heldout_message_ids = %s, trained_feedback_ids = %s, data_recorded = true "
-        "WHERE id = %s",
-        (sorted(set(trained_message_ids)), sorted(set(heldout_message_ids)), sorted(set(feedback_ids)), version_id),
+        "UPDATE adapter_versions SET trained_message_ids = %s, heldout_message_ids = %s, trained_feedback_ids = %s, trained_draft_ids = %s, "
+        "draft_watermark = %s, data_recorded = true WHERE id = %s",
+        (sorted(set(trained_message_ids)), sorted(set(heldout_message_ids)), sorted(set(feedback_ids)), sorted(set(draft_ids or [])),
+         draft_watermark, version_id),
     )
 
 
@@ -153,17 +156,20 @@ def add_heldout(conn: psycopg.Connection, version_id: int, message_ids: list[int
     )
 
 
-def taint(conn: psycopg.Connection, message_ids: list[int], feedback_ids: list[int], reason: str) -> list[int]:
-    """Mark every version trained on any of these (or started from one that was) as
-    tainted, and every version whose files hold them as needing a rewrite; the ids are
-    dropped from the records. Returns the newly tainted version ids."""
-    if not message_ids and not feedback_ids:
+def taint(conn: psycopg.Connection, message_ids: list[int], feedback_ids: list[int], reason: str, draft_ids: list[int] | None = None) -> list[int]:
+    """Mark every version trained on any of these messages, ratings or owner's decisions on
+    drafts (or started from one that was) as tainted, and every version whose files hold
+    them as needing a rewrite; the ids are dropped from the records. Returns the newly
+    tainted version ids."""
+    draft_ids = draft_ids or []
+    if not message_ids and not feedback_ids and not draft_ids:
         return []
-    params = {"m": message_ids, "f": feedback_ids, "reason": reason}
+    params = {"m": message_ids, "f": feedback_ids, "d": draft_ids, "reason": reason}
     tainted = conn.execute(
         """WITH RECURSIVE direct AS (
                SELECT id FROM adapter_versions
-               WHERE trained_message_ids && %(m)s::bigint[] OR trained_feedback_ids && %(f)s::bigint[] OR NOT data_recorded
+               WHERE trained_message_ids && %(m)s::bigint[] OR trained_feedback_ids && %(f)s::bigint[] OR trained_draft_ids && %(d)s::bigint[]
+                  OR NOT data_recorded
            ), reached AS (
                SELECT id FROM direct
                UNION SELECT v.id FROM adapter_versions v JOIN reached r ON v.parent_id = r.id
@@ -176,8 +182,10 @@ def taint(conn: psycopg.Connection, message_ids: list[int], feedback_ids: list[i
         """UPDATE adapter_versions SET files_pending = true,
                trained_message_ids = ARRAY(SELECT unnest(trained_message_ids) EXCEPT SELECT unnest(%(m)s::bigint[])),
                heldout_message_ids = ARRAY(SELECT unnest(heldout_message_ids) EXCEPT SELECT unnest(%(m)s::bigint[])),
-               trained_feedback_ids = ARRAY(SELECT unnest(trained_feedback_ids) EXCEPT SELECT unnest(%(f)s::bigint[]))
-           WHERE trained_message_ids && %(m)s::bigint[] OR heldout_message_ids && %(m)s::bigint[] OR trained_feedback_ids && %(f)s::bigint[]""",
+               trained_feedback_ids = ARRAY(SELECT unnest(trained_feedback_ids) EXCEPT SELECT unnest(%(f)s::bigint[])),
+               trained_draft_ids = ARRAY(SELECT unnest(trained_draft_ids) EXCEPT SELECT unnest(%(d)s::bigint[]))
+           WHERE trained_message_ids && %(m)s::bigint[] OR heldout_message_ids && %(m)s::bigint[] OR trained_feedback_ids && %(f)s::bigint[]
+              OR trained_draft_ids && %(d)s::bigint[]""",
         params,
     )
     return sorted(r[0] for r in tainted)

@@ -8,12 +8,13 @@ Every field is documented in `.env.example`. Environment variable names are
 from __future__ import annotations
 
 import logging
-from datetime import date
+import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from persona.errors import ConfigError
@@ -29,6 +30,19 @@ EngineName = Literal["transformers", "llama.cpp", "openai"]
 Precision = Literal["fp32", "bf16", "int8"]
 ConsistencyPolicy = Literal["off", "flag", "hedge", "regenerate"]
 DisclosureMode = Literal["first", "always", "off"]
+SendMode = Literal["auto", "draft", "off"]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> Any:
+    """`90m`, `24h`, `2d` (or a timedelta) as a timedelta; anything else is left to pydantic's own parsing."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Settings(BaseSettings):
@@ -92,6 +106,19 @@ class Settings(BaseSettings):
     disclosure_text: str = Field(
         default="🤖 AI persona of {owner}, trained on their messages", min_length=1, max_length=200,
         description="The disclosure's words; {owner} is replaced by the owner's name.")
+    send_mode: SendMode = Field(
+        default="draft", description="What the persona does where the owner set no mode (`persona mode set`): draft (the reply goes to the "
+        "owner's DMs to send, edit or discard; nobody sees it before), auto (sent at once, in the owner's name), off (no reply).")
+    draft_ttl: Duration = Field(
+        default=timedelta(hours=24), gt=timedelta(0), le=timedelta(days=14),
+        description="How long a draft waits for the owner's decision before it expires unsent: 90m, 24h, 2d.")
+    max_sends_per_hour: int = Field(
+        default=30, ge=0, le=10_000, description="Automatic replies in an hour, all places together; past it, replies become drafts.")
+    max_sends_per_hour_per_channel: int = Field(
+        default=10, ge=0, le=10_000, description="Automatic replies in an hour in one channel or DM; past it, replies there become drafts.")
+    guard_offensive_threshold: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="An automatic reply whose offensive-language score (alt-profanity-check, English) is "
+        "above this becomes a draft with the reason; 1.0 turns the check off. The never-say list (`persona guard add`) always applies.")
 
     # --- Generation backend ---------------------------------------------------------
     engine: EngineName = Field(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -230,6 +230,15 @@ def forget_involving(conn: psycopg.Connection, *, person_id: int | None = None, 
 def existing_feedback(conn: psycopg.Connection, feedback_ids: list[int]) -> set[int]:
     """Which of these ratings still exist (files written before a forget are checked against it)."""
     return {r[0] for r in conn.execute("SELECT id FROM feedback WHERE id = ANY(%s)", (feedback_ids,)).fetchall()}
+
+
+def automatic_sends(conn: psycopg.Connection, within: timedelta, channel_id: int | None = None) -> int:
+    """Replies the bot sent by itself (not drafts the owner sent, not API answers) in the last `within`."""
+    return int(conn.execute(
+        "SELECT count(*) FROM replies r WHERE r.created_at > now() - %s AND cardinality(r.message_ids) > 0 "
+        "AND (%s::bigint IS NULL OR r.channel_id = %s) AND NOT EXISTS (SELECT 1 FROM drafts d WHERE d.reply_id = r.id)",
+        (within, channel_id, channel_id),
+    ).fetchone()[0])
 
 
 def counts(conn: psycopg.Connection) -> dict[str, int]:

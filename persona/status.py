@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from persona import adapters, memory, replies
+from persona import adapters, drafts, memory, replies
 from persona.history import messages, people, runs
 
 
@@ -26,7 +26,10 @@ def status(conn: psycopg.Connection) -> dict[str, Any]:
     counts = collect_stats(conn)
     active = adapters.active(conn)
     last = adapters.last_finished_run(conn)
+    approved = {a.adapter_version: a for a in drafts.approval(conn)}
+    key = active.id if active else None
     return {
+        "drafts": {**drafts.counts(conn), "approval": approved[key].as_json() if key in approved else None},
         "active_adapter": None if active is None else {
             "version": active.id, "heldout_loss": active.metrics.get("heldout_loss"), "activated_at": active.activated_at,
             "tainted": active.tainted,
@@ -49,6 +52,12 @@ def describe(summary: dict[str, Any], next_run: datetime | None = None) -> str:
         lines.append("adapter: none yet (replying with the base model)")
     lines.append(f"messages: {summary['messages']:,} ({summary['owner_messages']:,} mine) · memories: {summary['memories']:,} · "
                  f"replies: {summary['replies']:,} · ratings: {summary['feedback']:,}")
+    held = summary.get("drafts") or {}
+    if held.get("approval") or held.get("pending"):
+        approval = held.get("approval")
+        rate = f"{approval['approval_rate']:.0%} of this adapter's drafts sent as written ({approval['sent']} of {approval['decided']}, " \
+               f"{approval['edited']} edited, {approval['discarded']} discarded)" if approval else "none decided yet"
+        lines.append(f"drafts: {held.get('pending', 0)} waiting · {rate}")
     last = summary["last_retrain"]
     lines.append(f"last retrain: {last['finished_at']:%Y-%m-%d %H:%M} ({last['trigger']}, {last['status']})" if last else "last retrain: never")
     if next_run is not None:

@@ -6,6 +6,8 @@ settings class: every field, its environment variable, default and description.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic_core import PydanticUndefined
 
 from persona.config import Settings, env_name
@@ -14,6 +16,9 @@ from persona.config import Settings, env_name
 def _default(value: object) -> str:
     if value is None or value is PydanticUndefined or value == "" or value == frozenset():
         return "—"
+    if isinstance(value, timedelta):  # as it is written in .env: 24h, 90m
+        seconds = int(value.total_seconds())
+        return f"`{seconds // 3600}h`" if seconds % 3600 == 0 else f"`{seconds // 60}m`"
     return f"`{value}`"
 
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -53,11 +54,20 @@ def test_trigger_rules() -> None:
 
 @pytest.fixture(scope="module")
 def generator(tiny_llama: BaseModelSpec) -> TransformersGenerator:
+    return make_generator(tiny_llama)
+
+
+def make_generator(tiny_llama: BaseModelSpec) -> TransformersGenerator:
     return TransformersGenerator(tiny_llama, GenerationSettings(max_new_tokens=10, temperature=0.8, top_p=0.9, repetition_penalty=1.1))
 
 
 @pytest.fixture
 def engine(database: Database, generator: TransformersGenerator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
+    return make_engine(database, generator, embedder, tmp_path)
+
+
+def make_engine(database: Database, generator: TransformersGenerator, embedder: Embedder, tmp_path: Path) -> ReplyEngine:
+    """The fixtures' history imported and built into memory, answered by the tiny model as Alex."""
     store = Store(database)
     import_history(store, tmp_path)
     with store.connect() as conn:
@@ -67,7 +77,8 @@ def engine(database: Database, generator: TransformersGenerator, embedder: Embed
 
 def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBot], Awaitable[None]],
                  retrain: Callable[[str], str] | None = None, allowed_channels: set[int] | None = None, delivery: str = "typing",
-                 disclosure: str = "first", **bot_options: Any) -> FakeDiscord:
+                 disclosure: str = "first", send_mode: str = "auto", draft_ttl: timedelta = timedelta(hours=24),
+                 services_options: dict[str, Any] | None = None, **bot_options: Any) -> FakeDiscord:
     async def main() -> FakeDiscord:
         fake = FakeDiscord(owner_id=OWNER_ID)
         for uid, name in [(OWNER_ID, "alex"), (SAM, "sam"), (KIM, "kim")]:
@@ -77,7 +88,8 @@ def run_with_bot(engine: ReplyEngine, scenario: Callable[[FakeDiscord, PersonaBo
         await fake.start()
         fake.patch()
         services = Services(engine, engine.store, OWNER_ID, reply_timeout=60, retrain=retrain, retrain_schedule=None,
-                            allowed_channels=frozenset(allowed_channels or ()), delivery=delivery, disclosure=disclosure)
+                            allowed_channels=frozenset(allowed_channels or ()), delivery=delivery, disclosure=disclosure,
+                            send_mode=send_mode, draft_ttl=draft_ttl, **(services_options or {}))
         bot = PersonaBot(services, **bot_options)
         runner = asyncio.create_task(bot.start("fake-token"))
         try:
@@ -112,7 +124,7 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
 def test_mention_and_dm_get_replies_without_pings(engine: ReplyEngine) -> None:
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
         assert set(bot.extensions) == set(EXTENSIONS)  # cogs arrive as extensions, each with its setup()
-        assert set(bot.cogs) == {"Capture", "Chat", "Feedback", "PersonaCommands", "Admin", "Upkeep"}
+        assert set(bot.cogs) == {"Capture", "Chat", "Drafts", "Feedback", "PersonaCommands", "Admin", "Upkeep"}
         assert all(cog.services is bot.services for cog in bot.cogs.values())  # one services object, no reaching into the client
         trigger = await fake.post(GENERAL, KIM, f"<@{BOT_ID}> hey, how's it going?", mentions=[BOT_ID])
         await wait_for(lambda: len(fake.sent) == 1)

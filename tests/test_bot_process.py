@@ -83,7 +83,7 @@ def test_a_bot_killed_mid_reply_catches_up_and_answers_again(persona_exe: Path, 
     tiny = build_tiny_model(tmp_path / "tiny", voice.PROMPTS + voice.REPLIES)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")} | {
         "DATABASE_URL": database.url, "DISCORD_TOKEN": "x" * 30, "PERSONA_OWNER_ID": str(OWNER_ID), "PERSONA_HOME": str(tmp_path / "home"),
-        "PERSONA_BASE_MODEL": str(tiny), "PERSONA_REPLY_MAX_TOKENS": "400", "PERSONA_RETRAIN_CRON": "0 4 * * *",
+        "PERSONA_BASE_MODEL": str(tiny), "PERSONA_REPLY_MAX_TOKENS": "400", "PERSONA_RETRAIN_CRON": "0 4 * * *", "PERSONA_SEND_MODE": "auto",
         "FAKE_DISCORD_URL": f"http://127.0.0.1:{discord_server.fake.port}", "PYTHONPATH": str(REDIRECT),
     }
     store = Store(database)

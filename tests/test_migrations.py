@@ -30,10 +30,18 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "web_login": {"id", "password_hash", "set_at"},
     "web_login_links": {"token_sha256", "made_at", "expires_at", "used_at"},
     "disclosures": {"person_id", "channel_id", "told_at"},
+    "send_modes": {"place", "place_id", "mode", "set_at"},
+    "guard_terms": {"term", "added_at"},
+    "drafts": {
+        "id", "status", "created_at", "expires_at", "decided_at", "decided_via", "decision_seq", "sent_at", "scope", "channel_id", "guild_id",
+        "trigger_message_id", "asker_id", "asker_name", "asker_text", "place_label", "context_author_ids", "memory_ids", "held_because", "draft_text",
+        "final_text", "reply", "notice_channel_id", "notice_message_id", "reply_id", "failure",
+    },
     "adapter_versions": {
         "id", "parent_id", "base_model", "path", "status", "status_reason", "data_watermark",
         "feedback_watermark", "hyperparams", "metrics", "created_at", "activated_at",
         "trained_message_ids", "heldout_message_ids", "trained_feedback_ids", "data_recorded", "tainted_at", "tainted_reason", "files_pending",
+        "trained_draft_ids", "draft_watermark",
     },
     "training_runs": {
         "id", "kind", "trigger", "status", "adapter_version_id", "params", "metrics", "error",

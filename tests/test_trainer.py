@@ -346,3 +346,62 @@ def test_everything_after_a_day_can_be_held_out(store: Store) -> None:
     assert dataset.train and all(e.last_at[:10] < "2023-01-06" for e in dataset.train)
     late = {e.target_ids[0] for e in usual.train + usual.heldout if e.last_at[:10] >= "2023-01-06"}
     assert len(late) > len(usual.heldout) and {e.target_ids[0] for e in dataset.heldout} == late | {e.target_ids[0] for e in usual.heldout}
+
+
+def test_decisions_on_drafts_teach_through_sft_kto_and_dpo(store: Store, tsettings: Settings) -> None:
+    """The owner's decisions reach the nightly retrain: an edit is an SFT example and a DPO
+    pair, a draft sent unchanged a desirable KTO row, a discarded one an undesirable row, a
+    correction a pair; a decision made in Discord waits for PERSONA_TRAIN_ON_API_CONTENT.
+    The DPO-trained candidate goes through the gate; forgetting the asker taints it and
+    takes the pair out of its files."""
+    from datetime import timedelta
+
+    from persona import drafts
+    from persona.privacy.forget import carry_out, forget_person
+    from persona.replies import LoggedReply
+
+    friend = 999_000_000_000_000_001  # someone who only ever asked in DMs the owner answered as drafts: no message of theirs is stored
+    with store.connect() as conn:
+        voice.populate(conn, sessions=24)
+    assert pipeline.run(store, tsettings, incremental=False, max_steps=4, eval_samples=0, quiet=True).status == "promoted"
+
+    def held(conn: psycopg.Connection, text: str) -> int:
+        logged = LoggedReply(scope="dm:1", prompt=CHAT[:2], completion=text, memory_ids=[], adapter_version=1, base_model="tiny", latency_ms=9,
+                             asker_id=friend, channel_id=7, guild_id=None, trigger_message_id=1, context_author_ids=(friend,))
+        return drafts.create(conn, logged, asker_name="sam", asker_text="are you coming?", place_label="DM", ttl=timedelta(hours=1)).id
+
+    with store.connect() as conn:
+        edited, kept, dropped, in_discord = (held(conn, t) for t in ("As an AI, I cannot attend.", "fr lowkey yes", "Greetings, Sam.", "Indeed."))
+        drafts.approve(conn, edited, via="cli", text="omw ✨ fr")
+        drafts.approve(conn, kept, via="dashboard")
+        drafts.discard(conn, dropped, via="cli")
+        drafts.approve(conn, in_discord, via="discord", text="ya ya")
+        reply_id = conn.execute("INSERT INTO replies (scope, prompt, completion, base_model) VALUES ('dm:1', %s, 'Certainly!', 'tiny') "
+                                "RETURNING id", (json.dumps(CHAT[:2]),)).fetchone()[0]
+        conn.execute("INSERT INTO feedback (reply_id, rater_id, rating, correction, via) VALUES (%s, %s, -1, 'nah lol', 'command')",
+                     (reply_id, voice.OWNER_ID))
+        conn.commit()
+
+    taught = pipeline.run(store, tsettings, incremental=True, max_steps=4, eval_samples=0, quiet=True)
+    assert taught.status in ("promoted", "not_promoted"), taught.reason  # through the gate like any candidate
+    data = Path(tsettings.adapters_dir / f"v{taught.version}" / "data")
+    train_rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    assert [(r["draft_id"], r["messages"][-1]["content"]) for r in train_rows if r.get("draft_id")] == [(edited, "omw ✨ fr")]
+    pairs = [json.loads(line) for line in (data / "pairs.jsonl").read_text().splitlines()]
+    assert [(p.get("draft_id"), p["chosen"], p["rejected"]) for p in pairs] == [(edited, "omw ✨ fr", "As an AI, I cannot attend."),
+                                                                              (None, "nah lol", "Certainly!")]
+    kto = [json.loads(line) for line in (data / "kto.jsonl").read_text().splitlines()]
+    assert sorted((r["draft_id"], r["label"]) for r in kto if "draft_id" in r) == [(kept, True), (dropped, False)]
+    assert taught.metrics["dpo"]["pairs"] == 2 and taught.metrics["dpo"]["steps"] >= 1
+    with store.connect() as conn:
+        version = conn.execute("SELECT trained_draft_ids, draft_watermark FROM adapter_versions WHERE id = %s", (taught.version,)).fetchone()
+        assert version[0] == sorted([edited, kept, dropped]) and version[1] > 0
+        if taught.status == "not_promoted":
+            adapters.activate(conn, taught.version)
+    again = pipeline.run(store, tsettings, incremental=True, max_steps=4, eval_samples=0, quiet=True)
+    assert again.status == "nothing_new"  # the Discord decision is not new training data while the policy setting is off
+
+    with store.connect() as conn:
+        forgotten, _ = carry_out(conn, lambda c: forget_person(c, friend), tsettings.datasets_dir)
+    assert forgotten.tainted == [taught.version] and forgotten.drafts == 4  # reached through the decisions alone
+    assert not any(p.get("draft_id") for p in (json.loads(line) for line in (data / "pairs.jsonl").read_text().splitlines()))

@@ -152,3 +152,69 @@ def test_cookies_are_secure_over_https_and_behind_a_configured_proxy(dashboard: 
                                       store)
     with TestClient(create_app(proxied), base_url="http://127.0.0.1") as behind_proxy:
         assert "Secure" in behind_proxy.get("/login").headers["set-cookie"]
+
+
+def _draft(store: Store, text: str, *, asker: int = 1234, channel: int = 4321) -> int:
+    from datetime import timedelta
+
+    from persona import drafts
+    from persona.replies import LoggedReply
+
+    logged = LoggedReply(scope="guild:1", prompt=[{"role": "user", "content": text}], completion=f"draft: {text}", memory_ids=[],
+                         adapter_version=None, base_model="tiny", latency_ms=3, asker_id=asker, channel_id=channel, guild_id=1,
+                         trigger_message_id=99, context_author_ids=(asker,))
+    with store.connect() as conn:
+        draft = drafts.create(conn, logged, asker_name="Kim", asker_text=text, place_label="#general (Crux)", ttl=timedelta(hours=1))
+        conn.commit()
+    return draft.id
+
+
+def test_the_inbox_sends_edits_and_discards_drafts_once(client: TestClient, store: Store) -> None:
+    """The dashboard's Inbox: waiting drafts with who, where and a link; Send approves the
+    draft as written, the edit page sends the owner's words; a second decision is a 409
+    that says what happened; the list refreshes itself (htmx asks for the rows alone)."""
+    from persona import drafts
+
+    csrf = {"X-CSRF-Token": client.headers["x-test-csrf"]}
+    plain, edited, dropped = (_draft(store, t) for t in ("are you coming?", "what time?", "lol"))
+    page = client.get("/inbox")
+    assert page.status_code == 200 and "Waiting (3)" in page.text and "draft: what time?" in page.text
+    assert "https://discord.com/channels/1/4321/99" in page.text and "is not connected" in page.text  # no bot holds the lock here
+    rows_only = client.get("/inbox", headers={"HX-Request": "true"})
+    assert "<h1>" not in rows_only.text and "Waiting (3)" in rows_only.text
+
+    assert client.post(f"/inbox/{plain}/send", headers=csrf, follow_redirects=False).status_code == 303
+    edit_page = client.get(f"/inbox/{edited}")
+    assert edit_page.status_code == 200 and "draft: what time?</textarea>" in edit_page.text
+    assert client.post(f"/inbox/{edited}/send", data={"text": "8ish ✨"}, headers=csrf, follow_redirects=False).status_code == 303
+    assert client.post(f"/inbox/{dropped}/discard", headers=csrf, follow_redirects=False).status_code == 303
+    again = client.post(f"/inbox/{plain}/discard", headers=csrf)
+    assert again.status_code == 409 and f"draft {plain} is already approved via dashboard" in again.text
+    assert client.post("/inbox/987654/send", headers=csrf).status_code == 404
+    assert client.post(f"/inbox/{_draft(store, 'empty?')}/send", data={"text": "   "}, headers=csrf).status_code == 400
+    with store.connect() as conn:
+        states = {d.id: (d.status, d.final_text, d.decided_via) for d in drafts.listed(conn)}
+    assert states[plain] == ("approved", "draft: are you coming?", "dashboard")
+    assert states[edited] == ("approved", "8ish ✨", "dashboard")
+    assert states[dropped] == ("discarded", None, "dashboard")
+    assert "Waiting (1)" in client.get("/inbox").text
+
+
+def test_the_inbox_sets_and_clears_send_modes(client: TestClient, store: Store) -> None:
+    from persona import send_modes
+
+    csrf = {"X-CSRF-Token": client.headers["x-test-csrf"]}
+    assert client.post("/inbox/modes", data={"place": "channel", "ident": "4321", "mode": "auto"}, headers=csrf,
+                       follow_redirects=False).status_code == 303
+    assert client.post("/inbox/modes", data={"place": "dms", "mode": "off"}, headers=csrf, follow_redirects=False).status_code == 303
+    assert client.post("/inbox/modes", data={"place": "channel", "ident": "4321", "mode": "loud"}, headers=csrf).status_code == 400
+    assert client.post("/inbox/modes", data={"place": "planet", "ident": "1", "mode": "off"}, headers=csrf).status_code == 400
+    assert client.post("/inbox/modes", data={"place": "guild", "ident": "nope", "mode": "off"}, headers=csrf).status_code == 400
+    page = client.get("/inbox")
+    assert "channel 4321" in page.text and "all DMs" in page.text
+    with store.connect() as conn:
+        assert send_modes.mode_for(conn, "draft", channel_id=4321, guild_id=1, person_id=5) == "auto"
+        assert send_modes.mode_for(conn, "draft", channel_id=77, guild_id=None, person_id=5) == "off"
+    client.post("/inbox/modes", data={"place": "channel", "ident": "4321", "mode": "default"}, headers=csrf)
+    with store.connect() as conn:
+        assert send_modes.mode_for(conn, "draft", channel_id=4321, guild_id=1, person_id=5) == "draft"

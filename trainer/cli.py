@@ -151,20 +151,24 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List adapter versions (when no sub-command is given)."""
     if ctx.invoked_subcommand is not None:
         return
-    from persona import adapters
+    from persona import adapters, drafts
 
     _, store = _context(ctx)
     with store.connect() as conn:
         versions = adapters.versions(conn)
+        approvals = {a.adapter_version: a for a in drafts.approval(conn)}
     if as_json:
         print(json.dumps([{"version": v.id, "status": v.status, "parent": v.parent_id, "base_model": v.base_model,
                            "heldout_loss": v.heldout_loss, "reason": v.status_reason, "created_at": v.created_at.isoformat(),
-                           "tainted": v.tainted_reason if v.tainted else None} for v in versions]))
+                           "tainted": v.tainted_reason if v.tainted else None,
+                           "drafts": approvals[v.id].as_json() if v.id in approvals else None} for v in versions]))
         return
     if not versions:
         out.print("no adapters yet: run `persona train`")
         return
-    table = Table("version", "status", "parent", "held-out loss", "created", "why", box=None, pad_edge=False)
+    if None in approvals:
+        out.print(f"drafts of the base model: {approvals[None].describe()}")
+    table = Table("version", "status", "parent", "held-out loss", "drafts approved", "created", "why", box=None, pad_edge=False)
     for v in versions:
         loss = f"{v.heldout_loss:.4f}" if v.heldout_loss is not None else "—"
         status = f"[bold green]{v.status}[/]" if v.status == "active" else v.status
@@ -172,7 +176,8 @@ def adapters(ctx: typer.Context, as_json: JsonOption = False) -> None:
         if v.tainted:
             status += " [bold red]tainted[/]"
             why = f"trained on forgotten data ({v.tainted_reason})" + (f"; {why}" if why else "")
-        table.add_row(v.label, status, f"v{v.parent_id}" if v.parent_id else "—", loss, f"{v.created_at:%Y-%m-%d %H:%M}", why)
+        approved = approvals[v.id].describe() if v.id in approvals else "—"
+        table.add_row(v.label, status, f"v{v.parent_id}" if v.parent_id else "—", loss, approved, f"{v.created_at:%Y-%m-%d %H:%M}", why)
     out.print(table)
 
 

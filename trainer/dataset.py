@@ -89,6 +89,7 @@ class Example:
     # checks files against (persona/adapter_files.py).
     message_ids: list[int] = field(default_factory=list)
     feedback_id: int | None = None  # the rating a correction came from
+    draft_id: int | None = None  # the draft an owner's edit came from (trainer/lessons.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

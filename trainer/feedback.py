@@ -36,7 +36,9 @@ def corrections_as_examples(rows: list[dict[str, Any]]) -> list[Example]:
 
 
 def write_kto_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"], "label": r["label"], "feedback_id": r["id"]}) + "\n"
+    """Ratings (`id`: the feedback's) and decisions on drafts (`draft_id`), each naming where it came from."""
+    path.write_text("".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"], "label": r["label"],
+                                        **({"feedback_id": r["id"]} if "id" in r else {"draft_id": r["draft_id"]})}) + "\n"
                             for r in rows))
     return path
 

@@ -1,7 +1,8 @@
 """The training process: `python -m trainer.job JOB.json` (or under `accelerate launch`).
 
 It reads a job file written by trainer/pipeline.py, trains (SFT, then KTO on rated
-replies if any), evaluates base vs candidate (vs the active adapter) on the held-out
+replies and on drafts sent or discarded, then DPO on edited drafts and corrections, each
+if there are any), evaluates base vs candidate (vs the active adapter) on the held-out
 split, writes `result.json` and the report next to the adapter, and touches no
 database: the bot's process never hosts training, and a crash here leaves the active
 adapter and the database as they were.
@@ -30,7 +31,8 @@ class Job:
     options: dict[str, Any]
     init_adapter: str | None = None
     compare_adapter: str | None = None  # the active adapter, evaluated on the same data for the gate
-    feedback_file: str | None = None  # KTO examples (rated replies)
+    feedback_file: str | None = None  # KTO examples (rated replies, drafts sent unchanged or discarded)
+    preference_file: str | None = None  # DPO pairs (edited drafts, corrections: trainer/lessons.py)
     eval_samples: int = 8
     generation: dict[str, Any] = field(default_factory=dict)  # GenerationSettings of the bot, for evaluation samples
     embed_model: str = ""
@@ -56,6 +58,7 @@ class JobResult:
     metrics: dict[str, Any]
     report: str
     kto: dict[str, Any] = field(default_factory=dict)
+    dpo: dict[str, Any] = field(default_factory=dict)
 
 
 def run(job: Job) -> JobResult | None:
@@ -91,6 +94,13 @@ def run(job: Job) -> JobResult | None:
         rows = read_kto_rows(Path(job.feedback_file))
         if rows:
             kto = train_kto(spec, result.adapter_dir, rows, options)
+    dpo: dict[str, Any] = {}
+    if job.preference_file and Path(job.preference_file).exists():
+        from trainer.lessons import read_rows, train_dpo
+
+        pairs = read_rows(Path(job.preference_file))
+        if pairs:
+            dpo = train_dpo(spec, result.adapter_dir, pairs, options)
     if not _is_main():
         return None
     metrics = evaluate(
@@ -99,7 +109,7 @@ def run(job: Job) -> JobResult | None:
         log_history=result.log_history, train=train_examples, probes=probes, grounding=grounding,
     )
     train_summary = {k: v for k, v in asdict(result).items() if k != "log_history"}
-    outcome = JobResult(result.adapter_dir, train_summary, metrics, str(output / "report.md"), kto)
+    outcome = JobResult(result.adapter_dir, train_summary, metrics, str(output / "report.md"), kto, dpo)
     (output / "result.json").write_text(json.dumps(asdict(outcome), indent=2))
     return outcome
 

@@ -39,6 +39,10 @@ from trainer.fact_probes import Probe, build_probes, write_probes
 from trainer.feedback import collect as collect_feedback
 from trainer.feedback import corrections_as_examples, write_kto_rows
 from trainer.job import PARENT_PID_ENV, Job
+from trainer.lessons import as_examples as lesson_examples
+from trainer.lessons import as_kto_rows as lesson_kto_rows
+from trainer.lessons import as_pairs, write_rows
+from trainer.lessons import collect as collect_lessons
 from trainer.promotion import evaluation_checks, gate
 from trainer.sft import TrainOptions
 
@@ -141,16 +145,20 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     after = current.feedback_watermark if (incremental and current) else 0
     feedback = collect_feedback(conn, trusted, after)
     feedback_watermark = max([after, *(f["id"] for f in feedback)])
+    after_decision = current.draft_watermark if (incremental and current) else 0
+    decided = collect_lessons(conn, after_decision, allow_api_content=settings.train_on_api_content)
+    draft_watermark = max([after_decision, *(lesson.seq for lesson in decided)])
 
     if incremental and current is not None:
-        train_examples = _incremental_examples(dataset, current, feedback, settings.replay_ratio)
+        train_examples = _incremental_examples(dataset, current, feedback, settings.replay_ratio, decided)
         if train_examples is None:
-            return Outcome("nothing_new", f"nothing new since {current.label}: no new messages after #{current.data_watermark}, no new ratings")
+            return Outcome("nothing_new", f"nothing new since {current.label}: no new messages after #{current.data_watermark}, no new ratings "
+                                          "or decisions on drafts")
         init_adapter: str | None = current.path
     else:
         if incremental:
             log.info("no active adapter yet: training one on everything")
-        train_examples = dataset.train + corrections_as_examples(feedback)
+        train_examples = dataset.train + corrections_as_examples(feedback) + lesson_examples(decided)
         init_adapter = None
     if not train_examples:
         raise PersonaError("there is nothing to train on: import your history first (`persona ingest discord-package ...`)")
@@ -167,16 +175,19 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
     probes = fact_probes(conn, settings, dataset.train)
     adapters.record_data(conn, version_id, trained_message_ids=[i for e in train_examples for i in e.message_ids],
                          heldout_message_ids=[i for e in dataset.heldout for i in e.message_ids] + [i for p in probes for i in p.message_ids],
-                         feedback_ids=[f["id"] for f in feedback])
+                         feedback_ids=[f["id"] for f in feedback], draft_ids=[lesson.draft_id for lesson in decided],
+                         draft_watermark=draft_watermark)
     Dataset(train_examples, dataset.heldout, dataset.stats).write(folder / "data")
     probes_file = str(write_probes(folder / "data" / "probes.jsonl", probes)) if probes else None
-    kto_rows = [f for f in feedback if not f.get("correction")]
+    kto_rows = [f for f in feedback if not f.get("correction")] + lesson_kto_rows(decided)
+    pairs = as_pairs(decided, feedback)
     job = Job(
         base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file},
         train_file=str(folder / "data" / "train.jsonl"), heldout_file=str(folder / "data" / "heldout.jsonl"),
         output_dir=str(folder), options=options.to_json(), init_adapter=init_adapter,
         compare_adapter=current.path if current else None,
         feedback_file=str(write_kto_rows(folder / "data" / "kto.jsonl", kto_rows)) if kto_rows else None,
+        preference_file=str(write_rows(folder / "data" / "pairs.jsonl", pairs)) if pairs else None,
         eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens), embed_model=settings.embed_model,
         probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
     )
@@ -188,15 +199,16 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
 
 
 def _incremental_examples(dataset: Dataset, current: adapters.AdapterVersion, feedback: list[dict[str, Any]],
-                          replay_ratio: float) -> list[Example] | None:
-    """What is new since `current` (messages and ratings) plus replayed older examples; None if nothing is new."""
+                          replay_ratio: float, decided: list[Any]) -> list[Example] | None:
+    """What is new since `current` (messages, ratings, decisions on drafts) plus replayed
+    older examples; None if nothing is new."""
     new = [e for e in dataset.train if e.max_seq > current.data_watermark]
-    if not new and not feedback:
+    if not new and not feedback and not decided:
         return None
     old = [e for e in dataset.train if e.max_seq <= current.data_watermark]
     replay = random.Random(len(new)).sample(old, min(len(old), int(len(new) * replay_ratio)))
     log.info("incremental: %d new examples, %d replayed, %d ratings", len(new), len(replay), len(feedback))
-    return new + replay + corrections_as_examples(feedback)
+    return new + replay + corrections_as_examples(feedback) + lesson_examples(decided)
 
 
 def _stale_runs(conn: psycopg.Connection) -> tuple[int, int, Path] | None:
@@ -229,7 +241,7 @@ def _execute(conn: psycopg.Connection, settings: Settings, run_id: int, version_
         kept = f"the active adapter {current.label} is unchanged" if current else "no adapter is active"
         raise PersonaError(f"{reason} ({kept}); see {job.output_dir}")
     result = json.loads(result_file.read_text())
-    metrics = result["metrics"] | {"train": result["train"], "kto": result.get("kto") or {}}
+    metrics = result["metrics"] | {"train": result["train"], "kto": result.get("kto") or {}, "dpo": result.get("dpo") or {}}
     adapters.record_metrics(conn, version_id, without_samples(metrics))
     losses = metrics["heldout_loss"]
     if job.compare_adapter:

@@ -32,10 +32,10 @@ from persona.errors import DatabaseError, ModelUnavailable, PersonaError, first_
 from web.auth import COOKIE
 from web.context import Dashboard
 from web.dependencies import HERE, check_csrf, refuse_unstorable_input, render, set_session_cookie
-from web.pages import adapters, imports, login, memory, overview, playground, privacy, replies
+from web.pages import adapters, imports, inbox, login, memory, overview, playground, privacy, replies
 
 log = logging.getLogger(__name__)
-PAGES = (login, overview, memory, adapters, replies, playground, privacy, imports)
+PAGES = (login, overview, memory, adapters, inbox, replies, playground, privacy, imports)
 
 SECURITY_HEADERS = {
     # Nothing from elsewhere: scripts, styles and images are this server's own.

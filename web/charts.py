@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -20,15 +20,21 @@ class Series:
     colour: str
 
 
-def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width: int = 560, height: int = 180) -> Markup:
-    """(month, series, count) rows → an SVG of one bar per month, stacked by series, with a legend."""
-    by_month: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+def _month(month: Any) -> str:
+    return f"{month:%Y-%m}"
+
+
+def stacked_bars(rows: Iterable[tuple[Any, str, int]], *, title: str, width: int = 560, height: int = 180, label: Callable[[Any], str] = _month,
+                 empty: str = "no messages yet") -> Markup:
+    """(bar, series, count) rows → an SVG of one bar per `bar` (a month unless `label` says
+    how to name it), in sorted order, stacked by series, with a legend."""
+    by_month: dict[Any, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
     for month, name, count in rows:
         by_month[month][name] += count
         totals[name] += count
     if not by_month:
-        return Markup(f'<p class="muted">{escape(title)}: no messages yet</p>')  # noqa: S704 - every value is escaped
+        return Markup(f'<p class="muted">{escape(title)}: {escape(empty)}</p>')  # noqa: S704 - every value is escaped
     series = [Series(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(sorted(totals, key=lambda n: -totals[n]))]
     months = sorted(by_month)
     peak = max(sum(v.values()) for v in by_month.values())
@@ -51,9 +57,9 @@ def stacked_bars(rows: Iterable[tuple[datetime, str, int]], *, title: str, width
             h = plot_h * n / peak
             y -= h
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{s.colour}">'
-                         f"<title>{month:%Y-%m} · {escape(s.name)}: {n:,}</title></rect>")
+                         f"<title>{escape(label(month))} · {escape(s.name)}: {n:,}</title></rect>")
         if i % label_every == 0:
-            parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" font-size="10" fill="#555">{month:%Y-%m}</text>')
+            parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" font-size="10" fill="#555">{escape(label(month))}</text>')
     x, row = left, 0
     for s in series:
         if x + 24 + 7 * len(f"{s.name} ({totals[s.name]:,})") > width and x > left:

@@ -13,9 +13,10 @@ from discord.ext import commands
 from bot.delivery import LiveMessage, with_heading
 from bot.services import Services
 from bot.triggers import per_user_cooldown, place_of, should_answer
+from persona import guard
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
-from persona.runtime.reply import ReplyRequest, split_message
+from persona.runtime.reply import Reply, ReplyRequest, split_message
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class Chat(commands.Cog):
         self.pending = 0
         self.timings: deque[dict[str, float]] = deque(maxlen=1000)  # per reply, in ms (bench/reply.py reads them)
 
+    async def cog_load(self) -> None:
+        if self.services.guard_offensive_threshold < 1.0:  # the guard's model loads in ~2 s: not during the first reply
+            self._warming = asyncio.create_task(asyncio.to_thread(guard.warm_up))
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         me = self.bot.user
@@ -52,6 +57,10 @@ class Chat(commands.Cog):
             return
         if await asyncio.to_thread(self.services.is_opted_out, message.author.id):
             return
+        mode = await asyncio.to_thread(self.services.send_mode_for, channel_id=message.channel.id, guild_id=message.guild.id if message.guild else None,
+                                       person_id=message.author.id, group_dm=isinstance(message.channel, discord.GroupChannel))
+        if mode == "off":
+            return
         if self.cooldown.update_rate_limit(message):
             await self._send(message, [RATE_LIMITED])
             return
@@ -60,11 +69,11 @@ class Chat(commands.Cog):
             return
         self.pending += 1
         try:
-            await self._answer(message, me)
+            await self._answer(message, me, draft=mode == "draft")
         finally:
             self.pending -= 1
 
-    async def _answer(self, message: discord.Message, me: discord.ClientUser) -> None:
+    async def _answer(self, message: discord.Message, me: discord.ClientUser, *, draft: bool) -> None:
         started = time.perf_counter()
         history = [m async for m in message.channel.history(limit=self.services.history_limit, before=message)]
         fetched = time.perf_counter()
@@ -81,19 +90,26 @@ class Chat(commands.Cog):
             trigger_message_id=message.id, place_label=label, day=message.created_at.strftime("%Y-%m-%d"),
             context_author_ids=tuple({m.author.id for m in quoted}),
         )
+        held = "draft mode" if draft else await asyncio.to_thread(self.services.over_limit, message.channel.id)
+        if held:
+            await self._draft(message, request, held)
+            return
+        screen = await asyncio.to_thread(self.services.screen)
         heading = await asyncio.to_thread(self.services.claim_disclosure, message.author.id, message.channel.id)
         told = False
         try:
-            told = await self._reply(message, request, heading, started, fetched)
+            told = await self._reply(message, request, heading, started, fetched, screen)
         finally:
             if heading and not told:  # the reply that was to say it never went out: the next one does
                 await asyncio.to_thread(self.services.give_back_disclosure, message.author.id, message.channel.id)
 
-    async def _reply(self, message: discord.Message, request: ReplyRequest, heading: str, started: float, fetched: float) -> bool:
-        """Generate, send and log the reply; False when a notice went out instead."""
+    async def _reply(self, message: discord.Message, request: ReplyRequest, heading: str, started: float, fetched: float,
+                     screen: guard.Screen) -> bool:
+        """Generate, send and log the reply; False when a notice went out instead, or the
+        guard turned the reply into a draft."""
         engine = self.services.engine
-        live = LiveMessage(lambda text: self._send_one(message, text), lambda text: self._send_one(message, text, follow_up=True), heading) \
-            if self.services.delivery == "stream" else None
+        live = LiveMessage(lambda text: self._send_one(message, text), lambda text: self._send_one(message, text, follow_up=True), heading,
+                           screen=screen.reason) if self.services.delivery == "stream" else None
         async with self.generation:
             queued = time.perf_counter()
             try:
@@ -107,6 +123,12 @@ class Chat(commands.Cog):
                 log.warning("no reply to %s: %s", message.id, exc.message)
                 await self._give_up(live, message, UNAVAILABLE)
                 return False
+        held = (live.held_back if live else None) or await asyncio.to_thread(screen.reason, reply.text)
+        if held:  # nothing guarded reaches the channel: what was streamed before is taken back, the owner decides
+            if live is not None:
+                await live.withdraw()
+            await self._hold(message, request, reply, held)
+            return False
         sending = time.perf_counter()
         chunks = split_message(with_heading(heading, reply.text)) if heading else reply.chunks  # the logged text stays the reply alone
         sent = (await live.finish(chunks) if live else None) or await self._send(message, chunks)
@@ -119,6 +141,28 @@ class Chat(commands.Cog):
             "new_tokens": float(reply.new_tokens),
         })
         return True
+
+    async def _draft(self, message: discord.Message, request: ReplyRequest, reason: str) -> None:
+        """Draft mode (or past the hourly limit): the reply made exactly as a sent one, but
+        silently (no typing, nothing in the channel), then handed to the owner
+        (bot/cogs/drafts.py). A failure is only logged: the asker was never told a reply was coming."""
+        async with self.generation:
+            try:
+                reply = await asyncio.wait_for(asyncio.to_thread(self.services.engine.reply, request, None), timeout=self.services.reply_timeout)
+            except TimeoutError:
+                log.warning("no draft for message %s: the model took longer than %.0f s", message.id, self.services.reply_timeout)
+                return
+            except ModelUnavailable as exc:
+                log.warning("no draft for message %s: %s", message.id, exc.message)
+                return
+        await self._hold(message, request, reply, reason)
+
+    async def _hold(self, message: discord.Message, request: ReplyRequest, reply: Reply, reason: str) -> None:
+        drafts = self.bot.get_cog("Drafts")  # bot/cogs/drafts.py, an extension loaded beside this one
+        if drafts is None:
+            log.error("no draft for message %s: the drafts extension is not loaded", message.id)
+            return
+        await drafts.hold(message, request, reply, reason)  # type: ignore[attr-defined]
 
     async def _give_up(self, live: LiveMessage | None, message: discord.Message, notice: str) -> None:
         if live is not None:

@@ -1,4 +1,4 @@
-"""`/persona feedback | status | topics | optout | optin | forget`."""
+"""`/persona feedback | status | topics | optout | optin | forget | mode`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.checks import owner_only
 from bot.services import Services
 from bot.triggers import place_of_interaction
+from persona import send_modes
 from persona.memory import topics as memory_topics
 from persona.privacy.forget import Forgotten, forget_channel, forget_person, forget_range, opt_in, opt_out
 from persona.privacy.requests import time_range
@@ -114,6 +115,43 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
         result = await asyncio.to_thread(self.services.forget, action)
         retrain = " (the next retrain trains one without it)" if result.needs_retrain else ""
         await interaction.followup.send(f"forgotten: {result.describe()}{retrain}", ephemeral=True)
+
+    @app_commands.command(name="mode", description="Owner only: how I answer here — auto, draft (to your DMs first) or off")
+    @app_commands.describe(mode="auto: reply at once; draft: you send, edit or discard each reply first; off: no replies; default: "
+                                "back to the next wider place (or PERSONA_SEND_MODE)",
+                           where="This channel (the default in a server), this whole server, or all DMs (the default in a DM)",
+                           user="Instead: your DMs with this person")
+    @app_commands.choices(mode=[app_commands.Choice(name=m, value=m) for m in (*send_modes.MODES, "default")],
+                          where=[app_commands.Choice(name="this channel", value="channel"), app_commands.Choice(name="this server", value="guild"),
+                                 app_commands.Choice(name="all DMs", value="dms")])
+    @owner_only("only the owner can change how I answer")
+    async def mode(self, interaction: discord.Interaction, mode: app_commands.Choice[str], where: app_commands.Choice[str] | None = None,
+                   user: discord.User | None = None) -> None:
+        place = _mode_place(interaction, where.value if where else None, user)
+        if place is None:
+            await interaction.response.send_message("this server: use it in one of the server's channels", ephemeral=True)
+            return
+        if mode.value == "default":
+            await asyncio.to_thread(self._in_transaction, lambda conn: send_modes.clear(conn, place))
+            text = f"{place.describe()}: back to the default"
+        else:
+            await asyncio.to_thread(self._in_transaction, lambda conn: send_modes.set_mode(conn, place, mode.value))
+            text = f"{place.describe()}: {mode.value}" + {"auto": " (I reply at once, in your name)",
+                                                             "draft": " (each reply comes to your DMs first)", "off": " (no replies)"}[mode.value]
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+def _mode_place(interaction: discord.Interaction, where: str | None, user: discord.User | None) -> send_modes.Place | None:
+    """Where /persona mode applies; None: "this server" asked outside a server."""
+    if user is not None:
+        return send_modes.Place("user", user.id)
+    if where == "dms" or (where is None and interaction.guild_id is None):
+        return send_modes.Place("dms")
+    if where == "guild":
+        return send_modes.Place("guild", interaction.guild_id) if interaction.guild_id else None
+    if interaction.guild_id is None:  # "this channel" in a DM: the owner's own DMs are always answered
+        return send_modes.Place("dms")
+    return send_modes.Place("channel", interaction.channel_id or 0)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from persona import adapters, api_keys, disclosure, replies
+from persona import adapters, api_keys, disclosure, drafts, replies, send_modes
 from persona.adapter_files import Purged, purge_pending
 from persona.history import messages, people
 from persona.memory import forget as memories
@@ -41,12 +41,14 @@ class Forgotten:
     memories: int
     replies: int = 0
     feedback: int = 0
+    drafts: int = 0  # replies held for the owner (persona/drafts.py)
     tainted: list[int] = field(default_factory=list)  # adapter versions trained on what was forgotten
     rolled_back_to: int | None = None  # the clean version that now serves instead of a tainted one
     tainted_active: int | None = None  # a tainted version still serving (no clean one to go back to)
 
     def describe(self) -> str:
-        line = f"{self.messages:,} messages, {self.memories:,} memories, {self.replies:,} replies and {self.feedback:,} ratings deleted"
+        held = f", {self.drafts:,} drafts" if self.drafts else ""
+        line = f"{self.messages:,} messages, {self.memories:,} memories, {self.replies:,} replies{held} and {self.feedback:,} ratings deleted"
         if self.tainted:
             line += "; adapters trained on it: " + ", ".join(f"v{v}" for v in self.tainted)
         if self.rolled_back_to is not None:
@@ -83,11 +85,12 @@ def opt_out(conn: psycopg.Connection, person_id: int, name: str = "") -> Forgott
     people.set_opted_out(conn, person_id, name)
     deleted = messages.delete_by_author(conn, person_id)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id)
+    held = drafts.forget_involving(conn, person_id=person_id, memory_ids=forgotten_memories)
     gone = replies.forget_involving(conn, person_id=person_id, memory_ids=forgotten_memories)
     api_keys.delete_for_person(conn, person_id)
     disclosure.forget_person(conn, person_id)
     log.info("opted out %s: %d messages, %d memories", person_id, len(deleted), len(forgotten_memories))
-    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} opted out")
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} opted out", held)
 
 
 def opt_in(conn: psycopg.Connection, person_id: int) -> bool:
@@ -100,27 +103,32 @@ def forget_person(conn: psycopg.Connection, person_id: int) -> Forgotten:
     scope = dm_scope(person_id)
     deleted = messages.delete_with_person(conn, person_id, scope)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_with_author(conn, person_id, scope)
+    held = drafts.forget_involving(conn, person_id=person_id, scope=scope, memory_ids=forgotten_memories)
     gone = replies.forget_involving(conn, person_id=person_id, scope=scope, memory_ids=forgotten_memories)
     api_keys.delete_for_person(conn, person_id)  # `persona serve` keys made for them
     disclosure.forget_person(conn, person_id)
-    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} forgotten")
+    send_modes.forget_person(conn, person_id)
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"user {person_id} forgotten", held)
 
 
 def forget_channel(conn: psycopg.Connection, channel_id: int) -> Forgotten:
     deleted = messages.delete_channel(conn, channel_id)
     forgotten_memories = memories.forget_built_from(conn, deleted) + memories.forget_channel(conn, channel_id)
+    held = drafts.forget_involving(conn, channel_id=channel_id, memory_ids=forgotten_memories)
     gone = replies.forget_involving(conn, channel_id=channel_id, memory_ids=forgotten_memories)
     disclosure.forget_channel(conn, channel_id)
-    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"channel {channel_id} forgotten")
+    send_modes.forget_channel(conn, channel_id)
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"channel {channel_id} forgotten", held)
 
 
 def forget_range(conn: psycopg.Connection, start: datetime, end: datetime) -> Forgotten:
     """Messages written in [start, end), and memories that contained any of them."""
     deleted = messages.delete_range(conn, start, end)
     forgotten_memories = memories.forget_built_from(conn, deleted)
+    held = drafts.forget_involving(conn, start=start, end=end, memory_ids=forgotten_memories)
     gone = replies.forget_involving(conn, start=start, end=end, memory_ids=forgotten_memories)
     disclosure.forget_range(conn, start, end)
-    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} forgotten")
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} forgotten", held)
 
 
 def forget_memory(conn: psycopg.Connection, memory_id: int) -> Forgotten:
@@ -133,12 +141,13 @@ def forget_memory(conn: psycopg.Connection, memory_id: int) -> Forgotten:
         return Forgotten(0, 0)
     deleted = messages.delete_ids(conn, memory.message_ids)
     forgotten_memories = sorted(set(memories.forget_built_from(conn, memory.message_ids)) | set(memories.forget_ids(conn, [memory_id])))
+    held = drafts.forget_involving(conn, memory_ids=forgotten_memories)
     gone = replies.forget_involving(conn, memory_ids=forgotten_memories)
-    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"memory {memory_id} forgotten")
+    return _reach_adapters(conn, deleted, forgotten_memories, gone, f"memory {memory_id} forgotten", held)
 
 
 def _reach_adapters(conn: psycopg.Connection, deleted: list[int], forgotten_memories: list[int], gone: replies.ForgottenReplies,
-                    reason: str) -> Forgotten:
+                    reason: str, held: list[int] | None = None) -> Forgotten:
     if forgotten_memories:
         # Topic centroids average the memories' vectors: cluster again without the forgotten ones.
         owner = people.stored_owner(conn)
@@ -146,12 +155,12 @@ def _reach_adapters(conn: psycopg.Connection, deleted: list[int], forgotten_memo
             topics.rebuild(conn, owner.id)
         else:
             topics.clear(conn)
-    tainted = adapters.taint(conn, deleted, gone.feedback_ids, reason)
+    tainted = adapters.taint(conn, deleted, gone.feedback_ids, reason, held or [])
     was_active, replacement = adapters.replace_tainted_active(conn)
     if tainted:
         log.info("%s: adapters trained on it: %s", reason, ", ".join(f"v{v}" for v in tainted))
     return Forgotten(
-        len(deleted), len(forgotten_memories), gone.replies, len(gone.feedback_ids), tainted,
+        len(deleted), len(forgotten_memories), gone.replies, len(gone.feedback_ids), drafts=len(held or []), tainted=tainted,
         rolled_back_to=replacement.id if replacement else None,
         tainted_active=was_active.id if (was_active and replacement is None) else None,
     )

@@ -231,7 +231,16 @@ class ReplyEngine:
 
     def log(self, request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> int:
         """Record a sent reply; returns its id (what feedback points at)."""
-        logged = replies.LoggedReply(
+        logged = self.as_logged(request, reply, message_ids, guild_id)
+        with self.store.connect() as conn:
+            reply_id = replies.log_reply(conn, logged)
+            conn.commit()
+        return reply_id
+
+    @staticmethod
+    def as_logged(request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> replies.LoggedReply:
+        """What is recorded of the reply (a draft keeps this until the owner sends it)."""
+        return replies.LoggedReply(
             # The check may have read memories recall did not return: they count as the reply's, so forgetting one forgets it.
             scope=reply.scope, prompt=reply.prompt, completion=reply.text,
             memory_ids=list(dict.fromkeys([m.id for m in reply.memories] + list(reply.verdict.memory_ids if reply.verdict else ()))),
@@ -240,10 +249,6 @@ class ReplyEngine:
             message_ids=tuple(message_ids or ()), context_author_ids=(*request.context_author_ids, *([request.asker_id] if request.asker_id else [])),
             evidence=[e.as_json() for e in reply.evidence], verdict=reply.verdict.as_json() if reply.verdict else None,
         )
-        with self.store.connect() as conn:
-            reply_id = replies.log_reply(conn, logged)
-            conn.commit()
-        return reply_id
 
     def answer(self, request: ReplyRequest, on_sentences: Callable[[str], None] | None = None) -> tuple[Reply, int]:
         """Reply with whichever adapter is active now and log it, as `persona serve` and the

@@ -47,6 +47,8 @@ class FakeDiscord:
     history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
     edits: list[dict[str, Any]] = field(default_factory=list)  # PATCHes of sent messages: {"id", "content", "at"} in order
+    deleted: list[dict[str, Any]] = field(default_factory=list)  # messages the bot sent and then deleted
+    gone_channels: set[int] = field(default_factory=set)  # sending here answers 404 Unknown Channel (deleted, or the bot was removed)
     typing: list[int] = field(default_factory=list)
     heartbeats: int = 0
     rate_limit_next: int = 0  # answer this many history requests with 429 first
@@ -62,6 +64,7 @@ class FakeDiscord:
         self._sequence = itertools.count(1)
         self.identified = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._interacted_message: dict[str, str] = {}  # component interaction id → the message's id
         self.port = 0
 
     # --- world building -------------------------------------------------------------------
@@ -129,13 +132,17 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_REACTION_ADD", data)
 
     async def interact(self, user_id: int, channel_id: int, command: str, options: dict[str, Any] | None = None,
-                       *, subcommand: str | None = None) -> str:
-        """A user runs a slash command; returns the interaction id (see `responses_to`)."""
+                       *, subcommand: str | None = None, users: dict[str, int] | None = None) -> str:
+        """A user runs a slash command (`options`: text, `users`: user options by name); returns
+        the interaction id (see `responses_to`)."""
         channel = self.channels.get(channel_id, {"id": str(channel_id), "type": 1})
         interaction_id = str(snowflake())
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+        opts += [{"name": k, "type": 6, "value": str(v)} for k, v in (users or {}).items()]
         data: dict[str, Any] = {"id": self.commands[command]["id"], "name": command, "type": 1,
                                 "options": [{"name": subcommand, "type": 1, "options": opts}] if subcommand else opts}
+        if users:
+            data["resolved"] = {"users": {str(v): self.users[v] for v in users.values()}}
         payload: dict[str, Any] = {
             "id": interaction_id, "application_id": str(APP_ID), "type": 2, "token": f"token-{interaction_id}", "version": 1,
             "channel_id": str(channel_id), "channel": channel, "data": data, "app_permissions": str((1 << 41) - 1),
@@ -169,6 +176,66 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction_id
 
+    async def click(self, user_id: int, message: dict[str, Any], custom_id: str) -> str:
+        """A user clicks the button `custom_id` on `message` (one the bot sent): a component interaction."""
+        channel_id = int(message["channel_id"])
+        assert any(c.get("custom_id") == custom_id for row in message.get("components") or [] for c in row.get("components", [])), \
+            f"no button {custom_id} on that message"
+        return await self._component_interaction(user_id, channel_id, 3, {"custom_id": custom_id, "component_type": 2}, message)
+
+    async def submit_modal(self, user_id: int, message: dict[str, Any], modal: dict[str, Any], values: dict[str, str]) -> str:
+        """A user fills in and submits `modal` (a modal the bot opened, from `responses`): its
+        text inputs get `values` by custom id (the label's text: see `text_inputs`)."""
+        def filled(component: dict[str, Any]) -> dict[str, Any]:
+            if component.get("type") == 4:
+                return {"type": 4, "custom_id": component["custom_id"], "value": values[component["custom_id"]]}
+            nested = {k: ([filled(c) for c in v] if k == "components" else filled(v) if k == "component" else v) for k, v in component.items()
+                      if k in ("type", "id", "components", "component")}
+            return nested
+
+        data = {"custom_id": modal["custom_id"], "components": [filled(c) for c in modal["components"]]}
+        return await self._component_interaction(user_id, int(message["channel_id"]), 5, data, message)
+
+    @staticmethod
+    def text_inputs(modal: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """A modal's text inputs by custom id (wherever Discord's layout nests them)."""
+        found: dict[str, dict[str, Any]] = {}
+
+        def walk(component: dict[str, Any]) -> None:
+            if component.get("type") == 4:
+                found[component["custom_id"]] = component
+            for child in component.get("components", []):
+                walk(child)
+            if "component" in component:
+                walk(component["component"])
+
+        for component in modal["components"]:
+            walk(component)
+        return found
+
+    async def _component_interaction(self, user_id: int, channel_id: int, kind: int, data: dict[str, Any], message: dict[str, Any]) -> str:
+        channel = self.channels.get(channel_id, {"id": str(channel_id), "type": 1})
+        interaction_id = str(snowflake())
+        payload: dict[str, Any] = {
+            "id": interaction_id, "application_id": str(APP_ID), "type": kind, "token": f"token-{interaction_id}", "version": 1,
+            "channel_id": str(channel_id), "channel": channel, "data": data, "app_permissions": str((1 << 41) - 1), "locale": "en-US",
+            "entitlements": [], "authorizing_integration_owners": {"0": "0"}, "context": 0 if "guild_id" in channel else 1,
+            "attachment_size_limit": 10_000_000, "message": {k: v for k, v in message.items() if k != "allowed_mentions"},
+        }
+        if "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+            payload["member"] = {"user": self.users[user_id], "roles": [], "joined_at": datetime.now(UTC).isoformat(),
+                                 "permissions": str((1 << 41) - 1), "deaf": False, "mute": False, "flags": 0}
+        else:
+            payload["user"] = self.users[user_id]
+        self._interacted_message[interaction_id] = message["id"]
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return interaction_id
+
+    def modals(self) -> list[dict[str, Any]]:
+        """Modals the bot opened, oldest first: {"interaction_id", "custom_id", "title", "components"}."""
+        return [r["modal"] for r in self.responses if r.get("modal")]
+
     def responses_to(self, interaction_id: str) -> list[dict[str, Any]]:
         return [r for r in self.responses if r["interaction_id"] == interaction_id]
 
@@ -177,8 +244,14 @@ class FakeDiscord:
         body = await request.json()
         data = body.get("data") or {}
         message = self.message(int((self.channels and next(iter(self.channels))) or 0), BOT_ID, data.get("content", "")) if body["type"] == 4 else None
-        self.responses.append({"interaction_id": interaction_id, "kind": "callback", "type": body["type"], "content": data.get("content"),
-                               "ephemeral": bool((data.get("flags") or 0) & 64)})
+        response: dict[str, Any] = {"interaction_id": interaction_id, "kind": "callback", "type": body["type"], "content": data.get("content"),
+                                    "ephemeral": bool((data.get("flags") or 0) & 64)}
+        if body["type"] == 9:  # MODAL
+            response["modal"] = {"interaction_id": interaction_id, "custom_id": data["custom_id"], "title": data.get("title"),
+                                 "components": data.get("components", [])}
+        if body["type"] == 7:  # UPDATE_MESSAGE: the message the component was on
+            response["updated"] = self._update_sent(self._interacted_message.get(interaction_id), data)
+        self.responses.append(response)
         result: dict[str, Any] = {"interaction": {"id": interaction_id, "type": 2, "response_message_id": message["id"] if message else None,
                                                   "response_message_loading": body["type"] == 5,
                                                   "response_message_ephemeral": bool((data.get("flags") or 0) & 64)}}
@@ -233,8 +306,11 @@ class FakeDiscord:
 
     async def _send(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
+        if channel_id in self.gone_channels:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         body = await request.json()
         data = self.message(channel_id, BOT_ID, body.get("content", ""))
+        data["components"] = body.get("components") or []
         if body.get("message_reference"):
             data["message_reference"] = body["message_reference"]
         self.sent.append(data | {"allowed_mentions": body.get("allowed_mentions")})
@@ -244,15 +320,35 @@ class FakeDiscord:
 
     async def _edit(self, request: web.Request) -> web.Response:
         """PATCH of a message the bot sent: the message changes, the edit is recorded."""
-        message_id = request.match_info["message_id"]
         body = await request.json()
+        data = self._update_sent(request.match_info["message_id"], body)
+        if data is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        return _json({k: v for k, v in data.items() if k != "allowed_mentions"})
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        """DELETE of a message the bot sent: gone from the channel, kept in `deleted`."""
+        message_id = request.match_info["message_id"]
+        for data in list(self.sent):
+            if data["id"] == message_id:
+                self.sent.remove(data)
+                self.deleted.append(data)
+                channel = self.history.get(int(data["channel_id"]), [])
+                channel[:] = [m for m in channel if m["id"] != message_id]
+                return web.Response(status=204)
+        return _json({"message": "Unknown Message", "code": 10008}, status=404)
+
+    def _update_sent(self, message_id: str | None, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A bot's message edited (PATCH, or an interaction's UPDATE_MESSAGE): recorded in `edits`."""
         for data in self.sent:
             if data["id"] == message_id:
                 data["content"] = body.get("content", data["content"])
+                if "components" in body:
+                    data["components"] = body["components"] or []
                 data["edited_timestamp"] = datetime.now(UTC).isoformat()
                 self.edits.append({"id": message_id, "content": data["content"], "at": time.monotonic()})
-                return _json({k: v for k, v in data.items() if k != "allowed_mentions"})
-        return _json({"message": "Unknown Message", "code": 10008}, status=404)
+                return data
+        return None
 
     async def _history(self, request: web.Request) -> web.Response:
         self.history_requests += 1
@@ -306,6 +402,7 @@ class FakeDiscord:
         app.router.add_post("/api/v10/channels/{channel_id}/messages", self._send)
         app.router.add_get("/api/v10/channels/{channel_id}/messages", self._history)
         app.router.add_patch("/api/v10/channels/{channel_id}/messages/{message_id}", self._edit)
+        app.router.add_delete("/api/v10/channels/{channel_id}/messages/{message_id}", self._delete)
         app.router.add_post("/api/v10/channels/{channel_id}/typing", self._typing)
         app.router.add_post("/api/v10/users/@me/channels", self._open_dm)
         app.router.add_get("/api/v10/users/{user_id}", self._user)

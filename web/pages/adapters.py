@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from persona import adapters
+from persona import adapters, drafts
+from web.charts import stacked_bars
 from web.dependencies import dashboard_of, render
 from web.training import start_retrain
 
@@ -31,8 +32,13 @@ def versions(request: Request, done: str = "") -> HTMLResponse:
     with dashboard.store.connect() as conn:
         found = adapters.versions(conn)
         runs = adapters.recent_runs(conn, 20)
+        approvals = drafts.approval(conn)
+    chart = stacked_bars([(a.adapter_version or 0, kind, n) for a in approvals
+                          for kind, n in (("sent as written", a.sent), ("edited", a.edited), ("discarded", a.discarded))],
+                         title="your decisions on each version's drafts", label=lambda v: f"v{v}" if v else "base",
+                         empty="no draft decided yet (draft mode: `persona mode set draft`)")
     return render(request, "adapters.html", page="adapters", versions=list(reversed(found)), runs=runs, done=done,
-                  training=dashboard.training)
+                  training=dashboard.training, approvals={a.adapter_version: a for a in approvals}, approval_chart=chart)
 
 
 @router.get("/adapters/training", response_class=HTMLResponse)
