@@ -10,7 +10,8 @@ the dashboard and the CLI can race without a draft going out twice:
        └──(TTL)────▶ expired
 
 Only the bot posts (it holds the Discord connection); the dashboard and the CLI approve,
-and the bot claims approved drafts within seconds. A claim is committed before the
+and the bot — woken by a NOTIFY, or by its two-second loop when it was not listening —
+claims approved drafts and posts them. A claim is committed before the
 message is posted, so a bot killed between the two leaves the draft `sending` — at most
 once, never twice.
 """
@@ -33,6 +34,7 @@ Via = Literal["discord", "dashboard", "cli"]
 OPEN = ("pending", "approved", "sending")
 STATUSES = (*OPEN, "sent", "discarded", "expired", "failed")
 MAX_TEXT = 2000  # what one Discord message holds: an edit is sent as one message
+APPROVED = "persona_draft_approved"  # NOTIFY channel: the bot wakes to post a draft approved elsewhere
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,10 @@ def approve(conn: psycopg.Connection, draft_id: int, *, via: Via, text: str | No
             raise PersonaError("the edited text is empty: write what to send, or discard the draft")
         if len(text) > MAX_TEXT:
             raise PersonaError(f"the edited text has {len(text):,} characters; at most {MAX_TEXT:,} can be sent")
-    return _decide(conn, draft_id, "approved", via, text)
+    decision = _decide(conn, draft_id, "approved", via, text)
+    if decision.changed:  # delivered when this transaction commits; the bot's loop picks it up anyway if nobody listens
+        conn.execute("SELECT pg_notify(%s, %s)", (APPROVED, str(draft_id)))
+    return decision
 
 
 def discard(conn: psycopg.Connection, draft_id: int, *, via: Via) -> Decision:

@@ -364,26 +364,33 @@ def scripted_engine(database: Database, embedder: Embedder, tmp_path: Path, spec
 
 def test_past_the_hourly_limits_automatic_replies_become_drafts(database: Database, embedder: Embedder, tmp_path: Path,
                                                                  tiny_llama: BaseModelSpec) -> None:
-    """In auto mode, the third reply in an hour in one channel (limit 2) and the fourth
-    overall (limit 3) are held as drafts, with the reason in the owner's DM."""
+    """In auto mode the 31st automatic reply in an hour (PERSONA_MAX_SENDS_PER_HOUR's
+    default) is held as a draft, with the reason in the owner's DM; so is the 3rd in one
+    channel when the per-channel limit is 2. The owner may still send it, and that send is
+    not an automatic one."""
     engine = scripted_engine(database, embedder, tmp_path, tiny_llama, ["sure thing ✨"])
+    sent_here = lambda fake, channel: len(in_channel(fake, channel))  # noqa: E731
 
-    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
-        for n in range(3):
+    async def thirty_one(fake: FakeDiscord, bot: PersonaBot) -> None:
+        for n in range(31):
             await fake.post(GENERAL, KIM, f"<@{BOT_ID}> general {n}", mentions=[BOT_ID])
-            await wait_for(lambda n=n: len(in_channel(fake, GENERAL)) + len(draft_dms(fake)) == n + 1 and
+            await wait_for(lambda n=n: sent_here(fake, GENERAL) + len(draft_dms(fake)) == n + 1 and
                            rows(engine.store, "SELECT count(*) FROM replies")[0][0] + len(draft_dms(fake)) == n + 1)
-        assert len(in_channel(fake, GENERAL)) == 2 and "Held back: already 2 automatic replies in this channel" in draft_dms(fake)[0]["content"]
-        for n in range(2):
-            await fake.post(QUIET, SAM, f"<@{BOT_ID}> quiet {n}", mentions=[BOT_ID])
-            await wait_for(lambda n=n: len(in_channel(fake, QUIET)) + len(draft_dms(fake)) == n + 2)
-        assert len(in_channel(fake, QUIET)) == 1 and "Held back: already 3 automatic replies in the last hour" in draft_dms(fake)[1]["content"]
-        await fake.click(OWNER_ID, draft_dms(fake)[1], button(draft_dms(fake)[1], "send"))  # the owner may still send it
-        await wait_for(lambda: len(in_channel(fake, QUIET)) == 2)
+        assert sent_here(fake, GENERAL) == 30 and "Held back: already 30 automatic replies in the last hour" in draft_dms(fake)[0]["content"]
+        await fake.click(OWNER_ID, draft_dms(fake)[0], button(draft_dms(fake)[0], "send"))  # the owner may still send it
+        await wait_for(lambda: sent_here(fake, GENERAL) == 31)
 
-    run_with_bot(engine, scenario, services_options={"max_sends_per_hour": 3, "max_sends_per_hour_per_channel": 2})
+    run_with_bot(engine, thirty_one, services_options={"per_user_rate": 1000, "max_sends_per_hour_per_channel": 1000})
     with engine.store.connect() as conn:
-        assert replies.automatic_sends(conn, timedelta(hours=1)) == 3  # the owner's send is not an automatic one
+        assert replies.automatic_sends(conn, timedelta(hours=1)) == 30  # the owner's send is not an automatic one
+
+    async def per_channel(fake: FakeDiscord, bot: PersonaBot) -> None:
+        for n in range(3):
+            await fake.post(QUIET, SAM, f"<@{BOT_ID}> quiet {n}", mentions=[BOT_ID])
+            await wait_for(lambda n=n: sent_here(fake, QUIET) + len(draft_dms(fake)) == n + 1)
+        assert sent_here(fake, QUIET) == 2 and "Held back: already 2 automatic replies in this channel" in draft_dms(fake)[0]["content"]
+
+    run_with_bot(engine, per_channel, services_options={"max_sends_per_hour": 1000, "max_sends_per_hour_per_channel": 2})
 
 
 def test_the_guard_keeps_never_say_and_offensive_replies_out_of_the_channel(database: Database, embedder: Embedder, tmp_path: Path,

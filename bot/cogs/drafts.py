@@ -4,8 +4,9 @@ The buttons are `DynamicItem`s: their custom ids carry the draft's id, so they k
 working after a restart without any view being re-registered. Every decision goes
 through persona/drafts.py's conditional updates, so a draft is sent at most once whether
 it is clicked here, on the dashboard or with `persona drafts send`. The bot is the only
-sender: a loop picks up drafts approved elsewhere within `DELIVER_EVERY_S`, and expires
-drafts past PERSONA_DRAFT_TTL (their DMs then say so).
+sender: drafts approved elsewhere wake it through PostgreSQL's NOTIFY, and a loop picks
+up any it missed within `DELIVER_EVERY_S` and expires drafts past PERSONA_DRAFT_TTL
+(their DMs then say so).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DELIVER_EVERY_S = 2.0
+LISTEN_RETRY_S = 10.0
 QUOTE_CHARS = 300
 NOT_OWNER = "only the owner decides on drafts"
 _NO_PINGS = discord.AllowedMentions.none()
@@ -106,10 +108,27 @@ class Drafts(commands.Cog):
         self.bot.add_dynamic_items(DraftButton)
         self.deliver_and_expire.change_interval(seconds=DELIVER_EVERY_S)
         self.deliver_and_expire.start()
+        self._listener = asyncio.create_task(self._listen())
 
     async def cog_unload(self) -> None:
         self.deliver_and_expire.cancel()
+        self._listener.cancel()
         self.bot.remove_dynamic_items(DraftButton)
+
+    async def _listen(self) -> None:
+        """Post a draft the moment it is approved on the dashboard or the CLI (PostgreSQL's
+        LISTEN/NOTIFY on a connection of its own); while that connection is down, the loop
+        below delivers within DELIVER_EVERY_S all the same."""
+        await self.bot.wait_until_ready()
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.services.store.database.url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {drafts.APPROVED}")
+                    async for _ in conn.notifies():
+                        await self.deliver(None)
+            except psycopg.Error as exc:
+                log.info("not listening for approved drafts (%s); retrying in %.0f s, the loop delivers meanwhile", exc, LISTEN_RETRY_S)
+                await asyncio.sleep(LISTEN_RETRY_S)
 
     # --- holding a reply ---------------------------------------------------------------
 
