@@ -86,6 +86,9 @@ async def _serve(engine: Any, store: Any, settings: Any, announcer: Any = None, 
 
         return run_training(store, settings, incremental=True, trigger=trigger, quiet=True).line()
 
+    if settings.send_mode != "auto":  # say it where the owner looks first: otherwise a quiet channel looks like a broken bot
+        log.info("where no mode is set, replies are %s (PERSONA_SEND_MODE): %s; `persona mode list` shows the places with their own",
+                 settings.send_mode, "drafts sent to your DMs first" if settings.send_mode == "draft" else "not made")
     bot = PersonaBot(Services.from_settings(settings, engine, store, retrain=retrain), dev_guild_id=settings.dev_guild_id, presence=announcer,
                      synced_commands=settings.home.expanduser() / "discord-commands.json", force_sync=force_sync)
     async with bot:

@@ -190,6 +190,21 @@ def _count(env: dict[str, str], query: str, *args: object) -> int:
         return int(conn.execute(query, args).fetchone()[0])
 
 
+def _pending_draft(store: Store, asked: str, draft: str) -> int:
+    from datetime import timedelta
+
+    from persona import drafts
+    from persona.replies import LoggedReply
+
+    logged = LoggedReply(scope=f"guild:{GUILD[0]}", prompt=[{"role": "user", "content": asked}], completion=draft, memory_ids=[],
+                         adapter_version=None, base_model="tiny", latency_ms=5, asker_id=KIM, channel_id=GENERAL, guild_id=int(GUILD[0]),
+                         trigger_message_id=1, context_author_ids=(KIM,))
+    with store.connect() as conn:
+        made = drafts.create(conn, logged, asker_name="Kim", asker_text=asked, place_label="#general (Rust Fans)", ttl=timedelta(hours=1))
+        conn.commit()
+    return made.id
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install chromium` (.ci/run installs it) to run the dashboard in a browser")
 def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], store: Store, embedder: Embedder, tiny_llama: BaseModelSpec,
                                     tmp_path: Path) -> None:
@@ -296,6 +311,21 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             page.click("form.toolbar button")
             expect(page.locator("#replies")).to_contain_text("No replies match these filters")
             page.screenshot(path=ARTIFACTS / "replies.png", full_page=True)
+
+            # Inbox: a draft waits; one made while the page is open appears without a reload; edit one and send it, discard the other.
+            first = _pending_draft(store, "are you coming to the crag saturday?", "ngl maybe, depends on the weather")
+            page.click("nav >> text=Inbox")
+            expect(page.locator(f"tr[data-draft='{first}']")).to_contain_text("depends on the weather")
+            second = _pending_draft(store, "lol did you see that", "As an AI language model I cannot see")
+            expect(page.locator(f"#waiting tr[data-draft='{second}']")).to_be_visible(timeout=20_000)  # the rows refresh
+            page.screenshot(path=ARTIFACTS / "inbox.png", full_page=True)
+            page.click(f"#waiting tr[data-draft='{second}'] >> text=Edit")
+            page.fill("textarea[name=text]", "lmaooo yes 😭")
+            page.click("form[action$='/send'] button")
+            expect(page.locator(f"#decided tr[data-draft='{second}']")).to_contain_text("approved via dashboard")
+            page.click(f"#waiting tr[data-draft='{first}'] button:text-is('Discard')")
+            expect(page.locator(f"#decided tr[data-draft='{first}']")).to_contain_text("discarded via dashboard")
+            assert _count(env, "SELECT count(*) FROM drafts WHERE final_text = 'lmaooo yes 😭' AND decided_via = 'dashboard'") == 1
 
             # Import: a broken zip is one clear error, and nothing changes; a good export shows what was scrubbed.
             messages_before = _count(env, "SELECT count(*) FROM messages")
