@@ -1,7 +1,7 @@
 """Benchmark: do the owner's edits teach the persona? And how fast does a decision go out? One JSON line.
 
 **Learning from edits.** The demo's kind of generated history (demo/sample.py) with 45% of
-each channel held out, an adapter trained on the rest with the demo's settings
+each channel held out (`--heldout`), an adapter trained on the rest with the demo's settings
 (`--steps`); the held-out windows, oldest first, are split into an *edit pool* and a
 disjoint *evaluation set* (the newest `--eval`). Then, in rounds up to 25, 50 and 100
 edits: the active adapter drafts a reply (greedy) to each pool context, the "owner"
@@ -83,7 +83,7 @@ def _measure(spec: Any, adapter: str, examples: list[Any], options: Any, generat
             "example": {"real": reals[-1], "draft": drafted[-1]}}
 
 
-def learning(root: Path, edits: list[int], steps: int, retrain_steps: int, eval_count: int) -> dict[str, Any]:
+def learning(root: Path, edits: list[int], steps: int, retrain_steps: int, eval_count: int, heldout: float) -> dict[str, Any]:
     from persona import adapters, drafts
     from persona.replies import LoggedReply
     from persona.runtime.engines.base import GenerationSettings
@@ -92,9 +92,9 @@ def learning(root: Path, edits: list[int], steps: int, retrain_steps: int, eval_
     from trainer.sft import TrainOptions
 
     settings, store = history_home("drafts", root)
-    # Nearly half of each channel held out: enough windows for 100 edits and a disjoint evaluation set;
-    # no fact probes (what is measured here is the voice, and the gate's verdict is only reported).
-    settings = settings.model_copy(update={"heldout_fraction": 0.45, "eval_fact_probes": 0})
+    # By default nearly half of each channel held out: enough windows for 100 edits and a disjoint
+    # evaluation set; no fact probes (what is measured here is the voice; the gate's verdict is only reported).
+    settings = settings.model_copy(update={"heldout_fraction": heldout, "eval_fact_probes": 0})
     started = time.perf_counter()
     first = pipeline.run(store, settings, incremental=False, max_steps=steps, eval_samples=0, quiet=True)
     with store.connect() as conn:
@@ -226,6 +226,7 @@ def clicks(count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", default="25,50,100", help="Edit counts after which to retrain and measure.")
+    parser.add_argument("--heldout", type=float, default=0.45, help="Share of each channel held out (edit pool + evaluation set).")
     parser.add_argument("--steps", type=int, default=10, help="Training steps of the first adapter.")
     parser.add_argument("--retrain-steps", type=int, default=10, help="Training steps of each retrain on the edits.")
     parser.add_argument("--eval", type=int, default=30, help="Held-out windows the drafts are measured on.")
@@ -237,7 +238,8 @@ def main() -> None:
         result["decision_to_message"] = clicks(args.clicks)
     if not args.skip_learning:
         with tempfile.TemporaryDirectory(prefix="persona-bench-edits-") as root:
-            result["learning"] = learning(Path(root), [int(n) for n in args.edits.split(",")], args.steps, args.retrain_steps, args.eval)
+            result["learning"] = learning(Path(root), [int(n) for n in args.edits.split(",")], args.steps, args.retrain_steps, args.eval,
+                                          args.heldout)
     print(json.dumps(result, ensure_ascii=False))
 
 

@@ -19,8 +19,8 @@ once, never twice.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -128,20 +128,30 @@ def attach_notice(conn: psycopg.Connection, draft_id: int, channel_id: int, mess
     conn.execute("UPDATE drafts SET notice_channel_id = %s, notice_message_id = %s WHERE id = %s", (channel_id, message_id, draft_id))
 
 
+def _as_read(row: Any) -> Draft:
+    """A draft as anyone reading it should see it: one past its time is expired, even before
+    the bot's loop has marked it so (only the bot marks it: it also updates the owner's DM)."""
+    draft = Draft(*row)
+    if draft.status in ("pending", "approved") and draft.expires_at <= datetime.now(UTC):
+        return replace(draft, status="expired")
+    return draft
+
+
 def get(conn: psycopg.Connection, draft_id: int) -> Draft | None:
     row = conn.execute(sql.SQL("SELECT {} FROM drafts WHERE id = %s").format(_COLUMNS), (draft_id,)).fetchone()
-    return Draft(*row) if row else None
+    return _as_read(row) if row else None
 
 
 def listed(conn: psycopg.Connection, *, statuses: tuple[str, ...] = (), limit: int = 50) -> list[Draft]:
-    """Newest first; `statuses` empty: all."""
+    """Newest first; `statuses` (as read: past its time is expired) empty: all."""
     if unknown := [s for s in statuses if s not in STATUSES]:
         raise ConfigError(f"unknown draft status {', '.join(unknown)}: use {', '.join(STATUSES)}")
     rows = conn.execute(
-        sql.SQL("SELECT {} FROM drafts WHERE cardinality(%s::text[]) = 0 OR status = ANY(%s::text[]) ORDER BY id DESC LIMIT %s").format(_COLUMNS),
+        sql.SQL("SELECT {} FROM drafts WHERE cardinality(%s::text[]) = 0 OR (CASE WHEN status IN ('pending', 'approved') AND expires_at <= now() "
+                "THEN 'expired' ELSE status END) = ANY(%s::text[]) ORDER BY id DESC LIMIT %s").format(_COLUMNS),
         (list(statuses), list(statuses), limit),
     ).fetchall()
-    return [Draft(*r) for r in rows]
+    return [_as_read(r) for r in rows]
 
 
 def approve(conn: psycopg.Connection, draft_id: int, *, via: Via, text: str | None = None) -> Decision:
@@ -171,7 +181,6 @@ def _decide(conn: psycopg.Connection, draft_id: int, status: str, via: Via, text
     ).fetchone()
     if row is not None:
         return Decision(True, Draft(*row))
-    expire_due(conn)  # a pending draft past its time reads as expired, not as waiting
     return Decision(False, get(conn, draft_id))
 
 
@@ -205,7 +214,8 @@ def mark_failed(conn: psycopg.Connection, draft_id: int, reason: str) -> None:
 
 
 def expire_due(conn: psycopg.Connection) -> list[Draft]:
-    """Pending and approved drafts past their time → `expired` (returned, to update the owner's DM)."""
+    """Pending and approved drafts past their time → `expired` (returned, to update the owner's
+    DM): the bot's loop calls it; everyone else reads such drafts as expired already."""
     rows = conn.execute(
         sql.SQL("UPDATE drafts SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at <= now() RETURNING {}").format(_COLUMNS),
     ).fetchall()

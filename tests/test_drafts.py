@@ -496,3 +496,20 @@ def test_the_approval_rate_per_adapter_version(database: Database, persona_exe: 
     listed = subprocess.run([str(persona_exe), "adapters", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["drafts"]["approval_rate"] == 0.5
+
+
+def test_a_draft_past_its_time_reads_as_expired_before_the_bot_marks_it(database: Database) -> None:
+    """The CLI and the dashboard read a draft past its TTL as expired and cannot send it;
+    only the bot's loop marks it so, because it also updates the owner's DM."""
+    store = Store(database)
+    with store.connect() as conn:
+        late = _held(conn, asker=KIM, channel=GENERAL, text="too late")
+        conn.execute("UPDATE drafts SET expires_at = now() - interval '1 second' WHERE id = %s", (late.id,))
+        conn.commit()
+        assert drafts.get(conn, late.id).status == "expired"
+        assert [d.id for d in drafts.listed(conn, statuses=("expired",))] == [late.id] and drafts.listed(conn, statuses=("pending",)) == []
+        refused = drafts.approve(conn, late.id, via="cli")
+        assert not refused.changed and refused.refusal() == f"draft {late.id} is already expired unsent"
+        conn.commit()
+        assert rows(store, "SELECT status FROM drafts") == [("pending",)]
+        assert [d.id for d in drafts.expire_due(conn)] == [late.id]

@@ -40,8 +40,6 @@ def drafts_list(
 
     statuses = tuple(s.strip() for s in (status or "").split(",") if s.strip())
     with open_store(settings_of(ctx)).connect() as conn:
-        drafts.expire_due(conn)
-        conn.commit()
         found = drafts.listed(conn, statuses=statuses, limit=limit)
     if as_json:
         print(json.dumps([d.as_json() for d in found], ensure_ascii=False))

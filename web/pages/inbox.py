@@ -25,10 +25,8 @@ PLACES = {"channel": "a channel", "guild": "a server", "user": "a person's DMs",
 def inbox(request: Request) -> HTMLResponse:
     dashboard = dashboard_of(request)
     with dashboard.store.connect() as conn:
-        drafts.expire_due(conn)
-        conn.commit()
         waiting = list(reversed(drafts.listed(conn, statuses=("pending",), limit=200)))  # oldest first: the next to answer on top
-        recent = drafts.listed(conn, statuses=("approved", "sending", "sent", "discarded", "expired", "failed"), limit=DECIDED)
+        recent = drafts.listed(conn, statuses=tuple(s for s in drafts.STATUSES if s != "pending"), limit=DECIDED)
         modes = send_modes.listed(conn)
         bot_running = bot_presence(conn) is not None
     template = "inbox_rows.html" if "hx-request" in request.headers else "inbox.html"
