@@ -113,6 +113,7 @@ def learning(root: Path, edits: list[int], steps: int, retrain_steps: int, eval_
     options = TrainOptions.from_settings(settings)
     generation = GenerationSettings.from_settings(settings).overridden(greedy=True, max_new_tokens=32)
     rounds = [{"edits": 0, "version": first.version, "gate": first.status, **_measure(spec, first_path, evaluation, options, generation)}]
+    print(json.dumps({"round": rounds[-1]}, ensure_ascii=False), file=sys.stderr, flush=True)  # what a stopped run still shows
     done = 0
     for target in edits:
         with store.connect() as conn:
@@ -143,6 +144,7 @@ def learning(root: Path, edits: list[int], steps: int, retrain_steps: int, eval_
             version = adapters.get(conn, outcome.version)
         rounds.append({"edits": target, "version": outcome.version, "gate": outcome.status, "dpo": (outcome.metrics or {}).get("dpo"),
                        **_measure(spec, version.path, evaluation, options, generation)})
+        print(json.dumps({"round": rounds[-1]}, ensure_ascii=False), file=sys.stderr, flush=True)
     return {"heldout_windows": len(held), "evaluated_on": len(evaluation), "rounds": rounds, "minutes": round((time.perf_counter() - started) / 60, 1)}
 
 
@@ -236,6 +238,7 @@ def main() -> None:
     result: dict[str, Any] = {"bench": "drafts", "machine": platform.processor() or platform.machine()}
     if args.clicks:
         result["decision_to_message"] = clicks(args.clicks)
+        print(json.dumps(result["decision_to_message"]), file=sys.stderr, flush=True)
     if not args.skip_learning:
         with tempfile.TemporaryDirectory(prefix="persona-bench-edits-") as root:
             result["learning"] = learning(Path(root), [int(n) for n in args.edits.split(",")], args.steps, args.retrain_steps, args.eval,
