@@ -46,16 +46,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.memory_use import history_home
+from trainer.evaluate import last_assistant
 
 
 def _similarity(draft: str, real: str) -> float:
     from rapidfuzz.distance import Levenshtein
 
     return Levenshtein.normalized_similarity(draft.strip(), real.strip())
-
-
-def _last_assistant(messages: list[dict[str, str]]) -> int:
-    return max(i for i, m in enumerate(messages) if m["role"] == "assistant")
 
 
 def _drafts_for(model: Any, tokenizer: Any, contexts: list[list[dict[str, str]]], generation: Any) -> list[str]:
@@ -73,8 +70,8 @@ def _measure(spec: Any, adapter: str, examples: list[Any], options: Any, generat
     tokenizer = load_tokenizer(spec)
     model = PeftModel.from_pretrained(load_base_model(spec), adapter)
     model.eval()
-    contexts = [e.messages[: _last_assistant(e.messages)] for e in examples]
-    reals = [e.messages[_last_assistant(e.messages)]["content"] for e in examples]
+    contexts = [e.messages[: last_assistant(e.messages)] for e in examples]
+    reals = [e.messages[last_assistant(e.messages)]["content"] for e in examples]
     drafted = _drafts_for(model, tokenizer, contexts, generation)
     similarities = [_similarity(d, r) for d, r in zip(drafted, reals, strict=True)]
     loss = heldout_loss(model, tokenizer, examples, options.max_seq_len, options.batch_size)
@@ -124,11 +121,11 @@ def learning(root: Path, edits: list[int], steps: int, retrain_steps: int, eval_
         model = PeftModel.from_pretrained(load_base_model(spec), current.path)
         model.eval()
         batch = pool[done:target]
-        contexts = [e.messages[: _last_assistant(e.messages)] for e in batch]
+        contexts = [e.messages[: last_assistant(e.messages)] for e in batch]
         drafted = _drafts_for(model, tokenizer, contexts, generation)
         with store.connect() as conn:
             for example, context, draft in zip(batch, contexts, drafted, strict=True):
-                real = example.messages[_last_assistant(example.messages)]["content"]
+                real = example.messages[last_assistant(example.messages)]["content"]
                 logged = LoggedReply(scope="bench", prompt=context, completion=draft, memory_ids=[], adapter_version=current.id,
                                      base_model=spec.name, latency_ms=0, asker_id=1, channel_id=example.channel_id, guild_id=None,
                                      trigger_message_id=example.target_ids[-1] if example.target_ids else 1, context_author_ids=(1,))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -25,6 +25,7 @@ from persona.runtime.reply import ReplyEngine
 from persona.storage.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +69,11 @@ class Services:
     @property
     def raters(self) -> frozenset[int]:
         return self.trusted_ids | {self.owner_id}
+
+    def in_transaction(self, action: Callable[[psycopg.Connection], T]) -> T:
+        """Blocking (the cogs run it in a thread): `action` on one connection, in one transaction."""
+        with self.store.connect() as conn, conn.transaction():
+            return action(conn)
 
     def is_opted_out(self, user_id: int) -> bool:
         with self.store.connect() as conn:

@@ -132,8 +132,8 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
         model.set_adapter("candidate")
 
     chosen = sorted(heldout, key=lambda e: e.last_at)[-samples:] if samples else []
-    contexts = [e.messages[: _last_assistant(e.messages)] for e in chosen]
-    real = [e.messages[_last_assistant(e.messages)]["content"] for e in chosen]
+    contexts = [e.messages[: last_assistant(e.messages)] for e in chosen]
+    real = [e.messages[last_assistant(e.messages)]["content"] for e in chosen]
     generation = generation or GenerationSettings.from_settings(Settings.model_construct())
     with model.disable_adapter():
         base_replies = sample_replies(model, tokenizer, contexts, generation)
@@ -217,7 +217,7 @@ def speakers_texts(examples: list[Example]) -> tuple[list[str], list[str]]:
     return owner, others
 
 
-def _last_assistant(messages: list[dict[str, str]]) -> int:
+def last_assistant(messages: list[dict[str, str]]) -> int:
     return max(i for i, m in enumerate(messages) if m["role"] == "assistant")
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import discord
 import psycopg
@@ -28,7 +27,6 @@ from persona.errors import PersonaError
 from persona.runtime.reply import Reply, ReplyRequest, split_message
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DELIVER_EVERY_S = 2.0
 LISTEN_RETRY_S = 10.0
@@ -135,7 +133,7 @@ class Drafts(commands.Cog):
     async def hold(self, message: discord.Message, request: ReplyRequest, reply: Reply, reason: str = "draft mode") -> drafts.Draft:
         """Store the reply as a draft (held for `reason`) and show it to the owner in a DM."""
         logged = self.services.engine.as_logged(request, reply, None, message.guild.id if message.guild else None)
-        draft = await asyncio.to_thread(self._in_transaction, lambda conn: drafts.create(
+        draft = await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.create(
             conn, logged, asker_name=message.author.display_name, asker_text=message.clean_content, place_label=request.place_label,
             ttl=self.services.draft_ttl, held_because=reason))
         try:
@@ -144,7 +142,7 @@ class Drafts(commands.Cog):
         except discord.HTTPException as exc:  # DMs closed to the bot: the draft waits on the dashboard and the CLI
             log.warning("draft %s could not be shown to the owner in Discord (%s): see `persona drafts list` or the dashboard", draft.id, exc)
             return draft
-        await asyncio.to_thread(self._in_transaction, lambda conn: drafts.attach_notice(conn, draft.id, notice.channel.id, notice.id))
+        await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.attach_notice(conn, draft.id, notice.channel.id, notice.id))
         log.info("draft %s held for the owner (message %s in %s)", draft.id, message.id, request.place_label)
         return draft
 
@@ -155,7 +153,7 @@ class Drafts(commands.Cog):
             await interaction.response.send_message(NOT_OWNER, ephemeral=True)
             return
         if action == "edit":
-            draft = await asyncio.to_thread(self._in_transaction, lambda conn: drafts.get(conn, draft_id))
+            draft = await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.get(conn, draft_id))
             if draft is None or draft.status != "pending":
                 await self._answer_refusal(interaction, drafts.Decision(False, draft))
                 return
@@ -170,12 +168,12 @@ class Drafts(commands.Cog):
             return
         if action == "send":
             try:
-                decision = await asyncio.to_thread(self._in_transaction, lambda conn: drafts.approve(conn, draft_id, via="discord", text=text))
+                decision = await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.approve(conn, draft_id, via="discord", text=text))
             except PersonaError as exc:  # an empty edit: say so, the draft stays as it was
                 await interaction.response.send_message(exc.message, ephemeral=True)
                 return
         else:
-            decision = await asyncio.to_thread(self._in_transaction, lambda conn: drafts.discard(conn, draft_id, via="discord"))
+            decision = await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.discard(conn, draft_id, via="discord"))
         if not decision.changed or decision.draft is None:
             await self._answer_refusal(interaction, decision)
             return
@@ -199,7 +197,7 @@ class Drafts(commands.Cog):
     @tasks.loop(seconds=DELIVER_EVERY_S)
     async def deliver_and_expire(self) -> None:
         try:
-            for draft in await asyncio.to_thread(self._in_transaction, drafts.expire_due):
+            for draft in await asyncio.to_thread(self.services.in_transaction, drafts.expire_due):
                 await self._update_notice(draft)
             await self.deliver(None)
         except Exception:
@@ -212,7 +210,7 @@ class Drafts(commands.Cog):
     async def deliver(self, draft_id: int | None) -> None:
         """Post approved drafts (one, or every one approved anywhere), each claimed first."""
         async with self._sending:
-            claimed = await asyncio.to_thread(self._in_transaction, lambda conn: drafts.claim_approved(conn, draft_id))
+            claimed = await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.claim_approved(conn, draft_id))
             for draft in claimed:
                 await self._post(draft)
 
@@ -232,16 +230,16 @@ class Drafts(commands.Cog):
                 if heading:
                     await asyncio.to_thread(self.services.give_back_disclosure, draft.asker_id, draft.channel_id)
                 reason = f"Discord refused: {exc.text or exc}"
-                await asyncio.to_thread(self._in_transaction, lambda conn: drafts.mark_failed(conn, draft.id, reason))
+                await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.mark_failed(conn, draft.id, reason))
                 await self._refresh_notice(draft.id)
                 return
         ids = [m.id for m in sent]
-        await asyncio.to_thread(self._in_transaction, lambda conn: drafts.mark_sent(conn, draft.id, ids))
+        await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.mark_sent(conn, draft.id, ids))
         log.info("draft %s sent%s", draft.id, " (edited)" if draft.edited else "")
         await self._refresh_notice(draft.id)
 
     async def _refresh_notice(self, draft_id: int) -> None:
-        draft = await asyncio.to_thread(self._in_transaction, lambda conn: drafts.get(conn, draft_id))
+        draft = await asyncio.to_thread(self.services.in_transaction, lambda conn: drafts.get(conn, draft_id))
         if draft is not None:
             await self._update_notice(draft)
 
@@ -255,9 +253,6 @@ class Drafts(commands.Cog):
         except discord.HTTPException as exc:  # the owner deleted the DM: the draft's state is in the database all the same
             log.info("the DM of draft %s could not be updated: %s", draft.id, exc)
 
-    def _in_transaction(self, action: Callable[[psycopg.Connection], T]) -> T:
-        with self.services.store.connect() as conn, conn.transaction():
-            return action(conn)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
 
 import discord
 import psycopg
@@ -22,8 +21,6 @@ from persona.privacy.forget import Forgotten, forget_channel, forget_person, for
 from persona.privacy.requests import time_range
 from persona.replies import record_feedback
 from persona.status import describe, status
-
-T = TypeVar("T")
 
 _MESSAGE_LINK = re.compile(r"(\d{15,21})\s*$")
 
@@ -52,9 +49,6 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
         self.services = services
         super().__init__()
 
-    def _in_transaction(self, action: Callable[[psycopg.Connection], T]) -> T:
-        with self.services.store.connect() as conn, conn.transaction():
-            return action(conn)
 
     @app_commands.command(name="feedback", description="Rate the persona's reply (default: its latest here)")
     @app_commands.describe(rating="Was it like them?", correction="What they would have said instead", message="Link or id of the reply")
@@ -62,7 +56,7 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
     async def feedback(self, interaction: discord.Interaction, rating: app_commands.Choice[str], correction: str | None = None,
                        message: str | None = None) -> None:
         value = 1 if rating.value == "up" else -1
-        reply_id = await asyncio.to_thread(self._in_transaction, lambda conn: record_feedback(
+        reply_id = await asyncio.to_thread(self.services.in_transaction, lambda conn: record_feedback(
             conn, message_id=message_id_of(message), channel_id=interaction.channel_id, rater_id=interaction.user.id,
             rating=value, via="command", correction=correction))
         text = "thanks, noted" if reply_id else "I couldn't find a reply of mine to rate here"
@@ -73,13 +67,13 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
 
     @app_commands.command(name="status", description="Active adapter, data counts, last and next retrain, what I know well")
     async def status(self, interaction: discord.Interaction) -> None:
-        summary, known = await asyncio.to_thread(self._in_transaction, lambda conn: (status(conn), self._topics_here(conn, interaction)))
+        summary, known = await asyncio.to_thread(self.services.in_transaction, lambda conn: (status(conn), self._topics_here(conn, interaction)))
         text = describe(summary, self.services.next_retrain()) + "\n" + memory_topics.describe(known, limit=5)
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="topics", description="What I can talk about well here, and what I know little about")
     async def topics(self, interaction: discord.Interaction) -> None:
-        known = await asyncio.to_thread(self._in_transaction, lambda conn: self._topics_here(conn, interaction))
+        known = await asyncio.to_thread(self.services.in_transaction, lambda conn: self._topics_here(conn, interaction))
         await interaction.response.send_message(topics_message(known), ephemeral=True)
 
     @app_commands.command(name="optout", description="Delete what you said from the persona's memory and training data, and keep it out")
@@ -90,7 +84,7 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
 
     @app_commands.command(name="optin", description="Let the persona keep your new messages again")
     async def optin(self, interaction: discord.Interaction) -> None:
-        changed = await asyncio.to_thread(self._in_transaction, lambda conn: opt_in(conn, interaction.user.id))
+        changed = await asyncio.to_thread(self.services.in_transaction, lambda conn: opt_in(conn, interaction.user.id))
         await interaction.response.send_message("welcome back" if changed else "you were not opted out", ephemeral=True)
 
     @app_commands.command(name="forget", description="Owner only: forget a person, a channel, or a time range")
@@ -132,10 +126,10 @@ class PersonaCommands(commands.GroupCog, group_name="persona", group_description
             await interaction.response.send_message("this server: use it in one of the server's channels", ephemeral=True)
             return
         if mode.value == "default":
-            await asyncio.to_thread(self._in_transaction, lambda conn: send_modes.clear(conn, place))
+            await asyncio.to_thread(self.services.in_transaction, lambda conn: send_modes.clear(conn, place))
             text = f"{place.describe()}: back to the default"
         else:
-            await asyncio.to_thread(self._in_transaction, lambda conn: send_modes.set_mode(conn, place, mode.value))
+            await asyncio.to_thread(self.services.in_transaction, lambda conn: send_modes.set_mode(conn, place, mode.value))
             text = f"{place.describe()}: {mode.value}" + {"auto": " (I reply at once, in your name)",
                                                              "draft": " (each reply comes to your DMs first)", "off": " (no replies)"}[mode.value]
         await interaction.response.send_message(text, ephemeral=True)
