@@ -96,3 +96,18 @@ class FakeEngine:
 
     def generate(self, messages: list[dict[str, str]], **options: Any) -> Any:
         raise NotImplementedError("a fake engine says what it answers")
+
+
+def hold_draft(conn: Any, *, asker: int, channel: int, asked: str, draft: str, guild: int | None = None, prompt: list[dict[str, str]] | None = None,
+               trigger: int = 1, adapter: int | None = None, memory_ids: tuple[int, ...] = (), quoted: tuple[int, ...] = (), asker_name: str = "Kim",
+               place_label: str = "#general") -> Any:
+    """A pending draft made as the bot makes one (persona/drafts.py), without Discord or a model: `draft` answering `asked`."""
+    from datetime import timedelta
+
+    from persona import drafts
+    from persona.replies import LoggedReply
+
+    logged = LoggedReply(scope=f"guild:{guild}" if guild else f"dm:{asker}", prompt=prompt or [{"role": "user", "content": asked}], completion=draft,
+                         memory_ids=list(memory_ids), adapter_version=adapter, base_model="tiny", latency_ms=5, asker_id=asker, channel_id=channel,
+                         guild_id=guild, trigger_message_id=trigger, context_author_ids=(asker, *quoted))
+    return drafts.create(conn, logged, asker_name=asker_name, asker_text=asked, place_label=place_label, ttl=timedelta(hours=1))

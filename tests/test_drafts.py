@@ -19,7 +19,6 @@ import pytest
 from bot.client import PersonaBot
 from persona import drafts, guard, replies, send_modes
 from persona.memory.embeddings import Embedder
-from persona.replies import LoggedReply
 from persona.runtime.engines.base import Generated, GenerationSettings
 from persona.runtime.engines.transformers_engine import TransformersGenerator
 from persona.runtime.model import BaseModelSpec
@@ -30,7 +29,7 @@ from persona.storage.store import Store
 from tests.fake_discord.server import BOT_ID, FakeDiscord
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, KIM, SAM
-from tests.helpers import FakeEngine, rows
+from tests.helpers import FakeEngine, hold_draft, rows
 from tests.test_bot import GENERAL, GUILD_ID, QUIET, make_engine, make_generator, run_with_bot, wait_for
 
 DISCLOSED = "-# 🤖 AI persona of Alex, trained on their messages\n"
@@ -258,12 +257,9 @@ def test_modes_by_place_most_specific_first(engine: ReplyEngine, persona_exe: Pa
         assert send_modes.mode_for(conn, "draft", channel_id=123, guild_id=GUILD_ID, person_id=KIM) == "draft"
 
 
-def _held(conn: Any, *, asker: int, channel: int, text: str, memory_ids: list[int] = (), quoted: tuple[int, ...] = (),
-          adapter: int | None = None) -> drafts.Draft:
-    logged = LoggedReply(scope=f"guild:{GUILD_ID}", prompt=[{"role": "user", "content": text}], completion=f"draft about {text}",
-                         memory_ids=list(memory_ids), adapter_version=adapter, base_model="tiny", latency_ms=5, asker_id=asker, channel_id=channel,
-                         guild_id=GUILD_ID, trigger_message_id=1, context_author_ids=(asker, *quoted))
-    return drafts.create(conn, logged, asker_name="someone", asker_text=text, place_label="#general", ttl=timedelta(hours=1))
+def _held(conn: Any, *, asker: int, channel: int, text: str, quoted: tuple[int, ...] = (), adapter: int | None = None) -> drafts.Draft:
+    return hold_draft(conn, asker=asker, channel=channel, asked=text, draft=f"draft about {text}", guild=GUILD_ID, quoted=quoted, adapter=adapter,
+                      asker_name="someone")
 
 
 def test_forget_deletes_drafts_with_the_person_channel_and_range(database: Database) -> None:

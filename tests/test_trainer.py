@@ -354,11 +354,9 @@ def test_decisions_on_drafts_teach_through_sft_kto_and_dpo(store: Store, tsettin
     correction a pair; a decision made in Discord waits for PERSONA_TRAIN_ON_API_CONTENT.
     The DPO-trained candidate goes through the gate; forgetting the asker taints it and
     takes the pair out of its files."""
-    from datetime import timedelta
-
     from persona import drafts
     from persona.privacy.forget import carry_out, forget_person
-    from persona.replies import LoggedReply
+    from tests.helpers import hold_draft
 
     friend = 999_000_000_000_000_001  # someone who only ever asked in DMs the owner answered as drafts: no message of theirs is stored
     with store.connect() as conn:
@@ -366,9 +364,8 @@ def test_decisions_on_drafts_teach_through_sft_kto_and_dpo(store: Store, tsettin
     assert pipeline.run(store, tsettings, incremental=False, max_steps=4, eval_samples=0, quiet=True).status == "promoted"
 
     def held(conn: psycopg.Connection, text: str) -> int:
-        logged = LoggedReply(scope="dm:1", prompt=CHAT[:2], completion=text, memory_ids=[], adapter_version=1, base_model="tiny", latency_ms=9,
-                             asker_id=friend, channel_id=7, guild_id=None, trigger_message_id=1, context_author_ids=(friend,))
-        return drafts.create(conn, logged, asker_name="sam", asker_text="are you coming?", place_label="DM", ttl=timedelta(hours=1)).id
+        return hold_draft(conn, asker=friend, channel=7, asked="are you coming?", draft=text, prompt=CHAT[:2], adapter=1, asker_name="sam",
+                          place_label="DM").id
 
     with store.connect() as conn:
         edited, kept, dropped, in_discord = (held(conn, t) for t in ("As an AI, I cannot attend.", "fr lowkey yes", "Greetings, Sam.", "Indeed."))

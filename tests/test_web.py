@@ -32,7 +32,7 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
-from tests.helpers import free_port, random_lora, wait_healthy
+from tests.helpers import free_port, hold_draft, random_lora, wait_healthy
 from tests.test_cli import assert_one_line_error, run
 from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _history
 
@@ -191,16 +191,8 @@ def _count(env: dict[str, str], query: str, *args: object) -> int:
 
 
 def _pending_draft(store: Store, asked: str, draft: str) -> int:
-    from datetime import timedelta
-
-    from persona import drafts
-    from persona.replies import LoggedReply
-
-    logged = LoggedReply(scope=f"guild:{GUILD[0]}", prompt=[{"role": "user", "content": asked}], completion=draft, memory_ids=[],
-                         adapter_version=None, base_model="tiny", latency_ms=5, asker_id=KIM, channel_id=GENERAL, guild_id=int(GUILD[0]),
-                         trigger_message_id=1, context_author_ids=(KIM,))
     with store.connect() as conn:
-        made = drafts.create(conn, logged, asker_name="Kim", asker_text=asked, place_label="#general (Rust Fans)", ttl=timedelta(hours=1))
+        made = hold_draft(conn, asker=KIM, channel=GENERAL, asked=asked, draft=draft, guild=int(GUILD[0]), place_label="#general (Rust Fans)")
         conn.commit()
     return made.id
 

@@ -20,6 +20,7 @@ from persona.errors import PersonaError
 from persona.memory.embeddings import Embedder
 from persona.storage.store import Store
 from tests.fixtures import voice
+from tests.helpers import hold_draft
 from tests.test_web import env, start_web, stop_web  # noqa: F401 - env is a fixture
 from web.app import create_app
 from web.auth import COOKIE
@@ -154,17 +155,9 @@ def test_cookies_are_secure_over_https_and_behind_a_configured_proxy(dashboard: 
         assert "Secure" in behind_proxy.get("/login").headers["set-cookie"]
 
 
-def _draft(store: Store, text: str, *, asker: int = 1234, channel: int = 4321) -> int:
-    from datetime import timedelta
-
-    from persona import drafts
-    from persona.replies import LoggedReply
-
-    logged = LoggedReply(scope="guild:1", prompt=[{"role": "user", "content": text}], completion=f"draft: {text}", memory_ids=[],
-                         adapter_version=None, base_model="tiny", latency_ms=3, asker_id=asker, channel_id=channel, guild_id=1,
-                         trigger_message_id=99, context_author_ids=(asker,))
+def _draft(store: Store, text: str) -> int:
     with store.connect() as conn:
-        draft = drafts.create(conn, logged, asker_name="Kim", asker_text=text, place_label="#general (Crux)", ttl=timedelta(hours=1))
+        draft = hold_draft(conn, asker=1234, channel=4321, asked=text, draft=f"draft: {text}", guild=1, trigger=99, place_label="#general (Crux)")
         conn.commit()
     return draft.id
 
