@@ -18,9 +18,10 @@ import psycopg
 from psycopg import sql
 
 from persona.errors import PersonaError
+from persona.prompts import CURRENT_FRAME
 
 _COLUMNS = sql.SQL("id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, "
-                   "created_at, activated_at, tainted_at, tainted_reason, files_pending, draft_watermark")
+                   "created_at, activated_at, tainted_at, tainted_reason, files_pending, draft_watermark, prompt_frame")
 
 
 def served_name(version: int) -> str:
@@ -46,6 +47,7 @@ class AdapterVersion:
     tainted_reason: str | None = None
     files_pending: bool = False  # files beside it still hold forgotten text (persona/adapter_files.py)
     draft_watermark: int = 0  # the last owner's decision on a draft it learned from (drafts.decision_seq)
+    prompt_frame: int = CURRENT_FRAME  # the conversation frame it was trained on, and is served in (persona/prompts.py)
 
     @property
     def label(self) -> str:
@@ -76,12 +78,12 @@ def versions(conn: psycopg.Connection) -> list[AdapterVersion]:
 
 
 def create_candidate(conn: psycopg.Connection, *, base_model: str, parent_id: int | None, hyperparams: dict[str, Any],
-                     data_watermark: int, feedback_watermark: int) -> int:
+                     data_watermark: int, feedback_watermark: int, prompt_frame: int = CURRENT_FRAME) -> int:
     """A new version row; its folder path is filled in by `set_path` once the id is known."""
     return int(conn.execute(
-        "INSERT INTO adapter_versions (parent_id, base_model, path, hyperparams, data_watermark, feedback_watermark) "
-        "VALUES (%s, %s, '', %s, %s, %s) RETURNING id",
-        (parent_id, base_model, json.dumps(hyperparams), data_watermark, feedback_watermark),
+        "INSERT INTO adapter_versions (parent_id, base_model, path, hyperparams, data_watermark, feedback_watermark, prompt_frame) "
+        "VALUES (%s, %s, '', %s, %s, %s, %s) RETURNING id",
+        (parent_id, base_model, json.dumps(hyperparams), data_watermark, feedback_watermark, prompt_frame),
     ).fetchone()[0])
 
 

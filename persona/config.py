@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     local_precision: Precision = Field(
         default="fp32", description="PERSONA_ENGINE=transformers on a CPU: fp32 (exact), bf16 (faster where the CPU has bf16 instructions), "
         "int8 (dynamic quantisation: fastest; greedy replies differ slightly from fp32).")
+    prefix_cache_mb: int = Field(
+        default=512, ge=0, le=65536, description="In-process engines: memory for the prompt prefixes kept per place (channel, DM, API "
+        "caller), so the next reply there reads only what is new; least recently used places dropped first, all dropped when the "
+        "adapter changes; 0 = off (every prompt read from the start).")
     openai_base_url: str = Field(default="", description="The server's API root, e.g. http://127.0.0.1:8000/v1 (PERSONA_ENGINE=openai).")
     openai_api_key: SecretStr | None = Field(default=None, description="Its API key, if it wants one (secret: never logged).")
     openai_model: str = Field(default="", description="The base model's name on the server; empty: the first one it lists.")

@@ -24,6 +24,14 @@ def line(template: str, owner_name: str) -> str:
     return f"{SUBTEXT}{text}"
 
 
+def without_line(text: str) -> str:
+    """A sent reply's text without the line above it (what the persona itself said)."""
+    lines = text.split("\n")
+    while lines and lines[0].startswith(SUBTEXT):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
 def carries_line(mode: str, claim_first: Callable[[], bool]) -> bool:
     """Whether this reply carries the line; `claim_first` (the database) is asked only under `first`."""
     return mode == "always" or (mode == "first" and claim_first())

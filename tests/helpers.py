@@ -111,3 +111,23 @@ def hold_draft(conn: Any, *, asker: int, channel: int, asked: str, draft: str, g
                          memory_ids=list(memory_ids), adapter_version=adapter, base_model="tiny", latency_ms=5, asker_id=asker, channel_id=channel,
                          guild_id=guild, trigger_message_id=trigger, context_author_ids=(asker, *quoted))
     return drafts.create(conn, logged, asker_name=asker_name, asker_text=asked, place_label=place_label, ttl=timedelta(hours=1))
+
+
+def conversation(place: str, turns: int) -> list[tuple[str, list[dict[str, str]]]]:
+    """A channel's prompts as replies grow it: each adds the asker's line, new memories and (after) the reply."""
+    from persona.prompts import Frame, Line, render
+
+    frame = Frame("June", "", f"#{place} (Crux)", "2024-05-01")
+    lines = [Line("sam", f"{place} chatter {i}", False) for i in range(4)]
+    prompts = []
+    for turn in range(turns):
+        lines.append(Line("kim", f"question {turn} in {place}: what are you doing later?", False))
+        prompts.append((place, render(frame, lines, [f"memory {turn} about {place} " * 4, f"another memory {turn}"])))
+        lines.append(Line("June", f"reply {turn}", True))
+    return prompts
+
+
+def interleaved(places: list[str], turns: int) -> list[tuple[str, list[dict[str, str]]]]:
+    """The prompts of `places` taking turns."""
+    by_place = [conversation(place, turns) for place in places]
+    return [prompts[turn] for turn in range(turns) for prompts in by_place]

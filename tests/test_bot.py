@@ -477,7 +477,7 @@ class Typist:
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         return sum(len(m["content"]) for m in messages) // 4
 
-    def generate(self, messages, *, greedy=None, evidence=(), grounding=None, opening="", max_new_tokens=None, on_text=None):
+    def generate(self, messages, *, greedy=None, evidence=(), grounding=None, opening="", max_new_tokens=None, on_text=None, place=None):
         from persona.runtime.engines.base import Generated
 
         for word in self.text.split(" "):

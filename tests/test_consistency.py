@@ -96,7 +96,7 @@ class ScriptedModel(FakeEngine):
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
-                 on_text: OnText | None = None) -> Generated:
+                 on_text: OnText | None = None, place: str | None = None) -> Generated:
         self.calls.append({"evidence": list(evidence), "opening": opening})
         if opening:
             return Generated("tbh", 1)

@@ -30,7 +30,7 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.history import CANARY, GUILD, KIM, import_history
-from tests.helpers import random_lora
+from tests.helpers import interleaved, random_lora
 
 needs_llama_cpp = pytest.mark.skipif(available() is not None, reason=f"{available()}")
 GREEDY = GenerationSettings(max_new_tokens=24, temperature=0.8, top_p=0.9, repetition_penalty=1.1, greedy=True)
@@ -343,3 +343,25 @@ def test_persona_adapters_gguf_writes_the_llama_server_file(persona_exe: Path, s
     assert len(names) == 30 * 2 * 2 and "blk.0.attn_q.weight.lora_a" in names and "blk.29.attn_v.weight.lora_b" in names
     missing = subprocess.run([str(persona_exe), "adapters", "gguf", "v9"], env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and "v9" in missing.stderr
+
+
+@needs_llama_cpp
+def test_prefix_reuse_gives_llama_cpps_own_greedy_replies(engines: tuple, smollm2: BaseModelSpec) -> None:
+    """Each place's conversation saved and loaded back (llama_state_seq_*) reads far less
+    and replies word for word as reading every prompt from the start (the adapter switch
+    that drops them all is `test_llama_cpp_replies_swap_adapters_stream_and_ground`'s)."""
+    from persona.runtime.prefix_cache import SequenceStates
+
+    engine = engines[1]
+    prompts = interleaved(["general", "dm"], 3)
+    replies, counters = {}, {}
+    try:
+        for mb in (64, 0):  # 0: PERSONA_PREFIX_CACHE_MB=0, every prompt read from the start
+            engine.prefixes = counters[mb] = SequenceStates(mb * 2**20)
+            engine.llm.reset()
+            replies[mb] = [engine.generate(messages, place=place).text for place, messages in prompts]
+    finally:
+        engine.prefixes = SequenceStates(0)
+    assert replies[64] == replies[0] and len(set(replies[0])) > 1
+    assert 0 < counters[64].nbytes <= 64 * 2**20 and len(counters[64]) == 2
+    assert counters[0].share_read() == 1.0 and counters[64].share_read() < 0.8

@@ -57,7 +57,7 @@ class ObedientModel(FakeEngine):
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
-                 on_text: OnText | None = None) -> Generated:
+                 on_text: OnText | None = None, place: str | None = None) -> Generated:
         text = "\n".join([*(m["content"] for m in messages), *evidence])
         if on_text is not None:  # streamed too, word by word: what a streaming reply could leak
             for piece in text.split(" "):

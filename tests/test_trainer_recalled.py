@@ -46,8 +46,9 @@ def test_memories_come_from_the_same_scope_and_from_before(store: Store, embedde
     with_memories = [e for e in examples if e.recalled_ids]
     assert added == len(with_memories) and len(with_memories) > len(examples) // 2
     for example in with_memories:
-        system = example.messages[0]["content"]
+        system = next(m["content"] for m in reversed(example.messages) if m["role"] == "user")  # frame 2: beside the last question
         assert system.count("<memory>") == len(example.recalled_ids) and "recalled" in example.tags
+        assert "<memory>" not in example.messages[0]["content"] and example.messages[-1]["role"] == "assistant"
         for memory_id in example.recalled_ids:
             scope, ended_at, message_ids = recalled[memory_id]
             assert scope == scopes[example.channel_id]
@@ -55,7 +56,7 @@ def test_memories_come_from_the_same_scope_and_from_before(store: Store, embedde
             assert not set(message_ids) & set(example.target_ids)  # never the example's own answer
         if scopes[example.channel_id].startswith("guild:"):
             assert "CANARY-DM" not in system  # a DM never reaches a server conversation
-    assert any(CANARY in e.messages[0]["content"] for e in with_memories if e.channel_id == DM_CHANNEL)
+    assert any(CANARY in json.dumps(e.messages) for e in with_memories if e.channel_id == DM_CHANNEL)
 
 
 def test_the_share_is_stable_and_zero_turns_it_off(store: Store, embedder: Embedder) -> None:
@@ -63,7 +64,7 @@ def test_the_share_is_stable_and_zero_turns_it_off(store: Store, embedder: Embed
     with store.connect() as conn:
         plain = build_dataset(conn, Options())
         assert add_recalled_memories(conn, embedder, plain.train, fraction=0.0, max_seq_len=4096) == 0
-        assert not any("<memory>" in e.messages[0]["content"] for e in plain.train)
+        assert not any("<memory>" in json.dumps(e.messages) for e in plain.train)
         first = build_dataset(conn, Options())
         second = build_dataset(conn, Options())
         add_recalled_memories(conn, embedder, first.train, fraction=0.5, max_seq_len=4096)
@@ -121,8 +122,8 @@ def test_recall_drills_put_the_answer_in_a_memory_of_the_same_scope(store: Store
             assert scope == scopes[drill.channel_id]  # a server drill never sees the DM
             assert not set(message_ids) & held  # never a held-out message
             assert set(message_ids) <= set(drill.message_ids)  # a forget of them finds the drill
-        assert system.count("<memory>") == len(drill.recalled_ids)
-    assert not any(CANARY in d.messages[0]["content"] for d in drills if scopes[d.channel_id].startswith("guild:"))
+        assert user.count("<memory>") == len(drill.recalled_ids) and "<memory>" not in system
+    assert not any(CANARY in json.dumps(d.messages) for d in drills if scopes[d.channel_id].startswith("guild:"))
     assert answered_question(dataset.train[0]) is None or answered_question(dataset.train[0])[1].endswith("?")
     with store.connect() as conn:
         assert add_drills(conn, embedder, dataset.train, dataset.heldout, fraction=0.0) == []

@@ -34,7 +34,7 @@ from persona import memory
 from persona.history.messages import channel_scopes
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import asked_within
-from persona.prompts import with_memories
+from persona.prompts import attach_memories
 from trainer.dataset import Example
 from trainer.recalled import chosen
 
@@ -102,11 +102,12 @@ def _drill(conn: psycopg.Connection, embedder: Embedder, example: Example, excha
               if m.id != holding.id and held.isdisjoint(m.message_ids)][:DISTRACTORS]
     chosen = [holding, *others]
     random.Random(f"{seed}:{example.target_ids[0]}").shuffle(chosen)
-    system = with_memories(example.messages[0]["content"], [m.content for m in chosen])
     user = f"{context}\n{question}" if context else question
+    messages = [{"role": "system", "content": example.messages[0]["content"]}, {"role": "user", "content": user},
+                {"role": "assistant", "content": answer}]
     return replace(
         example,
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+        messages=attach_memories(messages, [m.content for m in chosen]),
         tags=[*example.tags, "drill"],
         recalled_ids=[m.id for m in chosen],
         message_ids=sorted({*example.message_ids, *(i for m in chosen for i in m.message_ids)}),

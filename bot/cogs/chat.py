@@ -13,10 +13,11 @@ from discord.ext import commands
 from bot.delivery import LiveMessage, with_heading
 from bot.services import Services
 from bot.triggers import per_user_cooldown, place_of, should_answer
-from persona import guard
+from persona import disclosure, guard
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
 from persona.runtime.reply import Reply, ReplyRequest, split_message
+from persona.runtime.window import StickyWindow
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class Chat(commands.Cog):
         self.bot = bot
         self.services = services
         self.cooldown = per_user_cooldown(services.per_user_rate)
+        # From half the fetched history up to all of it, the same first line: the engines reuse the prompt read before.
+        self.window = StickyWindow(max(1, services.history_limit // 2), services.history_limit)
         # A local model generates one reply at a time; a model server (PERSONA_ENGINE=openai) batches concurrent ones.
         self.generation = asyncio.Semaphore(services.generation_slots)
         self.pending = 0
@@ -79,10 +82,13 @@ class Chat(commands.Cog):
         fetched = time.perf_counter()
         owner_id = self.services.owner_id
         quoted = [m for m in reversed(history) if m.content]
+        quoted = quoted[self.window.start(message.channel.id, [m.id for m in quoted]):]
         # An opted-out person's lines are not put in a prompt either (the logged prompt would keep them).
         opted_out = await asyncio.to_thread(self.services.opted_out_among, sorted({m.author.id for m in quoted}))
         quoted = [m for m in quoted if m.author.id not in opted_out]
-        lines = [Line(m.author.display_name, m.clean_content, m.author.id == owner_id) for m in quoted]
+        # The persona's own earlier replies are the owner's turns, as in training (without the disclosure line).
+        lines = [Line(m.author.display_name, disclosure.without_line(m.clean_content) if m.author.id == me.id else m.clean_content,
+                      m.author.id in (owner_id, me.id)) for m in quoted]
         place, label = place_of(message)
         request = ReplyRequest(
             text=message.clean_content.replace(f"@{me.display_name}", "").strip(), asker_id=message.author.id,

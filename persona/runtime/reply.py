@@ -23,7 +23,7 @@ from persona.errors import ModelUnavailable
 from persona.history.people import resolve_owner
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
-from persona.prompts import Frame, Line, Messages, place_label, render_to_fit
+from persona.prompts import CURRENT_FRAME, Frame, Line, Messages, place_label, render_to_fit
 from persona.runtime import cancellation, consistency, unknowns
 from persona.runtime.engines.base import GenerationSettings, TextGenerator
 from persona.runtime.engines.registry import engine_for
@@ -112,6 +112,7 @@ class ReplyEngine:
         self.grounding = grounding or GroundingSettings()
         self.say_unknown = say_unknown
         self.consistency = consistency_policy
+        self.frame_version = CURRENT_FRAME  # the active adapter's (adapter_versions.prompt_frame): what it was trained on
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, *, embedder: Embedder | None = None,
@@ -135,11 +136,12 @@ class ReplyEngine:
         with self.store.connect() as conn:
             current = adapters.active(conn)
         self.generator.use_adapter(current.id if current else None, current.path if current else None)
+        self.frame_version = current.prompt_frame if current else CURRENT_FRAME
         return self.generator.adapter_version
 
     def build_prompt(self, request: ReplyRequest, memories: list[memory.Memory]) -> Messages:
         frame = Frame(self.owner_name, self.style_notes, request.place_label or _default_label(request),
-                      request.day or datetime.now(UTC).strftime("%Y-%m-%d"))
+                      request.day or datetime.now(UTC).strftime("%Y-%m-%d"), self.frame_version)
         lines = [*request.history, Line(request.asker_name, request.text, False)]
         return render_to_fit(frame, lines, [m.content for m in memories], self.generator.count_tokens, self.context_tokens)
 
@@ -197,7 +199,8 @@ class ReplyEngine:
             return consistency.Repaired(text, new_tokens, said_unknown=True)
         streamed = SentenceRelease(on_sentences) if on_sentences is not None else None
         generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed,
-                                            greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
+                                            greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings),
+                                            place=conversation_key(request))
         return consistency.Repaired(clean(generated.text), generated.new_tokens)
 
     def _repair(self, request: ReplyRequest, prompt: Messages, recalled: list[memory.Memory], evidence: list[Evidence], about_owner: bool,
@@ -206,7 +209,8 @@ class ReplyEngine:
 
         def regenerate(sentence: str) -> tuple[str, int]:
             again = self.generator.generate(prompt, greedy=True, evidence=[sentence], grounding=_insistent(self.grounding),
-                                            max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings))
+                                            max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings),
+                                            place=conversation_key(request))
             return clean(again.text), again.new_tokens
 
         return consistency.repair(draft.text, draft.new_tokens, verdict, self.consistency,
@@ -221,7 +225,7 @@ class ReplyEngine:
             hedges = unknowns.owner_hedges(conn, self.owner_id, readable_scopes(request.asker_id, request.place, self.owner_id))
         if hedges:
             return unknowns.pick(hedges, request.text), 0
-        generated = self.generator.generate(prompt, opening=unknowns.OPENING, max_new_tokens=8)
+        generated = self.generator.generate(prompt, opening=unknowns.OPENING, max_new_tokens=8, place=conversation_key(request))
         return unknowns.first_clause(unknowns.OPENING, generated.text), generated.new_tokens
 
     def _check(self, request: ReplyRequest, text: str, recalled: list[memory.Memory], about_owner: bool) -> consistency.Verdict:
@@ -256,6 +260,14 @@ class ReplyEngine:
         self.refresh_adapter()  # a promotion or rollback is served from the next request on (one indexed query)
         reply = self.reply(request, on_sentences)
         return reply, self.log(request, reply, guild_id=request.place.guild_id)
+
+
+def conversation_key(request: ReplyRequest) -> str:
+    """Whose conversation a prompt continues, for the engines' prefix reuse: a channel or
+    DM by its id, else (an API caller, `persona chat`) the place and the asker."""
+    if request.channel_id is not None:
+        return f"channel:{request.channel_id}"
+    return f"{request.place.kind}:{request.place.channel_id or ''}:{request.asker_id or ''}"
 
 
 def _without_control_characters(request: ReplyRequest) -> ReplyRequest:

@@ -100,4 +100,7 @@ class TextGenerator(Protocol):
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
-                 on_text: OnText | None = None) -> Generated: ...
+                 on_text: OnText | None = None, place: str | None = None) -> Generated:
+        """`place`: where the conversation happens (a channel, a DM, an API caller); a local
+        engine keeps each place's prompt prefix to reuse for the next reply there."""
+        ...

@@ -6,8 +6,8 @@ the next token is chosen by transformers' own logits processors (repetition pena
 temperature, top-k, top-p, then grounding's `EvidenceBias`) in the order `generate`
 applies them, so sampling settings and grounding mean the same on both engines.
 llama.cpp does what is slow: the forward pass over the GGUF weights (quantised weights
-stay quantised), reusing the cached prompt prefix the previous reply left in its KV
-cache (the system prompt), and LoRA adapters converted to GGUF (`gguf_lora.py`),
+stay quantised), reusing the prompt prefix each place's previous reply left in the KV cache
+(persona/runtime/prefix_cache.py: SequenceStates), and LoRA adapters converted to GGUF (`gguf_lora.py`),
 switched without reloading the model.
 
 What differs from transformers: llama.cpp multiplies quantised weights with quantised
@@ -36,6 +36,7 @@ from persona.runtime.engines.base import Generated, GenerationSettings, Messages
 from persona.runtime.engines.gguf_lora import gguf_field
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_tokenizer
+from persona.runtime.prefix_cache import SequenceStates
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class LlamaCppGenerator:
     """The base model in llama.cpp with the active adapter; thread-safe (one generation at a time)."""
 
     def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, *, model_file: str = "", weights: str = "as-is",
-                 models_dir: Path | None = None, threads: int = 0) -> None:
+                 models_dir: Path | None = None, threads: int = 0, prefix_cache_mb: int = 0) -> None:
         reason = available()
         if reason:
             raise ConfigError(f"PERSONA_ENGINE=llama.cpp: {reason}")
@@ -115,6 +116,7 @@ class LlamaCppGenerator:
         self.top_k = _default_top_k(spec)
         self.adapter_version: int | None = None
         self._adapters: dict[str, Any] = {}  # adapter folder → llama_adapter_lora pointer, last used last
+        self.prefixes = SequenceStates(prefix_cache_mb * 2**20)
         self._lock = threading.Lock()
 
     @property
@@ -149,7 +151,7 @@ class LlamaCppGenerator:
             scales = (ctypes.c_float * len(chosen))(*[1.0] * len(chosen)) if chosen else None
             if llama_cpp.llama_set_adapters_lora(self.llm.ctx, adapters, len(chosen), scales):
                 raise ConfigError(f"llama.cpp could not switch to adapter v{version}")
-            self.llm.reset()  # the cached prompt was computed with the other weights
+            self.prefixes.clear(self.llm)  # the cached prompts were computed with the other weights
             self.adapter_version = version if chosen else None
             self._forget_old(llama_cpp)
             log.info("replying with %s through llama.cpp", f"adapter v{version}" if chosen else "the base model")
@@ -161,7 +163,7 @@ class LlamaCppGenerator:
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
-                 on_text: OnText | None = None) -> Generated:
+                 on_text: OnText | None = None, place: str | None = None) -> Generated:
         import torch
 
         settings = self.settings.overridden(greedy=greedy, max_new_tokens=max_new_tokens)
@@ -175,6 +177,7 @@ class LlamaCppGenerator:
             cancellation.raise_if_cancelled()  # abandoned while it waited for the model
             if len(prompt) + settings.max_new_tokens > self._window:
                 raise ConfigError(f"the prompt ({len(prompt)} tokens) and the reply do not fit llama.cpp's {self._window}-token context")
+            self.prefixes.prepare(self.llm, place, prompt)
             # llama.cpp samples greedily from what the chooser leaves: one token (plain greedy needs no chooser: argmax either way).
             for token in self.llm.generate(prompt, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0,
                                            logits_processor=None if chooser.plain_greedy else [chooser]):

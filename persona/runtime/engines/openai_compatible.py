@@ -179,7 +179,8 @@ class OpenAICompatibleGenerator:
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
-                 on_text: OnText | None = None) -> Generated:
+                 on_text: OnText | None = None, place: str | None = None) -> Generated:
+        # `place` is not sent: vLLM's automatic prefix caching and llama-server's prompt cache match prefixes by themselves.
         if evidence and grounding is not None and grounding.enabled and not self._said_no_grounding:
             self._said_no_grounding = True
             log.info("grounding's pull needs the model's logits: with PERSONA_ENGINE=openai replies are generated without it")

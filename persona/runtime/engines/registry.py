@@ -19,14 +19,14 @@ EngineFactory = Callable[[BaseModelSpec, GenerationSettings, Any], TextGenerator
 def _transformers(spec: BaseModelSpec, generation: GenerationSettings, settings: Any) -> TextGenerator:
     from persona.runtime.engines.transformers_engine import TransformersGenerator
 
-    return TransformersGenerator(spec, generation, precision=settings.local_precision)
+    return TransformersGenerator(spec, generation, precision=settings.local_precision, prefix_cache_mb=settings.prefix_cache_mb)
 
 
 def _llama_cpp(spec: BaseModelSpec, generation: GenerationSettings, settings: Any) -> TextGenerator:
     from persona.runtime.engines.llamacpp import LlamaCppGenerator
 
     return LlamaCppGenerator(spec, generation, model_file=settings.llama_cpp_model, weights=settings.llama_cpp_weights,
-                             models_dir=settings.models_dir)
+                             models_dir=settings.models_dir, prefix_cache_mb=settings.prefix_cache_mb)
 
 
 def _openai(spec: BaseModelSpec, generation: GenerationSettings, settings: Any) -> TextGenerator:

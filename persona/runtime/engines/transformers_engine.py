@@ -15,29 +15,40 @@ from persona.runtime import cancellation
 from persona.runtime.engines.base import Generated, GenerationSettings, Messages, OnText, evidence_bias, prompt_ids, text_streamer
 from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import BaseModelSpec, count_chat_tokens, load_base_model, load_tokenizer
+from persona.runtime.prefix_cache import PrefixCache
 
 log = logging.getLogger(__name__)
 
 
 def generate(model: Any, tokenizer: Any, messages: Messages, settings: GenerationSettings, *, evidence: Sequence[str] = (),
-             grounding: GroundingSettings | None = None, opening: str = "", on_text: OnText | None = None) -> Generated:
+             grounding: GroundingSettings | None = None, opening: str = "", on_text: OnText | None = None,
+             prefixes: PrefixCache | None = None, place: str | None = None) -> Generated:
     """One reply to `messages` with `settings` (the model's own chat template), pulled
     towards the words of `evidence` when `grounding` is on (persona/runtime/grounding.py).
     With `opening`, the reply starts with those words and the model continues them (the
     returned text is the continuation only). With `on_text`, the text is also handed over
-    piece by piece as it is decoded (transformers' TextStreamer: whole words)."""
+    piece by piece as it is decoded (transformers' TextStreamer: whole words). With
+    `prefixes` and a `place`, the model reads only what the prompt does not share with
+    the last one read there (persona/runtime/prefix_cache.py)."""
     import torch
-    from transformers import LogitsProcessorList, StoppingCriteriaList
+    from transformers import DynamicCache, LogitsProcessorList, StoppingCriteriaList
 
     prompt = prompt_ids(tokenizer, messages, opening)
     cancellation.raise_if_cancelled()  # abandoned while it waited for the model
+    reuse = prefixes.take(place, prompt) if prefixes is not None else None
+    cache = reuse.cache if reuse is not None and reuse.cache is not None else None
+    if cache is None and prefixes is not None and prefixes.enabled and place is not None:
+        cache = DynamicCache(config=model.config)
     with torch.no_grad():
         inputs = torch.tensor([prompt], device=next(model.parameters()).device)
         processors = LogitsProcessorList(evidence_bias(tokenizer, evidence, grounding, len(prompt)))
         output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), **settings.generate_kwargs(tokenizer),
                                 logits_processor=processors, streamer=text_streamer(tokenizer, on_text),
-                                stopping_criteria=StoppingCriteriaList(cancellation.stopping_criteria()))
-    cancellation.raise_if_cancelled()  # stopped part-way: not a reply
+                                stopping_criteria=StoppingCriteriaList(cancellation.stopping_criteria()),
+                                **({"cache": cache} if cache is not None else {}))
+    cancellation.raise_if_cancelled()  # stopped part-way: not a reply (and its cache is not kept)
+    if prefixes is not None:
+        prefixes.keep(place, prompt, cache)
     new = output[0, len(prompt):]
     return Generated(tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]))
 
@@ -66,7 +77,7 @@ class TransformersGenerator:
     model, which is then converted — quantised layers are no longer the linear layers
     LoRA attaches to — so a swap rebuilds the model (seconds, under the lock)."""
 
-    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, precision: str = "fp32") -> None:
+    def __init__(self, spec: BaseModelSpec, settings: GenerationSettings, precision: str = "fp32", *, prefix_cache_mb: int = 0) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         self.spec = spec
@@ -78,6 +89,7 @@ class TransformersGenerator:
         self.model: Any = base if precision == "fp32" else _in_precision(copy.deepcopy(base), precision)
         self.adapter_version: int | None = None
         self._loaded_from: dict[str, str] = {}  # peft adapter name → the folder it was loaded from
+        self.prefixes = PrefixCache(prefix_cache_mb * 2**20)
         self._lock = threading.Lock()
 
     @property
@@ -91,6 +103,7 @@ class TransformersGenerator:
         with self._lock:
             if version == self.adapter_version:
                 return
+            self.prefixes.clear()  # keys and values computed with the other weights
             if self._fp32 is not None:
                 self._merge(version, path)
                 return
@@ -129,8 +142,8 @@ class TransformersGenerator:
 
     def generate(self, messages: Messages, *, greedy: bool | None = None, evidence: Sequence[str] = (),
                  grounding: GroundingSettings | None = None, opening: str = "", max_new_tokens: int | None = None,
-                 on_text: OnText | None = None) -> Generated:
+                 on_text: OnText | None = None, place: str | None = None) -> Generated:
         settings = self.settings.overridden(greedy=greedy, max_new_tokens=max_new_tokens)
         with self._lock:
             return generate(self.model, self.tokenizer, messages, settings, evidence=evidence, grounding=grounding, opening=opening,
-                            on_text=on_text)
+                            on_text=on_text, prefixes=self.prefixes, place=place)
