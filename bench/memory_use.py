@@ -19,7 +19,10 @@ how many answerable questions wrongly do. The consistency check's policies are m
 by bench/honesty.py on a history with 20 planted facts.
 
     python bench/memory_use.py [--steps 40] [--drills 0] [--histories demo,second]
-                               [--boost 5 --copy-weight 0.5 --threshold 0.45]
+                               [--boost 5 --copy-weight 0.5 --threshold 0.45] [--frames 1,2]
+
+With `--frames 1,2` every adapter answers in both prompt frames (persona/prompts.py):
+what moving the memories from the system prompt to after the newest message costs.
 
 Prints one JSON line.
 """
@@ -109,7 +112,7 @@ def answer_all(engine: Any, questions: list[str], *, recall: bool, grounding: An
         engine.k, engine.grounding, engine.say_unknown, engine.consistency = k, configured, unknown, policy
 
 
-def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) -> dict[str, Any]:
+def measure(name: str, root: Path, steps: int, drills: float, grounding: Any, frames: tuple[int, ...] = (2,)) -> dict[str, Any]:
     from persona import adapters, memory
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.privacy.scopes import Place
@@ -141,8 +144,11 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any) ->
     def used(replies: list[Any]) -> int:
         return sum(word in r.text.lower() for r, (_, word) in zip(replies, questions))
 
-    for label, adapter in (("base", None), *trained.items()):
+    served = [(f"{label}@frame{frame}" if len(frames) > 1 else label, adapter, frame)
+              for frame in frames for label, adapter in (("base", None), *trained.items())]
+    for label, adapter, frame in served:
         generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
+        engine.frame_version = frame  # where the prompt quotes the memories (persona/prompts.py)
         grounded = answer_all(engine, asked, recall=True, grounding=grounding)
         unknown = answer_all(engine, UNANSWERABLE, recall=True)
         unknown_grounded = answer_all(engine, UNANSWERABLE, recall=True, grounding=grounding)
@@ -177,15 +183,19 @@ def main() -> None:
     parser.add_argument("--boost", type=float, default=None, help="PERSONA_GROUNDING_BOOST (default: the settings' default)")
     parser.add_argument("--copy-weight", type=float, default=None, help="PERSONA_GROUNDING_COPY_WEIGHT")
     parser.add_argument("--threshold", type=float, default=None, help="PERSONA_GROUNDING_THRESHOLD")
+    parser.add_argument("--frames", default="2", help="comma-separated prompt frames to serve every adapter in (1: memories in the "
+                        "system prompt, as before 0017; 2: after the newest message): what the frame costs or buys")
     args = parser.parse_args()
+    frames = tuple(int(f) for f in args.frames.split(","))
     from persona.config import Settings
     from persona.runtime.grounding import GroundingSettings
 
     chosen = {"grounding_boost": args.boost, "grounding_copy_weight": args.copy_weight, "grounding_threshold": args.threshold}
     grounding = GroundingSettings.from_settings(Settings.model_construct(**{k: v for k, v in chosen.items() if v is not None}))
     root = Path(tempfile.mkdtemp(prefix="persona-bench-memory-use-"))
-    results = {name: measure(name, root, args.steps, args.drills, grounding) for name in args.histories.split(",")}
-    print(json.dumps({"bench": "memory_use", "steps": args.steps, "drills": args.drills, "grounding": asdict(grounding), "histories": results},
+    results = {name: measure(name, root, args.steps, args.drills, grounding, frames) for name in args.histories.split(",")}
+    print(json.dumps({"bench": "memory_use", "steps": args.steps, "drills": args.drills, "frames": frames, "grounding": asdict(grounding),
+                      "histories": results},
                      ensure_ascii=False))
 
 

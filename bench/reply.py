@@ -20,8 +20,17 @@ PERSONA_DISCORD_DELIVERY=stream (--delivery stream). Generators:
 Baseline in the same run: the overhead budget of issue 13, everything but generation
 and queueing ≤ 20 ms p99 at 10 concurrent askers.
 
+`--reuse on,off` runs every generator once per setting, the same mentions each time:
+`reuse_on` keeps each place's prompt prefix (PERSONA_PREFIX_CACHE_MB, frame 2),
+`reuse_off` reads every prompt from the start (PERSONA_PREFIX_CACHE_MB=0), and
+`today` (with `--reuse on,off,today`) is the release before it: frame 1 (memories in the
+system prompt), the last 12 lines as context, no reuse. Each reports first text and
+whole reply p50/p99 and the prompt tokens the model read per reply, for --mentions in
+one channel and again with 5 channels taking turns (`five_channels_*`).
+
     python bench/reply.py                      # tiny random model: measures the pipeline
     python bench/reply.py --model smollm2 --mentions 10 --concurrency 1,10 --generator local,llama.cpp,openai
+    python bench/reply.py --model smollm2 --adapter $DEMO/adapters/v1/adapter --generator local --reuse on,off,today --mentions 20
 """
 
 from __future__ import annotations
@@ -70,7 +79,11 @@ def summarise(timings: list[dict[str, float]], prefix: str) -> dict[str, float]:
     return figures
 
 
-async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: int) -> tuple[list[dict[str, float]], dict[int, list[dict[str, float]]]]:  # noqa: ANN001
+async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: int, *, channels: int = 1,  # noqa: ANN001
+                window: tuple[int, int] | None = None, prepare_ahead: int = 1) -> tuple[list[dict[str, float]], dict[int, list[dict[str, float]]]]:
+    """Mentions one after another (taking turns over `channels` channels of one server),
+    then each concurrency level; the reply timings of each. `window`: the Chat cog's
+    sticky window (shortest, longest) instead of its default."""
     from bot.client import PersonaBot
     from bot.services import Services
     from tests.fake_discord.server import BOT_ID, FakeDiscord
@@ -87,18 +100,24 @@ async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: 
     askers = [FRIEND_ID + i for i in range(max([*levels, 1]))]
     for asker in askers:
         fake.add_user(asker, f"friend{asker % 100}")
-    fake.add_guild(GUILD_ID, "Friends", [CHANNEL_ID])
-    for i in range(20):
-        fake.message(CHANNEL_ID, askers[i % len(askers)], f"earlier chatter {i}")
+    places = [CHANNEL_ID + i for i in range(channels)]
+    fake.add_guild(GUILD_ID, "Friends", places)
+    for place in places:
+        for i in range(20):
+            fake.message(place, askers[i % len(askers)], f"earlier chatter {i}")
     await fake.start()
     fake.patch()
     services = Services(engine, engine.store, OWNER_ID, reply_timeout=600, per_user_rate=10_000, max_pending=10_000, delivery=delivery,
-                        generation_slots=slots, send_mode="auto")
+                        generation_slots=slots, send_mode="auto", prepare_ahead=prepare_ahead)
     bot = PersonaBot(services)
     runner = asyncio.create_task(bot.start("bench-token"))
     try:
         await asyncio.wait_for(bot.wait_until_ready(), 30)
         chat = bot.get_cog("Chat")
+        if window is not None:
+            from persona.runtime.window import StickyWindow
+
+            chat.window = StickyWindow(*window)
         questions = [q for _, q in PARAPHRASED]
 
         async def wait_sent(n: int) -> None:
@@ -106,7 +125,7 @@ async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: 
                 await asyncio.sleep(0.005)
 
         for i in range(mentions):
-            await fake.post(CHANNEL_ID, askers[0], f"<@{BOT_ID}> {questions[i % len(questions)]}", mentions=[BOT_ID])
+            await fake.post(places[i % channels], askers[0], f"<@{BOT_ID}> {questions[i % len(questions)]}", mentions=[BOT_ID])
             await wait_sent(i + 1)
         sequential = list(chat.timings)
         together: dict[int, list[dict[str, float]]] = {}
@@ -145,6 +164,51 @@ def _vllm(model_dir: Path) -> tuple[subprocess.Popen[str], int]:
                   {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}, 900)
 
 
+SETTINGS = {"reuse_on", "reuse_off", "today"}
+
+
+def run(engine, mentions: int, levels: list[int], delivery: str, slots: int, channels: int = 1,  # noqa: ANN001
+        window: tuple[int, int] | None = None, prefix: str = "", prepare_ahead: int = 1) -> dict[str, object]:
+    started = time.perf_counter()
+    sequential, together = asyncio.run(drive(engine, mentions, levels, delivery, slots, channels=channels, window=window,
+                                             prepare_ahead=prepare_ahead))
+    figures: dict[str, object] = {f"{prefix}seconds": round(time.perf_counter() - started, 1)}
+    figures |= summarise(sequential, prefix)
+    for level, timings in together.items():
+        figures |= summarise(timings, f"{prefix}at_{level}_")
+    return figures
+
+
+def compare(engine, setting: str, args: argparse.Namespace, levels: list[int], slots: int, cache_mb: int) -> dict[str, object]:  # noqa: ANN001
+    """One setting's figures: --mentions in one channel (with the concurrency levels), then 5 channels taking turns."""
+    from persona.prompts import CURRENT_FRAME
+    from persona.runtime.prefix_cache import PrefixCache, SequenceStates
+
+    generator = engine.generator
+    if not hasattr(generator, "prefixes"):
+        raise SystemExit("--reuse compares the in-process engines: local, llama.cpp")
+    kept = cache_mb * 2**20 if setting == "reuse_on" else 0
+    engine.frame_version = 1 if setting == "today" else CURRENT_FRAME
+    window = (12, 12) if setting == "today" else None  # the last 12 lines, as before the sticky window
+    figures: dict[str, object] = {"prefix_cache_mb": kept // 2**20, "frame": engine.frame_version}
+    for channels, prefix in ((1, ""), (5, "five_channels_")):
+        counter = PrefixCache(kept) if isinstance(generator.prefixes, PrefixCache) else SequenceStates(kept)
+        generator.prefixes = counter
+        if hasattr(generator, "llm"):
+            generator.llm.reset()
+        result = run(engine, args.mentions, levels if channels == 1 else [], args.delivery, slots, channels, window, prefix, args.prepare_ahead)
+        replies = args.mentions + (sum(levels) if channels == 1 else 0)
+        figures |= result
+        figures[f"{prefix}first_text_p50_s"] = round(float(result[f"{prefix}first_text_p50_ms"]) / 1000, 3)  # type: ignore[arg-type]
+        figures[f"{prefix}first_text_p99_s"] = round(float(result[f"{prefix}first_text_p99_ms"]) / 1000, 3)  # type: ignore[arg-type]
+        figures[f"{prefix}reply_p50_s"] = round(float(result[f"{prefix}total_p50_ms"]) / 1000, 3)  # type: ignore[arg-type]
+        figures[f"{prefix}reply_p99_s"] = round(float(result[f"{prefix}total_p99_ms"]) / 1000, 3)  # type: ignore[arg-type]
+        figures[f"{prefix}prompt_tokens_per_reply"] = round(counter.read_tokens / replies, 1)
+        figures[f"{prefix}prompt_tokens_in_prompts_per_reply"] = round(counter.prompt_tokens / replies, 1)
+        figures[f"{prefix}share_of_prompt_read"] = round(counter.share_read(), 3)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=100, help="sent one after another")
@@ -152,11 +216,18 @@ def main() -> None:
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny")
     parser.add_argument("--generator", default="local", help="comma-separated: local, llama.cpp, openai (a persona serve), vllm (needs `make vllm`)")
     parser.add_argument("--delivery", choices=("typing", "stream"), default="stream")
+    parser.add_argument("--reuse", default="", help="comma-separated settings to compare in one run: on, off, today (frame 1, "
+                        "last 12 lines, no reuse); each gets its own JSON object (reuse_on, reuse_off, today)")
     parser.add_argument("--adapter", default="", help="an adapter folder of the base model for the in-process generators "
                         "(e.g. the demo's, $PERSONA_HOME/demo/adapters/v1/adapter): replies as short as a trained voice makes them")
+    parser.add_argument("--prepare-ahead", type=int, default=1, help="waiting askers' recall, evidence and prompt made this many at a "
+                        "time while the model answers someone else (bot/cogs/chat.py); 0: each in its turn, as before")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n.strip()]
     generators = [g.strip() for g in args.generator.split(",") if g.strip()]
+    reuse = [f"reuse_{r.strip()}" if r.strip() in ("on", "off") else r.strip() for r in args.reuse.split(",") if r.strip()]
+    if any(r not in SETTINGS for r in reuse):
+        raise SystemExit("--reuse takes on, off and today")
 
     import psycopg
     from psycopg.conninfo import make_conninfo
@@ -212,19 +283,21 @@ def main() -> None:
 
                 if not spec.gguf_file:
                     raise SystemExit("--generator llama.cpp needs a GGUF base model: use --model smollm2")
-                generator = LlamaCppGenerator(spec, generation)
+                generator = LlamaCppGenerator(spec, generation, prefix_cache_mb=defaults.prefix_cache_mb)
             else:
-                generator = TransformersGenerator(spec, generation)
+                generator = TransformersGenerator(spec, generation, prefix_cache_mb=defaults.prefix_cache_mb)
             if args.adapter and name in ("local", "llama.cpp"):
                 generator.use_adapter(1, args.adapter)
             # The pipeline as shipped: grounding, "not sure" and the consistency check on their defaults.
             engine = ReplyEngine(store, embedder, generator, owner_id=known_answers.OWNER_ID, owner_name="Alex",
                                  grounding=GroundingSettings.from_settings(defaults), say_unknown=defaults.say_unknown,
                                  consistency_policy=defaults.consistency)
-            started = time.perf_counter()
+            slots = 1 if name in ("local", "llama.cpp") else 10_000
             try:
-                sequential, together = asyncio.run(drive(engine, args.mentions, levels, args.delivery,
-                                                         1 if name in ("local", "llama.cpp") else 10_000))
+                if reuse:
+                    results[name] = {setting: compare(engine, setting, args, levels, slots, defaults.prefix_cache_mb) for setting in reuse}
+                else:
+                    results[name] = run(engine, args.mentions, levels, args.delivery, slots, prepare_ahead=args.prepare_ahead)
             finally:
                 if server is not None:
                     server.send_signal(signal.SIGINT)
@@ -232,14 +305,17 @@ def main() -> None:
                         server.wait(timeout=60)
                     except subprocess.TimeoutExpired:
                         server.kill()
-            figures: dict[str, object] = {"seconds": round(time.perf_counter() - started, 1)}
-            figures |= summarise(sequential, "")
-            for level, timings in together.items():
-                figures |= summarise(timings, f"at_{level}_")
-            results[name] = figures
     budget = 20.0
+    if reuse:
+        out: dict[str, object] = {"bench": "reply", "machine": f"{platform.machine()} {os.cpu_count()} cores", "model": args.model,
+                                  "adapter": args.adapter or None, "mentions": args.mentions, "concurrency": levels, "delivery": args.delivery,
+                                  "prepare_ahead": args.prepare_ahead}
+        out |= results[generators[0]]  # type: ignore[arg-type]  # reuse_on, reuse_off (, today) of the first generator
+        out["generators"] = results
+        print(json.dumps(out))
+        return
     out = {"bench": "reply", "machine": f"{platform.machine()} {os.cpu_count()} cores", "model": args.model, "adapter": args.adapter or None,
-           "mentions": args.mentions,
+           "mentions": args.mentions, "prepare_ahead": args.prepare_ahead,
            "concurrency": levels, "delivery": args.delivery, "overhead_budget_p99_ms": budget, "generators": results}
     out["overhead_within_budget"] = {name: figures.get("at_10_overhead_p99_ms", figures["overhead_p99_ms"]) <= budget  # type: ignore[operator]
                                      for name, figures in results.items()}

@@ -54,6 +54,9 @@ class Services:
     max_sends_per_hour: int = 30  # automatic replies, all places; past it: drafts
     max_sends_per_hour_per_channel: int = 10
     guard_offensive_threshold: float = 0.9  # 1.0: off (persona/guard.py)
+    # Recall, evidence and the prompt of waiting askers are made while the model answers someone else, at most this many
+    # at once (bot/cogs/chat.py): enough to have the next one ready, few enough not to take the cores generation runs on.
+    prepare_ahead: int = 1  # 0: each request is prepared in its turn, as before
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: ReplyEngine, store: Store, *, retrain: Callable[[str], str] | None = None) -> Services:

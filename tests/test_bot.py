@@ -547,6 +547,9 @@ def test_the_first_reply_to_each_person_in_each_channel_says_it_is_an_ai(engine:
     assert told == [True, False, True, True, True]
     completions = [r[0] for r in rows(engine.store, "SELECT completion FROM replies ORDER BY id")]
     assert all("-#" not in c and "AI persona" not in c for c in completions)
+    # The persona's own first reply is the owner's turn in the next prompt there, as in training, without the line above it.
+    second_prompt = rows(engine.store, "SELECT prompt FROM replies ORDER BY id")[1][0]
+    assert {"role": "assistant", "content": completions[0]} in second_prompt and "AI persona" not in json.dumps(second_prompt)
     assert rows(engine.store, "SELECT count(*) FROM disclosures WHERE person_id = %s", SAM)[0][0] == 2
     with engine.store.connect() as conn:
         carry_out(conn, lambda c: forget_person(c, SAM), None)

@@ -41,7 +41,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
         "id", "parent_id", "base_model", "path", "status", "status_reason", "data_watermark",
         "feedback_watermark", "hyperparams", "metrics", "created_at", "activated_at",
         "trained_message_ids", "heldout_message_ids", "trained_feedback_ids", "data_recorded", "tainted_at", "tainted_reason", "files_pending",
-        "trained_draft_ids", "draft_watermark",
+        "trained_draft_ids", "draft_watermark", "prompt_frame",
     },
     "training_runs": {
         "id", "kind", "trigger", "status", "adapter_version_id", "params", "metrics", "error",

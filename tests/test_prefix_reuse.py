@@ -49,7 +49,7 @@ def test_consecutive_prompts_in_a_channel_share_all_but_their_end(tiny_llama: Ba
     prompts = [messages for _, messages in conversation("general", 4)]
     for before, after in itertools.pairwise(prompts):
         memories = before[-1]["content"][before[-1]["content"].index(MEMORY_PREAMBLE):]
-        unshared = len(tokenizer(memories, add_special_tokens=False)["input_ids"]) + 16  # its memories, the blank line before them, the turn end and the reply opening
+        unshared = len(tokenizer(memories, add_special_tokens=False)["input_ids"]) + 16  # its memories, the blank line, the turn end
         assert shared_prefix(prompt_ids(tokenizer, before), prompt_ids(tokenizer, after)) >= len(prompt_ids(tokenizer, before)) - unshared
     lines = [Line("sam", f"chatter {i}: anyone at the wall tonight? the new routes look fun", False) for i in range(12)]
     later = [*lines, Line("June", "r", True), Line("kim", "q 1", False)]

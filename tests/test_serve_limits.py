@@ -164,7 +164,8 @@ def test_the_newest_turn_alone_too_long_keeps_its_end() -> None:
     fitted = render_to_fit(frame, [Line("sam", "earlier", False), Line("alex", "ok", True), Line("sam", question, False)], ["a memory"],
                            words, 300)
     assert words(fitted) <= 300 and words(fitted) > 290  # as much as fits, not less
-    assert fitted[-1]["content"].endswith("so what do you think") and "…" in fitted[-1]["content"] and "earlier" not in str(fitted)
+    asked = fitted[-1]["content"]  # the question's end kept, then the memories (frame 2)
+    assert "so what do you think\n\nThings from your own past" in asked and "…" in asked and "earlier" not in str(fitted)
 
 
 def test_key_limits_hold_places_and_spare_the_owners_key() -> None:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -37,12 +42,17 @@ class Chat(commands.Cog):
         self.window = StickyWindow(max(1, services.history_limit // 2), services.history_limit)
         # A local model generates one reply at a time; a model server (PERSONA_ENGINE=openai) batches concurrent ones.
         self.generation = asyncio.Semaphore(services.generation_slots)
+        self.preparation = ThreadPoolExecutor(services.prepare_ahead, thread_name_prefix="prepare") if services.prepare_ahead else None
         self.pending = 0
         self.timings: deque[dict[str, float]] = deque(maxlen=1000)  # per reply, in ms (bench/reply.py reads them)
 
     async def cog_load(self) -> None:
         if self.services.guard_offensive_threshold < 1.0:  # the guard's model loads in ~2 s: not during the first reply
             self._warming = asyncio.create_task(asyncio.to_thread(guard.warm_up))
+
+    async def cog_unload(self) -> None:
+        if self.preparation is not None:
+            self.preparation.shutdown(wait=False, cancel_futures=True)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -116,19 +126,15 @@ class Chat(commands.Cog):
         engine = self.services.engine
         live = LiveMessage(lambda text: self._send_one(message, text), lambda text: self._send_one(message, text, follow_up=True), heading,
                            screen=screen.reason) if self.services.delivery == "stream" else None
-        async with self.generation:
-            queued = time.perf_counter()
-            try:
-                async with message.channel.typing():
-                    reply = await asyncio.wait_for(asyncio.to_thread(engine.reply, request, live.feeder() if live else None),
-                                                   timeout=self.services.reply_timeout)
-            except TimeoutError:
-                await self._give_up(live, message, SLOW)
-                return False
-            except ModelUnavailable as exc:  # PERSONA_ENGINE=openai and the server is away: say so, stay up
-                log.warning("no reply to %s: %s", message.id, exc.message)
-                await self._give_up(live, message, UNAVAILABLE)
-                return False
+        try:
+            reply, queue_wait = await self._made(request, live.feeder() if live else None, message.channel.typing)
+        except TimeoutError:
+            await self._give_up(live, message, SLOW)
+            return False
+        except ModelUnavailable as exc:  # PERSONA_ENGINE=openai and the server is away: say so, stay up
+            log.warning("no reply to %s: %s", message.id, exc.message)
+            await self._give_up(live, message, UNAVAILABLE)
+            return False
         held = (live.held_back if live else None) or await asyncio.to_thread(screen.reason, reply.text)
         if held:  # nothing guarded reaches the channel: what was streamed before is taken back, the owner decides
             if live is not None:
@@ -142,7 +148,7 @@ class Chat(commands.Cog):
         await asyncio.to_thread(engine.log, request, reply, [m.id for m in sent], message.guild.id if message.guild else None)
         first = live.first_shown_at if live and live.first_shown_at else done
         self.timings.append({
-            "context_fetch": (fetched - started) * 1000, "queue_wait": (queued - fetched) * 1000, **reply.timings_ms,
+            "context_fetch": (fetched - started) * 1000, "queue_wait": queue_wait, **reply.timings_ms,
             "send": (done - sending) * 1000, "total": (done - started) * 1000, "first_text": (first - started) * 1000,
             "new_tokens": float(reply.new_tokens),
         })
@@ -152,16 +158,49 @@ class Chat(commands.Cog):
         """Draft mode (or past the hourly limit): the reply made exactly as a sent one, but
         silently (no typing, nothing in the channel), then handed to the owner
         (bot/cogs/drafts.py). A failure is only logged: the asker was never told a reply was coming."""
-        async with self.generation:
-            try:
-                reply = await asyncio.wait_for(asyncio.to_thread(self.services.engine.reply, request, None), timeout=self.services.reply_timeout)
-            except TimeoutError:
-                log.warning("no draft for message %s: the model took longer than %.0f s", message.id, self.services.reply_timeout)
-                return
-            except ModelUnavailable as exc:
-                log.warning("no draft for message %s: %s", message.id, exc.message)
-                return
+        try:
+            reply, _ = await self._made(request, None, None)
+        except TimeoutError:
+            log.warning("no draft for message %s: the model took longer than %.0f s", message.id, self.services.reply_timeout)
+            return
+        except ModelUnavailable as exc:
+            log.warning("no draft for message %s: %s", message.id, exc.message)
+            return
         await self._hold(message, request, reply, reason)
+
+    async def _made(self, request: ReplyRequest, feeder: Callable[[str], None] | None,
+                    typing: Callable[[], AbstractAsyncContextManager[Any]] | None) -> tuple[Reply, float]:
+        """The reply to `request` and how long it waited for the model (ms), within
+        reply_timeout (TimeoutError past it). Recall, evidence and the prompt are made
+        first, in the bounded preparation pool, while the model may still be answering
+        someone else; the model's turn (`self.generation`) is only generation; the
+        consistency check runs after the model is handed to the next asker (a repair that
+        regenerates takes the model's own lock). `typing` is shown from the model's turn on."""
+        engine = self.services.engine
+        deadline = time.perf_counter() + self.services.reply_timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.perf_counter())
+
+        prepared = None
+        if self.preparation is not None:
+            prepared = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self.preparation, engine.prepare, request), left())
+        waiting = time.perf_counter()
+        await self.generation.acquire()
+        holding = True
+        try:
+            queue_wait = (time.perf_counter() - waiting) * 1000
+            async with typing() if typing is not None else contextlib.nullcontext():
+                if prepared is None:
+                    prepared = await asyncio.wait_for(asyncio.to_thread(engine.prepare, request), left())
+                drafted = await asyncio.wait_for(asyncio.to_thread(engine.generate, prepared, feeder), left())
+                self.generation.release()
+                holding = False
+                reply = await asyncio.wait_for(asyncio.to_thread(engine.finish, prepared, drafted), left())
+        finally:
+            if holding:
+                self.generation.release()
+        return reply, queue_wait
 
     async def _hold(self, message: discord.Message, request: ReplyRequest, reply: Reply, reason: str) -> None:
         drafts = self.bot.get_cog("Drafts")  # bot/cogs/drafts.py, an extension loaded beside this one

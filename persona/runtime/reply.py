@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -70,6 +71,20 @@ class Reply:
     verdict: consistency.Verdict | None = None  # the consistency check's (None: PERSONA_CONSISTENCY=off)
     regenerated: bool = False  # the first reply failed the check and was generated again
     trimmed: bool = False  # sent without the clauses the check found memory does not back
+
+
+@dataclass
+class Prepared:
+    """A request made ready for the model: what it recalled, the evidence, the prompt."""
+
+    request: ReplyRequest
+    about_owner: bool
+    recalled: list[memory.Memory]
+    evidence: list[Evidence]
+    prompt: Messages
+    clock: Stopwatch
+    ready_at: float  # time.perf_counter() when it was ready
+    waited_ms: float = 0.0  # between ready and the model's turn (not part of the reply's latency)
 
 
 def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
@@ -150,32 +165,51 @@ class ReplyEngine:
         `on_sentences`, the reply's text so far is handed over each time a sentence is
         finished (cleaned, persona/runtime/release.py) — unless the consistency check may
         still replace it (a factual question about the owner under `hedge` or `regenerate`):
-        then nothing is shown before the whole is checked."""
+        then nothing is shown before the whole is checked. The bot runs the three stages
+        apart (`prepare` while the model answers someone else, `generate` in its turn,
+        `finish` after it), so waiting askers' recall is done by the time their turn comes."""
+        prepared = self.prepare(request)
+        return self.finish(prepared, self.generate(prepared, on_sentences))
+
+    def prepare(self, request: ReplyRequest) -> Prepared:
+        """Recall, evidence and the prompt: everything before the model (database and embedder only)."""
         clock = Stopwatch()
         request = _without_control_characters(request)
         about_owner = self.owner_id is not None and unknowns.asks_about_owner(request.text)
         recalled, evidence = self._recall(request, about_owner, clock)
         with clock.step("prompt"):
             prompt = self.build_prompt(request, recalled)
+        return Prepared(request, about_owner, recalled, evidence, prompt, clock, time.perf_counter())
+
+    def generate(self, prepared: Prepared, on_sentences: Callable[[str], None] | None = None) -> consistency.Repaired:
+        """The model's first answer to a prepared request (the only stage that needs the model)."""
+        prepared.waited_ms = (time.perf_counter() - prepared.ready_at) * 1000
         # Only an answer to a factual question about the owner is ever replaced: a first-person line
         # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
-        replaceable = about_owner and self.consistency in ("hedge", "regenerate")
         cancellation.raise_if_cancelled()
-        with clock.step("generate"):
-            draft = self._generate(request, prompt, evidence, about_owner, None if replaceable else on_sentences)
+        with prepared.clock.step("generate"):
+            return self._generate(prepared.request, prepared.prompt, prepared.evidence, prepared.about_owner,
+                                  None if self._replaceable(prepared) else on_sentences)
+
+    def finish(self, prepared: Prepared, draft: consistency.Repaired) -> Reply:
+        """The consistency check and its repair (a regeneration takes the model again), then the reply as sent."""
+        request, clock, recalled = prepared.request, prepared.clock, prepared.recalled
         if self.consistency != "off" and not draft.said_unknown:
             with clock.step("check"):
-                verdict = self._check(request, draft.text, recalled, about_owner)
+                verdict = self._check(request, draft.text, recalled, prepared.about_owner)
             draft = replace(draft, verdict=verdict)
-            if not verdict.passes and replaceable:
+            if not verdict.passes and self._replaceable(prepared):
                 with clock.step("repair"):
-                    draft = self._repair(request, prompt, recalled, evidence, about_owner, draft, verdict)
+                    draft = self._repair(request, prepared.prompt, recalled, prepared.evidence, prepared.about_owner, draft, verdict)
         cancellation.raise_if_cancelled()  # abandoned part-way (a closed connection, a stopping server): not a reply
         text = clean(draft.text) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
-        return Reply(text, split_message(text), prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
-                     clock.total_ms, clock.ms, draft.new_tokens, evidence, said_unknown=draft.said_unknown,
+        return Reply(text, split_message(text), prepared.prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
+                     int(clock.total_ms - prepared.waited_ms), clock.ms, draft.new_tokens, prepared.evidence, said_unknown=draft.said_unknown,
                      verdict=draft.verdict, regenerated=draft.regenerated, trimmed=draft.trimmed)
+
+    def _replaceable(self, prepared: Prepared) -> bool:
+        return prepared.about_owner and self.consistency in ("hedge", "regenerate")
 
     def _recall(self, request: ReplyRequest, about_owner: bool, clock: Stopwatch) -> tuple[list[memory.Memory], list[Evidence]]:
         """What the asker may read that bears on the request (memory.recall, scoped in SQL),
