@@ -26,7 +26,8 @@ and queueing ≤ 20 ms p99 at 10 concurrent askers.
 `today` (with `--reuse on,off,today`) is the release before it: frame 1 (memories in the
 system prompt), the last 12 lines as context, no reuse. Each reports first text and
 whole reply p50/p99 and the prompt tokens the model read per reply, for --mentions in
-one channel and again with 5 channels taking turns (`five_channels_*`).
+one channel and again with 5 channels taking turns (`five_channels_*`). Replies are
+greedy in these runs, so every setting times the same replies.
 
     python bench/reply.py                      # tiny random model: measures the pipeline
     python bench/reply.py --model smollm2 --mentions 10 --concurrency 1,10 --generator local,llama.cpp,openai
@@ -108,7 +109,8 @@ async def drive(engine, mentions: int, levels: list[int], delivery: str, slots: 
     await fake.start()
     fake.patch()
     services = Services(engine, engine.store, OWNER_ID, reply_timeout=600, per_user_rate=10_000, max_pending=10_000, delivery=delivery,
-                        generation_slots=slots, send_mode="auto", prepare_ahead=prepare_ahead)
+                        generation_slots=slots, send_mode="auto", prepare_ahead=prepare_ahead,
+                        max_sends_per_hour=10**9, max_sends_per_hour_per_channel=10**9)  # a bench, not a person: no hourly limit
     bot = PersonaBot(services)
     runner = asyncio.create_task(bot.start("bench-token"))
     try:
@@ -206,7 +208,26 @@ def compare(engine, setting: str, args: argparse.Namespace, levels: list[int], s
         figures[f"{prefix}prompt_tokens_per_reply"] = round(counter.read_tokens / replies, 1)
         figures[f"{prefix}prompt_tokens_in_prompts_per_reply"] = round(counter.prompt_tokens / replies, 1)
         figures[f"{prefix}share_of_prompt_read"] = round(counter.share_read(), 3)
+        figures[f"{prefix}memory_tokens_per_reply"] = memory_tokens(engine, replies)
+        if args.show_replies:
+            with engine.store.connect() as conn:
+                said = [r[0] for r in conn.execute("SELECT completion FROM replies ORDER BY id DESC LIMIT %s", (replies,))]
+            print(json.dumps({"setting": setting, "channels": channels, "replies": said[::-1]}), file=sys.stderr)
     return figures
+
+
+def memory_tokens(engine, replies: int) -> float:  # noqa: ANN001
+    """Mean tokens of the quoted memories in the last `replies` logged prompts: new with
+    each question, so read by every reply whatever is reused."""
+    from persona.prompts import MEMORY_PREAMBLE
+
+    with engine.store.connect() as conn:
+        prompts = [row[0] for row in conn.execute("SELECT prompt FROM replies ORDER BY id DESC LIMIT %s", (replies,))]
+    counts = []
+    for prompt in prompts:
+        quoted = "".join(m["content"][m["content"].index(MEMORY_PREAMBLE):] for m in prompt if MEMORY_PREAMBLE in m["content"])
+        counts.append(len(engine.generator.tokenizer(quoted, add_special_tokens=False)["input_ids"]) if quoted else 0)
+    return round(sum(counts) / len(counts), 1) if counts else 0.0
 
 
 def main() -> None:
@@ -220,6 +241,7 @@ def main() -> None:
                         "last 12 lines, no reuse); each gets its own JSON object (reuse_on, reuse_off, today)")
     parser.add_argument("--adapter", default="", help="an adapter folder of the base model for the in-process generators "
                         "(e.g. the demo's, $PERSONA_HOME/demo/adapters/v1/adapter): replies as short as a trained voice makes them")
+    parser.add_argument("--show-replies", action="store_true", help="with --reuse: each run's replies as JSON lines on stderr")
     parser.add_argument("--prepare-ahead", type=int, default=1, help="waiting askers' recall, evidence and prompt made this many at a "
                         "time while the model answers someone else (bot/cogs/chat.py); 0: each in its turn, as before")
     args = parser.parse_args()
@@ -263,7 +285,8 @@ def main() -> None:
             conn.commit()
         base = "" if args.model == "smollm2" else str(build_tiny_model(Path(tmp) / "tiny"))
         spec = resolve_base_model(base)
-        generation = GenerationSettings.from_settings(defaults, max_new_tokens=40)
+        # --reuse compares settings on the same replies: greedy, so with and without reuse they are word for word the same.
+        generation = GenerationSettings.from_settings(defaults, max_new_tokens=40, greedy=True if reuse else None)
         for name in generators:
             server = None
             if name == "openai":
