@@ -216,6 +216,40 @@ def compare(engine, setting: str, args: argparse.Namespace, levels: list[int], s
     return figures
 
 
+def model_only(engine, mentions: int, cache_mb: int) -> dict[str, object]:  # noqa: ANN001
+    """The first run's prompts (one channel, in order) given to the model alone, with and
+    without reuse, in blocks on, off, off, on (so a drift of the shared machine falls on
+    both): generation time and time to the first text without Discord, recall or the check."""
+    from persona.runtime.prefix_cache import PrefixCache, SequenceStates
+
+    generator = engine.generator
+    with engine.store.connect() as conn:
+        prompts = [row[0] for row in conn.execute("SELECT prompt FROM replies ORDER BY id LIMIT %s", (mentions,))]
+    timings: dict[str, list[tuple[float, float]]] = {"reuse_on": [], "reuse_off": []}
+    counters: dict[str, object] = {}
+    for setting in ("reuse_on", "reuse_off", "reuse_off", "reuse_on"):
+        kept = cache_mb * 2**20 if setting == "reuse_on" else 0
+        counter = PrefixCache(kept) if isinstance(generator.prefixes, PrefixCache) else SequenceStates(kept)
+        generator.prefixes = counters[setting] = counter
+        if hasattr(generator, "llm"):
+            generator.llm.reset()
+        for prompt in prompts:
+            started = time.perf_counter()
+            first: list[float] = []
+            generator.generate(prompt, greedy=True, place="bench", on_text=lambda _text, seen=first: seen or seen.append(time.perf_counter()))
+            done = time.perf_counter()
+            timings[setting].append((done - started, (first[0] if first else done) - started))
+    figures: dict[str, object] = {"prompts": len(prompts)}
+    for setting, values in timings.items():
+        counter = counters[setting]
+        figures[setting] = {"generate_p50_s": round(float(np.percentile([v[0] for v in values], 50)), 3),
+                            "generate_p99_s": round(float(np.percentile([v[0] for v in values], 99)), 3),
+                            "first_text_p50_s": round(float(np.percentile([v[1] for v in values], 50)), 3),
+                            "prompt_tokens_per_reply": round(counter.read_tokens / len(prompts), 1),  # type: ignore[attr-defined]
+                            "prompt_tokens_in_prompts_per_reply": round(counter.prompt_tokens / len(prompts), 1)}  # type: ignore[attr-defined]
+    return figures
+
+
 def memory_tokens(engine, replies: int) -> float:  # noqa: ANN001
     """Mean tokens of the quoted memories in the last `replies` logged prompts: new with
     each question, so read by every reply whatever is reused."""
@@ -319,6 +353,7 @@ def main() -> None:
             try:
                 if reuse:
                     results[name] = {setting: compare(engine, setting, args, levels, slots, defaults.prefix_cache_mb) for setting in reuse}
+                    results[name]["model_only"] = model_only(engine, args.mentions, defaults.prefix_cache_mb)
                 else:
                     results[name] = run(engine, args.mentions, levels, args.delivery, slots, prepare_ahead=args.prepare_ahead)
             finally:
