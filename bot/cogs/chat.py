@@ -170,8 +170,9 @@ class Chat(commands.Cog):
 
     async def _made(self, request: ReplyRequest, feeder: Callable[[str], None] | None,
                     typing: Callable[[], AbstractAsyncContextManager[Any]] | None) -> tuple[Reply, float]:
-        """The reply to `request` and how long it waited for the model (ms), within
-        reply_timeout (TimeoutError past it). Recall, evidence and the prompt are made
+        """The reply to `request` and how long it waited for the model (ms); TimeoutError
+        when its preparation, or its turn with the model and the check, takes longer than
+        reply_timeout. Recall, evidence and the prompt are made
         first, in the bounded preparation pool, while the model may still be answering
         someone else; the model's turn (`self.generation`) is only generation; the
         consistency check runs after the model is handed to the next asker (a repair that
@@ -190,6 +191,7 @@ class Chat(commands.Cog):
         holding = True
         try:
             queue_wait = (time.perf_counter() - waiting) * 1000
+            deadline = time.perf_counter() + self.services.reply_timeout  # as before: the wait in the queue is not the model's time
             async with typing() if typing is not None else contextlib.nullcontext():
                 if prepared is None:
                     prepared = await asyncio.wait_for(asyncio.to_thread(engine.prepare, request), left())
