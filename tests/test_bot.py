@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -183,8 +184,11 @@ def test_dm_canary_never_reaches_another_user_in_a_server(engine: ReplyEngine) -
         prompts = conn.execute("SELECT prompt::text, completion FROM replies WHERE asker_id = %s", (KIM,)).fetchall()
     assert len(prompts) == 3
     for prompt, completion in prompts:
-        # The canary may appear only where Kim typed it herself, never from memory.
-        assert json.loads(prompt)[0]["content"].count(CANARY) == 0 and CANARY not in completion
+        # The canary may appear only where Kim typed it herself, never from memory (quoted after the newest message, frame 2).
+        messages = json.loads(prompt)
+        quoted = [block for m in messages for block in re.findall(r"<memory>\n(.*?)\n</memory>", m["content"], re.S)]
+        assert quoted and not any(CANARY in block for block in quoted), "the memories recalled in a server hold no DM canary"
+        assert CANARY not in messages[0]["content"] and CANARY not in completion
 
 
 def test_run_needs_token_and_owner(persona_exe: Path, database: Database) -> None:

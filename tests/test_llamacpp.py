@@ -156,7 +156,7 @@ def test_the_reply_pipeline_on_llama_cpp_keeps_scopes(engines: tuple, database: 
                                       history=[Line("kim", "anyone know a good locker for the gym?", False)], channel_id=1000000000000000004))
     assert reply.text and CANARY not in json.dumps(reply.prompt) and CANARY not in reply.text
     own = engine.reply(ReplyRequest(text="what was sam's locker code?", asker_id=OWNER_ID, asker_name="you", place=Place.dm()))
-    assert CANARY in own.prompt[0]["content"]
+    assert CANARY in own.prompt[-1]["content"] and CANARY not in own.prompt[0]["content"]  # frame 2: after the question
 
 
 @needs_llama_cpp
