@@ -118,7 +118,8 @@ def test_control_characters_typed_by_someone_do_not_break_a_reply(engine: ReplyE
     reply = engine.reply(request)
     engine.log(request, reply)
     assert all("\x00" not in m["content"] and "\x1b" not in m["content"] for m in reply.prompt)
-    assert reply.prompt[-1]["content"].endswith("you: hi\nyou: locker code?[2J")
+    asked = reply.prompt[-1]["content"]  # the lines, then (frame 2) the memories recalled for them
+    assert asked.endswith("you: hi\nyou: locker code?[2J") or "you: hi\nyou: locker code?[2J\n\nThings from your own past" in asked
     with psycopg.connect(database.url) as conn:
         assert conn.execute("SELECT count(*) FROM replies").fetchone()[0] == 1  # logged: no NUL reached PostgreSQL
 
