@@ -10,6 +10,7 @@ from pathlib import Path
 from persona import memory
 from persona.config import Settings
 from persona.memory.embeddings import Embedder
+from persona.prompts import MEMORY_PREAMBLE
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures import voice
@@ -114,7 +115,8 @@ def test_recall_drills_put_the_answer_in_a_memory_of_the_same_scope(store: Store
     for drill in drills:
         system, user, answer = (m["content"] for m in drill.messages)
         assert [m["role"] for m in drill.messages] == ["system", "user", "assistant"] and "drill" in drill.tags
-        assert user.split("\n")[-1].endswith("?") and user.startswith("[")
+        asked, _, quoted = user.partition("\n\n" + MEMORY_PREAMBLE)  # frame 2: the question, then the memories
+        assert asked.split("\n")[-1].endswith("?") and user.startswith("[") and quoted.count("<memory>") == len(drill.recalled_ids)
         holding = [i for i in drill.recalled_ids if answer.split("\n")[0] in memories[i][2]]
         assert holding, "the answer is in one of the drill's memories"
         for memory_id in drill.recalled_ids:
