@@ -72,6 +72,11 @@ def run(ctx: typer.Context, sync_commands: Annotated[bool, typer.Option(
         # Its own connection: the dashboard reads "bot connected" from a lock held on it (persona/presence.py).
         with store.connect(autocommit=True) as presence_conn:
             engine = ReplyEngine.from_settings(settings, store)
+            if settings.metrics_port:
+                from persona import observability
+
+                observability.serve_in_background(store, engine=engine, host=settings.metrics_host, port=settings.metrics_port,
+                                                  token=settings.metrics_bearer)
             asyncio.run(_serve(engine, store, settings, presence.Announcer(presence_conn), force_sync=sync_commands))
     finally:
         store.close()

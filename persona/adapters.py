@@ -301,6 +301,17 @@ def recent_runs(conn: psycopg.Connection, limit: int = 20) -> list[TrainingRun]:
     return [TrainingRun(*r) for r in rows]
 
 
+def run_outcomes(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
+    """Training runs per (kind, status)."""
+    return {(kind, status): int(n) for kind, status, n in
+            conn.execute("SELECT kind, status, count(*) FROM training_runs GROUP BY kind, status").fetchall()}
+
+
+def last_success_at(conn: psycopg.Connection) -> datetime | None:
+    """When the newest training run that succeeded finished (None: never)."""
+    return conn.execute("SELECT max(finished_at) FROM training_runs WHERE status = 'succeeded'").fetchone()[0]
+
+
 def last_finished_run(conn: psycopg.Connection) -> TrainingRun | None:
     row = conn.execute(
         sql.SQL("SELECT {} FROM training_runs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1").format(_RUN_COLUMNS)

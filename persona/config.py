@@ -200,6 +200,15 @@ class Settings(BaseSettings):
                                                  "X-Forwarded-Proto are believed (comma-separated IPs or networks; empty: none, the "
                                                  "peer's own address counts).")
 
+    # --- Health and metrics ---------------------------------------------------------
+    metrics_port: int = Field(default=0, ge=0, le=65535,
+                              description="Port of `persona run`'s /health and /metrics (0: none; `persona serve` and `persona web` "
+                                          "serve both on their own port).")
+    metrics_host: str = Field(default="127.0.0.1", description="Address `persona run`'s metrics port listens on.")
+    metrics_token: SecretStr | None = Field(default=None,
+                                            description="Bearer token /metrics asks for (Prometheus's `authorization` setting); empty: "
+                                                        "anyone who reaches the port reads the counts (secret: never logged).")
+
     # --- Training -------------------------------------------------------------------
     lora_rank: int = Field(default=16, ge=1, le=512, description="LoRA rank.")
     lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scaling = alpha / rank).")
@@ -294,7 +303,7 @@ class Settings(BaseSettings):
             return Path(".persona")
         return value
 
-    @field_validator("discord_token", "database_url", "openai_api_key", mode="before")
+    @field_validator("discord_token", "database_url", "openai_api_key", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -359,6 +368,10 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve() / "datasets"
 
     @property
+    def metrics_bearer(self) -> str | None:
+        return self.metrics_token.get_secret_value() if self.metrics_token is not None else None
+
+    @property
     def secrets(self) -> list[str]:
         """Secret values that must never reach a log line."""
         values = []
@@ -366,6 +379,8 @@ class Settings(BaseSettings):
             values.append(self.discord_token.get_secret_value())
         if self.openai_api_key is not None:
             values.append(self.openai_api_key.get_secret_value())
+        if self.metrics_token is not None:
+            values.append(self.metrics_token.get_secret_value())
         if self.database_url is not None:
             password = _password_of(self.database_url.get_secret_value())
             if password:

@@ -131,3 +131,18 @@ def interleaved(places: list[str], turns: int) -> list[tuple[str, list[dict[str,
     """The prompts of `places` taking turns."""
     by_place = [conversation(place, turns) for place in places]
     return [prompts[turn] for turn in range(turns) for prompts in by_place]
+
+
+def scrape(url: str, token: str | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of a Prometheus `/metrics` page, by (name, sorted labels); fails on anything but 200."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30)
+    assert response.status_code == 200, f"{url}: {response.status_code} {response.text[:200]}"
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(response.text)
+            for s in family.samples}
+
+
+def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))

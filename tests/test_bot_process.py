@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from persona import presence
@@ -28,7 +29,7 @@ from tests.fake_discord.server import BOT_ID, FakeDiscord
 from tests.fixtures import voice
 from tests.fixtures.discord_package import OWNER_ID
 from tests.fixtures.tiny_model import build_tiny_model
-from tests.helpers import rows
+from tests.helpers import free_port, rows, sample, scrape
 
 GUILD_ID, GENERAL = 5000000000000000001, 1000000000000000004
 SAM, KIM = 222222222222222222, 333333333333333333
@@ -85,6 +86,7 @@ def test_a_bot_killed_mid_reply_catches_up_and_answers_again(persona_exe: Path, 
         "DATABASE_URL": database.url, "DISCORD_TOKEN": "x" * 30, "PERSONA_OWNER_ID": str(OWNER_ID), "PERSONA_HOME": str(tmp_path / "home"),
         "PERSONA_BASE_MODEL": str(tiny), "PERSONA_REPLY_MAX_TOKENS": "400", "PERSONA_RETRAIN_CRON": "0 4 * * *", "PERSONA_SEND_MODE": "auto",
         "FAKE_DISCORD_URL": f"http://127.0.0.1:{discord_server.fake.port}", "PYTHONPATH": str(REDIRECT),
+        "PERSONA_METRICS_PORT": str(metrics_port := free_port()), "PERSONA_METRICS_TOKEN": "scrape-me",
     }
     store = Store(database)
     stored = lambda: {r[0] for r in rows(store, "SELECT id FROM messages")}  # noqa: E731
@@ -120,6 +122,19 @@ def test_a_bot_killed_mid_reply_catches_up_and_answers_again(persona_exe: Path, 
         said.append(discord_server.post(KIM, f"<@{BOT_ID}> you there?", mentions=[BOT_ID]))
         _wait(lambda: len(discord_server.fake.sent) == 1, "an answer after the restart")
         _wait(lambda: rows(store, "SELECT count(*) FROM replies") == [(1,)], "the answer to be logged")
+
+        # The metrics port (PERSONA_METRICS_PORT): this process's one reply, its stages, the model; the token is asked for.
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        assert httpx.get(metrics_url, timeout=30).status_code == 401
+        assert httpx.get(metrics_url, headers={"Authorization": "Bearer wrong"}, timeout=30).status_code == 401
+        figures = scrape(metrics_url, "scrape-me")
+        assert sample(figures, "persona_replies_total", outcome="sent") == 1 and sample(figures, "persona_replies_total", outcome="held") == 0
+        for stage in ("recall", "prompt", "generate", "total", "first_text", "queue_wait"):
+            assert sample(figures, "persona_reply_stage_seconds_count", stage=stage) == 1, stage
+        assert sample(figures, "persona_model_loaded") == 1 and sample(figures, "persona_database_up") == 1
+        assert sample(figures, "persona_replies_logged") == 1 and sample(figures, "persona_adapter_version") == 0
+        health = httpx.get(f"http://127.0.0.1:{metrics_port}/health", timeout=30)
+        assert health.status_code == 200 and health.json() == {"status": "ok", "database": "ok", "model": "loaded"}
     finally:
         if bot.poll() is None:
             os.killpg(bot.pid, signal.SIGTERM)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.client import PersonaBot
-from persona import drafts, guard, replies, send_modes
+from persona import drafts, guard, metrics, replies, send_modes
 from persona.memory.embeddings import Embedder
 from persona.runtime.engines.base import Generated, GenerationSettings
 from persona.runtime.engines.transformers_engine import TransformersGenerator
@@ -376,9 +376,13 @@ def test_past_the_hourly_limits_automatic_replies_become_drafts(database: Databa
         await fake.click(OWNER_ID, draft_dms(fake)[0], button(draft_dms(fake)[0], "send"))  # the owner may still send it
         await wait_for(lambda: sent_here(fake, GENERAL) == 31)
 
+    counted = {outcome: metrics.REGISTRY.get_sample_value("persona_replies_total", {"outcome": outcome}) for outcome in ("sent", "held")}
     run_with_bot(engine, thirty_one, services_options={"per_user_rate": 1000, "max_sends_per_hour_per_channel": 1000})
     with engine.store.connect() as conn:
         assert replies.automatic_sends(conn, timedelta(hours=1)) == 30  # the owner's send is not an automatic one
+    # /metrics counts them the same way: 30 sent, 1 held (the owner's later send of a draft is not a reply the bot made)
+    assert metrics.REGISTRY.get_sample_value("persona_replies_total", {"outcome": "sent"}) - counted["sent"] == 30
+    assert metrics.REGISTRY.get_sample_value("persona_replies_total", {"outcome": "held"}) - counted["held"] == 1
 
     async def per_channel(fake: FakeDiscord, bot: PersonaBot) -> None:
         for n in range(3):

@@ -25,7 +25,7 @@ from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OTHER, OWNER, message, write_export
 from tests.fixtures.discord_package import OWNER_ID
-from tests.helpers import free_port, random_lora, wait_healthy
+from tests.helpers import free_port, random_lora, sample, scrape, wait_healthy
 from tests.test_cli import assert_one_line_error, run
 
 GUILD = ("5000000000000000051", "Crag")
@@ -130,6 +130,13 @@ def test_serve_answers_each_key_as_its_audience(persona_exe: Path, store: Store,
         streamed_text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
         assert len({c["id"] for c in chunks}) == 1 and chunks[-1]["persona_completion_id"].startswith("chatcmpl-")
         assert streamed_text == _logged(database, int(chunks[-1]["persona_completion_id"].removeprefix("chatcmpl-")))[1]
+
+        # /health and /metrics need no key (persona/observability.py): every reply so far went through the engine's stages.
+        assert client.get("/health").json() == {"status": "ok", "database": "ok", "model": "loaded"}
+        figures = scrape(f"{base}/metrics")
+        assert sample(figures, "persona_reply_stage_seconds_count", stage="generate") == _reply_count(database) == 3
+        assert sample(figures, "persona_model_loaded") == 1 and sample(figures, "persona_adapter_version") == 0
+        assert CANARY not in client.get("/metrics").text
 
         # max_tokens shortens a reply (never lengthens it past the owner's setting); temperature 0 is deterministic.
         small_talk = "lol the weather is wild today"  # not a question about the owner: always generated

@@ -25,7 +25,7 @@ import httpx
 import psycopg
 import pytest
 
-from persona import adapters
+from persona import adapters, observability
 from persona.memory.embeddings import Embedder
 from persona.runtime.model import BaseModelSpec
 from persona.storage.db import Database
@@ -111,7 +111,7 @@ def test_nothing_is_served_without_a_login(web: Web, persona_exe: Path, env: dic
     routes = _routes(store, env)
     assert len(routes) >= 20 and ("POST", "/privacy/forget") in routes
     for method, path in routes:
-        if path == "/login":
+        if path in ("/login", *observability.PATHS):  # public: tests/test_observability.py
             continue
         response = client.request(method, path)
         assert response.status_code in (303, 401), f"{method} {path} answered {response.status_code} without a session"

@@ -3,7 +3,7 @@ security headers, error pages, and the pages (web/pages/), each a thin view over
 functions. What the pages share lives in web/dependencies.py, so pages never import this
 module.
 
-Every route but `/login` and the vendored static files needs a session: a page asked for
+Every route but `/login`, `/health`, `/metrics` (persona/observability.py) and the vendored static files needs a session: a page asked for
 without one redirects to the login form, anything else gets 401. Every request that
 changes something (not GET/HEAD) must carry the session's CSRF token (an app-wide
 dependency: web/dependencies.py `check_csrf`), and no query or form value may hold what
@@ -28,6 +28,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from persona import observability
 from persona.errors import DatabaseError, ModelUnavailable, PersonaError, first_line
 from web.auth import COOKIE
 from web.context import Dashboard
@@ -60,7 +61,7 @@ def create_app(dashboard: Dashboard) -> FastAPI:
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         path = request.url.path
-        if path == "/login" or path.startswith(PUBLIC_PREFIXES):
+        if path == "/login" or path in observability.PATHS or path.startswith(PUBLIC_PREFIXES):
             return _secured(await call_next(request))
         session = dashboard.sessions.get(request.cookies.get(COOKIE))
         if session is None:
@@ -102,6 +103,7 @@ def create_app(dashboard: Dashboard) -> FastAPI:
         status = 503 if isinstance(exc, ModelUnavailable | DatabaseError) else 400
         return _error_page(request, status, exc.message)
 
+    app.include_router(observability.router(dashboard.store, token=dashboard.settings.metrics_bearer))
     for page in PAGES:
         app.include_router(page.router)
     return app

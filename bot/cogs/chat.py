@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.delivery import LiveMessage, with_heading
 from bot.services import Services
 from bot.triggers import per_user_cooldown, place_of, should_answer
-from persona import disclosure, guard
+from persona import disclosure, guard, metrics
 from persona.errors import ModelUnavailable
 from persona.prompts import Line
 from persona.runtime.reply import Reply, ReplyRequest, split_message
@@ -129,9 +129,11 @@ class Chat(commands.Cog):
         try:
             reply, queue_wait = await self._made(request, live.feeder() if live else None, message.channel.typing)
         except TimeoutError:
+            metrics.count_reply("failed")
             await self._give_up(live, message, SLOW)
             return False
         except ModelUnavailable as exc:  # PERSONA_ENGINE=openai and the server is away: say so, stay up
+            metrics.count_reply("failed")
             log.warning("no reply to %s: %s", message.id, exc.message)
             await self._give_up(live, message, UNAVAILABLE)
             return False
@@ -152,6 +154,9 @@ class Chat(commands.Cog):
             "send": (done - sending) * 1000, "total": (done - started) * 1000, "first_text": (first - started) * 1000,
             "new_tokens": float(reply.new_tokens),
         })
+        metrics.count_reply("sent")
+        metrics.observe_stages({"queue_wait": queue_wait, "send": (done - sending) * 1000, "total": (done - started) * 1000,
+                                "first_text": (first - started) * 1000})  # the engine's own stages were observed as it finished
         return True
 
     async def _draft(self, message: discord.Message, request: ReplyRequest, reason: str) -> None:
@@ -161,9 +166,11 @@ class Chat(commands.Cog):
         try:
             reply, _ = await self._made(request, None, None)
         except TimeoutError:
+            metrics.count_reply("failed")
             log.warning("no draft for message %s: the model took longer than %.0f s", message.id, self.services.reply_timeout)
             return
         except ModelUnavailable as exc:
+            metrics.count_reply("failed")
             log.warning("no draft for message %s: %s", message.id, exc.message)
             return
         await self._hold(message, request, reply, reason)
@@ -209,6 +216,7 @@ class Chat(commands.Cog):
         if drafts is None:
             log.error("no draft for message %s: the drafts extension is not loaded", message.id)
             return
+        metrics.count_reply("held")
         await drafts.hold(message, request, reply, reason)  # type: ignore[attr-defined]
 
     async def _give_up(self, live: LiveMessage | None, message: discord.Message, notice: str) -> None:

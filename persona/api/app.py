@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from persona import observability
 from persona.api import errors
 from persona.api.dependencies import ApiState
 from persona.api.limits import KeyLimits, RequestBounds, Turns, UseMarks
@@ -39,11 +40,13 @@ from persona.runtime.reply import ReplyEngine
 
 
 def create_app(engine: ReplyEngine, *, model_name: str = "persona", max_waiting: int = 16, bounds: RequestBounds | None = None,
-               keys: KeyLimits | None = None, model_slots: int = 1) -> FastAPI:
-    """`model_slots`: requests handed to the model at once (1 for a local model; a model server batches)."""
+               keys: KeyLimits | None = None, model_slots: int = 1, metrics_token: str | None = None) -> FastAPI:
+    """`model_slots`: requests handed to the model at once (1 for a local model; a model server batches);
+    `metrics_token`: the bearer token /metrics asks for (persona/observability.py)."""
     bounds = bounds or RequestBounds()
-    app = FastAPI(title="persona", docs_url=None, redoc_url=None, openapi_url=None)  # nothing is served without a key but /health
+    app = FastAPI(title="persona", docs_url=None, redoc_url=None, openapi_url=None)  # nothing is served without a key but /health and /metrics
     app.state.api = ApiState(engine, model_name, Turns(max_waiting, model_slots), keys or KeyLimits(), bounds, UseMarks())
     errors.install(app, bounds.max_body_bytes)  # a body larger than any allowed request is refused before it is read
+    app.include_router(observability.router(engine.store, engine=engine, token=metrics_token))
     app.include_router(router)
     return app

@@ -1,5 +1,5 @@
-"""The API's routes: `/health`, `/v1/models`, `/v1/chat/completions` (persona/api/app.py
-says what they answer and how)."""
+"""The API's routes: `/v1/models`, `/v1/chat/completions` (persona/api/app.py says what
+they answer and how; `/health` and `/metrics` are persona/observability.py's)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,6 @@ State = Annotated[ApiState, Depends(state_of)]
 Work = Callable[[OnText | None], tuple[str, str, int, int]]  # → (text, completion id, prompt tokens, completion tokens)
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.25  # how often a non-streamed request checks that its client is still there
-
-
-@router.get("/health")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 @router.get("/v1/models")

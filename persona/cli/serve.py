@@ -116,7 +116,7 @@ def serve(
     application = create_app(engine, max_waiting=settings.serve_max_waiting,
                              bounds=RequestBounds(settings.serve_max_message_chars, settings.serve_max_prompt_chars),
                              keys=KeyLimits(settings.serve_key_concurrency, settings.serve_key_per_minute),
-                             model_slots=1 if is_local(settings) else settings.serve_max_waiting)
+                             model_slots=1 if is_local(settings) else settings.serve_max_waiting, metrics_token=settings.metrics_bearer)
     version = engine.generator.adapter_version
     err.print(f"[dim]{engine.owner_name}'s persona · {'adapter v' + str(version) if version else 'base model (no adapter yet)'} · "
               f"http://{host}:{port}/v1 · Ctrl-C stops[/]")

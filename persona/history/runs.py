@@ -81,6 +81,12 @@ def import_count(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM import_runs").fetchone()[0])
 
 
+def import_outcomes(conn: psycopg.Connection) -> dict[tuple[str, str], int]:
+    """Import runs per (source, status)."""
+    return {(source, status): int(n) for source, status, n in
+            conn.execute("SELECT source, status, count(*) FROM import_runs GROUP BY source, status").fetchall()}
+
+
 def backfill_resume_point(conn: psycopg.Connection, channel_id: int) -> int | None:
     """The newest message id `persona backfill` stored for this channel, if any."""
     row = conn.execute("SELECT last_message_id FROM backfill_state WHERE channel_id = %s", (channel_id,)).fetchone()

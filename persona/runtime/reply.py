@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from persona import adapters, memory, replies
+from persona import adapters, memory, metrics, replies
 from persona.config import Settings
 from persona.errors import ModelUnavailable
 from persona.history.people import resolve_owner
@@ -142,7 +142,9 @@ class ReplyEngine:
                      consistency_policy=settings.consistency)
         try:
             engine.refresh_adapter()
+            metrics.model_answers(True)
         except ModelUnavailable as exc:  # the model server may come up after us: each reply tries again
+            metrics.model_answers(False)
             log.warning("%s", exc.message)
         return engine
 
@@ -187,9 +189,15 @@ class ReplyEngine:
         # Only an answer to a factual question about the owner is ever replaced: a first-person line
         # volunteered in chat ("i'm at the gym lol") is flagged, never swapped for "not sure".
         cancellation.raise_if_cancelled()
-        with prepared.clock.step("generate"):
-            return self._generate(prepared.request, prepared.prompt, prepared.evidence, prepared.about_owner,
-                                  None if self._replaceable(prepared) else on_sentences)
+        try:
+            with prepared.clock.step("generate"):
+                draft = self._generate(prepared.request, prepared.prompt, prepared.evidence, prepared.about_owner,
+                                       None if self._replaceable(prepared) else on_sentences)
+        except ModelUnavailable:
+            metrics.model_answers(False)
+            raise
+        metrics.model_answers(True)
+        return draft
 
     def finish(self, prepared: Prepared, draft: consistency.Repaired) -> Reply:
         """The consistency check and its repair (a regeneration takes the model again), then the reply as sent."""
@@ -204,6 +212,7 @@ class ReplyEngine:
         cancellation.raise_if_cancelled()  # abandoned part-way (a closed connection, a stopping server): not a reply
         text = clean(draft.text) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
+        metrics.observe_stages(clock.ms)
         return Reply(text, split_message(text), prepared.prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int(clock.total_ms - prepared.waited_ms), clock.ms, draft.new_tokens, prepared.evidence, said_unknown=draft.said_unknown,
                      verdict=draft.verdict, regenerated=draft.regenerated, trimmed=draft.trimmed)
