@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +23,14 @@ from persona.prompts import CURRENT_FRAME
 
 _COLUMNS = sql.SQL("id, parent_id, base_model, path, status, status_reason, data_watermark, feedback_watermark, hyperparams, metrics, "
                    "created_at, activated_at, tainted_at, tainted_reason, files_pending, draft_watermark, prompt_frame")
+
+
+def relocation(old_root: Path, new_root: Path) -> sql.Composed:
+    """The statement that moves adapter folders recorded under `old_root` to `new_root`
+    (a restored backup in another PERSONA_HOME; run inside the restore's own transaction)."""
+    old = str(old_root).rstrip("/") + "/"
+    return sql.SQL("UPDATE adapter_versions SET path = {} || substr(path, {}) WHERE starts_with(path, {})").format(
+        sql.Literal(str(new_root).rstrip("/") + "/"), sql.Literal(len(old) + 1), sql.Literal(old))
 
 
 def served_name(version: int) -> str:

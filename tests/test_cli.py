@@ -16,10 +16,11 @@ from persona.storage.db import Database
 TOKEN = "MTA5OTk5OTk5OTk5OTk5OTk5OQ.GhOsTs.cli-canary-token-0987654321"
 
 
-def run(exe: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(exe: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_") and k not in ("DATABASE_URL", "DISCORD_TOKEN")}
     return subprocess.run(
-        [str(exe), *args], env={**base, **(env or {})}, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [str(exe), *args], env={**base, **(env or {})}, cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input
     )
 
 

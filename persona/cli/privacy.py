@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -31,15 +33,18 @@ def _confirm(what: str, yes: bool) -> None:
 
 def _delete(ctx: typer.Context, action: Any, *, retrain: bool = True) -> None:  # action(conn) -> Forgotten
     """Delete in one transaction, clean the training files, then retrain if the serving adapter learned from it."""
+    from persona.backup import made_before
     from persona.privacy.forget import carry_out
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)
+    started = datetime.now(UTC)
     with open_store(settings).connect() as conn:
         result, purged = carry_out(conn, action, settings.datasets_dir)
     out.print(result.describe())
     if purged.describe():
         out.print(purged.describe())
+    _older_backups(made_before(settings, started))
     if not result.needs_retrain:
         return
     command = next((c.callback for c in app.registered_commands if c.name == "retrain"), None)
@@ -114,8 +119,18 @@ def optin(ctx: typer.Context, user_id: Annotated[int, typer.Argument(help="Disco
 def forget_everything_cmd(ctx: typer.Context, yes: YesOption = False) -> None:
     """Everything: every message, memory, reply, rating, adapter and training file, and the embedded
     database's own files (for when you stop using persona). Only the bundled base models stay."""
+    from persona.backup import made_before
     from persona.privacy.leaving import forget_everything
 
     settings = settings_of(ctx)
     _confirm(f"everything persona holds (the database and every file in {settings.home})", yes)
+    older = made_before(settings, datetime.now(UTC))  # read before the home (and its list of backups) goes
     out.print(forget_everything(settings).describe())
+    _older_backups([path for path in older if path.is_file()])
+
+
+def _older_backups(paths: list[Path]) -> None:
+    """Backups are copies: forget cannot reach into them, so it names them."""
+    if paths:
+        out.print(f"[yellow]{len(paths)} backup(s) made before this still hold what was deleted[/] — delete them, or make them "
+                  "again with `persona backup` once they are gone: " + ", ".join(str(p) for p in paths))
