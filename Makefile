@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   installs everything into .venv and runs the main job on the embedded defaults
-#   make test   installs everything into .venv (and Debian's chromium for the browser tests) and runs the whole test suite
+#   make test   installs everything into .venv (and Debian's chromium and docker-compose for the tests that ask them) and runs the whole test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -13,7 +13,7 @@ demo: install
 	$(BIN)/persona demo $(DEMO_ARGS)
 
 browser:
-	@bash scripts/install_chromium.sh
+	@bash scripts/install_test_tools.sh
 
 test: install browser
 	$(BIN)/python -m pytest -q

@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     # --- Dashboard (`persona web`) -------------------------------------------------
     web_host: str = Field(default="127.0.0.1", description="Address `persona web` listens on; any other than loopback needs `persona web set-password` first.")
     web_port: int = Field(default=8410, ge=1, le=65535, description="Port of `persona web`.")
+    web_password_file: Path | None = Field(default=None,
+                                           description="A file whose first line is the dashboard's password (a Docker secret, "
+                                                       "/run/secrets/…): `persona web` sets it at start; empty: `persona web set-password`.")
     web_max_upload_mb: float = Field(default=1024.0, gt=0, description="Largest request `persona web` accepts, in MB (an uploaded "
                                      "data package or export); larger imports go through `persona ingest`.")
     web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="How long a dashboard login lasts without use.")
@@ -303,7 +306,7 @@ class Settings(BaseSettings):
             return Path(".persona")
         return value
 
-    @field_validator("discord_token", "database_url", "openai_api_key", "metrics_token", mode="before")
+    @field_validator("discord_token", "database_url", "openai_api_key", "metrics_token", "web_password_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -35,6 +35,7 @@ from tests.fixtures.discord_package import OWNER_ID
 from tests.helpers import free_port, hold_draft, random_lora, wait_healthy
 from tests.test_cli import assert_one_line_error, run
 from tests.test_serve import CANARY, DM, GENERAL, GUILD, KIM, SAM, _history
+from web import password
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -162,9 +163,23 @@ def test_nothing_is_served_without_a_login(web: Web, persona_exe: Path, env: dic
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
 
 
-def test_a_public_address_needs_a_password(persona_exe: Path, env: dict[str, str], store: Store) -> None:
+def test_a_public_address_needs_a_password(persona_exe: Path, env: dict[str, str], store: Store, tmp_path: Path) -> None:
     assert_one_line_error(run(persona_exe, "web", "--host", "0.0.0.0", env=env),  # noqa: S104 - refused, never bound
                           2, "without a password", "persona web set-password")
+    # A container's secret (PERSONA_WEB_PASSWORD_FILE): missing or empty is one line; a real one is the password.
+    secret = tmp_path / "web_password"
+    assert_one_line_error(run(persona_exe, "web", env={**env, "PERSONA_WEB_PASSWORD_FILE": str(secret)}), 2, "PERSONA_WEB_PASSWORD_FILE",
+                          "cannot read")
+    secret.write_text("\n")
+    assert_one_line_error(run(persona_exe, "web", env={**env, "PERSONA_WEB_PASSWORD_FILE": str(secret)}), 2, "is empty")
+    secret.write_text("from a docker secret\n")
+    web = start_web(persona_exe, {**env, "PERSONA_WEB_PASSWORD_FILE": str(secret)}, "--host", "0.0.0.0")  # noqa: S104
+    try:  # it listens beyond loopback (so a password is set), and it is the file's (cookies are Secure there: checked in the database)
+        assert httpx.get(f"{web.base}/login", timeout=30).status_code == 200
+        with store.connect() as conn:
+            assert password.verify(conn, "from a docker secret") and not password.verify(conn, "from a docker secret\n")
+    finally:
+        assert "Traceback" not in stop_web(web)
 
 
 def _plot(path: Path) -> None:

@@ -38,6 +38,10 @@ def web(
         raise ConfigError(f"--port {port}: use 1-65535")
     store = open_store(settings)
     with store.connect() as conn:
+        if settings.web_password_file is not None:  # a container's secret: the password follows the file
+            secret = password.read_file(settings.web_password_file)
+            if not password.is_set(conn) or not password.verify(conn, secret):
+                password.set_password(conn, secret)
         has_password = password.is_set(conn)
     if not is_loopback(host):
         if not has_password:

@@ -6,6 +6,8 @@ profile); a hash made with weaker parameters is replaced at the next good login.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,6 +26,17 @@ def set_password(conn: psycopg.Connection, password: str) -> None:
         "ON CONFLICT (id) DO UPDATE SET password_hash = EXCLUDED.password_hash, set_at = now()",
         (_hasher.hash(password),),
     )
+
+
+def read_file(path: Path) -> str:
+    """The password in the first line of `path` (PERSONA_WEB_PASSWORD_FILE, a container's secret)."""
+    try:
+        first = path.expanduser().read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"PERSONA_WEB_PASSWORD_FILE {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    if not first or not first[0].strip():
+        raise ConfigError(f"PERSONA_WEB_PASSWORD_FILE {path} is empty: put the password on its first line")
+    return first[0].strip()
 
 
 def clear_password(conn: psycopg.Connection) -> bool:
