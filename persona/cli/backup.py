@@ -13,7 +13,8 @@ from persona.cli.app import app, err, out, settings_of
 @app.command("backup")
 def backup_cmd(
     ctx: typer.Context,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="A folder, or a file name ending in .persona-backup (default: PERSONA_HOME/backups/).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="A folder, or a file name ending in .persona-backup (default: PERSONA_HOME/backups/).")] = None,
 ) -> None:
     """One archive of the database (pg_dump), the adapters and every file in PERSONA_HOME, with checksums."""
     from persona.backup import backup
