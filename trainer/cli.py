@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -210,6 +211,38 @@ def adapters_gguf(ctx: typer.Context,
     if chosen is None or not chosen.path:
         raise ConfigError(f"no adapter {version or 'is active'} with weights: see `persona adapters`")
     print(lora_for(Path(chosen.path), base_gguf(resolve_base_model(settings.base_model, settings.models_dir), settings.llama_cpp_model)))
+
+
+@adapters_app.command("export")
+def adapters_export(ctx: typer.Context,
+                    version: Annotated[str | None, typer.Argument(help="Version, e.g. v3 or 3; default: the active one.")] = None,
+                    ollama: Annotated[Path, typer.Option("--ollama", help="Folder for an Ollama model: Modelfile, base and LoRA GGUF.")] = Path(),
+                    ) -> None:
+    """Write a version as an Ollama model (then `ollama create persona-vN -f DIR/Modelfile`)."""
+    from persona import adapters
+    from persona.cli import err
+    from persona.errors import ConfigError
+    from persona.runtime.engines.gguf_lora import lora_for
+    from persona.runtime.engines.llamacpp import base_gguf
+    from persona.runtime.engines.ollama_export import chat_format, export
+    from persona.runtime.model import load_tokenizer, resolve_base_model
+
+    if ollama == Path():
+        raise ConfigError("say where: --ollama DIR (a folder for the Modelfile and the GGUF files)")
+    settings, store = _context(ctx)
+    with store.connect() as conn:
+        chosen = adapters.active(conn) if version is None else adapters.get(conn, _version_number(version))
+    if chosen is None or not chosen.path:
+        raise ConfigError(f"no adapter {version or 'is active'} with weights: see `persona adapters`")
+    spec = resolve_base_model(settings.base_model, settings.models_dir)
+    base = base_gguf(spec, settings.llama_cpp_model)
+    chat = chat_format(getattr(load_tokenizer(spec), "chat_template", None))
+    written = export(ollama.expanduser().resolve(), base_gguf=base, lora_gguf=lora_for(Path(chosen.path), base), chat=chat,
+                     temperature=settings.temperature, top_p=settings.top_p, repeat_penalty=settings.repetition_penalty,
+                     num_ctx=2048)  # the reply engine's 1,200-token prompts and the longest reply fit
+    name = adapters.served_name(chosen.id)
+    print(written)
+    err.print(f"[dim]then: ollama create {name} -f {written}  (PERSONA_ENGINE=openai finds it by that name)[/]")
 
 
 @adapters_app.command("rollback")

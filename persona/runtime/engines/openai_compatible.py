@@ -1,8 +1,7 @@
 """Generation on an OpenAI-compatible server (PERSONA_ENGINE=openai).
 
 Any server that speaks `POST /v1/chat/completions`: vLLM (`--enable-lora`), llama.cpp's
-llama-server, or a bigger machine's `persona serve` (its raw-model names). Not Ollama:
-it has neither vLLM's adapter endpoints nor llama-server's, so no adapter could be served. The
+llama-server, Ollama, or a bigger machine's `persona serve` (its raw-model names). The
 reply pipeline stays here — recall, the prompt, "not sure", the consistency check,
 logging — and only the model call travels.
 
@@ -21,6 +20,12 @@ with that version's file; each request then names every LoRA in llama-server's
 per-request `"lora"` field, that version's at scale 1 and the others at 0 (one left out
 would get its global scale), so switching is still atomic per request.
 A version it was not started with is one clear line saying how to restart it.
+
+Ollama (and `persona serve`) cannot load an adapter at run time either: there a version is
+a model of its own, made beforehand (`persona adapters export vN --ollama DIR`, then
+`ollama create persona-vN -f DIR/Modelfile`). A server that answers the load request with
+404 is asked for a model named `persona-vN` (or Ollama's `persona-vN:latest`); one that
+has none is one clear line saying how to make it, and replies stay where they were.
 
 What cannot travel: grounding's pull towards the owner's words works on the model's
 logits (persona/runtime/grounding.py), which these APIs do not expose; evidence still
@@ -108,15 +113,35 @@ class OpenAICompatibleGenerator:
         if self._llama_server:
             self._pick_started_lora(version, path)
             return
-        if name not in self.served_models():
-            self._call("POST", "load_lora_adapter", {"lora_name": name, "lora_path": self._server_path(path)})
-            if name not in self.served_models():
-                raise ModelUnavailable(f"{self.base_url} accepted adapter {name} but does not list it; replies stay on {self._model or 'nothing'}")
+        served = self._served_as(name)
+        if served is None:
+            self._load(name, version, path)
+            served = name
         previous = self._model
-        self._model, self.adapter_version = name, version  # only now do requests name it
-        log.info("replying with adapter %s on %s", name, self.base_url)
+        self._model, self.adapter_version, self._unstarted = served, version, None  # only now do requests name it
+        log.info("replying with adapter %s on %s", served, self.base_url)
         if previous.startswith("persona-v") and previous != name:
             self._unload(previous)
+
+    def _served_as(self, name: str) -> str | None:
+        """The server's name for `name`: itself (vLLM, `persona serve`), or `name:latest` (Ollama's tag)."""
+        return next((m for m in self.served_models() if m in (name, f"{name}:latest")), None)
+
+    def _load(self, name: str, version: int, path: str) -> None:
+        """vLLM's runtime LoRA loading; a server without that endpoint (Ollama, `persona serve`)
+        serves a version only as a model of that name, made there beforehand."""
+        with self._reaching():
+            response = self._client.post("load_lora_adapter", json={"lora_name": name, "lora_path": self._server_path(path)})
+        if response.status_code in (404, 405):
+            self._unstarted = version  # as with llama-server: replies go on with what is served until it exists
+            staying = f"adapter v{self.adapter_version}" if self.adapter_version else "the base model"
+            raise ModelUnavailable(f"{self.base_url} cannot load adapters (POST /load_lora_adapter: HTTP {response.status_code}) and serves no "
+                                   f"model named {name}: on Ollama run `persona adapters export v{version} --ollama DIR` and `ollama create "
+                                   f"{name} -f DIR/Modelfile`; on another `persona serve`, activate v{version} there. Replies stay on {staying}")
+        if response.status_code >= 400:
+            self._refused(response, "POST", "load_lora_adapter")
+        if self._served_as(name) is None:
+            raise ModelUnavailable(f"{self.base_url} accepted adapter {name} but does not list it; replies stay on {self._model or 'nothing'}")
 
     def _root_url(self, path: str) -> str:
         """An endpoint beside /v1 (llama-server's /lora-adapters)."""
@@ -185,7 +210,7 @@ class OpenAICompatibleGenerator:
             self._said_no_grounding = True
             log.info("grounding's pull needs the model's logits: with PERSONA_ENGINE=openai replies are generated without it")
         with self._switch:
-            if self._wanted[0] is None or self._wanted[0] != self._unstarted:  # llama-server lacks that one until restarted
+            if self._wanted[0] is None or self._wanted[0] != self._unstarted:  # a server that lacks it until restarted or created
                 self._sync()  # the adapter wished for, if the server was away when it was
             model, lora = self._model, (self._lora_field(self._lora_folder) if self._llama_server else None)
         greedy = self.settings.greedy if greedy is None else greedy
