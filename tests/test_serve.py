@@ -36,6 +36,13 @@ QUESTION = "what car do you drive these days?"
 
 
 def _history(store: Store, embedder: Embedder, folder: Path) -> None:
+    ingest_dce(store, [_history_files(folder)], owner_id=OWNER_ID)
+    with store.connect() as conn:
+        memory.build(conn, embedder)
+
+
+def _history_files(folder: Path) -> Path:
+    """The two DiscordChatExporter files (a server channel, and the DM with Sam that holds the canary) in `folder`."""
     write_export(folder / "general.json", channel_id=GENERAL, channel_type="GuildTextChat", guild=GUILD, name="general", messages=[
         message(1300000000000000501, OTHER, "what's your cat called?", ts="2024-03-02T09:00:00+00:00"),
         message(1300000000000000502, OWNER, "my cat is called miso, she is four", ts="2024-03-02T09:01:00+00:00"),
@@ -46,9 +53,7 @@ def _history(store: Store, embedder: Embedder, folder: Path) -> None:
         message(1200000000000000501, FRIEND, QUESTION, ts="2024-03-01T10:00:00+00:00"),
         message(1200000000000000502, OWNER, f"i drive an old {CANARY} truck, it's red", ts="2024-03-01T10:01:00+00:00"),
     ])
-    ingest_dce(store, [folder], owner_id=OWNER_ID)
-    with store.connect() as conn:
-        memory.build(conn, embedder)
+    return folder
 
 
 def _serve(persona_exe: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
