@@ -40,7 +40,7 @@ ENV PATH=/opt/persona/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     PYTHONUNBUFFERED=1
-USER persona
+USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 # 8400: persona serve · 8410: persona web · 9464: the bot's /health and /metrics (PERSONA_METRICS_PORT)

@@ -22,7 +22,10 @@ by bench/honesty.py on a history with 20 planted facts.
                                [--boost 5 --copy-weight 0.5 --threshold 0.45] [--frames 1,2]
 
 With `--frames 1,2` every adapter answers in both prompt frames (persona/prompts.py):
-what moving the memories from the system prompt to after the newest message costs.
+what moving the memories from the system prompt to after the newest message costs — in
+fact use, and in held-out loss with memories: the adapter's loss on the owner's held-out
+replies when every held-out example is given the memories recall finds for it, quoted
+where each frame puts them (`heldout_loss_with_memories`).
 
 Prints one JSON line.
 """
@@ -112,7 +115,26 @@ def answer_all(engine: Any, questions: list[str], *, recall: bool, grounding: An
         engine.k, engine.grounding, engine.say_unknown, engine.consistency = k, configured, unknown, policy
 
 
-def measure(name: str, root: Path, steps: int, drills: float, grounding: Any, frames: tuple[int, ...] = (2,)) -> dict[str, Any]:
+def heldout_loss_with_memories(store: Any, engine: Any, heldout: Path, frames: tuple[int, ...], max_len: int) -> dict[str, float | None]:
+    """Loss per owner token on the held-out examples that recall finds memories for, with the memories in each frame."""
+    from trainer.dataset import read_examples
+    from trainer.evaluate import heldout_loss
+    from trainer.recalled import add_recalled_memories
+
+    losses: dict[str, float | None] = {}
+    for frame in frames:
+        examples = read_examples(heldout)
+        with store.connect() as conn:
+            add_recalled_memories(conn, engine.embedder, examples, fraction=1.0, max_seq_len=max_len, frame=frame)
+        given = [e for e in examples if "recalled" in e.tags]
+        loss = heldout_loss(engine.generator.model, engine.generator.tokenizer, given, max_len)
+        losses[f"frame{frame}"] = round(loss, 4) if loss is not None else None
+        losses["examples"] = len(given)
+    return losses
+
+
+def measure(name: str, root: Path, steps: int, drills: float, grounding: Any, frames: tuple[int, ...] = (2,),
+            adapter: Path | None = None) -> dict[str, Any]:
     from persona import adapters, memory
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.privacy.scopes import Place
@@ -124,12 +146,17 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any, fr
 
     settings, store = history_home(name, root)
     trained: dict[str, tuple[int, str, float, float]] = {}
-    for label, fraction in (("plain", 0.0), *((("drills", drills),) if drills > 0 else ())):
+    heldout_file: Path | None = None
+    if adapter is not None:  # an adapter trained before (e.g. the demo's, frame 1 or 2): served as it is, nothing trained
+        trained["given"] = (1, str(adapter), float("nan"), 0.0)
+        heldout_file = adapter.parent / "data" / "heldout.jsonl"
+    for label, fraction in () if adapter is not None else (("plain", 0.0), *((("drills", drills),) if drills > 0 else ())):
         run_settings = settings.model_copy(update={"train_memory_fraction": 0.0, "train_drill_fraction": fraction})
         started = time.perf_counter()
         outcome = pipeline.run(store, run_settings, incremental=False, trigger="cli", eval_samples=0, max_steps=steps, quiet=True)
         with store.connect() as conn:
             path = adapters.get(conn, outcome.version).path
+        heldout_file = Path(path).parent / "data" / "heldout.jsonl"
         trained[label] = (outcome.version, path, outcome.metrics["heldout_loss"]["candidate"], time.perf_counter() - started)
 
     generator = TransformersGenerator(resolve_base_model(""), GenerationSettings.from_settings(settings, max_new_tokens=32, greedy=True))
@@ -146,6 +173,11 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any, fr
 
     served = [(f"{label}@frame{frame}" if len(frames) > 1 else label, adapter, frame)
               for frame in frames for label, adapter in (("base", None), *trained.items())]
+    loss_with_memories: dict[str, Any] = {}
+    for label, adapter in (("base", None), *trained.items()):
+        generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
+        if heldout_file is not None and len(frames) > 1:
+            loss_with_memories[label] = heldout_loss_with_memories(store, engine, heldout_file, frames, settings.max_seq_len)
     for label, adapter, frame in served:
         generator.use_adapter(adapter[0] if adapter else None, adapter[1] if adapter else None)
         engine.frame_version = frame  # where the prompt quotes the memories (persona/prompts.py)
@@ -172,7 +204,8 @@ def measure(name: str, root: Path, steps: int, drills: float, grounding: Any, fr
                                                                              place=Place.terminal(), owner_id=sample.OWNER.id, k=engine.k))
                        for question, word in questions)
     return {"questions": len(questions), "unanswerable": len(UNANSWERABLE), "fact_in_recalled_memories": recalled, **figures,
-            "heldout_loss": {k: round(v[2], 4) for k, v in trained.items()}, "train_seconds": {k: round(v[3], 1) for k, v in trained.items()}}
+            "heldout_loss": {k: round(v[2], 4) if v[2] == v[2] else None for k, v in trained.items()},  # NaN: not trained here
+            "heldout_loss_with_memories": loss_with_memories, "train_seconds": {k: round(v[3], 1) for k, v in trained.items()}}
 
 
 def main() -> None:
@@ -183,6 +216,8 @@ def main() -> None:
     parser.add_argument("--boost", type=float, default=None, help="PERSONA_GROUNDING_BOOST (default: the settings' default)")
     parser.add_argument("--copy-weight", type=float, default=None, help="PERSONA_GROUNDING_COPY_WEIGHT")
     parser.add_argument("--threshold", type=float, default=None, help="PERSONA_GROUNDING_THRESHOLD")
+    parser.add_argument("--adapter", type=Path, default=None, help="serve this adapter folder (trained before on the same history, "
+                        "e.g. the demo's adapters/v1/adapter) instead of training one: one history only")
     parser.add_argument("--frames", default="2", help="comma-separated prompt frames to serve every adapter in (1: memories in the "
                         "system prompt, as before 0017; 2: after the newest message): what the frame costs or buys")
     args = parser.parse_args()
@@ -193,7 +228,7 @@ def main() -> None:
     chosen = {"grounding_boost": args.boost, "grounding_copy_weight": args.copy_weight, "grounding_threshold": args.threshold}
     grounding = GroundingSettings.from_settings(Settings.model_construct(**{k: v for k, v in chosen.items() if v is not None}))
     root = Path(tempfile.mkdtemp(prefix="persona-bench-memory-use-"))
-    results = {name: measure(name, root, args.steps, args.drills, grounding, frames) for name in args.histories.split(",")}
+    results = {name: measure(name, root, args.steps, args.drills, grounding, frames, args.adapter) for name in args.histories.split(",")}
     print(json.dumps({"bench": "memory_use", "steps": args.steps, "drills": args.drills, "frames": frames, "grounding": asdict(grounding),
                       "histories": results},
                      ensure_ascii=False))

