@@ -177,7 +177,7 @@ def _home_files(home: Path, skip: set[Path]) -> Iterator[tuple[Path, str]]:
     if not home.is_dir():
         return
     for top in sorted(home.iterdir()):
-        if top.name in NOT_BACKED_UP or top.name in (STAGING, REPLACED) or top.is_symlink():
+        if top.name in NOT_BACKED_UP or top.name in (STAGING, REPLACED) or top.name.startswith(".backup-") or top.is_symlink():
             continue
         for path in sorted([top] if top.is_file() else top.rglob("*")):
             if path.is_file() and not path.is_symlink() and path not in skip:
