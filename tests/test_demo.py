@@ -143,7 +143,9 @@ def _release_embedded(data_dir: Path) -> None:
 def test_demo_on_smollm2_learns_the_voice_and_says_what_it_remembers(persona_exe: Path, tmp_path: Path) -> None:
     """The real model end to end: the adapter learns June's voice (held-out loss well
     below the base model's, not just noise), and the grounded reply states her fact."""
-    result = run_demo(persona_exe, tmp_path / "home", "--max-steps", "10", "--prompts", "1", "--eval-samples", "1", "--json", timeout=900)
+    # All 10 steps, however busy the machine: the demo's 200 s training budget cut them short on shared cores (loss 0.82× base).
+    result = run_demo(persona_exe, tmp_path / "home", "--max-steps", "10", "--time-budget", "900", "--prompts", "1", "--eval-samples", "1",
+                      "--json", timeout=1500)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     losses = summary["heldout_loss"]
