@@ -69,17 +69,12 @@ def count_reply(outcome: str) -> None:
     REPLIES.labels(outcome).inc()
 
 
-_model_up = False
-
-
 def model_answers(up: bool) -> None:
-    global _model_up
-    _model_up = up
     MODEL_UP.set(1 if up else 0)
 
 
 def model_is_up() -> bool:
-    return _model_up
+    return REGISTRY.get_sample_value("persona_model_loaded") == 1
 
 
 class EngineCollector(Collector):
