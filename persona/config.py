@@ -29,6 +29,7 @@ IdSet = Annotated[frozenset[int], NoDecode]
 EngineName = Literal["transformers", "llama.cpp", "openai"]
 Precision = Literal["fp32", "bf16", "int8"]
 ConsistencyPolicy = Literal["off", "flag", "hedge", "regenerate"]
+IdentityPolicy = Literal["regenerate", "drop"]
 DisclosureMode = Literal["first", "always", "off"]
 SendMode = Literal["auto", "draft", "off"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -151,6 +152,9 @@ class Settings(BaseSettings):
     # --- Persona ------------------------------------------------------------------
     owner_name: str = Field(default="", description="How the bot names you in its prompt; empty: your name from the imported data.")
     style_notes: str = Field(default="", description="Extra notes on your voice for the system prompt (e.g. 'lowercase, dry humour').")
+    owner_facts: str = Field(default="", description="Facts about you a reply may state although your history never says them "
+                             "(e.g. 'I live in Lisbon. My sister is Ana.'); identity claims in replies are checked against these, your "
+                             "names and your memory.")
 
     # --- Replies ------------------------------------------------------------------
     reply_max_tokens: int = Field(default=120, ge=1, le=4096, description="Longest reply in tokens (also used by evaluation sampling).")
@@ -166,6 +170,10 @@ class Settings(BaseSettings):
     consistency: ConsistencyPolicy = Field(
         default="regenerate", description="What happens to a reply whose claims about the owner memory contradicts or does not support: "
         "off (no check), flag (sent, verdict logged), hedge ('not sure' instead), regenerate (again from the owner's own words, else 'not sure').")
+    identity_check: IdentityPolicy = Field(
+        default="regenerate", description="A reply that says who you are (a name, age, home, work, a relation or pet) that neither "
+        "your settings nor your memory back: regenerate (a second reply, else the reply without that clause) or drop (only the "
+        "clause taken out). Nothing left: the bot holds it as a draft for you; never sent as it was.")
     say_unknown: bool = Field(default=True,
                               description="Answer a factual question about the owner that memory cannot answer with a 'not sure' in their voice instead of "
                                            "generating.")

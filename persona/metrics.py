@@ -38,15 +38,19 @@ PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
 # The stages a reply's time is split into (ReplyEngine's stopwatch, then the bot's own).
-STAGES = ("recall", "evidence", "prompt", "generate", "check", "repair", "queue_wait", "send", "first_text", "total")
+STAGES = ("recall", "evidence", "prompt", "generate", "check", "repair", "identity", "queue_wait", "send", "first_text", "total")
+IDENTITY_ACTIONS = ("regenerated", "dropped", "withheld")
 OUTCOMES = ("sent", "held", "failed")
 
 REPLY_SECONDS = Histogram(
-    "persona_reply_stage_seconds", "Time of each stage of a reply (recall, evidence, prompt, generate, check, repair; "
+    "persona_reply_stage_seconds", "Time of each stage of a reply (recall, evidence, prompt, generate, check, repair, identity; "
     "the bot adds queue_wait, send, first_text and total).", ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120), registry=REGISTRY)
 REPLIES = Counter("persona_replies", "Replies this process made, by outcome: sent, held (a draft for the owner) or failed "
                   "(the model was too slow or away).", ["outcome"], registry=REGISTRY)
+IDENTITY = Counter("persona_identity_repairs", "Replies whose identity claims (a name, age, home, work, relation) nothing backed, "
+                   "by what became of them: regenerated, dropped (the clause cut) or withheld (nothing sent).", ["action"],
+                   registry=REGISTRY)
 MODEL_UP = Gauge("persona_model_loaded", "1 while this process's model answers (loaded in process, or its model server "
                  "reachable); 0 after a reply failed for want of it.", registry=REGISTRY)
 
@@ -54,6 +58,8 @@ for _stage in STAGES:  # every series exists from the start, so a dashboard show
     REPLY_SECONDS.labels(_stage)
 for _outcome in OUTCOMES:
     REPLIES.labels(_outcome)
+for _action in IDENTITY_ACTIONS:
+    IDENTITY.labels(_action)
 
 
 def observe_stages(timings_ms: Mapping[str, float]) -> None:
@@ -67,6 +73,12 @@ def count_reply(outcome: str) -> None:
     if outcome not in OUTCOMES:
         raise ValueError(f"reply outcome must be one of {OUTCOMES}")
     REPLIES.labels(outcome).inc()
+
+
+def count_identity(action: str) -> None:
+    if action not in IDENTITY_ACTIONS:
+        raise ValueError(f"identity action must be one of {IDENTITY_ACTIONS}")
+    IDENTITY.labels(action).inc()
 
 
 def model_answers(up: bool) -> None:

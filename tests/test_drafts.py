@@ -426,6 +426,33 @@ def test_the_guard_keeps_never_say_and_offensive_replies_out_of_the_channel(data
     assert [r[1] for r in draft_rows(engine.store)] == ["pending", "pending"]
 
 
+def test_an_invented_identity_never_reaches_the_channel(database: Database, embedder: Embedder, tmp_path: Path,
+                                                       tiny_llama: BaseModelSpec) -> None:
+    """Streamed: the sentence that names the owner wrongly is never shown, and the message
+    ends without it. A reply that is nothing but invented identity (and whose second try
+    invents again) is held as a draft with the reason; the channel sees nothing."""
+    engine = scripted_engine(database, embedder, tmp_path, tiny_llama, [
+        "hey there. my name is ellyn moseleo. how r u?",
+        "my name is ellyn moseleo", "i'm 27 years old lol"], pause=0.3)
+
+    async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
+        await fake.post(GENERAL, KIM, f"<@{BOT_ID}> hey what's up", mentions=[BOT_ID])
+        await wait_for(lambda: rows(engine.store, "SELECT count(*) FROM replies")[0][0] == 1)
+        everything_shown = [m["content"] for m in fake.sent + fake.deleted] + [e["content"] for e in fake.edits]
+        assert not any("ellyn" in text for text in everything_shown)
+        assert in_channel(fake, GENERAL)[-1]["content"] == DISCLOSED + "hey there.\nhow r u?"
+
+        await fake.post(QUIET, KIM, f"<@{BOT_ID}> who are you?", mentions=[BOT_ID])
+        await wait_for(lambda: len(draft_dms(fake)) == 1)
+        assert not in_channel(fake, QUIET)
+        everything_shown = [m["content"] for m in fake.sent + fake.deleted if m["channel_id"] == str(QUIET)] + [e["content"] for e in fake.edits]
+        assert not any("ellyn" in text or "27" in text for text in everything_shown)
+        assert "my name is ellyn moseleo" in draft_dms(fake)[0]["content"]  # the owner sees why
+
+    run_with_bot(engine, scenario, delivery="stream")
+    assert [r[1] for r in draft_rows(engine.store)] == ["pending"]
+
+
 def test_a_draft_for_a_channel_that_is_gone_says_why_and_sends_nothing(engine: ReplyEngine) -> None:
     async def scenario(fake: FakeDiscord, bot: PersonaBot) -> None:
         await fake.post(GENERAL, KIM, f"<@{BOT_ID}> still here?", mentions=[BOT_ID])

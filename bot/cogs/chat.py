@@ -137,7 +137,7 @@ class Chat(commands.Cog):
             log.warning("no reply to %s: %s", message.id, exc.message)
             await self._give_up(live, message, UNAVAILABLE)
             return False
-        held = (live.held_back if live else None) or await asyncio.to_thread(screen.reason, reply.text)
+        held = (live.held_back if live else None) or reply.withheld or await asyncio.to_thread(screen.reason, reply.text)
         if held:  # nothing guarded reaches the channel: what was streamed before is taken back, the owner decides
             if live is not None:
                 await live.withdraw()

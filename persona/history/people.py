@@ -37,6 +37,12 @@ def name_of(conn: psycopg.Connection, person_id: int) -> str:
     return (row[0] or "") if row else ""
 
 
+def names_of(conn: psycopg.Connection, person_id: int) -> tuple[str, ...]:
+    """Every name a person has in the imported data (user name, display name)."""
+    row = conn.execute("SELECT name, display_name FROM people WHERE id = %s", (person_id,)).fetchone()
+    return tuple(dict.fromkeys(n for n in (row or ()) if n))
+
+
 def known_names(conn: psycopg.Connection) -> dict[int, str]:
     """id → display name (or user name) of everyone with a name, for rendering <@id> mentions."""
     return dict(conn.execute("SELECT id, coalesce(display_name, name) FROM people WHERE name <> ''").fetchall())

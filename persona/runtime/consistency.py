@@ -179,6 +179,7 @@ class Repaired:
     trimmed: bool = False  # the answer without the clauses memory does not back
     regenerated: bool = False  # a second answer was generated (sent only if it passed)
     said_unknown: bool = False  # the owner's "not sure"
+    shown: bool = False  # part of it was shown while it was generated (streamed): it may be cut, not replaced
 
 
 def repair(text: str, new_tokens: int, verdict: Verdict, policy: str, *, recheck: Callable[[str], Verdict],

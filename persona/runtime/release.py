@@ -28,19 +28,29 @@ def clean(generated: str) -> str:
 
 class SentenceRelease:
     """Takes a reply piece by piece; calls `release` with the cleaned text up to the last
-    finished sentence each time one more sentence is finished."""
+    finished sentence each time one more sentence is finished — until `hold` objects to
+    the text so far (an identity claim the check has yet to see): from then on nothing
+    more is released, and the whole reply waits for its checks."""
 
-    def __init__(self, release: Callable[[str], None]) -> None:
+    def __init__(self, release: Callable[[str], None], hold: Callable[[str], bool] | None = None) -> None:
         self._release = release
+        self._hold = hold
         self._raw = ""
-        self._released = ""
+        self.released = ""  # what was shown so far
+        self.holding = False
 
     def __call__(self, piece: str) -> None:
         self._raw += piece
+        if self.holding:
+            return
         ends = [m.end() for m in _SENTENCE_END.finditer(self._raw)]
         if not ends:
             return
         text = clean(self._raw[:ends[-1]])
-        if text and text != self._released:
-            self._released = text
-            self._release(text)
+        if not text or text == self.released:
+            return
+        if self._hold is not None and self._hold(text):
+            self.holding = True
+            return
+        self.released = text
+        self._release(text)

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from persona import adapters, memory, metrics, replies
 from persona.config import Settings
 from persona.errors import ModelUnavailable
-from persona.history.people import resolve_owner
+from persona.history.people import names_of, resolve_owner
 from persona.memory.embeddings import Embedder, resolve_embed_model
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import CURRENT_FRAME, Frame, Line, Messages, place_label, render_to_fit
-from persona.runtime import cancellation, consistency, unknowns
+from persona.runtime import cancellation, consistency, identity, unknowns
 from persona.runtime.engines.base import GenerationSettings, TextGenerator
 from persona.runtime.engines.registry import engine_for
 from persona.runtime.grounding import Evidence, GroundingSettings, find_evidence
@@ -71,6 +71,8 @@ class Reply:
     verdict: consistency.Verdict | None = None  # the consistency check's (None: PERSONA_CONSISTENCY=off)
     regenerated: bool = False  # the first reply failed the check and was generated again
     trimmed: bool = False  # sent without the clauses the check found memory does not back
+    identity: str = "none"  # what the identity check did: none | regenerated | dropped | withheld (persona/runtime/identity.py)
+    withheld: str = ""  # why nothing of the model's reply may be sent (the bot holds it as a draft; the text is "…")
 
 
 @dataclass
@@ -111,9 +113,12 @@ class ReplyEngine:
 
     def __init__(self, store: Store, embedder: Embedder, generator: TextGenerator, *, owner_id: int | None, owner_name: str,
                  style_notes: str = "", context_tokens: int = 1200, k: int = 5, grounding: GroundingSettings | None = None,
-                 say_unknown: bool = False, consistency_policy: str = "off") -> None:
+                 say_unknown: bool = False, consistency_policy: str = "off", identity_policy: str = "regenerate",
+                 owner_names: tuple[str, ...] = (), owner_facts: str = "") -> None:
         if consistency_policy not in consistency.POLICIES:
             raise ValueError(f"consistency policy must be one of {consistency.POLICIES}")
+        if identity_policy not in identity.POLICIES:
+            raise ValueError(f"identity policy must be one of {identity.POLICIES}")
         self.store = store
         self.embedder = embedder
         self.generator = generator
@@ -127,6 +132,9 @@ class ReplyEngine:
         self.grounding = grounding or GroundingSettings()
         self.say_unknown = say_unknown
         self.consistency = consistency_policy
+        self.identity = identity_policy  # every reply's identity claims are checked (persona/runtime/identity.py); never off
+        self.owner_names = tuple(dict.fromkeys(n for n in (owner_name, *owner_names) if n and n != "me"))
+        self.owner_facts = owner_facts
         self.frame_version = CURRENT_FRAME  # the active adapter's (adapter_versions.prompt_frame): what it was trained on
 
     @classmethod
@@ -135,11 +143,13 @@ class ReplyEngine:
         """The base model, the active adapter and memory, as the bot uses them (also `persona chat` and the demo)."""
         with store.connect() as conn:
             owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
+            names = names_of(conn, owner.id) if owner else ()
         generator = engine_for(settings, generation or GenerationSettings.from_settings(settings))
         engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
                      grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown,
-                     consistency_policy=settings.consistency)
+                     consistency_policy=settings.consistency, identity_policy=settings.identity_check, owner_names=names,
+                     owner_facts=settings.owner_facts)
         try:
             engine.refresh_adapter()
             metrics.model_answers(True)
@@ -209,13 +219,17 @@ class ReplyEngine:
             if not verdict.passes and self._replaceable(prepared):
                 with clock.step("repair"):
                     draft = self._repair(request, prepared.prompt, recalled, prepared.evidence, prepared.about_owner, draft, verdict)
+        with clock.step("identity"):
+            kept = self._keep_identity(request, prepared.prompt, recalled, draft)
+        draft = replace(draft, text=kept.text, new_tokens=kept.new_tokens)
         cancellation.raise_if_cancelled()  # abandoned part-way (a closed connection, a stopping server): not a reply
         text = clean(draft.text) or "…"
         scope = _reply_scope(readable_scopes(request.asker_id, request.place, self.owner_id))
         metrics.observe_stages(clock.ms)
         return Reply(text, split_message(text), prepared.prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int(clock.total_ms - prepared.waited_ms), clock.ms, draft.new_tokens, prepared.evidence, said_unknown=draft.said_unknown,
-                     verdict=draft.verdict, regenerated=draft.regenerated, trimmed=draft.trimmed)
+                     verdict=draft.verdict, regenerated=draft.regenerated, trimmed=draft.trimmed, identity=kept.action,
+                     withheld=kept.withheld)
 
     def _replaceable(self, prepared: Prepared) -> bool:
         return prepared.about_owner and self.consistency in ("hedge", "regenerate")
@@ -240,11 +254,11 @@ class ReplyEngine:
         if self.say_unknown and about_owner and not evidence:
             text, new_tokens = self._not_sure(request, prompt)
             return consistency.Repaired(text, new_tokens, said_unknown=True)
-        streamed = SentenceRelease(on_sentences) if on_sentences is not None else None
+        streamed = SentenceRelease(on_sentences, hold=identity.states_identity) if on_sentences is not None else None
         generated = self.generator.generate(prompt, evidence=[e.text for e in evidence], grounding=self.grounding, on_text=streamed,
                                             greedy=request.greedy, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings),
                                             place=conversation_key(request))
-        return consistency.Repaired(clean(generated.text), generated.new_tokens)
+        return consistency.Repaired(clean(generated.text), generated.new_tokens, shown=bool(streamed and streamed.released))
 
     def _repair(self, request: ReplyRequest, prompt: Messages, recalled: list[memory.Memory], evidence: list[Evidence], about_owner: bool,
                 draft: consistency.Repaired, verdict: consistency.Verdict) -> consistency.Repaired:
@@ -259,6 +273,33 @@ class ReplyEngine:
         return consistency.repair(draft.text, draft.new_tokens, verdict, self.consistency,
                                   recheck=lambda text: self._check(request, text, recalled, about_owner), regenerate=regenerate,
                                   not_sure=lambda: self._not_sure(request, prompt), fallback_sentence=evidence[0].text if evidence else "")
+
+    def _keep_identity(self, request: ReplyRequest, prompt: Messages, recalled: list[memory.Memory],
+                       draft: consistency.Repaired) -> identity.Kept:
+        """The identity check on the reply as it would go out, and its repair: a second
+        sampled reply (not for one already partly shown), else the reply without the
+        claims, else nothing (persona/runtime/identity.py)."""
+
+        def unbacked(text: str) -> list[identity.Claim]:
+            if not identity.states_identity(text):  # most replies: no database, no embedder
+                return []
+            with self.store.connect() as conn:
+                return identity.unbacked(conn, self.embedder, clean(text), recalled, names=self.owner_names, facts=self.owner_facts,
+                                         asker_id=request.asker_id, place=request.place, owner_id=self.owner_id)
+
+        def regenerate() -> tuple[str, int]:
+            again = self.generator.generate(prompt, greedy=False, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings),
+                                            place=conversation_key(request))
+            return clean(again.text), again.new_tokens
+
+        failed = unbacked(draft.text)
+        if not failed:
+            return identity.Kept(draft.text, draft.new_tokens)
+        policy = "drop" if draft.shown else self.identity
+        kept = identity.repair(draft.text, draft.new_tokens, failed, policy, recheck=unbacked, regenerate=regenerate)
+        metrics.count_identity(kept.action)
+        log.info("identity check: %s (%s)", kept.action, ", ".join(c.kind for c in failed))
+        return kept
 
     def _not_sure(self, request: ReplyRequest, prompt: Messages) -> tuple[str, int]:
         """The owner's own "not sure" from where the asker may read, else the model's words
