@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from trainer.likeness import EVAL_CONTEXTS
+
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
@@ -21,7 +23,7 @@ def demo(
     max_steps: Annotated[int, typer.Option(min=1, help="Training steps (fewer if the time budget runs out first).")] = 30,
     time_budget: Annotated[float, typer.Option(min=1, help="Training seconds at most (the adapter so far is kept).")] = 200.0,
     prompts: Annotated[int, typer.Option(min=1, max=5, help="Scripted questions to answer side by side.")] = 4,
-    eval_samples: Annotated[int, typer.Option(min=0, help="Held-out contexts the evaluation generates replies for (and fact probes it asks).")] = 4,
+    eval_samples: Annotated[int, typer.Option(min=0, help="Held-out contexts the evaluation replies to (and, up to 10, fact probes).")] = EVAL_CONTEXTS,
     base_model: Annotated[str,
                           typer.Option(help="A local model folder, Hugging Face id or gemma-3-270m (offline) "
                                                    "instead of the bundled SmolLM2-135M-Instruct.")] = "",

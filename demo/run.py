@@ -30,6 +30,7 @@ from rich.table import Table
 from demo import sample
 from persona.config import Settings
 from persona.errors import ConfigError, PersonaError
+from trainer.likeness import EVAL_CONTEXTS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class DemoOptions:
     base_model: str = ""  # empty: the bundled SmolLM2-135M-Instruct
     max_steps: int = 30  # the same adapter on every machine that manages 30 steps within the budget
     time_budget_s: float = 200.0
-    eval_samples: int = 4
+    eval_samples: int = EVAL_CONTEXTS  # held-out contexts of the evaluation (fewer when the history has fewer, with a line saying so)
     prompts: int = 4
     max_new_tokens: int = 40
     fresh: bool = False
@@ -86,7 +87,7 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
     return defaults.model_copy(update={
         "home": settings.home.expanduser().resolve() / "demo", "log_level": settings.log_level, "owner_id": sample.OWNER.id,
         "owner_name": OWNER_NAME, "base_model": options.base_model, "batch_size": 4, "max_seq_len": 256, "learning_rate": 1e-3,
-        "eval_fact_probes": options.eval_samples,
+        "eval_fact_probes": min(options.eval_samples, defaults.eval_fact_probes),
     })
 
 

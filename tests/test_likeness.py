@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from trainer.likeness import interval, owner_likeness, real_vs_generated
+from persona.memory.embeddings import Embedder
+from trainer.likeness import attribution_ceiling, discriminate, interval, owner_likeness, real_vs_generated, wilson
+from trainer.voice_range import distinct_n, is_stock, range_and_relevance, stock_line_rate, stock_lines
 
 SLANG = ["fr", "lowkey", "ngl", "💀", "bet", "ya", "kinda", "fire"]
 PLAIN = ["Certainly", "I", "would", "be", "delighted", "to", "attend", "the", "meeting", "this", "evening", "with", "you"]
@@ -38,3 +40,35 @@ def test_bootstrap_interval_holds_the_mean() -> None:
     low, high = interval(values)
     assert low < sum(values) / len(values) < high and high - low < 8
     assert interval([1.0]) is None
+
+
+def test_the_discriminator_has_an_interval_that_narrows_with_more_texts() -> None:
+    few = discriminate(_texts(SLANG, 8, 1), _texts(PLAIN, 8, 2))
+    many = discriminate(_texts(SLANG, 100, 3), _texts(PLAIN, 100, 4))
+    assert few and many and few["pairs"] == 8 and many["pairs"] == 100
+    assert many["accuracy"] > 0.9 and many["interval"][0] <= many["accuracy"] <= many["interval"][1]
+    assert (few["interval"][1] - few["interval"][0]) > 2 * (many["interval"][1] - many["interval"][0])
+    assert wilson(0, 10)[0] == 0.0 and 0.0 < wilson(0, 10)[1] < 0.35 and wilson(5, 0) is None
+
+
+def test_the_attribution_ceiling_tells_a_distinct_voice_and_not_a_shared_one() -> None:
+    distinct = attribution_ceiling(_texts(SLANG, 60, 1), _texts(PLAIN, 60, 2), _texts(SLANG, 30, 3), _texts(PLAIN, 30, 4))
+    shared = attribution_ceiling(_texts(SLANG, 60, 5), _texts(SLANG, 60, 6), _texts(SLANG, 30, 7), _texts(SLANG, 30, 8))
+    assert distinct and shared and distinct["balanced_accuracy"] > 0.9 and shared["balanced_accuracy"] < 0.7
+
+
+def test_stock_lines_distinct_n_and_relevance(embedder: Embedder) -> None:
+    owner = ["ya ya", "Love that!! 🥲", "love that", "ya ya", "lol same", "lol same", "the bakery shift ran late again", "sent the overhang"]
+    stock = stock_lines(owner)
+    assert stock == ["ya ya", "love that", "lol same"]  # said twice or more, case, punctuation and emoji set aside
+    assert is_stock("LOVE THAT!", stock) and is_stock("love thaat", stock) and not is_stock("love the new crag", stock)
+    collapsed = ["ya ya", "love that", "ya ya!", "lol same"]
+    varied = ["the shift ran late", "sent it on the second go", "bread is proofing", "crag tomorrow?"]
+    assert stock_line_rate(collapsed, stock)["rate"] == 1.0 and stock_line_rate(varied, stock)["rate"] == 0.0
+    assert distinct_n(collapsed, 1) < distinct_n(varied, 1) and distinct_n([], 2) is None
+    real = ["the bakery shift ran so late", "i sent the overhang today", "my sourdough starter is bubbling", "climbing at the crag tomorrow"]
+    on_topic = ["bakery shift was late again", "sent the overhang finally", "starter is bubbling nicely", "crag tomorrow for climbing"]
+    measured = range_and_relevance(embedder, owner, owner[:4], real, {"answers": on_topic, "stock": collapsed})
+    relevance = measured["relevance"]
+    assert relevance["answers"]["mean"] > relevance["random owner line"]["mean"] > 0 and relevance["answers"]["mean"] > relevance["stock"]["mean"]
+    assert measured["stock_line_rate"]["stock"]["rate"] == 1.0 and measured["distinct_1"]["answers"] > measured["distinct_1"]["stock"]

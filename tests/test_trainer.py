@@ -222,7 +222,11 @@ def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -
     assert first.metrics["heldout_loss"]["candidate"] < first.metrics["heldout_loss"]["base"]
     likeness = first.metrics["owner_likeness"]
     assert likeness["texts"]["train_owner"] > 0 and {"base", "adapter"} <= set(likeness)  # fitted on the training split, scored
-    assert "## How owner-like" in report.read_text()
+    assert "## How owner-like" in report.read_text() and (report.parent / "measures.png").exists()
+    assert "Only 2 held-out contexts" not in report.read_text()  # asked for 2, got 2: no warning
+    told, ranged = first.metrics["real_vs_generated"], first.metrics["range"]
+    assert set(told) == {"base", "adapter", "owner"} and set(ranged["stock_line_rate"]) == {"owner (held-out)", "real", "base", "adapter"}
+    assert "## Range, relevance and how often it is told apart" in report.read_text() and "Ceiling:" in report.read_text()
 
     nothing = pipeline.run(store, tsettings, incremental=True, max_steps=4, eval_samples=0, quiet=True)
     assert nothing.status == "nothing_new" and "nothing new since v1" in nothing.reason

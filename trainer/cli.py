@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trainer.likeness import EVAL_CONTEXTS
+
 out = Console(highlight=False, soft_wrap=True)
 dataset_app = typer.Typer(help="The training set built from your history.", no_args_is_help=True)
 adapters_app = typer.Typer(help="Adapter versions: list, activate, roll back.", invoke_without_command=True)
@@ -99,13 +101,13 @@ HeldoutAfter = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], hel
 
 
 def train(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
-          eval_samples: EvalSamples = 32, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
+          eval_samples: EvalSamples = EVAL_CONTEXTS, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
     """Train a LoRA adapter on your whole history, evaluate it, and activate it if it passes the gate."""
     _run(ctx, False, max_steps, time_budget, processes, eval_samples, as_json, heldout_after)
 
 
 def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
-            eval_samples: EvalSamples = 32, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
+            eval_samples: EvalSamples = EVAL_CONTEXTS, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
     """Fold in what is new since the active adapter (messages and ratings), with replay of older examples."""
     _run(ctx, True, max_steps, time_budget, processes, eval_samples, as_json, heldout_after)
 
@@ -113,7 +115,7 @@ def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBud
 def evaluate(
     ctx: typer.Context,
     version: Annotated[str | None, typer.Argument(help="Version to evaluate, e.g. v3 (default: the active one).")] = None,
-    eval_samples: EvalSamples = 32,
+    eval_samples: EvalSamples = EVAL_CONTEXTS,
     heldout_after: HeldoutAfter = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -25,20 +25,22 @@ import torch
 
 from persona.adapter_files import sample_lines
 from persona.config import Settings
-from persona.runtime.engines.base import GenerationSettings
+from persona.runtime.engines.base import GenerationSettings, prompt_ids
 from persona.runtime.engines.transformers_engine import generate
 from persona.runtime.grounding import GroundingSettings
 from trainer.dataset import Example
 from trainer.encoding import EncodedDataset, PadCollator, encode
 from trainer.fact_probes import Probe, fact_use
-from trainer.likeness import interval, owner_likeness, real_vs_generated
+from trainer.likeness import EVAL_CONTEXTS, attribution_ceiling, discriminate, interval, owner_likeness
 from trainer.loss import token_loss_sum
 from trainer.sft import TrainOptions
+from trainer.voice_range import range_and_relevance
 
 log = logging.getLogger(__name__)
 
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\U0001f1e6-\U0001f1ff]")
 _WORD = re.compile(r"[\w']+")
+SAMPLE_BATCH = 16
 
 
 @torch.no_grad()
@@ -59,13 +61,24 @@ def heldout_loss(model: Any, tokenizer: Any, examples: list[Example], max_len: i
 
 
 def sample_replies(model: Any, tokenizer: Any, contexts: list[list[dict[str, str]]], generation: GenerationSettings,
-                   seed: int = 13) -> list[str]:
-    """Replies to `contexts` generated the way the bot generates them (its sampling
-    settings), each from the same seed so base and adapter are compared like for like."""
-    replies = []
-    for context in contexts:
-        torch.manual_seed(seed)
-        replies.append(generate(model, tokenizer, context, generation).text)
+                   seed: int = 13, batch_size: int = SAMPLE_BATCH) -> list[str]:
+    """Replies to `contexts` generated with the bot's sampling settings, `batch_size` at a
+    time (prompts padded on the left: one forward pass serves the batch, several times
+    faster than one by one on CPU — bench/evaluation.py), each batch from the same seed so
+    base and adapter are compared like for like."""
+    prompts = [prompt_ids(tokenizer, context) for context in contexts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    replies: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start:start + batch_size]
+        width = max(len(p) for p in batch)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
+        torch.manual_seed(seed + start)
+        with torch.no_grad():
+            output = model.generate(input_ids=ids, attention_mask=mask, **generation.generate_kwargs(tokenizer) | {"pad_token_id": pad})
+        replies += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output]
     return replies
 
 
@@ -90,13 +103,21 @@ def vocabulary_overlap(generated: list[str], real: list[str]) -> float:
     return round(len(a & b) / len(a | b), 3) if a | b else 0.0
 
 
-def embedding_similarity(embed_model: str, generated: list[str], real: list[str]) -> float | None:
-    if not generated:
-        return None
+def load_embedder(embed_model: str) -> Any:
+    """The memory's embedder for the measures that compare meaning; None (and a warning) when it cannot load."""
     try:
         from persona.memory.embeddings import Embedder, resolve_embed_model
 
-        embedder = Embedder(resolve_embed_model(embed_model))
+        return Embedder(resolve_embed_model(embed_model))
+    except Exception as exc:  # noqa: BLE001 - a missing embedder costs the figures that need it, not the evaluation
+        log.warning("the embedder did not load (%s): similarity, relevance and fact-use verdicts skipped", exc)
+        return None
+
+
+def embedding_similarity(embedder: Any, generated: list[str], real: list[str]) -> float | None:
+    if not generated or embedder is None:
+        return None
+    try:
         a = embedder.embed_passages([g or " " for g in generated])
         b = embedder.embed_passages(real)
     except Exception as exc:  # noqa: BLE001 - a missing embedder costs one figure, not the evaluation
@@ -115,6 +136,9 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
 
     log.info("evaluating on %d held-out examples: loss of the base model%s and the adapter, then %d generated replies each",
              len(heldout), ", the active adapter" if compare_adapter else "", min(samples, len(heldout)))
+    if 0 < len(heldout) < min(samples, EVAL_CONTEXTS):
+        log.warning("only %d held-out contexts (the evaluation wants %d): its intervals are wide — read them before the figures",
+                    len(heldout), min(samples, EVAL_CONTEXTS))
     tokenizer = load_tokenizer(spec)
     model = PeftModel.from_pretrained(load_base_model(spec), adapter_dir, adapter_name="candidate")
     if compare_adapter:
@@ -138,41 +162,36 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
     with model.disable_adapter():
         base_replies = sample_replies(model, tokenizer, contexts, generation)
     adapter_replies = sample_replies(model, tokenizer, contexts, generation)
+    embedder = load_embedder(embed_model) if chosen or probes else None
 
     metrics: dict[str, Any] = {
+        "contexts": {"asked": samples, "used": len(chosen), "heldout": len(heldout)},
         "heldout_examples": len(heldout),
         "heldout_loss": losses,
         "heldout_perplexity": {k: (round(math.exp(v), 3) if v is not None and v < 50 else None) for k, v in losses.items()},
         "style": {"real": style_stats(real), "base": style_stats(base_replies), "adapter": style_stats(adapter_replies)},
         "vocabulary_overlap": {"base": vocabulary_overlap(base_replies, real), "adapter": vocabulary_overlap(adapter_replies, real)},
         "embedding_similarity": {
-            "base": embedding_similarity(embed_model, base_replies, real),
-            "adapter": embedding_similarity(embed_model, adapter_replies, real),
+            "base": embedding_similarity(embedder, base_replies, real),
+            "adapter": embedding_similarity(embedder, adapter_replies, real),
         },
         "samples": [{"context": c[-1]["content"][-300:], "real": r, "base": b, "adapter": a, "message_ids": e.message_ids}
                     for e, c, r, b, a in zip(chosen, contexts, real, base_replies, adapter_replies)],
     }
-    metrics |= likeness_metrics(train or [], heldout, real, base_replies, adapter_replies)
+    metrics |= likeness_metrics(train or [], heldout, real, base_replies, adapter_replies, embedder)
     if probes:
-        metrics["fact_use"] = probe_fact_use(model, tokenizer, probes, generation, grounding, embed_model)
+        metrics["fact_use"] = probe_fact_use(model, tokenizer, probes, generation, grounding, embedder)
     if report_dir is not None:
         write_report(report_dir, metrics, log_history or [], real, base_replies, adapter_replies)
     return metrics
 
 
 def probe_fact_use(model: Any, tokenizer: Any, probes: list[Probe], generation: GenerationSettings,
-                   grounding: GroundingSettings | None, embed_model: str = "") -> dict[str, Any]:
+                   grounding: GroundingSettings | None, embedder: Any = None) -> dict[str, Any]:
     """Greedy answers of the base model and the adapter to the fact probes, with the
     reply pipeline's grounding (trainer/fact_probes.py), and the consistency check's
-    verdict on each."""
+    verdict on each (none without an embedder)."""
     greedy = replace(generation, greedy=True)
-    try:
-        from persona.memory.embeddings import Embedder, resolve_embed_model
-
-        embedder: Any = Embedder(resolve_embed_model(embed_model))
-    except Exception as exc:  # noqa: BLE001 - a missing embedder costs the verdicts, not the evaluation
-        log.warning("consistency verdicts of the fact probes skipped: %s", exc)
-        embedder = None
 
     def answers() -> list[str]:
         return [generate(model, tokenizer, p.messages, greedy, evidence=p.evidence, grounding=grounding).text for p in probes]
@@ -182,8 +201,10 @@ def probe_fact_use(model: Any, tokenizer: Any, probes: list[Probe], generation: 
     return fact_use(probes, {"base": base, "adapter": answers()}, embedder)
 
 
-def likeness_metrics(train: list[Example], heldout: list[Example], real: list[str], base: list[str], adapter: list[str]) -> dict[str, Any]:
-    """Owner-likeness and real-vs-generated accuracy (trainer/likeness.py), and 95%
+def likeness_metrics(train: list[Example], heldout: list[Example], real: list[str], base: list[str], adapter: list[str],
+                     embedder: Any = None) -> dict[str, Any]:
+    """Owner-likeness, real-vs-generated accuracy with its interval and the classifiers'
+    ceiling (trainer/likeness.py), range and relevance (trainer/voice_range.py), and 95%
     intervals of the style statistics that are means."""
     owner_train, others_train = speakers_texts(train)
     owner_heldout, others_heldout = speakers_texts(heldout)
@@ -194,9 +215,16 @@ def likeness_metrics(train: list[Example], heldout: list[Example], real: list[st
             lengths = [float(len(_WORD.findall(t))) for t in texts]
             intervals[who] = {"mean_words": interval(lengths), "emoji_rate": interval([float(bool(_EMOJI.search(t))) for t in texts]),
                               "lowercase_rate": interval([float(t == t.lower()) for t in texts])}
+    told = {who: discriminate(real, texts) for who, texts in generated.items()}
+    # What "indistinguishable" looks like at this size: the owner's real replies against as many other held-out lines of theirs.
+    others_of_owner = [line for line in owner_heldout if line not in set(real)][: len(real)]
+    told["owner"] = discriminate(real[: len(others_of_owner)], others_of_owner)
     return {
         "owner_likeness": owner_likeness(owner_train, others_train, owner_heldout, others_heldout, generated),
-        "real_vs_generated_accuracy": {who: real_vs_generated(real, texts) for who, texts in generated.items()},
+        "real_vs_generated_accuracy": {who: (t or {}).get("accuracy") for who, t in told.items() if who != "owner"},
+        "real_vs_generated": told,
+        "attribution_ceiling": attribution_ceiling(owner_train, others_train, owner_heldout, others_heldout),
+        "range": range_and_relevance(embedder, owner_train, owner_heldout, real, generated),
         "style_intervals": intervals,
     }
 
@@ -254,6 +282,8 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
     fig.savefig(folder / "reply_lengths.png", dpi=100)
     plt.close(fig)
 
+    measures_plot(folder / "measures.png", metrics)
+
     loss = metrics["heldout_loss"]
     ppl = metrics["heldout_perplexity"]
     lines = [
@@ -270,8 +300,10 @@ def write_report(folder: Path, metrics: dict[str, Any], history: list[dict[str, 
         f"Embedding similarity to real replies: base {_fmt(metrics['embedding_similarity']['base'])}, "
         f"adapter {_fmt(metrics['embedding_similarity']['adapter'])}.",
         "", *_likeness_lines(metrics),
+        "", *_range_lines(metrics),
         "", *_fact_use_lines(metrics.get("fact_use")),
         "", "![loss curve](loss_curve.png)", "", "![reply lengths](reply_lengths.png)", "",
+        "![each measure, base vs adapter, with 95% intervals](measures.png)", "",
         *sample_lines(metrics["samples"]),
     ]
     (folder / "report.md").write_text("\n".join(lines))
@@ -295,6 +327,75 @@ def _likeness_lines(metrics: dict[str, Any]) -> list[str]:
                   f"scored against {likeness['texts']['heldout_owner']:,} / {likeness['texts']['heldout_others']:,} held-out ones and "
                   f"{len(metrics.get('samples', []))} generated replies each."]
     return lines
+
+
+def _range_lines(metrics: dict[str, Any]) -> list[str]:
+    """Range, relevance and the discriminator with intervals (trainer/voice_range.py, trainer/likeness.py)."""
+    ranged = metrics.get("range") or {}
+    told = metrics.get("real_vs_generated") or {}
+    relevance = ranged.get("relevance") or {}
+    contexts = metrics.get("contexts") or {}
+    lines = ["## Range, relevance and how often it is told apart", ""]
+    if contexts and contexts.get("used", 0) < min(contexts.get("asked", 0), EVAL_CONTEXTS):
+        lines += [f"**Only {contexts['used']} held-out contexts** (the evaluation wants {min(contexts['asked'], EVAL_CONTEXTS)}): "
+                  "the intervals below are wide; read them before the figures.", ""]
+    lines += ["| | stock-line rate | distinct-1 | distinct-2 | relevance (similarity to the real reply) | real vs generated (0.5: indistinguishable) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    rows = {"owner (held-out)": "owner (held-out)", "real replies": "real", "random owner line": "random owner line", "base": "base",
+            "adapter": "adapter"}
+    for label, key in rows.items():
+        rate = (ranged.get("stock_line_rate") or {}).get(key)
+        rel = relevance.get(key)
+        disc = told.get("owner" if key == "real" else key)
+        lines.append(f"| {label} | {_with_interval(rate, 'rate')} | {_fmt((ranged.get('distinct_1') or {}).get(key))} | "
+                     f"{_fmt((ranged.get('distinct_2') or {}).get(key))} | {_with_interval(rel, 'mean')} | {_with_interval(disc, 'accuracy')} |")
+    ceiling = metrics.get("attribution_ceiling")
+    lines += ["", f"Stock lines: the owner's {ranged.get('stock_lines', 0)} most frequent lines of the training split (each said twice or more); "
+              "a reply counts when it is one of them, or nearly. Relevance: the random owner line is the baseline a reply that "
+              "answers its context beats. “real replies” in the last column: the owner's real replies against other held-out lines "
+              "of theirs — what indistinguishable looks like at this size."]
+    if ceiling:
+        lines += ["", f"Ceiling: the owner-likeness classifier tells the owner's held-out lines from other people's with balanced accuracy "
+                  f"{_with_interval(ceiling, 'balanced_accuracy')} ({ceiling['owner_lines']:,} / {ceiling['others_lines']:,} lines); "
+                  "near 0.5 the likeness figures carry little."]
+    return lines
+
+
+def _with_interval(entry: dict[str, Any] | None, key: str) -> str:
+    if not entry or entry.get(key) is None:
+        return "—"
+    bounds = entry.get("interval")
+    return f"{_fmt(entry[key])} [{_fmt(bounds[0])}, {_fmt(bounds[1])}]" if bounds else _fmt(entry[key])
+
+
+def measures_plot(path: Path, metrics: dict[str, Any]) -> None:
+    """Each measure for base and adapter with its 95% interval, beside its reference (the
+    owner's own figure, or the baseline): where a person would rather look than at a table."""
+    import matplotlib.pyplot as plt
+
+    ranged = metrics.get("range") or {}
+    told = metrics.get("real_vs_generated") or {}
+    panels = [
+        ("real vs generated\n(0.5 best)", {k: told.get(k) for k in ("base", "adapter")}, "accuracy", ("owner's own", told.get("owner"))),
+        ("stock-line rate", {k: (ranged.get("stock_line_rate") or {}).get(k) for k in ("base", "adapter")}, "rate",
+         ("owner's own", (ranged.get("stock_line_rate") or {}).get("owner (held-out)"))),
+        ("relevance", {k: (ranged.get("relevance") or {}).get(k) for k in ("base", "adapter")}, "mean",
+         ("random line", (ranged.get("relevance") or {}).get("random owner line"))),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.4))
+    for ax, (title, entries, key, (ref_label, reference)) in zip(axes, panels):
+        names = [n for n, e in entries.items() if e and e.get(key) is not None]
+        values = [entries[n][key] for n in names]
+        errors = [[v - (entries[n].get("interval") or (v, v))[0] for n, v in zip(names, values)],
+                  [(entries[n].get("interval") or (v, v))[1] - v for n, v in zip(names, values)]]
+        ax.bar(names, values, yerr=errors if names else None, capsize=6, color=["#9aa5b1", "#3b82f6"][: len(names)])
+        if reference and reference.get(key) is not None:
+            ax.axhline(reference[key], color="#16a34a", linestyle="--", label=ref_label)
+            ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _consistency_lines(verdicts: dict[str, dict[str, int]] | None) -> list[str]:

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from trainer.likeness import EVAL_CONTEXTS
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,7 @@ class Job:
     compare_adapter: str | None = None  # the active adapter, evaluated on the same data for the gate
     feedback_file: str | None = None  # KTO examples (rated replies, drafts sent unchanged or discarded)
     preference_file: str | None = None  # DPO pairs (edited drafts, corrections: trainer/lessons.py)
-    eval_samples: int = 8
+    eval_samples: int = EVAL_CONTEXTS
     generation: dict[str, Any] = field(default_factory=dict)  # GenerationSettings of the bot, for evaluation samples
     embed_model: str = ""
     eval_only: bool = False  # evaluate `init_adapter` as it is (persona eval)

@@ -43,6 +43,7 @@ from trainer.lessons import as_examples as lesson_examples
 from trainer.lessons import as_kto_rows as lesson_kto_rows
 from trainer.lessons import as_pairs, write_rows
 from trainer.lessons import collect as collect_lessons
+from trainer.likeness import EVAL_CONTEXTS
 from trainer.promotion import evaluation_checks, gate
 from trainer.sft import TrainOptions
 
@@ -99,7 +100,7 @@ def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_toke
 
 
 def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "cli", processes: int = 1,
-        eval_samples: int = 8, eval_max_new_tokens: int = 40, quiet: Quiet = False, **overrides: Any) -> Outcome:
+        eval_samples: int = EVAL_CONTEXTS, eval_max_new_tokens: int = 40, quiet: Quiet = False, **overrides: Any) -> Outcome:
     """Train (from scratch, or incrementally from the active adapter), evaluate, gate."""
     with store.connect(autocommit=True) as lock_conn:
         if not lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK,)).fetchone()[0]:
@@ -305,7 +306,7 @@ def _launch(job_path: Path, processes: int, quiet: Quiet) -> tuple[int, str]:
 
 
 
-def evaluate_version(store: Store, settings: Settings, version_id: int | None, *, eval_samples: int = 8,
+def evaluate_version(store: Store, settings: Settings, version_id: int | None, *, eval_samples: int = EVAL_CONTEXTS,
                      eval_max_new_tokens: int = 40, quiet: bool = False) -> tuple[int, dict[str, Any], Path]:
     """Re-evaluate an adapter version (default: the active one) against the base model on
     today's held-out split; the report goes next to the adapter."""
