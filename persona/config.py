@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # --- Persona ------------------------------------------------------------------
     owner_name: str = Field(default="", description="How the bot names you in its prompt; empty: your name from the imported data.")
     style_notes: str = Field(default="", description="Extra notes on your voice for the system prompt (e.g. 'lowercase, dry humour').")
+    languages: str = Field(default="", description="Languages you and your friends write in, as ISO 639-1 codes (e.g. 'de,en'): "
+                           "each message's language is detected among these when it is stored; one code: every message is taken "
+                           "to be in it; empty: en, es, pt, de, fr, ru, it, nl, pl, tr.")
     owner_facts: str = Field(default="", description="Facts about you a reply may state although your history never says them "
                              "(e.g. 'I live in Lisbon. My sister is Ana.'); identity claims in replies are checked against these, your "
                              "names and your memory.")
@@ -300,6 +303,17 @@ class Settings(BaseSettings):
         if any(not p.isdigit() for p in parts):
             raise ValueError("must be comma-separated Discord ids, e.g. 123,456")
         return frozenset(int(p) for p in parts)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: str) -> str:
+        from persona.languages import TEXT_SEARCH
+
+        codes = [c.strip().lower() for c in value.split(",") if c.strip()]
+        unknown = [c for c in codes if c not in TEXT_SEARCH]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not a language persona knows: use ISO 639-1 codes among {', '.join(sorted(TEXT_SEARCH))}")
+        return ",".join(dict.fromkeys(codes))
 
     @field_validator("heldout_after", mode="before")
     @classmethod

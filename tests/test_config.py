@@ -50,6 +50,7 @@ def test_id_lists_become_sets(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PERSONA_LOG_LEVEL", "LOUD", "PERSONA_LOG_LEVEL"),
         ("PERSONA_TRAIN_ON_API_CONTENT", "perhaps", "PERSONA_TRAIN_ON_API_CONTENT"),
         ("DATABASE_URL", "mysql://root@localhost/db", "DATABASE_URL: must start with postgresql://"),
+        ("PERSONA_LANGUAGES", "de,klingon", "PERSONA_LANGUAGES: klingon is not a language persona knows"),
     ],
 )
 def test_malformed_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str) -> None:

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from persona.cli import backup, chat, db, memory, privacy, replies, sending, serve  # noqa: F401 - each module registers its commands
+from persona.cli import backup, chat, db, languages, memory, privacy, replies, sending, serve  # noqa: F401 - each module registers its commands
 from persona.cli.app import app, err, out, settings_of
 from persona.errors import PersonaError, first_line
 

@@ -89,6 +89,8 @@ def stats(
     table.add_row("  by the owner", str(counts["owner_messages"]))
     for source, n in counts["messages_by_source"].items():
         table.add_row(f"  from {source}", str(n))
+    for language, n in counts["messages_by_language"].items():
+        table.add_row(f"  in {language}", str(n))
     table.add_row("people", f"{counts['people']} ({counts['opted_out_people']} opted out)")
     table.add_row("channels", str(counts["channels"]))
     for kind, n in counts["channels_by_kind"].items():

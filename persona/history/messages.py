@@ -243,17 +243,36 @@ def counts_by_author(conn: psycopg.Connection, author_ids: list[int]) -> dict[in
 
 
 def counts(conn: psycopg.Connection) -> dict[str, object]:
-    """Totals, the owner's share and messages by source in one pass over the table (a
-    million rows: one scan, not three)."""
-    by_source = conn.execute(
-        "SELECT source, count(*), count(*) FILTER (WHERE author_id IN (SELECT id FROM people WHERE is_owner)) "
-        "FROM messages GROUP BY source ORDER BY source"
+    """Totals, the owner's share, messages by source and by language in one pass over the
+    table (a million rows: one scan, not four)."""
+    grouped = conn.execute(
+        "SELECT source, coalesce(language, 'undecided'), GROUPING(source), count(*), "
+        "count(*) FILTER (WHERE author_id IN (SELECT id FROM people WHERE is_owner)) "
+        "FROM messages GROUP BY GROUPING SETS ((source), (coalesce(language, 'undecided'))) ORDER BY 3, 4 DESC, 1, 2"
     ).fetchall()
+    by_source = [(r[0], r[3], r[4]) for r in grouped if r[2] == 0]
+    by_language = [(r[1], r[3], r[4]) for r in grouped if r[2] == 1]
     channels_by_kind = dict(conn.execute("SELECT kind, count(*) FROM channels GROUP BY kind ORDER BY kind").fetchall())
     return {
         "messages": sum(int(r[1]) for r in by_source),
         "owner_messages": sum(int(r[2]) for r in by_source),
-        "messages_by_source": {r[0]: int(r[1]) for r in by_source},
+        "messages_by_source": {r[0]: int(r[1]) for r in sorted(by_source)},
+        "messages_by_language": {r[0]: int(r[1]) for r in by_language},
+        "owner_messages_by_language": {r[0]: int(r[2]) for r in by_language if r[2]},
         "channels": sum(channels_by_kind.values()),
         "channels_by_kind": channels_by_kind,
     }
+
+
+def undetected(conn: psycopg.Connection, after_id: int, limit: int) -> list[tuple[int, str]]:
+    """(id, text) of messages without a language, by id from `after_id` on (`persona languages detect`)."""
+    return conn.execute("SELECT id, content FROM messages WHERE language IS NULL AND id > %s ORDER BY id LIMIT %s",
+                        (after_id, limit)).fetchall()
+
+
+def set_languages(conn: psycopg.Connection, found: list[tuple[int, str]]) -> int:
+    """Store detected languages ((id, language) pairs); returns how many rows changed."""
+    if not found:
+        return 0
+    return conn.execute("UPDATE messages m SET language = f.language FROM unnest(%s::bigint[], %s::text[]) AS f(id, language) "
+                        "WHERE m.id = f.id AND m.language IS NULL", ([i for i, _ in found], [lang for _, lang in found])).rowcount

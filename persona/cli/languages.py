@@ -1,0 +1,61 @@
+"""`persona languages`: what the history is written in (persona/languages.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from persona.cli.app import app, out, settings_of
+
+languages_app = typer.Typer(help="The languages of your history: counted, and detected for messages stored before detection existed.",
+                            invoke_without_command=True)
+app.add_typer(languages_app, name="languages")
+
+
+@languages_app.callback()
+def languages_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Messages by language (yours and everyone's); `undecided`: too short to tell, or not yet detected."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from persona.history import messages
+    from persona.languages import parse
+    from persona.storage.store import open_store
+
+    settings = settings_of(ctx)
+    with open_store(settings).connect() as conn:
+        counts = messages.counts(conn)
+    found = {"detected_among": list(parse(settings.languages)), "messages": counts["messages_by_language"],
+             "owner_messages": counts["owner_messages_by_language"]}
+    if as_json:
+        print(json.dumps(found))
+        return
+    table = Table("language", "messages", "yours", box=None, pad_edge=False)
+    for language, n in found["messages"].items():
+        table.add_row(language, f"{n:,}", f"{found['owner_messages'].get(language, 0):,}")
+    out.print(table)
+    out.print(f"detected among: {', '.join(found['detected_among'])} (PERSONA_LANGUAGES)")
+
+
+@languages_app.command("detect")
+def detect_cmd(ctx: typer.Context) -> None:
+    """Detect the language of every message that has none (stored before detection, or under other PERSONA_LANGUAGES);
+    a batch per transaction: safe to stop and run again."""
+    from persona.history import messages
+    from persona.languages import BATCH, detector_for
+    from persona.storage.store import open_store
+
+    settings = settings_of(ctx)
+    detector = detector_for(settings.languages)
+    examined = changed = 0
+    last = 0
+    with open_store(settings).connect() as conn:
+        while rows := messages.undetected(conn, last, BATCH):
+            found = detector.detect_many([text for _, text in rows])
+            changed += messages.set_languages(conn, [(i, lang) for (i, _), lang in zip(rows, found) if lang])
+            conn.commit()
+            examined += len(rows)
+            last = rows[-1][0]
+    out.print(f"{examined:,} messages without a language examined; {changed:,} now have one (the rest are too short to tell)")

@@ -1,0 +1,76 @@
+"""Each message's language, detected when it is stored (persona/languages.py), counted in
+`persona stats` and `persona languages`, and filled in for older rows by `persona languages detect`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ingest.dce import ingest_dce
+from persona.errors import ConfigError
+from persona.languages import DEFAULT_LANGUAGES, LanguageDetector, parse, says_enough, text_search_config
+from persona.storage.db import Database
+from persona.storage.store import Store
+from tests.fixtures.dce import FRIEND, OWNER, message, write_export
+from tests.fixtures.discord_package import OWNER_ID
+from tests.helpers import rows
+
+CHAT = {
+    "en": ["hey what are you up to tonight", "can't make it, work ran late again", "did you see the game last night?"],
+    "es": ["oye qué haces esta noche", "no puedo ir, salgo tarde del trabajo", "mañana vamos a escalar o qué"],
+    "pt": ["ei o que você vai fazer hoje à noite", "não posso ir, saí tarde do trabalho", "o meu fermento morreu outra vez"],
+    "de": ["hey was machst du heute abend", "kann nicht, die arbeit ging wieder länger", "gehen wir morgen klettern oder nicht"],
+    "fr": ["salut tu fais quoi ce soir", "je peux pas, j'ai fini tard au boulot", "on va grimper demain ou pas"],
+    "ru": ["привет что делаешь вечером", "не могу, опять задержался на работе", "завтра идём на скалодром или нет"],
+}
+TOO_SHORT = ["lol", "ok 👍", "si", "ja", "haha", "<@123> 👍", "https://example.com/a/very/long/link"]
+
+
+def test_chat_lines_are_told_apart_and_short_ones_left_undecided() -> None:
+    detector = LanguageDetector(parse(""))
+    lines = [(lang, line) for lang, lines in CHAT.items() for line in lines]
+    assert detector.detect_many([line for _, line in lines]) == [lang for lang, _ in lines]
+    assert detector.detect_many(TOO_SHORT) == [None] * len(TOO_SHORT)
+    assert not says_enough("lol same") and says_enough("bin spät dran")
+
+
+def test_one_configured_language_is_taken_as_given_and_codes_are_checked() -> None:
+    only_german = LanguageDetector(parse("de"))
+    assert only_german.detect_many(["hey what are you up to tonight", "lol"]) == ["de", None]  # no detection: the owner said so
+    assert parse(" DE, en ,de") == ("de", "en") and parse("") == DEFAULT_LANGUAGES
+    with pytest.raises(ConfigError, match="PERSONA_LANGUAGES: xx is not a language persona knows"):
+        parse("de,xx")
+    assert (text_search_config("de"), text_search_config("pl"), text_search_config(None)) == ("german", "simple", "simple")
+
+
+def test_import_stores_the_language_and_stats_count_it(database: Database, persona_exe: Path, tmp_path: Path) -> None:
+    store = Store(database)
+    lines = [(OWNER, "hey was machst du heute abend"), (FRIEND, "oye qué haces esta noche"), (OWNER, "kann nicht, die arbeit ging wieder länger"),
+             (FRIEND, "lol"), (OWNER, "can't make it, work ran late again")]
+    write_export(tmp_path / "dce" / "mixed.json", channel_id=1000000000000000901, channel_type="DirectTextChat", messages=[
+        message(1200000000000000901 + i, who, text, ts=f"2024-03-01T10:0{i}:00+00:00") for i, (who, text) in enumerate(lines)])
+    ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
+    assert [r[0] for r in rows(store, "SELECT language FROM messages ORDER BY id")] == ["de", "es", "de", None, "en"]
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home")}
+    stats = json.loads(subprocess.run([str(persona_exe), "stats", "--json"], env=env, capture_output=True, text=True, check=True, timeout=120).stdout)
+    assert stats["messages_by_language"] == {"de": 2, "en": 1, "es": 1, "undecided": 1}
+    assert stats["owner_messages_by_language"] == {"de": 2, "en": 1} and stats["messages_by_source"] == {"dce": 5}
+
+    # Rows stored before detection existed have none: `persona languages detect` fills them in, batch by batch.
+    with store.connect() as conn:
+        conn.execute("UPDATE messages SET language = NULL")
+        conn.commit()
+    detected = subprocess.run([str(persona_exe), "languages", "detect"], env=env, capture_output=True, text=True, timeout=120)
+    assert detected.returncode == 0 and "5 messages without a language examined; 4 now have one" in detected.stdout, detected.stderr
+    listed = json.loads(subprocess.run([str(persona_exe), "languages", "--json"], env=env, capture_output=True, text=True, check=True,
+                                       timeout=120).stdout)
+    assert listed["messages"] == {"de": 2, "en": 1, "es": 1, "undecided": 1} and listed["detected_among"] == list(DEFAULT_LANGUAGES)
+    wrong = subprocess.run([str(persona_exe), "languages"], env={**env, "PERSONA_LANGUAGES": "de,klingon"}, capture_output=True, text=True,
+                           timeout=120)
+    assert wrong.returncode != 0 and "PERSONA_LANGUAGES: klingon is not a language persona knows" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
