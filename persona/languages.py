@@ -105,8 +105,10 @@ def detector_for(configured: str) -> LanguageDetector:
     return LanguageDetector(parse(configured))
 
 
+@cache
 def configured() -> LanguageDetector:
-    """The detector for this process's PERSONA_LANGUAGES (what storing a message uses)."""
+    """The detector for this process's PERSONA_LANGUAGES (what storing a message and reading
+    a question use), read once per process."""
     from persona.config import load_settings
 
     return detector_for(load_settings().languages)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ingest.dce import ingest_dce
+from persona import memory
 from persona.errors import ConfigError
 from persona.languages import DEFAULT_LANGUAGES, LanguageDetector, parse, says_enough, text_search_config
+from persona.memory.embeddings import Embedder
+from persona.privacy.scopes import Place
 from persona.storage.db import Database
 from persona.storage.store import Store
 from tests.fixtures.dce import FRIEND, OWNER, message, write_export
@@ -27,6 +31,10 @@ CHAT = {
     "fr": ["salut tu fais quoi ce soir", "je peux pas, j'ai fini tard au boulot", "on va grimper demain ou pas"],
     "ru": ["привет что делаешь вечером", "не могу, опять задержался на работе", "завтра идём на скалодром или нет"],
 }
+GUILD = ("5000000000000000091", "Crag")
+GENERAL, DM = 1000000000000000914, 1000000000000000911
+SERVER = Place.guild(int(GUILD[0]), GENERAL)
+CANARY = "kx-4417-canary"
 TOO_SHORT = ["lol", "ok 👍", "si", "ja", "haha", "<@123> 👍", "https://example.com/a/very/long/link"]
 
 
@@ -74,3 +82,38 @@ def test_import_stores_the_language_and_stats_count_it(database: Database, perso
                            timeout=120)
     assert wrong.returncode != 0 and "PERSONA_LANGUAGES: klingon is not a language persona knows" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_full_text_recall_reads_each_language_with_its_own_stemmer(database: Database, embedder: Embedder, tmp_path: Path) -> None:
+    """German and Russian memories are found by a question with other word forms (their
+    stemmers fold them; English's would not), English ones still are, mixed memories by
+    either language — and the scope filter is the same SQL as ever (the DM canary)."""
+    store = Store(database)
+    general = [(OWNER, "wir waren gestern in der kletterhalle und ich bin die schwierigen routen geklettert"),
+               (FRIEND, "моя закваска опять умерла, придётся начинать заново"),
+               (OWNER, "the bakery shift ran late again, the ovens were broken"),
+               (FRIEND, "heute abend gehen wir essen? the new ramen place opened")]
+    write_export(tmp_path / "dce" / "general.json", channel_id=GENERAL, channel_type="GuildTextChat", guild=GUILD, name="general", messages=[
+        message(1300000000000000911 + i, who, text, ts=f"2024-0{i + 1}-02T09:00:00+00:00") for i, (who, text) in enumerate(general)])
+    write_export(tmp_path / "dce" / "dm.json", channel_id=DM, channel_type="DirectTextChat", messages=[
+        message(1200000000000000910, FRIEND, "und dein code?", ts="2024-06-01T09:59:00+00:00"),
+        message(1200000000000000911, OWNER, f"mein schließfachcode ist {CANARY}, die schwierigen routen sind geheim", ts="2024-06-01T10:00:00+00:00")])
+    ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
+    with store.connect() as conn:
+        memory.build(conn, embedder, now=datetime(2025, 1, 1, tzinfo=UTC))
+        assert {tuple(r[0]) for r in conn.execute("SELECT languages FROM memories").fetchall()} >= {("de",)}
+
+        def found(question: str, asker: int = int(FRIEND["id"]), place: Place = SERVER) -> str:
+            return "\n".join(m.content for m in memory.recall(conn, embedder, question, asker_id=asker, place=place, owner_id=OWNER_ID, k=3,
+                                                            mode="text"))
+
+        assert "kletterhalle" in found("welche schwierige route bist du geklettert?")  # route/routen, schwierige/schwierigen, stemmed as German
+        assert "закваска" in found("как твоя закваску?")  # закваска/закваску, stemmed as Russian
+        assert "bakery" in found("was the bakery oven broken?")  # oven/ovens, as English
+        assert "ramen" in found("wohin gehen wir heute essen?") and "ramen" in found("is the ramen place open?")  # a mixed message, both ways
+        assert CANARY not in found(f"was ist dein schließfachcode {CANARY}?")  # the DM is not the server's
+        assert CANARY in found(f"was ist dein schließfachcode {CANARY}?", asker=int(FRIEND["id"]), place=Place.dm(DM))
+        # Under English's configuration alone (before this change), the German and Russian questions find nothing.
+        english = conn.execute("SELECT count(*) FROM memories WHERE to_tsvector('english', content) @@ "
+                               "(to_tsquery('english', 'schwierige & route') || to_tsquery('english', 'закваску'))").fetchone()[0]
+        assert english == 0

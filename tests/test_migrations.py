@@ -19,11 +19,11 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "channels": {"id", "kind", "name", "guild_id", "guild_name", "parent_id", "scope", "recipients", "created_at"},
     "messages": {
         "id", "seq", "channel_id", "author_id", "source", "scope", "kind", "created_at", "edited_at",
-        "content", "reply_to_id", "attachments", "mentions", "import_run_id", "inserted_at", "memory_id",
+        "content", "reply_to_id", "attachments", "mentions", "import_run_id", "inserted_at", "memory_id", "language",
     },
     "memories": {
         "id", "scope", "channel_id", "content", "embedding", "embed_model", "tsv",
-        "started_at", "ended_at", "message_ids", "created_at", "author_ids", "topic_id",
+        "started_at", "ended_at", "message_ids", "created_at", "author_ids", "topic_id", "languages",
     },
     "memory_topics": {"id", "centroid", "built_at"},
     "api_keys": {"id", "name", "token_sha256", "asker_id", "place_kind", "channel_id", "guild_id", "created_at", "last_used_at", "revoked_at"},

@@ -38,7 +38,20 @@ def test_the_previous_releases_demo_database_comes_forward(persona_exe: Path, bl
     upgraded = run(persona_exe, "db", "upgrade", env=env_new)
     assert upgraded.returncode == 0, upgraded.stderr
 
-    assert json.loads(run(persona_exe, "stats", "--json", env=env_new).stdout) == json.loads((DATA / "persona-0016-demo.stats.json").read_text())
+    stats = json.loads(run(persona_exe, "stats", "--json", env=env_new).stdout)
+    languages = {key: stats.pop(key) for key in ("messages_by_language", "owner_messages_by_language")}  # counted since 0018
+    assert stats == json.loads((DATA / "persona-0016-demo.stats.json").read_text())
+    assert languages == {"messages_by_language": {"undecided": 1080}, "owner_messages_by_language": {"undecided": 696}}
+    with psycopg.connect(blank_database.url) as conn:  # 0019: the English lexemes are kept until re-indexed, nothing is lost meanwhile
+        assert conn.execute("SELECT count(*) FILTER (WHERE tsv IS NULL), count(*) FILTER (WHERE languages IS NULL), count(*) "
+                            "FROM memories").fetchone() == (0, 312, 312)
+    assert run(persona_exe, "languages", "detect", env=env_new).returncode == 0
+    assert run(persona_exe, "memory", "build", env=env_new).returncode == 0  # re-indexes every memory by its messages' languages
+    detected = json.loads(run(persona_exe, "languages", "--json", env=env_new).stdout)["messages"]
+    assert max(detected, key=detected.get) == "en" and detected["en"] > 700 and sum(detected.values()) == 1080, detected
+    with psycopg.connect(blank_database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM memories WHERE languages IS NULL OR tsv IS NULL").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM memories WHERE tsv @@ to_tsquery('simple', 'lisbon')").fetchone()[0] > 0
     status = run(persona_exe, "db", "status", "--json", env=env_new)
     assert status.returncode == 0 and json.loads(status.stdout)["pending"] == [], status.stdout
     with psycopg.connect(blank_database.url) as conn:

@@ -19,13 +19,14 @@ import psycopg
 
 from persona.history import messages as history
 from persona.history import people
-from persona.memory import topics
+from persona.memory import lexemes, topics
 from persona.memory.chunking import DEFAULT_GAP, Chunk, ChunkMessage, chunk_conversation, chunk_note
 from persona.memory.embeddings import Embedder
 from persona.memory.vectors import ensure_index, prepare_vectors
 from persona.prompts import place_label
 
 log = logging.getLogger(__name__)
+REFRESH_REINDEX = 5000  # older memories a bot's refresh re-indexes by language each time (the rest the next time)
 
 Advance = Callable[[int], None]
 # A progress bar that needs its total first: `with bar(total) as advance: advance(n)`.
@@ -72,6 +73,7 @@ def chunk_pending(conn: psycopg.Connection, embedder: Embedder, *, close_open: b
 
 
 def _store_chunks(conn: psycopg.Connection, chunks: list[Chunk], scope: str, channel_id: int, authors: dict[int, int]) -> int:
+    stored = []
     for chunk in chunks:
         author_ids = sorted({authors[i] for i in chunk.message_ids})
         memory_id = conn.execute(
@@ -80,6 +82,8 @@ def _store_chunks(conn: psycopg.Connection, chunks: list[Chunk], scope: str, cha
             (scope, channel_id, chunk.content, chunk.started_at, chunk.ended_at, chunk.message_ids, author_ids),
         ).fetchone()[0]
         history.mark_chunked(conn, chunk.message_ids, memory_id)
+        stored.append(memory_id)
+    lexemes.index(conn, stored)  # searchable by their words, in their languages, as they appear
     return len(chunks)
 
 
@@ -110,11 +114,12 @@ def _no_bar(total: int) -> AbstractContextManager[Advance]:
 
 
 def build(conn: psycopg.Connection, embedder: Embedder, *, close_open: bool = True, bar: ProgressBar = _no_bar,
-          now: datetime | None = None) -> Built:
+          now: datetime | None = None, reindex_limit: int | None = None) -> Built:
     """Chunk what is new and embed what has no vector (with `bar` over the embedding)."""
     prepare_vectors(conn, embedder)
     conn.commit()
     created = chunk_pending(conn, embedder, close_open=close_open, now=now)
+    lexemes.index_pending(conn, limit=reindex_limit)  # rows from before migration 0019, a batch per transaction
     with bar(unembedded_count(conn)) as advance:
         embedded = embed_pending(conn, embedder, progress=advance)
     index_built = ensure_index(conn)
@@ -124,7 +129,7 @@ def build(conn: psycopg.Connection, embedder: Embedder, *, close_open: bool = Tr
 
 def refresh(conn: psycopg.Connection, embedder: Embedder, *, now: datetime | None = None) -> Built:
     """For a running bot: chunk conversations that have paused, embed them; cheap when idle."""
-    return build(conn, embedder, close_open=False, now=now)
+    return build(conn, embedder, close_open=False, now=now, reindex_limit=REFRESH_REINDEX)
 
 
 def rebuild(conn: psycopg.Connection, embedder: Embedder, *, bar: ProgressBar = _no_bar) -> int:

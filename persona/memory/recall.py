@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from persona.memory.embeddings import Embedder
+from persona.memory.lexemes import query_configs
 from persona.memory.vectors import check_model
 from persona.privacy.scopes import Place, readable_scopes
 
@@ -75,9 +76,10 @@ _TEXT_HITS = sql.SQL("""
 # PostgreSQL's full-text ranking has no inverse document frequency, and ANDing every
 # word of a chatty question ("what happened to the Zephyrine?") matches nothing. So the
 # text query ORs the question's words that are selective: found in fewer than `cap`
-# memories (a capped count on the GIN index, cheap even for common words).
+# memories (a capped count on the GIN index, cheap even for common words) — read under the
+# question's language's configuration and `simple` (persona/memory/lexemes.py).
 _SELECTIVE_TERMS = """
-SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', %(text)s))) AS lexeme
+SELECT DISTINCT lexeme FROM unnest(%(configs)s::regconfig[]) AS config, unnest(tsvector_to_array(to_tsvector(config, %(text)s))) AS lexeme
 WHERE (SELECT count(*) FROM (
           SELECT 1 FROM memories WHERE tsv @@ to_tsquery('simple', quote_literal(lexeme)) LIMIT %(cap)s
       ) AS found) < %(cap)s
@@ -161,7 +163,7 @@ def selective_tsquery(conn: psycopg.Connection, text: str) -> str:
     """`a | b | c` of the words of `text` that are rare enough to be worth matching."""
     estimate = conn.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'memories'::regclass").fetchone()[0]
     cap = max(20, int(float(estimate) * 0.05))
-    terms = [r[0] for r in conn.execute(_SELECTIVE_TERMS, {"text": text, "cap": cap}).fetchall()]
+    terms = [r[0] for r in conn.execute(_SELECTIVE_TERMS, {"text": text, "cap": cap, "configs": query_configs(text)}).fetchall()]
     return " | ".join(_quote_lexeme(t) for t in terms)
 
 

@@ -44,12 +44,12 @@ BEGIN
                                           WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, found.name);
     END LOOP;
     FOR found IN
-        SELECT p.oid::regprocedure AS name
+        SELECT p.oid::regprocedure AS name, p.prokind
         FROM pg_proc p
         WHERE p.pronamespace = current_schema()::regnamespace
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
     LOOP
-        EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', found.name);
+        EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE found.prokind WHEN 'a' THEN 'AGGREGATE' ELSE 'ROUTINE' END, found.name);
     END LOOP;
 END
 $drop$;
