@@ -14,6 +14,7 @@
 
     python bench/memory.py                  # 200,000 memories
     python bench/memory.py --n 1000000
+    python bench/memory.py --quality-only  # part 5 alone, against the English-only full-text search of before
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ def quality(url: str) -> dict[str, float]:
     import psycopg
 
     from persona import memory
+    from persona.languages import configured, fill_missing
+    from persona.memory import recall
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.storage.db import register_vector
     from tests.fixtures import known_answers
@@ -180,10 +183,25 @@ def quality(url: str) -> dict[str, float]:
     with psycopg.connect(url) as conn:
         register_vector(conn)
         answers = known_answers.populate(conn)
+        fill_missing(conn, configured())  # as an import would have stored them
         memory.build(conn, embedder)
         conn.execute("ANALYZE memories")
+        started = time.perf_counter()
         figures = {f"hit_at_5_{mode}": round(rate, 3) for mode, rate in known_answers.hit_rates(conn, embedder, answers).items()}
+        seconds = time.perf_counter() - started
         figures["known_answer_questions"] = len(answers)
+        # The previous version in the same run: English lexemes of the whole memory, the question read as English only.
+        conn.execute("UPDATE memories SET tsv = to_tsvector('english', content)")
+        conn.commit()
+        by_language, recall.query_configs = recall.query_configs, lambda _question: ["english"]
+        try:
+            started = time.perf_counter()
+            english = known_answers.hit_rates(conn, embedder, answers)
+            english_seconds = time.perf_counter() - started
+        finally:
+            recall.query_configs = by_language
+        figures |= {f"hit_at_5_{mode}_english_only": round(rate, 3) for mode, rate in english.items() if mode != "vector"}
+        figures["quality_queries_time_vs_english_only"] = round(seconds / english_seconds, 2)
     return figures
 
 
@@ -192,6 +210,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--exact-queries", type=int, default=100, help="exact scans are slow: fewer of them")
+    parser.add_argument("--quality-only", action="store_true", help="only part 5: hit@5 on the known answers (a minute)")
     args = parser.parse_args()
 
     import psycopg
@@ -202,6 +221,11 @@ def main() -> None:
     from persona.storage.embedded import start_embedded
 
     figures: dict[str, object] = {"bench": "memory", "machine": f"{platform.machine()} {os.cpu_count()} cores", "n": args.n}
+    if args.quality_only:
+        with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:
+            admin = make_conninfo(start_embedded(Path(tmp) / "pg"), dbname="postgres")
+            print(json.dumps({"bench": "memory", "part": "quality", **quality(fresh_database(admin, "bench_quality"))}))
+        return
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:
         admin = make_conninfo(start_embedded(Path(tmp) / "pg"), dbname="postgres")
         url = fresh_database(admin, "bench_memory")

@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
+import psycopg
+
 from persona.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -112,3 +114,18 @@ def configured() -> LanguageDetector:
     from persona.config import load_settings
 
     return detector_for(load_settings().languages)
+
+
+def fill_missing(conn: psycopg.Connection, detector: LanguageDetector) -> tuple[int, int]:
+    """Detect the language of every stored message without one (stored before detection
+    existed, or written by hand), a batch per transaction: (examined, given a language)."""
+    from persona.history import messages
+
+    examined = changed = last = 0
+    while rows := messages.undetected(conn, last, BATCH):
+        found = detector.detect_many([text for _, text in rows])
+        changed += messages.set_languages(conn, [(i, lang) for (i, _), lang in zip(rows, found) if lang])
+        conn.commit()
+        examined += len(rows)
+        last = rows[-1][0]
+    return examined, changed

@@ -43,19 +43,10 @@ def languages_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
 def detect_cmd(ctx: typer.Context) -> None:
     """Detect the language of every message that has none (stored before detection, or under other PERSONA_LANGUAGES);
     a batch per transaction: safe to stop and run again."""
-    from persona.history import messages
-    from persona.languages import BATCH, detector_for
+    from persona.languages import detector_for, fill_missing
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)
-    detector = detector_for(settings.languages)
-    examined = changed = 0
-    last = 0
     with open_store(settings).connect() as conn:
-        while rows := messages.undetected(conn, last, BATCH):
-            found = detector.detect_many([text for _, text in rows])
-            changed += messages.set_languages(conn, [(i, lang) for (i, _), lang in zip(rows, found) if lang])
-            conn.commit()
-            examined += len(rows)
-            last = rows[-1][0]
+        examined, changed = fill_missing(conn, detector_for(settings.languages))
     out.print(f"{examined:,} messages without a language examined; {changed:,} now have one (the rest are too short to tell)")
