@@ -1,8 +1,9 @@
-"""Language identification of chat lines: lingua-language-detector (what import uses,
-persona/languages.py) vs py3langid (langid.py's maintained fork), on short chat lines
-written for this bench in English, Spanish, Portuguese, German, French and Russian —
-plus lines too short to tell ("lol", "ok 👍"), which should come back undecided. Accuracy
-per language on the decided lines, the share decided, and the time per line. One JSON line.
+"""Language identification of chat lines: py3langid (langid.py's maintained fork, what
+import uses: persona/languages.py) vs lingua-language-detector, on chat lines written
+for this bench in English, Spanish, Portuguese, German, French and Russian (ten words or
+so, and two to four), plus lines too short to tell ("lol", "ok 👍"), which persona's own
+rule leaves undecided for both. Accuracy, the lines each got wrong, the time per line.
+One JSON line.
 
     python bench/language_id.py
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,44 +39,58 @@ LINES: dict[str, list[str]] = {
            "завтра идём на скалодром или нет", "моя закваска опять умерла", "я принесу перекус если ты возьмёшь верёвку", "опаздываю, займи мне место",
            "новый альбом просто огонь", "кто завтра идёт лазать"],
 }
+# Two to four words: where identifiers differ most.
+SHORT: dict[str, list[str]] = {
+    "en": ["see you tomorrow", "that was great", "where are you", "good morning everyone", "no worries at all"],
+    "es": ["nos vemos mañana", "qué pasa tío", "dónde estás", "buenos días a todos", "no pasa nada"],
+    "pt": ["até amanhã então", "tudo bem contigo", "onde você está", "bom dia pessoal", "não faz mal"],
+    "de": ["bis morgen dann", "wo bist du", "guten morgen zusammen", "alles gut bei dir", "kein problem"],
+    "fr": ["à demain alors", "où es-tu", "bonjour tout le monde", "pas de souci", "ça va bien"],
+    "ru": ["до завтра", "где ты", "всем доброе утро", "без проблем", "всё хорошо"],
+}
 TOO_SHORT = ["lol", "ok 👍", "haha", "xd", "👍👍", "k", "ja", "si", "??", "100%"]
 
 
 def main() -> None:
     import py3langid
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
 
-    from persona.languages import LanguageDetector
+    from persona.languages import DEFAULT_LANGUAGES, LanguageDetector, says_enough
 
-    detector = LanguageDetector(tuple(LINES))
-    rows = [(lang, line) for lang, lines in LINES.items() for line in lines]
-    results: dict[str, object] = {"bench": "language_id", "lines": len(rows), "too_short_lines": len(TOO_SHORT)}
-    identifier = py3langid.classify
-    restricted = py3langid.langid.LanguageIdentifier.from_pickled_model(py3langid.langid.MODEL_FILE, norm_probs=True)
-    restricted.set_languages(list(LINES))
+    detector = LanguageDetector(DEFAULT_LANGUAGES)  # what import uses by default: py3langid among ten languages
+    codes = [getattr(IsoCode639_1, code.upper()) for code in DEFAULT_LANGUAGES]
+    lingua_models = {"high": LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build(),
+                     "low": LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_low_accuracy_mode().build()}
+    sets = {"chat": [(lang, line) for lang, lines in LINES.items() for line in lines],
+            "short": [(lang, line) for lang, lines in SHORT.items() for line in lines]}
+    results: dict[str, object] = {"bench": "language_id", "languages_to_choose_among": len(DEFAULT_LANGUAGES),
+                                  **{f"{name}_lines": len(rows) for name, rows in sets.items()}, "too_short_lines": len(TOO_SHORT)}
 
-    def lingua(texts: list[str]) -> list[str | None]:
-        return detector.detect_many(texts)
+    def lingua(mode: str) -> Callable[[list[str]], list[str | None]]:
+        def detect(texts: list[str]) -> list[str | None]:
+            found = lingua_models[mode].detect_languages_in_parallel_of([t if says_enough(t) else "" for t in texts])
+            return [lang.iso_code_639_1.name.lower() if lang is not None and says_enough(t) else None for t, lang in zip(texts, found)]
+        return detect
 
     def langid_all(texts: list[str]) -> list[str | None]:
-        return [identifier(t)[0] for t in texts]
+        return [py3langid.classify(t)[0] if says_enough(t) else None for t in texts]
 
-    def langid_six(texts: list[str]) -> list[str | None]:
-        return [lang if p >= 0.9 else None for lang, p in (restricted.classify(t) for t in texts)]
-
-    for name, detect in (("lingua", lingua), ("py3langid (all languages)", langid_all), ("py3langid (the six, p ≥ 0.9)", langid_six)):
-        detect(["warm up"])
+    identifiers: dict[str, Callable[[list[str]], list[str | None]]] = {
+        "py3langid among the ten (persona)": detector.detect_many, "py3langid (all 97 languages)": langid_all,
+        "lingua high accuracy among the ten": lingua("high"), "lingua low accuracy among the ten": lingua("low")}
+    for name, detect in identifiers.items():
         started = time.perf_counter()
-        found = detect([line for _, line in rows])
-        short = detect(TOO_SHORT)
-        seconds = time.perf_counter() - started
-        per_language = {}
-        for lang in LINES:
-            mine = [f for (want, _), f in zip(rows, found) if want == lang]
-            decided = [f for f in mine if f is not None]
-            per_language[lang] = round(sum(f == lang for f in decided) / len(mine), 2)
-        results[name] = {"accuracy": round(sum(f == want for (want, _), f in zip(rows, found)) / len(rows), 3), "per_language": per_language,
-                         "undecided": sum(f is None for f in found), "too_short_undecided": sum(s is None for s in short),
-                         "ms_per_line": round(1000 * seconds / (len(rows) + len(TOO_SHORT)), 3)}
+        detect(["warming up the models with a sentence"])
+        figures: dict[str, object] = {"load_s": round(time.perf_counter() - started, 2)}
+        for set_name, rows in sets.items():
+            started = time.perf_counter()
+            found = detect([line for _, line in rows])
+            seconds = time.perf_counter() - started
+            figures[f"{set_name}_right"] = f"{sum(f == want for (want, _), f in zip(rows, found))}/{len(rows)}"
+            figures[f"{set_name}_wrong"] = [f"{line} → {f}" for (want, line), f in zip(rows, found) if f != want]
+            figures[f"{set_name}_ms_per_line"] = round(1000 * seconds / len(rows), 3)
+        figures["too_short_undecided"] = sum(s is None for s in detect(TOO_SHORT))
+        results[name] = figures
     print(json.dumps(results, ensure_ascii=False))
 
 
