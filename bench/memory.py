@@ -170,11 +170,12 @@ def embedding_throughput() -> dict[str, float]:
 
 
 def quality(url: str) -> dict[str, float]:
+    import importlib
+
     import psycopg
 
     from persona import memory
     from persona.languages import configured, fill_missing
-    from persona.memory import recall
     from persona.memory.embeddings import Embedder, resolve_embed_model
     from persona.storage.db import register_vector
     from tests.fixtures import known_answers
@@ -193,6 +194,7 @@ def quality(url: str) -> dict[str, float]:
         # The previous version in the same run: English lexemes of the whole memory, the question read as English only.
         conn.execute("UPDATE memories SET tsv = to_tsvector('english', content)")
         conn.commit()
+        recall = importlib.import_module("persona.memory.recall")  # the module (persona.memory.recall is also its function's name)
         by_language, recall.query_configs = recall.query_configs, lambda _question: ["english"]
         try:
             started = time.perf_counter()

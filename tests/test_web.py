@@ -228,8 +228,10 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             adapters.activate(conn, version)
         conn.commit()
     _plot(tmp_path / "v1" / "loss_curve.png")
+    _plot(tmp_path / "v1" / "measures.png")
     (tmp_path / "v1" / "report.md").write_text("# Evaluation of v1\n\n| | base | v1 |\n| --- | --- | --- |\n| held-out loss | 9.000 | 4.000 |\n\n"
-                                              "![loss curve](loss_curve.png)\n\nsample reply: <script>alert('x')</script>\n")
+                                              "![loss curve](loss_curve.png)\n\n![measures](measures.png)\n\n"
+                                              "sample reply: <script>alert('x')</script>\n")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     web = start_web(persona_exe, env)
     try:
@@ -273,7 +275,7 @@ def test_the_dashboard_in_a_browser(persona_exe: Path, env: dict[str, str], stor
             page.screenshot(path=ARTIFACTS / "adapters.png", full_page=True)
             page.click("tr[data-version='1'] >> a:text-is('v1')")  # its evaluation report, rendered, with its plot
             expect(page.locator("article.report table")).to_contain_text("held-out loss")
-            assert page.locator("article.report img").evaluate("img => img.complete && img.naturalWidth > 0")
+            assert page.locator("article.report img").evaluate_all("imgs => imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0)")
             assert page.locator("article.report script").count() == 0  # generated text is never markup
             page.screenshot(path=ARTIFACTS / "adapter_report.png", full_page=True)
             page.go_back()

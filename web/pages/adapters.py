@@ -17,7 +17,7 @@ from web.dependencies import dashboard_of, render
 from web.training import start_retrain
 
 router = APIRouter()
-PLOTS = ("loss_curve.png", "reply_lengths.png")
+PLOTS = ("loss_curve.png", "reply_lengths.png", "measures.png")
 # Markdown from our own evaluation, but it quotes generated replies: no raw HTML passes.
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
