@@ -155,6 +155,12 @@ def test_a_fact_said_in_a_dm_backs_nothing_in_the_server(store: Store, embedder:
     assert CANARY in json.dumps(in_server.withheld)  # the owner's own draft may quote the reply it held, nobody else sees it
     with_sam, _ = ask(store, embedder, tiny_llama, [line], asker=SAM, place=Place.dm(DM))
     assert (with_sam.text, with_sam.identity) == (line, "none")
+    # The memory that backed it counts among the reply's memories: forgetting it forgets the reply.
+    with store.connect() as conn:
+        dm_memory = conn.execute("SELECT id FROM memories WHERE content LIKE %s", (f"%{CANARY}%",)).fetchone()[0]
+    assert dm_memory in with_sam.identity_memory_ids
+    request = ReplyRequest(text="hey what's up", asker_id=SAM, asker_name="sam", place=Place.dm(DM), channel_id=DM)
+    assert dm_memory in ReplyEngine.as_logged(request, with_sam).memory_ids
 
 
 def test_a_streamed_reply_never_shows_the_claim_and_is_cut_not_replaced(store: Store, embedder: Embedder, tiny_llama: BaseModelSpec) -> None:

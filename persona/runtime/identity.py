@@ -180,28 +180,48 @@ def _claim(kind: str, clause: str, match: re.Match[str]) -> Claim | None:
 
 @dataclass(frozen=True)
 class Known:
-    """The sentences that may back a claim: the owner's settings and their own remembered sentences."""
+    """The sentences that may back a claim: the owner's settings and their own remembered
+    sentences, each with the memories it is in (none for a setting)."""
 
     sentences: tuple[str, ...]
+    sources: tuple[tuple[int, ...], ...] = ()
 
     @classmethod
-    def of(cls, names: Iterable[str], facts: str, remembered: Iterable[str]) -> Known:
-        said = [f"my name is {name}" for name in names if name.strip()]
-        said += [s for s in _CLAUSE.split(facts) if s.strip()]
-        return cls(tuple(dict.fromkeys([*said, *remembered])))
+    def of(cls, names: Iterable[str], facts: str, remembered: Iterable[str | tuple[str, tuple[int, ...]]]) -> Known:
+        held: dict[str, tuple[int, ...]] = {}
+        for name in names:
+            if name.strip():
+                held.setdefault(f"my name is {name}", ())
+        for sentence in _CLAUSE.split(facts):
+            if sentence.strip():
+                held.setdefault(sentence, ())
+        for entry in remembered:
+            sentence, ids = (entry, ()) if isinstance(entry, str) else entry
+            held[sentence] = tuple(dict.fromkeys([*held.get(sentence, ()), *ids]))
+        return cls(tuple(held), tuple(held.values()))
 
     def backs(self, claim: Claim) -> bool:
+        return self.backing(claim) is not None
+
+    def backing(self, claim: Claim) -> tuple[int, ...] | None:
+        """The memories whose sentences back `claim` (() for the owner's settings); None: nothing backs it."""
         words = [_words(s) for s in self.sentences]
         value = {_fold(v) for v in claim.value}
         if claim.kind == "name":  # only the owner saying it of themselves: "my cat is called miso" names the cat
-            return any(c.kind == "name" and value <= {_fold(v) for v in c.value} for s in self.sentences for c in claims(s))
-        if claim.kind == "age":
-            return any(value <= w and w & _AGE_WORDS for w in words)
-        if claim.kind in ("home", "work"):
-            return any(value <= w for w in words)
-        synonyms = {_fold(s) for s in RELATIONS.get(claim.relation, frozenset({claim.relation}))}
-        related = any(_says_relation(s, synonyms) for s in self.sentences)
-        return related and (not value or any(value <= w for w in words))
+            hits = [i for i, s in enumerate(self.sentences) if any(c.kind == "name" and value <= {_fold(v) for v in c.value} for c in claims(s))]
+        elif claim.kind == "age":
+            hits = [i for i, w in enumerate(words) if value <= w and w & _AGE_WORDS]
+        elif claim.kind in ("home", "work"):
+            hits = [i for i, w in enumerate(words) if value <= w]
+        else:
+            synonyms = {_fold(s) for s in RELATIONS.get(claim.relation, frozenset({claim.relation}))}
+            related = [i for i, s in enumerate(self.sentences) if _says_relation(s, synonyms)]
+            named = [i for i, w in enumerate(words) if value <= w] if value else []
+            hits = related + named if related and (named or not value) else []
+        if not hits:
+            return None
+        sources = self.sources or tuple(() for _ in self.sentences)
+        return tuple(dict.fromkeys(i for hit in hits for i in sources[hit]))
 
 
 def _fold(word: str) -> str:
@@ -221,20 +241,38 @@ def _says_relation(sentence: str, synonyms: set[str]) -> bool:
     return False
 
 
-def unbacked(conn: psycopg.Connection, embedder: Embedder, text: str, recalled: Sequence[memory.Memory], *, names: Iterable[str],
-             facts: str, asker_id: int | None, place: Place, owner_id: int | None) -> list[Claim]:
-    """The identity claims of `text` that nothing the asker may read backs (none: [])."""
+@dataclass(frozen=True)
+class Checked:
+    """The identity claims of a reply nothing backs, and the memories that back the rest
+    (they count among the reply's memories: forgetting one forgets the reply)."""
+
+    failed: list[Claim]
+    memory_ids: tuple[int, ...] = ()
+
+
+def check(conn: psycopg.Connection, embedder: Embedder, text: str, recalled: Sequence[memory.Memory], *, names: Iterable[str],
+          facts: str, asker_id: int | None, place: Place, owner_id: int | None) -> Checked:
+    """`text`'s identity claims against what the asker may read (memory.recall with each
+    claim, scoped in SQL) and the owner's settings."""
     stated = claims(text)
     if not stated:
-        return []
+        return Checked([])
     pool = {m.id: m for m in recalled}
     for claim in stated:
         query = " ".join([*claim.value, *(sorted(RELATIONS.get(claim.relation, ())) if claim.relation else ()), claim.text])
         for found in memory.recall(conn, embedder, query, asker_id=asker_id, place=place, owner_id=owner_id, k=RECALL_K):
             pool.setdefault(found.id, found)
-    remembered = [s for _, s, _ in remembered_sentences(conn, list(pool.values()), owner_id, min_words=1)] if owner_id is not None else []
+    remembered = [(s, (memory_id,)) for memory_id, s, _ in remembered_sentences(conn, list(pool.values()), owner_id, min_words=1)] \
+        if owner_id is not None else []
     known = Known.of(names, facts, remembered)
-    return [claim for claim in stated if not known.backs(claim)]
+    backing = [(claim, known.backing(claim)) for claim in stated]
+    return Checked([claim for claim, ids in backing if ids is None], tuple(dict.fromkeys(i for _, ids in backing for i in ids or ())))
+
+
+def unbacked(conn: psycopg.Connection, embedder: Embedder, text: str, recalled: Sequence[memory.Memory], *, names: Iterable[str],
+             facts: str, asker_id: int | None, place: Place, owner_id: int | None) -> list[Claim]:
+    """The identity claims of `text` that nothing the asker may read backs (none: [])."""
+    return check(conn, embedder, text, recalled, names=names, facts=facts, asker_id=asker_id, place=place, owner_id=owner_id).failed
 
 
 @dataclass(frozen=True)
@@ -245,6 +283,7 @@ class Kept:
     new_tokens: int
     action: str = "none"  # none | regenerated | dropped | withheld
     failed: tuple[Claim, ...] = field(default_factory=tuple)  # the unbacked claims of the first reply
+    memory_ids: tuple[int, ...] = ()  # the memories that back the claims of the text as sent
 
     @property
     def withheld(self) -> str:

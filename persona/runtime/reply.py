@@ -73,6 +73,7 @@ class Reply:
     trimmed: bool = False  # sent without the clauses the check found memory does not back
     identity: str = "none"  # what the identity check did: none | regenerated | dropped | withheld (persona/runtime/identity.py)
     withheld: str = ""  # why nothing of the model's reply may be sent (the bot holds it as a draft; the text is "…")
+    identity_memory_ids: tuple[int, ...] = ()  # the memories that back its identity claims (logged among its memories)
 
 
 @dataclass
@@ -229,7 +230,7 @@ class ReplyEngine:
         return Reply(text, split_message(text), prepared.prompt, recalled, scope, self.generator.adapter_version, self.generator.spec.name,
                      int(clock.total_ms - prepared.waited_ms), clock.ms, draft.new_tokens, prepared.evidence, said_unknown=draft.said_unknown,
                      verdict=draft.verdict, regenerated=draft.regenerated, trimmed=draft.trimmed, identity=kept.action,
-                     withheld=kept.withheld)
+                     withheld=kept.withheld, identity_memory_ids=kept.memory_ids)
 
     def _replaceable(self, prepared: Prepared) -> bool:
         return prepared.about_owner and self.consistency in ("hedge", "regenerate")
@@ -280,12 +281,16 @@ class ReplyEngine:
         sampled reply (not for one already partly shown), else the reply without the
         claims, else nothing (persona/runtime/identity.py)."""
 
+        checked: dict[str, identity.Checked] = {}
+
         def unbacked(text: str) -> list[identity.Claim]:
             if not identity.states_identity(text):  # most replies: no database, no embedder
                 return []
-            with self.store.connect() as conn:
-                return identity.unbacked(conn, self.embedder, clean(text), recalled, names=self.owner_names, facts=self.owner_facts,
-                                         asker_id=request.asker_id, place=request.place, owner_id=self.owner_id)
+            if text not in checked:
+                with self.store.connect() as conn:
+                    checked[text] = identity.check(conn, self.embedder, clean(text), recalled, names=self.owner_names, facts=self.owner_facts,
+                                                   asker_id=request.asker_id, place=request.place, owner_id=self.owner_id)
+            return checked[text].failed
 
         def regenerate() -> tuple[str, int]:
             again = self.generator.generate(prompt, greedy=False, max_new_tokens=_at_most(request.max_new_tokens, self.generator.settings),
@@ -293,13 +298,15 @@ class ReplyEngine:
             return clean(again.text), again.new_tokens
 
         failed = unbacked(draft.text)
-        if not failed:
-            return identity.Kept(draft.text, draft.new_tokens)
-        policy = "drop" if draft.shown else self.identity
-        kept = identity.repair(draft.text, draft.new_tokens, failed, policy, recheck=unbacked, regenerate=regenerate)
-        metrics.count_identity(kept.action)
-        log.info("identity check: %s (%s)", kept.action, ", ".join(c.kind for c in failed))
-        return kept
+        if failed:
+            kept = identity.repair(draft.text, draft.new_tokens, failed, "drop" if draft.shown else self.identity, recheck=unbacked,
+                                   regenerate=regenerate)
+            metrics.count_identity(kept.action)
+            log.info("identity check: %s (%s)", kept.action, ", ".join(c.kind for c in failed))
+        else:
+            kept = identity.Kept(draft.text, draft.new_tokens)
+        backing = checked[kept.text].memory_ids if kept.text in checked else ()
+        return replace(kept, memory_ids=backing)
 
     def _not_sure(self, request: ReplyRequest, prompt: Messages) -> tuple[str, int]:
         """The owner's own "not sure" from where the asker may read, else the model's words
@@ -329,9 +336,10 @@ class ReplyEngine:
     def as_logged(request: ReplyRequest, reply: Reply, message_ids: list[int] | None = None, guild_id: int | None = None) -> replies.LoggedReply:
         """What is recorded of the reply (a draft keeps this until the owner sends it)."""
         return replies.LoggedReply(
-            # The check may have read memories recall did not return: they count as the reply's, so forgetting one forgets it.
+            # The checks may have read memories recall did not return: they count as the reply's, so forgetting one forgets it.
             scope=reply.scope, prompt=reply.prompt, completion=reply.text,
-            memory_ids=list(dict.fromkeys([m.id for m in reply.memories] + list(reply.verdict.memory_ids if reply.verdict else ()))),
+            memory_ids=list(dict.fromkeys([m.id for m in reply.memories] + list(reply.verdict.memory_ids if reply.verdict else ())
+                                          + list(reply.identity_memory_ids))),
             adapter_version=reply.adapter_version, base_model=reply.base_model, latency_ms=reply.latency_ms,
             asker_id=request.asker_id, channel_id=request.channel_id, guild_id=guild_id, trigger_message_id=request.trigger_message_id,
             message_ids=tuple(message_ids or ()), context_author_ids=(*request.context_author_ids, *([request.asker_id] if request.asker_id else [])),
