@@ -9,9 +9,7 @@ PostgreSQL 18:
 - persona's import of a --slice-message slice (first channels only), for the memory
   comparison (peak RSS should not grow with the input);
 - a naive baseline on that slice: the same parse and scrub, then one autocommitted
-  `INSERT` per message;
-- the slice again with PERSONA_LANGUAGES=en (no language detection): what detecting each
-  message's language costs.
+  `INSERT` per message.
 
     python bench/ingest.py                       # 1,000,000 messages, ~500 channels
     python bench/ingest.py --messages 200000     # quicker
@@ -124,11 +122,10 @@ def slice_package(source: Path, target: Path, layout: list[tuple[int, int]], lim
     return taken
 
 
-def persona_import(url: str, package: Path, languages: str = "") -> tuple[float, dict, float]:
-    """(seconds, summary, peak RSS MB of the child) for `persona ingest discord-package`;
-    `languages`: PERSONA_LANGUAGES (one code: no language detection)."""
+def persona_import(url: str, package: Path) -> tuple[float, dict, float]:
+    """(seconds, summary, peak RSS MB of the child) for `persona ingest discord-package`."""
     exe = Path(sys.executable).parent / "persona"
-    env = {**os.environ, "DATABASE_URL": url, "PERSONA_LOG_LEVEL": "WARNING", "PERSONA_LANGUAGES": languages}
+    env = {**os.environ, "DATABASE_URL": url, "PERSONA_LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen([str(exe), "ingest", "discord-package", str(package), "--json"], env=env, stdout=out, stderr=err)
@@ -192,7 +189,6 @@ def main() -> None:
         full_s, full_summary, full_rss = persona_import(fresh_database(admin, "bench_full"), root / "package")
         again_s, again_summary, _ = persona_import(make_conninfo(admin, dbname="bench_full"), root / "package")
         naive_s, naive_count = naive_import(fresh_database(admin, "bench_naive"), root / "slice")
-        one_language_s, _, _ = persona_import(fresh_database(admin, "bench_one_language"), root / "slice", languages="en")
 
         figures = {
             "bench": "ingest",
@@ -215,9 +211,6 @@ def main() -> None:
             "speedup_vs_naive": round((full_summary["new"] / full_s) / (naive_count / naive_s), 1),
             "speedup_vs_naive_same_slice": round((slice_summary["new"] / slice_s) / (naive_count / naive_s), 1),
             "scrubbed": full_summary["scrubbed"],
-            # Language detection's cost (persona/languages.py): the slice again with one language configured (nothing detected).
-            "slice_one_language_s": round(one_language_s, 2),
-            "slice_language_detection_cost": round(slice_s / one_language_s, 2),
         }
         print(json.dumps(figures))
 

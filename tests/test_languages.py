@@ -14,7 +14,7 @@ import pytest
 from ingest.dce import ingest_dce
 from persona import memory
 from persona.errors import ConfigError
-from persona.languages import DEFAULT_LANGUAGES, LanguageDetector, parse, says_enough, text_search_config
+from persona.languages import DEFAULT_LANGUAGES, LanguageDetector, fill_missing, parse, says_enough, text_search_config
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
 from persona.storage.db import Database
@@ -62,19 +62,27 @@ def test_import_stores_the_language_and_stats_count_it(database: Database, perso
     write_export(tmp_path / "dce" / "mixed.json", channel_id=1000000000000000901, channel_type="DirectTextChat", messages=[
         message(1200000000000000901 + i, who, text, ts=f"2024-03-01T10:0{i}:00+00:00") for i, (who, text) in enumerate(lines)])
     ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
-    assert [r[0] for r in rows(store, "SELECT language FROM messages ORDER BY id")] == ["de", "es", "de", None, "en"]
+    assert [r[0] for r in rows(store, "SELECT language FROM messages ORDER BY id")] == [None] * 5  # the import only stores (fast)
+    with store.connect() as conn:
+        assert fill_missing(conn, LanguageDetector(parse(""))) == (5, 4)  # what `persona memory build` does first
+    assert [r[0] for r in rows(store, "SELECT language FROM messages ORDER BY id")] == ["de", "es", "de", "und", "en"]
 
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "DATABASE_URL": database.url, "PERSONA_HOME": str(tmp_path / "home")}
     stats = json.loads(subprocess.run([str(persona_exe), "stats", "--json"], env=env, capture_output=True, text=True, check=True, timeout=120).stdout)
     assert stats["messages_by_language"] == {"de": 2, "en": 1, "es": 1, "undecided": 1}
     assert stats["owner_messages_by_language"] == {"de": 2, "en": 1} and stats["messages_by_source"] == {"dce": 5}
 
-    # Rows stored before detection existed have none: `persona languages detect` fills them in, batch by batch.
+    # Rows stored before detection existed, and messages whose words changed, have none: `persona languages detect`
+    # (or the next memory build) fills them in, batch by batch; the same words imported again keep theirs.
+    ingest_dce(store, [tmp_path / "dce"], owner_id=OWNER_ID)
+    assert [r[0] for r in rows(store, "SELECT language FROM messages ORDER BY id")] == ["de", "es", "de", "und", "en"]
     with store.connect() as conn:
         conn.execute("UPDATE messages SET language = NULL")
         conn.commit()
+    assert json.loads(subprocess.run([str(persona_exe), "stats", "--json"], env=env, capture_output=True, text=True, check=True,
+                                     timeout=120).stdout)["messages_by_language"] == {"not yet detected": 5}
     detected = subprocess.run([str(persona_exe), "languages", "detect"], env=env, capture_output=True, text=True, timeout=120)
-    assert detected.returncode == 0 and "5 messages without a language examined; 4 now have one" in detected.stdout, detected.stderr
+    assert detected.returncode == 0 and "5 messages examined; 4 in a language, 1 too short to tell" in detected.stdout, detected.stderr
     listed = json.loads(subprocess.run([str(persona_exe), "languages", "--json"], env=env, capture_output=True, text=True, check=True,
                                        timeout=120).stdout)
     assert listed["messages"] == {"de": 2, "en": 1, "es": 1, "undecided": 1} and listed["detected_among"] == list(DEFAULT_LANGUAGES)

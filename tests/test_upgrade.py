@@ -41,7 +41,7 @@ def test_the_previous_releases_demo_database_comes_forward(persona_exe: Path, bl
     stats = json.loads(run(persona_exe, "stats", "--json", env=env_new).stdout)
     languages = {key: stats.pop(key) for key in ("messages_by_language", "owner_messages_by_language")}  # counted since 0018
     assert stats == json.loads((DATA / "persona-0016-demo.stats.json").read_text())
-    assert languages == {"messages_by_language": {"undecided": 1080}, "owner_messages_by_language": {"undecided": 696}}
+    assert languages == {"messages_by_language": {"not yet detected": 1080}, "owner_messages_by_language": {"not yet detected": 696}}
     with psycopg.connect(blank_database.url) as conn:  # 0019: the English lexemes are kept until re-indexed, nothing is lost meanwhile
         assert conn.execute("SELECT count(*) FILTER (WHERE tsv IS NULL), count(*) FILTER (WHERE languages IS NULL), count(*) "
                             "FROM memories").fetchone() == (0, 312, 312)

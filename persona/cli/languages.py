@@ -17,7 +17,7 @@ app.add_typer(languages_app, name="languages")
 
 @languages_app.callback()
 def languages_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
-    """Messages by language (yours and everyone's); `undecided`: too short to tell, or not yet detected."""
+    """Messages by language (yours and everyone's); `undecided`: too short to tell; `not yet detected`: stored since the last memory build."""
     if ctx.invoked_subcommand is not None:
         return
     from persona.history import messages
@@ -41,12 +41,12 @@ def languages_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
 
 @languages_app.command("detect")
 def detect_cmd(ctx: typer.Context) -> None:
-    """Detect the language of every message that has none (stored before detection, or under other PERSONA_LANGUAGES);
-    a batch per transaction: safe to stop and run again."""
+    """Detect the language of every message not looked at yet (`persona memory build` does this first, too); a batch per
+    transaction: safe to stop and run again."""
     from persona.languages import detector_for, fill_missing
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)
     with open_store(settings).connect() as conn:
         examined, changed = fill_missing(conn, detector_for(settings.languages))
-    out.print(f"{examined:,} messages without a language examined; {changed:,} now have one (the rest are too short to tell)")
+    out.print(f"{examined:,} messages examined; {changed:,} in a language, {examined - changed:,} too short to tell")

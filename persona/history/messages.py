@@ -246,9 +246,9 @@ def counts(conn: psycopg.Connection) -> dict[str, object]:
     """Totals, the owner's share, messages by source and by language in one pass over the
     table (a million rows: one scan, not four)."""
     grouped = conn.execute(
-        "SELECT source, coalesce(language, 'undecided'), GROUPING(source), count(*), "
-        "count(*) FILTER (WHERE author_id IN (SELECT id FROM people WHERE is_owner)) "
-        "FROM messages GROUP BY GROUPING SETS ((source), (coalesce(language, 'undecided'))) ORDER BY 3, 4 DESC, 1, 2"
+        "SELECT source, lang, GROUPING(source), count(*), count(*) FILTER (WHERE author_id IN (SELECT id FROM people WHERE is_owner)) "
+        "FROM (SELECT source, author_id, CASE WHEN language IS NULL THEN 'not yet detected' WHEN language = 'und' THEN 'undecided' "
+        "ELSE language END AS lang FROM messages) m GROUP BY GROUPING SETS ((source), (lang)) ORDER BY 3, 4 DESC, 1, 2"
     ).fetchall()
     by_source = [(r[0], r[3], r[4]) for r in grouped if r[2] == 0]
     by_language = [(r[1], r[3], r[4]) for r in grouped if r[2] == 1]
@@ -265,7 +265,7 @@ def counts(conn: psycopg.Connection) -> dict[str, object]:
 
 
 def undetected(conn: psycopg.Connection, after_id: int, limit: int) -> list[tuple[int, str]]:
-    """(id, text) of messages without a language, by id from `after_id` on (`persona languages detect`)."""
+    """(id, text) of messages whose language was not looked at yet, by id after `after_id` (persona/languages.py)."""
     return conn.execute("SELECT id, content FROM messages WHERE language IS NULL AND id > %s ORDER BY id LIMIT %s",
                         (after_id, limit)).fetchall()
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import psycopg
 
-from persona import languages
 from persona.errors import PersonaError
 from persona.history import people
 from persona.history.mentions import render_mentions
@@ -44,14 +43,14 @@ class HistoryError(PersonaError):
 
 MESSAGE_COLUMNS = (
     "id", "channel_id", "author_id", "kind", "created_at", "edited_at",
-    "content", "reply_to_id", "attachments", "mentions", "language",
+    "content", "reply_to_id", "attachments", "mentions",
 )
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_messages (
     id bigint NOT NULL, channel_id bigint NOT NULL, author_id bigint NOT NULL, kind text NOT NULL,
     created_at timestamptz NOT NULL, edited_at timestamptz, content text NOT NULL,
-    reply_to_id bigint, attachments jsonb NOT NULL, mentions bigint[] NOT NULL, language text
+    reply_to_id bigint, attachments jsonb NOT NULL, mentions bigint[] NOT NULL
 ) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS stage_people (
     id bigint NOT NULL, name text NOT NULL, display_name text, is_owner boolean NOT NULL, is_bot boolean NOT NULL
@@ -112,16 +111,16 @@ WITH staged AS (
     ORDER BY s.id, s.edited_at DESC NULLS LAST, length(s.content) DESC
 ), upserted AS (
     INSERT INTO messages AS m (id, channel_id, author_id, source, scope, kind, created_at, edited_at,
-                               content, reply_to_id, attachments, mentions, import_run_id, language)
+                               content, reply_to_id, attachments, mentions, import_run_id)
     SELECT id, channel_id, author_id, %(source)s, scope, kind, created_at, edited_at,
-           content, reply_to_id, attachments, mentions, %(run)s, language
+           content, reply_to_id, attachments, mentions, %(run)s
     FROM staged
     ON CONFLICT (id) DO UPDATE SET
         source = EXCLUDED.source,
         kind = EXCLUDED.kind,
         edited_at = COALESCE(EXCLUDED.edited_at, m.edited_at),
         content = EXCLUDED.content,
-        language = EXCLUDED.language,
+        language = CASE WHEN EXCLUDED.content = m.content THEN m.language END,  -- new words: detected again (persona/languages.py)
         reply_to_id = COALESCE(EXCLUDED.reply_to_id, m.reply_to_id),
         attachments = CASE WHEN jsonb_array_length(EXCLUDED.attachments) > 0 THEN EXCLUDED.attachments ELSE m.attachments END,
         mentions = CASE WHEN cardinality(EXCLUDED.mentions) > 0 THEN EXCLUDED.mentions ELSE m.mentions END,
@@ -184,12 +183,8 @@ class Merged:
 class HistoryWriter:
     """`w = HistoryWriter(conn, "dce"); w.add_person(...); w.add_channel(...); w.add_message(...); w.merge()`."""
 
-    def __init__(self, conn: psycopg.Connection, source: str, *, import_run_id: int | None = None, stored_names: bool = True,
-                 detector: languages.LanguageDetector | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection, source: str, *, import_run_id: int | None = None, stored_names: bool = True) -> None:
         self.conn = conn
-        # Each message's language, detected in batches as rows wait for the COPY (persona/languages.py).
-        self.detector = detector or languages.configured()
-        self._pending: list[tuple[Any, ...]] = []
         self.source = source
         self.import_run_id = import_run_id
         self.people: dict[int, Person] = {}
@@ -249,24 +244,15 @@ class HistoryWriter:
         if attachments:
             # Attachment links carry expiring signatures (`?ex=&is=&hm=`): the link works without them.
             attachments = [url.split("?", 1)[0] for url in attachments]
-        self._pending.append(
+        self._copy.write_row(
             (id, channel_id, author_id, kind, created_at, edited_at, content, reply_to_id,
              json.dumps(attachments) if attachments else "[]",
              # bigint[] in COPY's text form: cheaper than psycopg's list adaptation per row.
              "{" + ",".join(map(str, mentions)) + "}" if mentions else "{}")
         )
-        if len(self._pending) >= languages.BATCH:
-            self._flush()
         self.staged += 1
         self.staged_per_channel[channel_id] += 1
         return True
-
-    def _flush(self) -> None:
-        """Detect the waiting rows' languages together and hand them to the COPY."""
-        found = self.detector.detect_many([row[6] for row in self._pending])
-        for row, language in zip(self._pending, found):
-            self._copy.write_row((*row, language))
-        self._pending.clear()
 
     def abort(self, exc: BaseException) -> None:
         """End the COPY with the error (psycopg sends CopyFail) so the transaction can roll back."""
@@ -278,7 +264,6 @@ class HistoryWriter:
     def merge(self) -> Merged:
         """End the COPY and merge staging into the real tables (the caller commits)."""
         assert self._copy_context is not None, "merge() called twice"
-        self._flush()
         context, self._copy_context = self._copy_context, None
         context.__exit__(None, None, None)  # sends end-of-copy
         self._cursor.close()

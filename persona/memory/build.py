@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from persona import languages
 from persona.history import messages as history
 from persona.history import people
 from persona.memory import lexemes, topics
@@ -118,6 +119,7 @@ def build(conn: psycopg.Connection, embedder: Embedder, *, close_open: bool = Tr
     """Chunk what is new and embed what has no vector (with `bar` over the embedding)."""
     prepare_vectors(conn, embedder)
     conn.commit()
+    languages.fill_missing(conn, languages.configured())  # each new message's language, for its memory's words
     created = chunk_pending(conn, embedder, close_open=close_open, now=now)
     lexemes.index_pending(conn, limit=reindex_limit)  # rows from before migration 0019, a batch per transaction
     with bar(unembedded_count(conn)) as advance:

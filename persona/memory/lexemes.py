@@ -34,7 +34,7 @@ FROM (
            to_tsvector('simple', mem.content)
              || coalesce(tsvector_agg(to_tsvector(cfg.config::regconfig, msg.content)) FILTER (WHERE cfg.config IS NOT NULL), ''::tsvector)
              AS lexemes,
-           coalesce(array_agg(DISTINCT msg.language) FILTER (WHERE msg.language IS NOT NULL), '{}') AS found
+           coalesce(array_agg(DISTINCT msg.language) FILTER (WHERE msg.language <> 'und'), '{}') AS found
     FROM memories mem
     LEFT JOIN messages msg ON msg.id = ANY(mem.message_ids)
     LEFT JOIN unnest(%(codes)s::text[], %(configs)s::text[]) AS cfg(code, config) ON cfg.code = msg.language
