@@ -38,6 +38,9 @@ def naive_scrub(text: str) -> str:
     text = p._IPV6.sub(lambda m: p.IP if p._is_ipv6(m.group(0)) else m.group(0), text)
     text = p._IBAN.sub(lambda m: p.IBAN if p.iban_ok(m.group(0)) else m.group(0), text)
     text = p._SSN.sub(p.SSN, text)
+    for pattern, valid, named in p._NATIONAL_IDS:
+        if named is None or named.search(text):
+            text = pattern.sub(lambda m, valid=valid: p.NATIONAL_ID if p._CHECKS[valid](m.group(0)) else m.group(0), text)
     text = p._CARD.sub(lambda m: p.CARD if p._is_card(m.group(0)) else m.group(0), text)
     text = p._IPV4.sub(p.IP, text)
     return p._PHONE.sub(lambda m: p.PHONE if p._is_phone(m.group(0)) else m.group(0), text)

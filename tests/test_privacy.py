@@ -10,7 +10,7 @@ from tests.pii_corpus import ordinary_chat, planted
 
 PLACEHOLDER = {
     "email": "<EMAIL>", "phone": "<PHONE>", "card": "<CARD>", "ip": "<IP>", "iban": "<IBAN>",
-    "secret": "<SECRET>", "password": "<SECRET>", "private_key": "<PRIVATE_KEY>", "ssn": "<SSN>",
+    "secret": "<SECRET>", "password": "<SECRET>", "private_key": "<PRIVATE_KEY>", "ssn": "<SSN>", "national_id": "<NATIONAL_ID>",
 }
 # Ordinary lines the scrubber may change, each a judgement call written down here.
 # Keep this list short: every entry is a false positive we accept.
@@ -47,7 +47,7 @@ def test_counts_by_kind() -> None:
     scrubber = Scrubber()
     for item in planted():
         scrubber.scrub(item.line)
-    for kind in ("email", "phone", "card", "ip", "iban", "ssn", "secret", "private_key", "signed_query"):
+    for kind in ("email", "phone", "card", "ip", "iban", "ssn", "national_id", "secret", "private_key", "signed_query"):
         assert scrubber.counts[kind] > 0, kind
 
 

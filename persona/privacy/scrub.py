@@ -1,8 +1,14 @@
 """Scrubbing personal data out of text before anything is stored or sent.
 
 Each kind of personal data is replaced by a typed placeholder (`<EMAIL>`, `<PHONE>`,
-`<CARD>`, `<IP>`, `<IBAN>`, `<SSN>`, `<SECRET>`, `<PRIVATE_KEY>`); signed query strings on
-attachment URLs are cut off. Candidates that need a check beyond a pattern (Luhn for
+`<CARD>`, `<IP>`, `<IBAN>`, `<SSN>`, `<NATIONAL_ID>`, `<SECRET>`, `<PRIVATE_KEY>`); signed
+query strings on attachment URLs are cut off. National ids (`_NATIONAL_IDS`) are
+checked by python-stdnum's validators: ids with a strong check or a shape of their own
+(Spain's DNI/NIE, France's NIR, Italy's codice fiscale, Brazil's formatted CPF) anywhere;
+bare digit runs with a weak check (Portugal's NIF, Germany's Steuer-ID, Russia's INN,
+the Netherlands' BSN, Poland's PESEL, an unformatted CPF) only when the line names them
+("nif", "steuer-id", "инн"…): a random nine-digit number passes a mod-11 check one time
+in eleven. Candidates that need a check beyond a pattern (Luhn for
 cards, mod-97 for IBANs, a real address for IPv6, a digit count for phones, the number
 ranges the US never issues for SSNs) are checked, so ordinary chat — times, versions,
 scores, dates, ids in code — survives. Street addresses are not scrubbed: their shapes
@@ -20,7 +26,16 @@ from collections import Counter
 from collections.abc import Callable
 
 from stdnum import iban, luhn
+from stdnum.br import cpf
+from stdnum.de import idnr
+from stdnum.es import dni, nie
 from stdnum.exceptions import ValidationError
+from stdnum.fr import nir
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
+from stdnum.pl import pesel
+from stdnum.pt import nif
+from stdnum.ru import inn
 
 EMAIL = "<EMAIL>"
 PHONE = "<PHONE>"
@@ -29,6 +44,7 @@ IP = "<IP>"
 IBAN = "<IBAN>"
 SECRET = "<SECRET>"  # noqa: S105 - the placeholder that replaces secrets
 SSN = "<SSN>"
+NATIONAL_ID = "<NATIONAL_ID>"
 PRIVATE_KEY = "<PRIVATE_KEY>"
 
 _PEM = re.compile(
@@ -108,6 +124,23 @@ _PHONE = re.compile(
 )
 _LONG_DIGITS = re.compile(r"\d[\d .()/+-]{5,}\d")
 
+# (pattern, validator, words the line must hold — empty: none needed). Checked before cards
+# and phones, which would otherwise take some of these digit runs for themselves.
+_NATIONAL_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool], re.Pattern[str] | None], ...] = (
+    (re.compile(r"(?<![\w-])\d{8}[- ]?[A-HJ-NP-TV-Za-hj-np-tv-z](?![\w-])"), dni.is_valid, None),  # ES DNI 12345678Z
+    (re.compile(r"(?<![\w-])[XYZxyz][- ]?\d{7}[- ]?[A-Za-z](?![\w-])"), nie.is_valid, None),  # ES NIE X1234567L
+    (re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w.-])"), cpf.is_valid, None),  # BR CPF 390.533.447-05
+    (re.compile(r"(?<!\w)[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2}(?!\w)"), nir.is_valid, None),  # FR NIR
+    (re.compile(r"(?<!\w)[A-Za-z]{6}\d{2}[A-Za-z]\d{2}[A-Za-z]\d{3}[A-Za-z](?!\w)"), codicefiscale.is_valid, None),  # IT codice fiscale
+    (re.compile(r"(?<![\w.-])\d{3} ?\d{3} ?\d{3}(?![\w.-])"), nif.is_valid, re.compile(r"(?i)\b(?:nif|contribuinte)\b")),  # PT NIF
+    (re.compile(r"(?<![\w.-])\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\w.-])"), idnr.is_valid,
+     re.compile(r"(?i)\b(?:steuer[- ]?id|steuer-?identifikationsnummer|identifikationsnummer|idnr|tin)\b")),  # DE Steuer-ID
+    (re.compile(r"(?<![\w.-])\d{10}(?:\d{2})?(?![\w.-])"), inn.is_valid, re.compile(r"(?i)(?:\bинн|\binn\b)")),  # RU INN
+    (re.compile(r"(?<![\w.-])\d{9}(?![\w.-])"), bsn.is_valid, re.compile(r"(?i)\b(?:bsn|burgerservicenummer)\b")),  # NL BSN
+    (re.compile(r"(?<![\w.-])\d{11}(?![\w.-])"), pesel.is_valid, re.compile(r"(?i)\bpesel\b")),  # PL PESEL
+    (re.compile(r"(?<![\w.-])\d{11}(?![\w.-])"), cpf.is_valid, re.compile(r"(?i)\bcpf\b")),  # BR CPF, digits only
+)
+
 
 def luhn_ok(digits: str) -> bool:
     """The Luhn checksum every payment card number satisfies (python-stdnum)."""
@@ -159,6 +192,10 @@ class Scrubber:
         text = _sub_checked(_IBAN, IBAN, text, found, "iban", iban_ok)
         if "-" in text:
             text = _sub(_SSN, SSN, text, found, "ssn")
+        if _ID_SHAPES.search(text) or _ID_NAMES.search(text):  # one pass decides whether any of the eleven patterns runs
+            for pattern, valid, named in _NATIONAL_IDS:
+                if named is None or named.search(text):
+                    text = _sub_checked(pattern, NATIONAL_ID, text, found, "national_id", _CHECKS[valid])
         text = _sub_checked(_CARD, CARD, text, found, "card", _is_card)
         if "." in text:
             text = _sub(_IPV4, IP, text, found, "ip")
@@ -205,6 +242,22 @@ def _sub_checked(pattern: re.Pattern[str], placeholder: str, text: str, found: C
     return pattern.sub(replace, text)
 
 
+# What any id in `_NATIONAL_IDS` needs somewhere in the line: seven digits in a row (DNI, NIE,
+# and the bare runs), a dotted CPF, a spaced NIR, a codice fiscale's head — or the id's name.
+_ID_SHAPES = re.compile(r"\d{7}|\d{3}\.\d{3}\.\d{3}|[12] \d{2} \d{2} |[A-Za-z]{6}\d{2}[A-Za-z]\d{2}")
+_ID_NAMES = re.compile(r"(?i)nif|contribuinte|steuer|idnr|identifikationsnummer|\btin\b|инн|\binn\b|bsn|burgerservicenummer|pesel|cpf")
+
+
+def _no_raise(valid: Callable[[str], bool]) -> Callable[[str], bool]:
+    """A stdnum validator that says False, never raises, on odd input."""
+    def check(candidate: str) -> bool:
+        try:
+            return bool(valid(candidate))
+        except Exception:  # noqa: BLE001 - a validator's surprise is "not an id", never a failed import
+            return False
+    return check
+
+
 def _is_card(candidate: str) -> bool:
     digits = candidate.replace(" ", "").replace("-", "")
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
@@ -227,3 +280,6 @@ def _is_ipv6(candidate: str) -> bool:
 def scrub(text: str) -> str:
     """Scrub one text with a throwaway Scrubber."""
     return Scrubber().scrub(text)
+
+
+_CHECKS = {valid: _no_raise(valid) for _, valid, _ in _NATIONAL_IDS}
