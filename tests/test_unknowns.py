@@ -45,6 +45,37 @@ def test_small_talk_requests_and_opinions_are_not_facts(text: str) -> None:
     assert not unknowns.asks_about_owner(text)
 
 
+@pytest.mark.parametrize("text", [
+    "¿dónde vives ahora?", "¿cómo se llama tu perro?", "oye, ¿cuántos años tienes?", "¿qué coche tienes?", "¿tienes hermanos?",
+    "onde você mora?", "qual é o nome do teu cão?", "quantos anos tens?", "tens irmãos?",
+    "wo wohnst du?", "wie heißt dein hund?", "wie alt bist du?", "hast du geschwister?", "was für ein auto fährst du?",
+    "tu habites où ?", "c'est quoi le nom de ton chien ?", "quel âge as-tu ?", "t'as des frères ?",
+    "где ты живёшь?", "как зовут твою собаку?", "сколько тебе лет?", "откуда ты?",
+])
+def test_factual_questions_about_the_owner_in_other_languages(text: str) -> None:
+    assert unknowns.asks_about_owner(text)
+
+
+@pytest.mark.parametrize("text", [
+    "¿qué tal?", "¿qué haces esta noche?", "¿puedes mandarme el link?", "¿qué opinas de rust?", "jajaja buenísimo",
+    "tudo bem?", "o que achas do filme?", "podes mandar o link?", "kkkk que engraçado",
+    "wie geht's?", "was machst du heute?", "kannst du mir den link schicken?", "kommst du heute abend?", "was hältst du davon?",
+    "ça va ?", "tu fais quoi ce soir ?", "tu peux m'envoyer le lien ?", "tu en penses quoi ?", "mdr trop bien",
+    "как дела?", "что делаешь вечером?", "можешь скинуть ссылку?", "что думаешь про rust?", "ахах смешно",
+])
+def test_small_talk_in_other_languages_is_not_a_fact(text: str) -> None:
+    assert not unknowns.asks_about_owner(text)
+
+
+def test_the_owners_not_sure_in_each_language() -> None:
+    for line in ("ni idea jaja", "não sei kkk", "keine ahnung", "aucune idée mdr", "хз", "idk lol"):
+        assert unknowns.HEDGE.search(line), line
+    assert not unknowns.HEDGE.search("the kids are fine")
+    assert unknowns.opening_for("wie heißt dein hund eigentlich?") == "keine ahnung"
+    assert unknowns.opening_for("как зовут твою собаку?") == "не знаю"
+    assert unknowns.opening_for("what's your dog's name?") == "not sure" and unknowns.opening_for("??") == "not sure"
+
+
 def test_first_clause_and_pick() -> None:
     assert unknowns.first_clause("not sure", "tbh, her name is klomba") == "not sure tbh"
     assert unknowns.first_clause("not sure", "") == "not sure"

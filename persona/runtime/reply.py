@@ -316,8 +316,9 @@ class ReplyEngine:
             hedges = unknowns.owner_hedges(conn, self.owner_id, readable_scopes(request.asker_id, request.place, self.owner_id))
         if hedges:
             return unknowns.pick(hedges, request.text), 0
-        generated = self.generator.generate(prompt, opening=unknowns.OPENING, max_new_tokens=8, place=conversation_key(request))
-        return unknowns.first_clause(unknowns.OPENING, generated.text), generated.new_tokens
+        opening = unknowns.opening_for(request.text)
+        generated = self.generator.generate(prompt, opening=opening, max_new_tokens=8, place=conversation_key(request))
+        return unknowns.first_clause(opening, generated.text), generated.new_tokens
 
     def _check(self, request: ReplyRequest, text: str, recalled: list[memory.Memory], about_owner: bool) -> consistency.Verdict:
         with self.store.connect() as conn:
