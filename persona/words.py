@@ -2,13 +2,14 @@
 
 One home for the word lists that topic names (persona/memory/topics.py), fact probes'
 key words (trainer/fact_probes.py) and the consistency check
-(persona/runtime/consistency.py) leave out.
+(persona/runtime/consistency.py) leave out — English's always, and the grammar words of
+the line's own language when it is another.
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 # Said everywhere in chat, so they say nothing about what a line is about (with few topics
@@ -21,20 +22,45 @@ CHAT_FILLER = frozenset(
 
 
 @cache
-def stop_words() -> frozenset[str]:
-    """English grammar words (scikit-learn's list) and chat filler."""
+def stop_words(languages: frozenset[str] = frozenset()) -> frozenset[str]:
+    """English grammar words (scikit-learn's list), chat filler, and the grammar words of
+    `languages` (ISO 639-1; the stop-words package's lists, offline, 33 languages)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    return frozenset(ENGLISH_STOP_WORDS) | CHAT_FILLER
+    words = frozenset(ENGLISH_STOP_WORDS) | CHAT_FILLER
+    for language in sorted(languages - {"en"}):
+        words |= _other_stop_words(language)
+    return words
 
 
-def content_words(text: str, *, min_length: int = 3) -> list[str]:
-    """The lowercased words of `text` that carry content, in order: no grammar words,
-    no chat filler, no contractions ("don't"), at least `min_length` characters (any
-    number counts: "4" is a fact)."""
-    stop = stop_words()
+@cache
+def _other_stop_words(language: str) -> frozenset[str]:
+    from stop_words import StopWordError, get_stop_words
+
+    try:
+        return frozenset(w.lower() for w in get_stop_words(language))
+    except StopWordError:  # a language it has no list for: its words all count
+        return frozenset()
+
+
+def content_words(text: str, *, min_length: int = 3, language: str | None = None) -> list[str]:
+    """The lowercased words of `text` that carry content, in order: no grammar words (of
+    English and of `language`, detected when not given: "ich wohne in porto" → "wohne",
+    "porto"), no chat filler, no contractions ("don't"), at least `min_length` characters
+    (any number counts: "4" is a fact)."""
+    found = language if language is not None else language_of(text)
+    stop = stop_words(frozenset({found}) if found else frozenset())
     return [w for w in (m.lower() for m in WORD.findall(text))
             if (len(w) >= min_length or w.isdigit()) and w not in stop and "'" not in w and "’" not in w]
+
+
+@lru_cache(maxsize=8192)
+def language_of(text: str) -> str | None:
+    """The language of a line (persona/languages.py; None: too short to tell), remembered
+    for the lines a check reads again and again."""
+    from persona.languages import configured
+
+    return configured().detect(text)
 
 
 def stem(word: str) -> str:

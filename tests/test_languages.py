@@ -125,3 +125,16 @@ def test_full_text_recall_reads_each_language_with_its_own_stemmer(database: Dat
         english = conn.execute("SELECT count(*) FROM memories WHERE to_tsvector('english', content) @@ "
                                "(to_tsquery('english', 'schwierige & route') || to_tsquery('english', 'закваску'))").fetchone()[0]
         assert english == 0
+
+
+def test_content_words_leave_out_the_lines_own_grammar_words() -> None:
+    from persona.memory.topics import distinctive_words
+    from persona.words import content_words
+
+    assert content_words("ich wohne jetzt in porto mit meiner katze") == ["wohne", "porto", "katze"]
+    assert content_words("je vais grimper avec mes amis demain") == ["vais", "grimper", "amis", "demain"]
+    assert content_words("я живу в порту со своей кошкой") == ["живу", "порту", "кошкой"]
+    assert content_words("my cat is called miso, she is four") == ["cat", "called", "miso"]  # English as before
+    named = distinctive_words({1: "wir gehen heute in die kletterhalle und dann in die kletterhalle zurück",
+                               2: "der sauerteig ist wieder tot und der sauerteig riecht"}, 2)
+    assert named[1][0] == "kletterhalle" and named[2][0] == "sauerteig" and not {"die", "der", "und"} & {*named[1], *named[2]}

@@ -30,7 +30,7 @@ from psycopg import sql
 from persona.history import messages as history
 from persona.memory.recall import readable_filter
 from persona.privacy.scopes import Place, readable_scopes
-from persona.words import stop_words
+from persona.words import language_of, stop_words
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,8 @@ def distinctive_words(texts: dict[int, str], n: int) -> dict[int, list[str]]:
     keys = [k for k, text in texts.items() if text.strip()]
     if not keys:
         return {}
-    vectorizer = CountVectorizer(stop_words=sorted(stop_words()), token_pattern=r"(?u)\b[^\W\d_]{3,}\b",  # noqa: S106 - a regex, not a password
+    written_in = frozenset(language for language in (language_of(texts[k][:2000]) for k in keys) if language)  # each topic's language
+    vectorizer = CountVectorizer(stop_words=sorted(stop_words(written_in)), token_pattern=r"(?u)\b[^\W\d_]{3,}\b",  # noqa: S106 - a regex
                                  lowercase=True)
     try:
         counts = vectorizer.fit_transform([texts[k] for k in keys]).toarray().astype(float)
