@@ -59,6 +59,30 @@ def test_identity_claims_are_found_by_their_form(text: str, found: list[tuple[st
     assert [(c.kind, c.value, c.relation) for c in identity.claims(text)] == found
 
 
+@pytest.mark.parametrize(("text", "found"), [
+    ("me llamo ellyn", [("name", ("ellyn",), "")]), ("tengo 34 años", [("age", ("34",), "")]), ("vivo en madrid", [("home", ("madrid",), "")]),
+    ("mi perro se llama rex", [("relation", ("rex",), "dog")]), ("ich heiße ellyn", [("name", ("ellyn",), "")]),
+    ("ich bin 34", [("age", ("34",), "")]), ("mein hund heißt rex", [("relation", ("rex",), "dog")]), ("meine frau", [("relation", (), "wife")]),
+    ("je m'appelle ellyn", [("name", ("ellyn",), "")]), ("j'ai 34 ans", [("age", ("34",), "")]), ("j'habite à lyon", [("home", ("lyon",), "")]),
+    ("mon chien s'appelle rex", [("relation", ("rex",), "dog")]), ("me chamo ellyn", [("name", ("ellyn",), "")]),
+    ("tenho 34 anos", [("age", ("34",), "")]), ("moro em lisboa", [("home", ("lisboa",), "")]), ("minha irmã", [("relation", (), "sister")]),
+    ("меня зовут эллин", [("name", ("эллин",), "")]), ("мне 34 года", [("age", ("34",), "")]), ("я живу в москве", [("home", ("москве",), "")]),
+    ("мою собаку зовут рекс", [("relation", ("рекс",), "dog")]),
+    # not identity
+    ("soy feliz", []), ("tengo 5 minutos", []), ("ich bin 5 minuten zu spät", []), ("ich bin müde", []), ("ça va", []), ("как дела", []),
+])
+def test_identity_claims_in_other_languages(text: str, found: list[tuple[str, tuple[str, ...], str]]) -> None:
+    assert [(c.kind, c.value, c.relation) for c in identity.claims(text)] == found
+
+
+def test_what_backs_a_claim_in_other_languages() -> None:
+    known = identity.Known.of(["June"], "", [("mi perro se llama rex", (1,)), ("meine schwester ist lustig", (3,)), ("мне 34 года", (4,))])
+    backing = lambda text: [known.backing(c) for c in identity.claims(text)]  # noqa: E731
+    assert backing("mi perro se llama rex") == [(1,)] and backing("mi gato se llama tom") == [None]
+    assert backing("meine schwester") == [(3,)] and backing("meine frau") == [None]
+    assert backing("мне 34 года") == [(4,)] and backing("мне 35 лет") == [None]
+
+
 def test_what_backs_a_claim() -> None:
     known = identity.Known.of(["Alex", "alexk"], "I live in Lisbon. My sister is Ana.", ["my cat is called miso, she is four",
                                                                                         "i turned 34 yesterday", "tom is coming over"])

@@ -10,7 +10,8 @@ unless the owner's settings or memory back it.
    ("my name is…", "call me…", "hi i'm…"), age ("i'm 34", "i turned 40", "i was born in
    1990"), home ("i live in…", "i'm from…", "i grew up in…"), work ("i work at/for/as…"),
    relations and pets ("my wife…", "my brother tom", "my dog is called rex", "i have two
-   kids", "i'm married"). Rules, not a model: they run in microseconds on every reply, and
+   kids", "i'm married") — and the same in Spanish, Portuguese, German, French and Russian
+   (`_OTHER_RULES`: naming, age, home, work, "my <relation> [is called <name>]"). Rules, not a model: they run in microseconds on every reply, and
    a claim they miss is one the consistency check still flags.
 2. What backs a claim (`Known`): the owner's names (PERSONA_OWNER_NAME and the names they
    have in the imported data, as "my name is …"), PERSONA_OWNER_FACTS, and the owner's own
@@ -66,8 +67,21 @@ RELATIONS: dict[str, frozenset[str]] = {
     "niece": frozenset({"niece"}), "nephew": frozenset({"nephew"}), "roommate": frozenset({"roommate", "flatmate", "housemate"}),
     "dog": frozenset({"dog", "dogs", "puppy", "pup", "doggo"}), "cat": frozenset({"cat", "cats", "kitten", "kitty"}),
     "pet": frozenset({"pet", "pets", "rabbit", "bunny", "hamster", "parrot", "horse"}),
-    "married": frozenset({"married", "wife", "husband", "spouse", "wedding", "engaged", "fiance", "fiancee", "fiancé", "fiancée"}),
+    "married": frozenset({"married", "wife", "husband", "spouse", "wedding", "engaged", "fiance", "fiancee", "fiancé", "fiancée",
+                          "verheiratet", "casado", "casada", "marié", "mariée", "женат", "замужем"}),
 }
+# The same relations in Spanish, Portuguese, German, French and Russian (ISSUE 32: identity claims in the owner's languages).
+_TRANSLATED = {
+    "wife": "esposa mujer frau ehefrau femme жена жену жены", "husband": "marido esposo mann ehemann mari муж мужа",
+    "boyfriend": "novio namorado freund copain парень", "girlfriend": "novia namorada freundin copine девушка",
+    "brother": "hermano hermanos irmão irmao irmãos bruder brüder frère frere frères брат братья брата",
+    "sister": "hermana hermanas irmã irma irmãs schwester schwestern sœur soeur sœurs сестра сёстры сестры сестру",
+    "mother": "madre mamá mama mãe mae mutter mère mere maman мама мать маму мамы", "father": "padre papá papa pai vater père pere отец папа отца папу",
+    "son": "hijo filho sohn fils сын сына", "daughter": "hija filha tochter fille дочь дочка дочку",
+    "child": "hijos niños filhos kinder kind enfants enfant дети ребёнок ребенок",
+    "dog": "perro perra cão cao cachorro hund chien собака собаку собаки пёс пес пса", "cat": "gato gata katze kater chat chatte кошка кошку кошки кот кота",
+}
+RELATIONS = {name: words | frozenset(_TRANSLATED.get(name, "").split()) for name, words in RELATIONS.items()}
 _RELATION_WORDS = {word: canonical for canonical, words in RELATIONS.items() if canonical != "married" for word in words}
 _REL = "(?P<relation>" + "|".join(sorted(map(re.escape, _RELATION_WORDS), key=len, reverse=True)) + ")"
 _I_AM = r"(?:i'?m|i’m|i am)"
@@ -78,7 +92,7 @@ _NOT_A_DURATION = r"(?!\s*(?:min|mins|minutes|hours?|hrs?|h\b|secs?|seconds|days
 _CLAUSE_END = r"(?=\s*(?:$|[.!?,;:)]|\n|now\b|lol\b|haha\b|btw\b|and\b|but\b|so\b|tho\b|lmao\b))"
 
 # (kind, pattern): earlier patterns are more specific; a clause keeps its first claim of each kind.
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(pattern, re.I)) for kind, pattern in (
+_ENGLISH_RULES: tuple[tuple[str, str], ...] = (
     ("relation", rf"\b(?:my|our) {_REL}(?:'s|’s)? name(?:'s|’s| is| was)\s+{_NAME}"),
     ("relation", rf"\b(?:my|our) {_REL}(?:\s+(?:is|was)|'s|’s)?\s+(?:called|named)\s+{_NAME}"),
     ("relation", rf"\b(?:my|our) {_REL}\s+{_ONE_NAME}(?=\s*(?:$|[.!?,;]|\n|is\b|was\b|and\b|has\b|had\b|just\b|said\b|says\b|lol\b|haha\b))"),
@@ -100,7 +114,44 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(patter
     ("work", rf"\bi work (?:at|for|in) {_PLACE}"),
     ("work", rf"\bi work as (?:an? )?{_PLACE}"),
     ("work", rf"\bmy job is (?:an? )?{_PLACE}"),
-))
+)
+_MY = {"es": r"(?:mi|mis|nuestro|nuestra|nuestros|nuestras)", "pt": r"(?:o meu|a minha|os meus|as minhas|meu|minha|meus|minhas|nosso|nossa)",
+       "de": r"(?:mein|meine|meinen|meinem|meiner|unser|unsere|unseren)", "fr": r"(?:mon|ma|mes|notre|nos)",
+       "ru": r"(?:мой|моя|моё|мое|мои|моего|мою|моей|наш|наша|наши)"}
+_CALLED = {"es": r"(?:se llama|se llaman)", "pt": r"(?:se chama|chama-se|chama se)", "de": r"(?:heißt|heisst|heißen)",
+           "fr": r"(?:s['’]appelle|s['’]appellent)", "ru": r"(?:зовут)"}
+_OTHER_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    language: (
+        ("relation", rf"\b{_MY[language]} {_REL}\s+{_CALLED[language]}\s+{_NAME}"),
+        ("relation", rf"\b{_MY[language]} {_REL}\b"),
+        *rules,
+    ) for language, rules in {
+        "es": (("name", rf"\b(?:me llamo|mi nombre es)\s+{_NAME}"),
+               ("age", r"\btengo (?P<value>\d{1,3}) años\b"), ("age", r"\bcumpl[íi] (?P<value>\d{1,3})\b"),
+               ("home", rf"\b(?:vivo en|soy de|nací en|naci en|crecí en|creci en) {_PLACE}"), ("work", rf"\btrabajo (?:en|para|de) {_PLACE}")),
+        "pt": (("name", rf"\b(?:me chamo|chamo-me|(?:o )?meu nome é|meu nome e)\s+{_NAME}"),
+               ("age", r"\btenho (?P<value>\d{1,3}) anos\b"), ("age", r"\bfiz (?P<value>\d{1,3}) anos\b"),
+               ("home", rf"\b(?:moro (?:em|no|na)|vivo (?:em|no|na)|sou d[eoa]|nasci (?:em|no|na)|cresci (?:em|no|na)) {_PLACE}"),
+               ("work", rf"\btrabalho (?:em|na|no|para|como) {_PLACE}")),
+        "de": (("name", rf"\b(?:ich heiße|ich heisse|mein name ist)\s+{_NAME}"),
+               ("age", r"\bich bin (?P<value>\d{1,3}) jahre\b"), ("age", r"\bich (?:bin|werde|wurde) (?P<value>\d{1,3})(?=\s*(?:$|[.!?,;]))"),
+               ("home", rf"\b(?:ich wohne in|ich lebe in|ich komme aus|ich bin aus) {_PLACE}"),
+               ("home", rf"\bich bin in {_PLACE} (?:aufgewachsen|geboren)"),
+               ("work", rf"\bich arbeite (?:bei|für|fuer|als) {_PLACE}")),
+        "fr": (("name", rf"\b(?:je m['’]appelle|mon nom est|moi c['’]est)\s+{_NAME}"),
+               ("age", r"\bj['’]ai (?P<value>\d{1,3}) ans\b"),
+               ("home", rf"\b(?:j['’]habite (?:à|a|en|au|aux)|je vis (?:à|a|en|au)|je viens (?:de|du|d['’])|je suis (?:né|née) (?:à|a|en)) ?{_PLACE}"),
+               ("work", rf"\bje travaille (?:chez|pour|comme|à|a) {_PLACE}")),
+        "ru": (("name", rf"(?<![а-яё])(?:меня зовут|моё имя|мое имя)\s+{_NAME}"),
+               ("age", r"(?<![а-яё])мне (?P<value>\d{1,3}) (?:лет|год|года)(?![а-яё])"),
+               ("home", rf"(?<![а-яё])(?:я живу в|я из|я родился в|я родилась в|я вырос в|я выросла в) {_PLACE}"),
+               ("work", rf"(?<![а-яё])я работаю (?:в|на) {_PLACE}")),
+    }.items()
+}
+_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    *((kind, re.compile(pattern, re.I), "en") for kind, pattern in _ENGLISH_RULES),
+    *((kind, re.compile(pattern, re.I), language) for language, rules in _OTHER_RULES.items() for kind, pattern in rules),
+)
 # Words that follow "i'm" or "my brother" without being a name ("hi i'm back", "my dog just…").
 _NOT_NAMES = frozenset({
     "back", "here", "there", "home", "fine", "good", "great", "ok", "okay", "alright", "sorry", "so", "not", "just", "still", "also", "really",
@@ -112,7 +163,9 @@ _NOT_NAMES = frozenset({
     "tonight", "today", "asap", "sometime", "anytime", "whenever", "maybe", "if", "when", "crazy", "anything", "whatever", "babe",
 })
 _JOINTS = frozenset({"and", "but", "so", "or", "also", "then", "because", "cause", "cuz", "bc", "which", "who", "that", "plus"})
-_AGE_WORDS = frozenset({"old", "age", "aged", "year", "years", "yo", "birthday", "bday", "born", "turned", "turn", "turning"})
+_AGE_WORDS = frozenset({"old", "age", "aged", "year", "years", "yo", "birthday", "bday", "born", "turned", "turn", "turning",
+                        "años", "cumpleaños", "cumplí", "anos", "aniversário", "fiz", "jahre", "jahr", "alt", "geburtstag", "geboren",
+                        "ans", "anniversaire", "né", "née", "лет", "год", "года", "родился", "родилась"})
 _CLAUSE = re.compile(r"(?<=[.!?…])\s+|\n+|(?<=[,;])\s+")
 
 
@@ -135,11 +188,11 @@ def claims(text: str) -> list[Claim]:
         if not clause:
             continue
         kinds: set[str] = set()
-        for kind, rule in _RULES:
+        for kind, rule, language in _RULES:
             if kind in kinds:
                 continue
             for match in rule.finditer(clause):
-                claim = _claim(kind, clause, match)
+                claim = _claim(kind, clause, match, language)
                 if claim is not None:
                     found.append(claim)
                     kinds.add(kind)
@@ -153,7 +206,8 @@ def states_identity(text: str) -> bool:
     return bool(claims(text))
 
 
-def _claim(kind: str, clause: str, match: re.Match[str]) -> Claim | None:
+def _claim(kind: str, clause: str, match: re.Match[str], language: str = "en") -> Claim | None:
+    stop = stop_words(frozenset({language}))
     groups = match.groupdict()
     relation = _RELATION_WORDS.get((groups.get("relation") or "").lower(), (groups.get("relation") or "").lower())
     raw = groups.get("value") or ""
@@ -163,7 +217,7 @@ def _claim(kind: str, clause: str, match: re.Match[str]) -> Claim | None:
     if kind in ("name", "relation"):
         name = []
         for word in words:
-            if word in _NOT_NAMES or word in stop_words() or word in _RELATION_WORDS:
+            if word in _NOT_NAMES or word in stop or word in _RELATION_WORDS:
                 break
             name.append(word)
         if kind == "name" and not name:
@@ -171,9 +225,9 @@ def _claim(kind: str, clause: str, match: re.Match[str]) -> Claim | None:
         return Claim(kind, clause, tuple(name), relation)
     place = []
     for word in words:
-        if word in stop_words() and place:
+        if word in stop and place:
             break
-        if word not in stop_words():
+        if word not in stop:
             place.append(word)
     return Claim(kind, clause, tuple(place)) if place else None
 
@@ -232,13 +286,17 @@ def _words(sentence: str) -> set[str]:
     return {_fold(w) for w in WORD.findall(sentence)}
 
 
+_POSSESSIVE = frozenset(_fold(w) for w in {"my", "our", "i'm", "im", "have", "we're", "am", "mi", "mis", "nuestro", "nuestra", "tengo", "meu", "minha", "meus",
+                         "minhas", "nosso", "nossa", "tenho", "mein", "meine", "meinen", "meinem", "meiner", "unser", "unsere", "habe",
+                         "mon", "ma", "mes", "notre", "nos", "j'ai", "мой", "моя", "моё", "мое", "мои", "моего", "мою", "моей", "наш",
+                         "наша", "наши", "меня"})
+_MARRIED = frozenset({"married", "verheiratet", "casado", "casada", "marié", "mariée", "женат", "замужем"})
+
+
 def _says_relation(sentence: str, synonyms: set[str]) -> bool:
     """The owner speaks of their own relation: "my"/"our" (or "i'm"/"i have") shortly before it."""
     words = [_fold(w) for w in WORD.findall(sentence)]
-    for i, word in enumerate(words):
-        if word in synonyms and ({"my", "our", "i'm", "im", "have", "we're", "am"} & set(words[max(0, i - 3):i]) or word in ("married",)):
-            return True
-    return False
+    return any(word in synonyms and (_POSSESSIVE & set(words[max(0, i - 3):i]) or word in _MARRIED) for i, word in enumerate(words))
 
 
 @dataclass(frozen=True)
