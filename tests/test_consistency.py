@@ -221,3 +221,11 @@ def test_the_repair_policy_trims_then_regenerates_then_hedges() -> None:
     assert calls == ["not sure"]  # hedge never generates again
     with pytest.raises(ValueError, match="only hedge and regenerate repair"):
         consistency.repair("x", 1, unsupported, "flag", recheck=recheck, regenerate=regenerate, not_sure=not_sure)
+
+
+def test_first_person_claims_and_opinions_in_other_languages() -> None:
+    said = lambda text: [sorted(c.words) for c in consistency.claims(text, "wie geht's?", about_owner=False)]  # noqa: E731
+    assert said("ich ziehe im märz nach lissabon") == [["lissabon", "märz", "ziehe"]]  # German grammar words left out
+    assert said("я переезжаю в москву") == [["москву", "переезжаю"]]
+    assert said("ich glaube das wird gut") == [] and said("je pense que oui") == []  # opinions
+    assert said("el tiempo está loco") == []  # not about the owner

@@ -60,8 +60,17 @@ SAME_SUBJECT = 0.45  # similarity at which an owner's sentence speaks about what
 CLAIM_RECALL_K = 5
 
 _CLAUSE = re.compile(r"(?<=[.!?…])\s+|\n+|(?<=[,;])\s+(?=(?:and |but |so )?(?:i|i'm|im|my|we|she|he|it|her|his)\b)")
-_FIRST_PERSON = re.compile(r"\b(?:i|i'm|im|i've|ive|i'd|i'll|my|mine|me|we|we're|our)\b", re.I)
-_OPINION = re.compile(r"\b(?:think|thinking|feel|guess|believe|reckon|imo|maybe|probably|hope|wish|wonder|should|would|could|might)\b", re.I)
+# First person and opinion words in English, Spanish, Portuguese, German, French and Russian.
+_FIRST_PERSON = re.compile(
+    r"(?<!\w)(?:i|i'm|im|i've|ive|i'd|i'll|my|mine|me|we|we're|our|"
+    r"yo|mi|mis|estoy|soy|tengo|nosotros|nuestro|nuestra|eu|meu|minha|meus|minhas|estou|sou|tenho|nós|nosso|nossa|"
+    r"ich|mein|meine|meinen|meinem|mir|mich|wir|unser|unsere|je|j['’]|moi|mon|ma|mes|nous|notre|"
+    r"я|мой|моя|моё|мои|мне|меня|мы|наш|наша)(?!\w)", re.I)
+_OPINION = re.compile(
+    r"(?<!\w)(?:think|thinking|feel|guess|believe|reckon|imo|maybe|probably|hope|wish|wonder|should|would|could|might|"
+    r"creo|pienso|quizás|quizas|tal vez|ojalá|ojala|debería|deberia|acho|penso|talvez|espero|deveria|"
+    r"glaube|denke|finde|vielleicht|hoffe|sollte|würde|wuerde|pense|crois|peut-être|peut-etre|j['’]espère|devrais|trouve|"
+    r"думаю|считаю|наверное|может|надеюсь|кажется)(?!\w)", re.I)
 
 
 @dataclass(frozen=True)
