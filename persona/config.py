@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     promote_on_fact_use: bool = Field(default=False,
                                       description="Also require the candidate to state at least as many remembered facts as the base model (evaluation's fact "
                                                    "probes).")
+    eval_contexts: int = Field(default=50, ge=0, le=5000,
+                               description="Held-out contexts each evaluation generates replies for (persona train/retrain/eval, the nightly "
+                                           "retrain): enough for the report's intervals; fewer when the history has fewer (0: loss only).")
     eval_fact_probes: int = Field(default=10, ge=0, le=200,
                                   description="Questions the owner answered, asked again with recall in each evaluation (0: no fact-use table).")
     replay_ratio: float = Field(default=1.0, ge=0, description="Older examples replayed per new example in incremental retraining.")

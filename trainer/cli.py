@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trainer.likeness import EVAL_CONTEXTS
-
 out = Console(highlight=False, soft_wrap=True)
 dataset_app = typer.Typer(help="The training set built from your history.", no_args_is_help=True)
 adapters_app = typer.Typer(help="Adapter versions: list, activate, roll back.", invoke_without_command=True)
@@ -76,7 +74,7 @@ def dataset_build(
     out.print(f"written to {folder}")
 
 
-def _run(ctx: typer.Context, incremental: bool, max_steps: int | None, time_budget: float | None, processes: int, eval_samples: int,
+def _run(ctx: typer.Context, incremental: bool, max_steps: int | None, time_budget: float | None, processes: int, eval_samples: int | None,
          as_json: bool, heldout_after: datetime | None = None) -> None:
     from trainer.pipeline import run
 
@@ -96,18 +94,19 @@ def _run(ctx: typer.Context, incremental: bool, max_steps: int | None, time_budg
 MaxSteps = Annotated[int | None, typer.Option(help="Stop after this many optimiser steps (default: PERSONA_TRAIN_EPOCHS epochs).")]
 TimeBudget = Annotated[float | None, typer.Option(help="Stop training after this many seconds (the adapter so far is kept).")]
 Processes = Annotated[int, typer.Option(min=1, help="Training processes (accelerate launch; GPUs, or CPU with gloo).")]
-EvalSamples = Annotated[int, typer.Option(min=0, help="Held-out contexts to generate replies for in the evaluation.")]
+EvalSamples = Annotated[int | None, typer.Option(min=0, help="Held-out contexts to generate replies for in the evaluation "
+                                                                  "(default: PERSONA_EVAL_CONTEXTS, 50).")]
 HeldoutAfter = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Also hold out everything from this day on (PERSONA_HELDOUT_AFTER).")]
 
 
 def train(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
-          eval_samples: EvalSamples = EVAL_CONTEXTS, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
+          eval_samples: EvalSamples = None, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
     """Train a LoRA adapter on your whole history, evaluate it, and activate it if it passes the gate."""
     _run(ctx, False, max_steps, time_budget, processes, eval_samples, as_json, heldout_after)
 
 
 def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBudget = None, processes: Processes = 1,
-            eval_samples: EvalSamples = EVAL_CONTEXTS, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
+            eval_samples: EvalSamples = None, heldout_after: HeldoutAfter = None, as_json: JsonOption = False) -> None:
     """Fold in what is new since the active adapter (messages and ratings), with replay of older examples."""
     _run(ctx, True, max_steps, time_budget, processes, eval_samples, as_json, heldout_after)
 
@@ -115,7 +114,7 @@ def retrain(ctx: typer.Context, max_steps: MaxSteps = None, time_budget: TimeBud
 def evaluate(
     ctx: typer.Context,
     version: Annotated[str | None, typer.Argument(help="Version to evaluate, e.g. v3 (default: the active one).")] = None,
-    eval_samples: EvalSamples = EVAL_CONTEXTS,
+    eval_samples: EvalSamples = None,
     heldout_after: HeldoutAfter = None,
     as_json: JsonOption = False,
 ) -> None:

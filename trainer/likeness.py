@@ -29,10 +29,12 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from persona.config import default_of
+
 log = logging.getLogger(__name__)
 
 MIN_PER_CLASS = 4
-EVAL_CONTEXTS = 50  # held-out contexts an evaluation generates replies for by default: enough for intervals that tell something
+EVAL_CONTEXTS: int = default_of("eval_contexts")  # held-out contexts an evaluation replies to by default (PERSONA_EVAL_CONTEXTS)
 
 
 def _pipeline() -> Any:

@@ -43,7 +43,6 @@ from trainer.lessons import as_examples as lesson_examples
 from trainer.lessons import as_kto_rows as lesson_kto_rows
 from trainer.lessons import as_pairs, write_rows
 from trainer.lessons import collect as collect_lessons
-from trainer.likeness import EVAL_CONTEXTS
 from trainer.promotion import evaluation_checks, gate
 from trainer.sft import TrainOptions
 
@@ -100,14 +99,15 @@ def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_toke
 
 
 def run(store: Store, settings: Settings, *, incremental: bool, trigger: str = "cli", processes: int = 1,
-        eval_samples: int = EVAL_CONTEXTS, eval_max_new_tokens: int = 40, quiet: Quiet = False, **overrides: Any) -> Outcome:
+        eval_samples: int | None = None, eval_max_new_tokens: int = 40, quiet: Quiet = False, **overrides: Any) -> Outcome:
     """Train (from scratch, or incrementally from the active adapter), evaluate, gate."""
     with store.connect(autocommit=True) as lock_conn:
         if not lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK,)).fetchone()[0]:
             raise PersonaError("a training run is already in progress; wait for it to finish (`persona adapters` shows the versions)")
         try:
             with store.connect() as conn:
-                return _run_locked(conn, settings, incremental, trigger, processes, eval_samples, eval_max_new_tokens, quiet, overrides)
+                return _run_locked(conn, settings, incremental, trigger, processes,
+                                   settings.eval_contexts if eval_samples is None else eval_samples, eval_max_new_tokens, quiet, overrides)
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", (TRAIN_LOCK,))
 
@@ -306,7 +306,7 @@ def _launch(job_path: Path, processes: int, quiet: Quiet) -> tuple[int, str]:
 
 
 
-def evaluate_version(store: Store, settings: Settings, version_id: int | None, *, eval_samples: int = EVAL_CONTEXTS,
+def evaluate_version(store: Store, settings: Settings, version_id: int | None, *, eval_samples: int | None = None,
                      eval_max_new_tokens: int = 40, quiet: bool = False) -> tuple[int, dict[str, Any], Path]:
     """Re-evaluate an adapter version (default: the active one) against the base model on
     today's held-out split; the report goes next to the adapter."""
@@ -328,7 +328,8 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
     job = Job(
         base_model={"name": spec.name, "path": spec.path, "gguf_file": spec.gguf_file}, train_file=str(folder / "data" / "train.jsonl"),
         heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=TrainOptions.from_settings(settings).to_json(),
-        init_adapter=version.path, eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens),
+        init_adapter=version.path, eval_samples=settings.eval_contexts if eval_samples is None else eval_samples,
+        generation=_eval_generation(settings, eval_max_new_tokens),
         embed_model=settings.embed_model, probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
         eval_only=True,
     )
