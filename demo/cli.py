@@ -20,6 +20,7 @@ def demo(
     ctx: typer.Context,
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete the demo folder and start over.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the generated history (same seed, same history).")] = 7,
+    language: Annotated[str, typer.Option(help="The history's language: en, de or es (June and her friends write in it).")] = "en",
     max_steps: Annotated[int, typer.Option(min=1, help="Training steps (fewer if the time budget runs out first).")] = 30,
     time_budget: Annotated[float, typer.Option(min=1, help="Training seconds at most (the adapter so far is kept).")] = 200.0,
     prompts: Annotated[int, typer.Option(min=1, max=5, help="Scripted questions to answer side by side.")] = 4,
@@ -36,6 +37,10 @@ def demo(
     Lives in $PERSONA_HOME/demo with its own embedded database; running it again reuses what is there.
     """
     from demo.run import Demo, DemoOptions
+    from demo.sample import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise typer.BadParameter(f"the demo's history is written in {', '.join(LANGUAGES)}, not {language!r}", param_hint="--language")
     from persona.cli import settings_of
 
     settings = settings_of(ctx)
@@ -44,7 +49,7 @@ def demo(
         logging.getLogger().setLevel(logging.WARNING)
     out = Console(highlight=False, soft_wrap=True, stderr=as_json)
     options = DemoOptions(seed=seed, base_model=base_model, max_steps=max_steps, time_budget_s=time_budget, eval_samples=eval_samples,
-                          prompts=prompts, fresh=fresh, chat=chat and not as_json)
+                          prompts=prompts, fresh=fresh, chat=chat and not as_json, language=language)
     result = Demo(settings, options, out).run()
     if as_json:
         print(json.dumps(result.as_json(), ensure_ascii=False))

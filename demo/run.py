@@ -47,6 +47,7 @@ class DemoOptions:
     prompts: int = 4
     max_new_tokens: int = 40
     fresh: bool = False
+    language: str = "en"  # the history's language (demo/voices.py: de, es)
     chat: bool = True  # drop into `persona chat` when on a terminal
 
 
@@ -135,19 +136,21 @@ class Demo:
 
             stop_unused(self.settings.pg_data_dir)
             shutil.rmtree(self.folder)
-        if marker.exists() and marker.read_text().strip() != str(self.options.seed):
-            raise ConfigError(f"the demo in {self.folder} was generated with --seed {marker.read_text().strip()}: "
-                              f"add --fresh to start over with --seed {self.options.seed}")
+        made_with = str(self.options.seed) if self.options.language == "en" else f"{self.options.seed} {self.options.language}"
+        if marker.exists() and marker.read_text().strip() != made_with:
+            was = marker.read_text().strip().split()
+            raise ConfigError(f"the demo in {self.folder} was generated with --seed {was[0]} --language {was[1] if len(was) > 1 else 'en'}: "
+                              f"add --fresh to start over with --seed {self.options.seed} --language {self.options.language}")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            marker.write_text(str(self.options.seed))
+            marker.write_text(made_with)
         except OSError as exc:
             raise PersonaError(f"cannot write the demo folder {self.folder}: {exc.strerror}; set PERSONA_HOME to a writable folder") from None
         self.out.print(f"[dim]demo folder: {self.folder} (its own embedded database; your data is not touched)[/]")
 
     def generate(self) -> dict[str, int]:
         self._title(1, "A sample history for a fictional owner")
-        history = sample.generate(self.options.seed)
+        history = sample.generate(self.options.seed, language=self.options.language)
         self.package, self.dce = sample.write(self.folder / "sample", history)
         counts = history.count()
         self.out.print(
@@ -238,8 +241,8 @@ class Demo:
             self.out.print(f"[yellow]{version.label} was not promoted ({version.status_reason}); showing it anyway[/]")
         answers: list[SideBySide] = []
         # The day after June's last message, not today: the scripted answers stay the same on every run.
-        day = (sample.generate(self.options.seed).lines[-1].at + timedelta(days=1)).strftime("%Y-%m-%d")
-        for text, expected in sample.PROMPTS[: self.options.prompts]:
+        day = (sample.generate(self.options.seed, language=self.options.language).lines[-1].at + timedelta(days=1)).strftime("%Y-%m-%d")
+        for text, expected in sample.voice_of(self.options.language).prompts[: self.options.prompts]:
             request = ReplyRequest(text=text, asker_id=sample.OWNER.id, asker_name="you", place=Place.terminal(), day=day)
             engine.generator.use_adapter(None, None)
             base = engine.generator.generate(engine.build_prompt(request, []))

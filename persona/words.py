@@ -33,14 +33,26 @@ def stop_words(languages: frozenset[str] = frozenset()) -> frozenset[str]:
     return words
 
 
+# Question words and chat filler the stop-words lists lack (their accented forms above all).
+_MORE_STOP_WORDS = {
+    "es": {"cuál", "cuáles", "cuándo", "dónde", "cómo", "qué", "quién", "quiénes", "cuánto", "cuánta", "cuántos", "cuántas", "jaja", "jajaja",
+           "jeje", "xd", "vale", "bueno", "porfa", "tío", "tía"},
+    "pt": {"qual", "quais", "onde", "quando", "como", "quem", "quanto", "quanta", "quantos", "quantas", "kkk", "kkkk", "né", "tipo", "então"},
+    "de": {"wer", "wie", "wo", "wann", "warum", "welche", "welcher", "welches", "wohin", "woher", "haha", "halt", "echt", "mal", "safe"},
+    "fr": {"quel", "quelle", "quels", "quelles", "où", "quand", "comment", "combien", "pourquoi", "mdr", "ptdr", "bah", "genre", "trop"},
+    "ru": {"что", "где", "когда", "кто", "какой", "какая", "какое", "какие", "сколько", "почему", "куда", "откуда", "ахах", "хаха", "лол"},
+}
+
+
 @cache
 def _other_stop_words(language: str) -> frozenset[str]:
     from stop_words import StopWordError, get_stop_words
 
     try:
-        return frozenset(w.lower() for w in get_stop_words(language))
+        listed = frozenset(w.lower() for w in get_stop_words(language))
     except StopWordError:  # a language it has no list for: its words all count
-        return frozenset()
+        listed = frozenset()
+    return listed | _MORE_STOP_WORDS.get(language, set())
 
 
 def content_words(text: str, *, min_length: int = 3, language: str | None = None) -> list[str]:

@@ -16,6 +16,8 @@ prompt-lookup decoding continues n-grams found in the prompt:
    is called biscuit" answers "what's your dog's name?" better than its own words say.
    Only sentences above a similarity threshold count: a question that nothing in memory
    answers gets no evidence and an unbiased reply, never words from an unrelated memory.
+   Outside English (the bundled embedder's language) a sentence must also share a word
+   with the question or the line it answered (`shares_a_word`).
 2. **Bias** (`EvidenceBias`): while the reply is generated, every token of the evidence
    the reply has not said yet gets `boost` added to its logit, and the tokens that
    continue the evidence after the reply's last one or two tokens (or open it, at the
@@ -41,6 +43,7 @@ import psycopg
 from persona import memory
 from persona.history import messages as history
 from persona.memory.embeddings import Embedder
+from persona.words import content_words, language_of
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,11 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
     candidates = remembered_sentences(conn, memories, owner_id)
     if not candidates:
         return []
+    language = language_of(question)
+    if language not in (None, "en"):  # the embedder's language is English's: elsewhere a sentence must share a word too
+        candidates = [c for c in candidates if shares_a_word(question, c[1], language) or (c[2] and shares_a_word(question, c[2], language))]
+        if not candidates:
+            return []
     asked = embedder.embed_query(question)
     texts = list(dict.fromkeys([c[1] for c in candidates] + [c[2] for c in candidates if c[2]]))  # one batch, each text once
     similarity = dict(zip(texts, (embedder.embed_passages(texts) @ asked).tolist()))
@@ -118,6 +126,23 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
         if all(candidates[i][1] != e.text for e in chosen):
             chosen.append(Evidence(candidates[i][0], candidates[i][1], scores[i]))
     return chosen
+
+
+def shares_a_word(question: str, sentence: str, language: str | None) -> bool:
+    """Whether `sentence` holds one of the question's content words, or a form of it (the
+    shorter word whole at the start of the other — "zieh" / "ziehst", "katze" / "katzen" —
+    or, past five letters, all but its last: "cumpleaños" / "cumpleaño…", not "libro" /
+    "libre") — grounding's lexical check outside
+    English, where the bundled English embedder scores unrelated sentences alike (measured
+    on the German demo: "wie heißt deine katze?" → "sie hat eine socke geklaut" at 0.84)."""
+    asked = content_words(question, language=language)
+    said = content_words(sentence, language=language)
+    def same(a: str, w: str) -> bool:
+        shorter = min(len(a), len(w))
+        n = shorter if shorter <= 5 else shorter - 1
+        return a[:n] == w[:n]
+
+    return any(same(a, w) for a in asked for w in said)
 
 
 class EvidenceBias:

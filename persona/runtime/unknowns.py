@@ -67,7 +67,8 @@ RULES: dict[str, Rules] = {
     ),
     "es": Rules(
         _rx(r"\b(?:tú|tu|tus|te|ti|contigo|usted|vos|tienes|tenés|eres|sos|estás|vives|vivís|trabajas|estudias|estudiaste|naciste|"
-            r"conduces|manejas|llamas|cumples|viviste|fuiste|usas|juegas|tocas|hablas)\b"),
+            r"conduces|manejas|llamas|cumples|viviste|fuiste|usas|juegas|tocas|hablas)\b"
+            r"|\b[a-záéíóúñ]{2,}(?:as|es)\s*\?$"),  # a question that ends on a verb of "tú" ("¿qué número calzas?")
         _rx(r"^¿?(?:qué|que|cuál|cual|cuáles|cuales|dónde|donde|de dónde|cuándo|cuando|quién|quien|cuántos|cuantos|cuántas|cuantas|"
             r"cuánto|cuanto|cómo se llama|como se llama|cómo te llamas|como te llamas|tienes|eres|vives|trabajas|has)\b"),
         _rx(r"(?:qué tal|que tal|cómo estás|como estas|cómo va|qué pasa|que pasa|qué haces|que haces|qué opinas|que opinas|qué piensas|"
@@ -78,7 +79,7 @@ RULES: dict[str, Rules] = {
     ),
     "pt": Rules(
         _rx(r"\b(?:você|voce|vc|tu|teu|tua|teus|tuas|te|ti|contigo|tens|és|moras|mora|trabalhas|estudaste|nasceste|conduzes|dirige|"
-            r"chamas|fazes anos)\b"),
+            r"chamas|fazes anos)\b|\b[a-záéíóúãõç]{2,}(?:as|es)\s*\?$"),
         _rx(r"^(?:o que|que|qual|quais|onde|de onde|quando|quem|quantos|quantas|quanto|como se chama|como te chamas|tens|tem|és|moras|"
             r"trabalhas)\b"),
         _rx(r"(?:tudo bem|tudo bom|como vai|como está|como estás|e aí|e ai|o que achas|que achas|o que você acha|acha que|achas que|"
