@@ -310,7 +310,7 @@ class Settings(BaseSettings):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, value: str) -> str:
-        from persona.languages import TEXT_SEARCH
+        from persona.language_codes import TEXT_SEARCH
 
         codes = [c.strip().lower() for c in value.split(",") if c.strip()]
         unknown = [c for c in codes if c not in TEXT_SEARCH]

@@ -36,18 +36,10 @@ from typing import Any
 import psycopg
 
 from persona.errors import ConfigError
+from persona.language_codes import TEXT_SEARCH
 
 log = logging.getLogger(__name__)
 
-# ISO 639-1 code → PostgreSQL's text-search configuration (None: PostgreSQL has none; `simple` is used).
-TEXT_SEARCH: dict[str, str | None] = {
-    "en": "english", "es": "spanish", "pt": "portuguese", "de": "german", "fr": "french", "ru": "russian", "it": "italian",
-    "nl": "dutch", "sv": "swedish", "da": "danish", "fi": "finnish", "nb": "norwegian", "hu": "hungarian", "ro": "romanian",
-    "tr": "turkish", "el": "greek", "ca": "catalan", "id": "indonesian", "lt": "lithuanian", "ga": "irish", "hy": "armenian",
-    "eu": "basque", "ar": "arabic", "hi": "hindi", "ta": "tamil", "sr": "serbian",
-    "pl": None, "uk": None, "cs": None, "sk": None, "bg": None, "hr": None, "sl": None, "et": None, "lv": None, "he": None,
-    "fa": None, "vi": None, "th": None, "ja": None, "zh": None, "ko": None,
-}
 DEFAULT_LANGUAGES = ("en", "es", "pt", "de", "fr", "ru", "it", "nl", "pl", "tr")
 UNDETERMINED = "und"  # stored for a line too short to tell (NULL: not looked at yet)
 MIN_LETTERS = 8
