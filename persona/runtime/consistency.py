@@ -140,17 +140,18 @@ def check(conn: psycopg.Connection, embedder: Embedder, reply: str, question: st
     stated = claims(reply, question, about_owner=about_owner)
     if not stated:
         return Verdict("none")
-    return judge(embedder, stated, question, gather(conn, embedder, stated, recalled, asker_id=asker_id, place=place, owner_id=owner_id))
+    said = gather(conn, embedder, [c.text for c in stated], recalled, asker_id=asker_id, place=place, owner_id=owner_id)
+    return judge(embedder, stated, question, said)
 
 
-def gather(conn: psycopg.Connection, embedder: Embedder, stated: Sequence[Claim], recalled: Sequence[memory.Memory], *,
-           asker_id: int | None, place: Place, owner_id: int) -> OwnerSentences:
+def gather(conn: psycopg.Connection, embedder: Embedder, queries: Sequence[str], recalled: Sequence[memory.Memory], *,
+           asker_id: int | None, place: Place, owner_id: int, k: int = CLAIM_RECALL_K) -> OwnerSentences:
     """The owner's sentences in what recall returned for the reply and in a recall with
-    each claim (the owner may have said it elsewhere) — for this asker and place only —
-    read from the history in one query."""
+    each query — a claim: the owner may have said it elsewhere — for this asker and place
+    only, read from the history in one query (this check's and the identity check's)."""
     pool = {m.id: m for m in recalled}
-    for claim in stated:
-        for found in memory.recall(conn, embedder, claim.text, asker_id=asker_id, place=place, owner_id=owner_id, k=CLAIM_RECALL_K):
+    for query in queries:
+        for found in memory.recall(conn, embedder, query, asker_id=asker_id, place=place, owner_id=owner_id, k=k):
             pool.setdefault(found.id, found)
     return OwnerSentences.of((memory_id, sentence) for memory_id, sentence, _ in remembered_sentences(conn, list(pool.values()), owner_id, min_words=1))
 
@@ -170,11 +171,15 @@ def judge(embedder: Embedder, stated: Sequence[Claim], question: str, said: Owne
 def without(reply: str, failed: Sequence[str]) -> str:
     """`reply` with the clauses of `failed` claims taken out ("answer without the claim"):
     what is left is the part memory backs, tidied of the joints the cut leaves."""
-    kept = reply
-    for claim in failed:
-        kept = kept.replace(claim, "\n")
-    lines = (line.strip(" ,;-–") for line in kept.splitlines())
-    return "\n".join(line for line in lines if content_words(line))  # a leftover "ok but" or "lol" says nothing
+    return "\n".join(line for line in cut(reply, failed) if content_words(line))  # a leftover "ok but" or "lol" says nothing
+
+
+def cut(text: str, clauses: Sequence[str]) -> list[str]:
+    """The lines of `text` left once `clauses` are taken out, stripped of the commas and
+    dashes the cut leaves at their ends (what a repair may still send)."""
+    for clause in clauses:
+        text = text.replace(clause, "\n")
+    return [line for line in (line.strip(" ,;-–") for line in text.splitlines()) if line]
 
 
 @dataclass(frozen=True)

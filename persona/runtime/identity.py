@@ -44,7 +44,7 @@ from persona import memory
 from persona.config import IdentityPolicy
 from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place
-from persona.runtime.grounding import remembered_sentences
+from persona.runtime import consistency
 from persona.words import WORD, stem, stop_words
 
 log = logging.getLogger(__name__)
@@ -315,13 +315,11 @@ def check(conn: psycopg.Connection, embedder: Embedder, text: str, recalled: Seq
     stated = claims(text)
     if not stated:
         return Checked([])
-    pool = {m.id: m for m in recalled}
-    for claim in stated:
-        query = " ".join([*claim.value, *(sorted(RELATIONS.get(claim.relation, ())) if claim.relation else ()), claim.text])
-        for found in memory.recall(conn, embedder, query, asker_id=asker_id, place=place, owner_id=owner_id, k=RECALL_K):
-            pool.setdefault(found.id, found)
-    remembered = [(s, (memory_id,)) for memory_id, s, _ in remembered_sentences(conn, list(pool.values()), owner_id, min_words=1)] \
-        if owner_id is not None else []
+    remembered: list[tuple[str, tuple[int, ...]]] = []
+    if owner_id is not None:
+        queries = [" ".join([*c.value, *(sorted(RELATIONS.get(c.relation, ())) if c.relation else ()), c.text]) for c in stated]
+        said = consistency.gather(conn, embedder, queries, recalled, asker_id=asker_id, place=place, owner_id=owner_id, k=RECALL_K)
+        remembered = list(zip(said.texts, said.memory_ids))
     known = Known.of(names, facts, remembered)
     backing = [(claim, known.backing(claim)) for claim in stated]
     return Checked([claim for claim, ids in backing if ids is None], tuple(dict.fromkeys(i for _, ids in backing for i in ids or ())))
@@ -371,9 +369,6 @@ def repair(text: str, new_tokens: int, failed: Sequence[Claim], policy: str, *, 
 
 def _without(text: str, failed: Sequence[Claim]) -> str:
     """`text` without the clauses of `failed`; "" when what is left is only joints ("and", "but")."""
-    kept = text
-    for claim in failed:
-        kept = kept.replace(claim.text, "\n")
-    lines = [line for line in (line.strip(" ,;-–") for line in kept.splitlines()) if line]
+    lines = consistency.cut(text, [claim.text for claim in failed])
     said = [w.lower() for line in lines for w in WORD.findall(line)]
     return "\n".join(lines) if any(w not in _JOINTS for w in said) else ""
