@@ -22,6 +22,7 @@ import logging
 import psycopg
 
 from persona import languages
+from persona.words import language_of
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,6 @@ def index_pending(conn: psycopg.Connection, *, limit: int | None = None) -> int:
 def query_configs(question: str) -> list[str]:
     """The text-search configurations to read a question with: its own language's, or (too
     short to tell) every configured language's; `simple` always."""
-    detector = languages.configured()
-    found = detector.detect(question)
-    codes = [found] if found else list(detector.languages)
+    found = language_of(question)  # remembered: grounding reads the same question's language
+    codes = [found] if found else list(languages.configured().languages)
     return list(dict.fromkeys([*(c for c in (languages.TEXT_SEARCH.get(code) for code in codes) if c), "simple"]))
