@@ -1,4 +1,4 @@
-"""The demo's history in English, German and Spanish (`persona demo --language`), through
+"""The demo's history in English, German, Spanish and Portuguese (`persona demo --language`), through
 the real import, memory build, recall, grounding and "not sure": per language, the known
 answers recalled in the top 5 (hit@5), the facts grounding picks a sentence stating
 (fact use, without a model: the evidence holds the answer's key word), the unanswerable

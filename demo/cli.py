@@ -20,7 +20,7 @@ def demo(
     ctx: typer.Context,
     fresh: Annotated[bool, typer.Option("--fresh", help="Delete the demo folder and start over.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the generated history (same seed, same history).")] = 7,
-    language: Annotated[str, typer.Option(help="The history's language: en, de or es (June and her friends write in it).")] = "en",
+    language: Annotated[str, typer.Option(help="The history's language: en, de, es or pt (June and her friends write in it).")] = "en",
     max_steps: Annotated[int, typer.Option(min=1, help="Training steps (fewer if the time budget runs out first).")] = 30,
     time_budget: Annotated[float, typer.Option(min=1, help="Training seconds at most (the adapter so far is kept).")] = 200.0,
     prompts: Annotated[int, typer.Option(min=1, max=5, help="Scripted questions to answer side by side.")] = 4,

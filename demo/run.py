@@ -47,7 +47,7 @@ class DemoOptions:
     prompts: int = 4
     max_new_tokens: int = 40
     fresh: bool = False
-    language: str = "en"  # the history's language (demo/voices.py: de, es)
+    language: str = "en"  # the history's language (demo/voices.py: de, es, pt)
     chat: bool = True  # drop into `persona chat` when on a terminal
 
 

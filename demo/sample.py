@@ -191,7 +191,7 @@ class History:
 
 
 def voice_of(language: str = "en") -> Voice:
-    """June's words in `language` (en, or demo/voices.py's de and es)."""
+    """June's words in `language` (en, or demo/voices.py's de, es and pt)."""
     if language == "en":
         return ENGLISH
     if language not in VOICES:
@@ -212,7 +212,7 @@ def generate(seed: int = 7, sessions: int = 300, facts: list[tuple[ChannelSpec, 
              language: str = "en") -> History:
     """The whole history, oldest first; the same seed gives the same history. `facts`
     replaces the planted facts (bench/memory_use.py's second history, bench/honesty.py's);
-    `language`: June and her friends write in it (en, de, es)."""
+    `language`: June and her friends write in it (en, de, es, pt)."""
     voice = voice_of(language)
     rng = random.Random(seed)
     when = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)

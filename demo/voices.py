@@ -1,6 +1,6 @@
-"""June's history in other languages (`persona demo --language de|es`): the same people,
-channels, topics and facts, written by hand in German and Spanish — June's voice as a
-German or Spanish speaker of her age writes in chat (lowercase, "safe", "jaja", ✨), her
+"""June's history in other languages (`persona demo --language de|es|pt`): the same people,
+channels, topics and facts, written by hand in German, Spanish and (Brazilian) Portuguese —
+June's voice as a speaker of her age writes in chat (lowercase, "safe", "jaja", "kkkk", ✨), her
 friends' ordinary sentences — so that recall, "not sure" and scrubbing are exercised on a
 history that is not English. Facts are (channel key, friend key, question, answer); the
 keys are demo/sample.py's. Each language adds planted personal data of its country's
@@ -302,4 +302,140 @@ SPANISH = Voice(
     ],
 )
 
-VOICES = {voice.language: voice for voice in (GERMAN, SPANISH)}
+PORTUGUESE = Voice(
+    "pt",
+    asks={
+        "climbing": [
+            "Vai escalar no fim de semana?",
+            "Como tá o seu projeto?",
+            "Viu que trocaram as vias da parede de aderência?",
+            "Alguém topa ir pro ginásio hoje à noite?",
+            "Como tão seus dedos depois de ontem?",
+            "Quer testar o circuito novo na quinta?",
+        ],
+        "baking": [
+            "Você fez pão no fim de semana?",
+            "Como você consegue um miolo tão aberto?",
+            "Meu pão ficou achatado de novo, alguma dica?",
+            "Qual farinha você usa?",
+            "Me dá um pouco do seu fermento natural?",
+        ],
+        "cat": ["Como tá sua gata?", "A gata ainda rouba suas meias?", "Manda foto da gata por favor.", "Deu tudo certo no veterinário?"],
+        "work": ["Como tá a oficina?", "Pode dar uma olhada nos meus freios?", "Muito trabalho hoje?", "Tá gostando do trabalho novo?"],
+        "lisbon": ["Como tá o sotaque de Portugal?", "Já achou apartamento?", "Quando é o voo?", "Tá nervosa com a mudança?"],
+        "food": ["O que você vai cozinhar hoje?", "Vamos jantar na sexta?", "Já foi no lámen novo?"],
+        "chat": [
+            "Como foi o fim de semana?",
+            "O que vai fazer hoje à noite?",
+            "Viu o jogo?",
+            "Tá livre no sábado?",
+            "Tudo bem com você?",
+            "Viu minha mensagem de mais cedo?",
+        ],
+    },
+    cores={
+        "climbing": [
+            "meus dedos tão destruídos das agarras pequenas",
+            "a v4 rosa da caverna tá quase saindo",
+            "caí seis vezes no último movimento",
+            "aderência é minha inimiga mortal",
+            "quinta dá pra mim, levo o magnésio",
+            "minha sapatilha morreu, o dedão tá saindo",
+            "preciso de um dia de descanso mas não vou tirar",
+            "o circuito novo é pesado, leva esparadrapo",
+        ],
+        "baking": [
+            "o gerald tá borbulhando muito hoje",
+            "hidratação alta é o segredo, tipo 78%",
+            "usa uma panela de ferro bem quente, muda tudo",
+            "faço metade farinha branca metade integral",
+            "te dou um pouco do gerald, traz um pote",
+            "passou da fermentação de novo, achatado que nem panqueca",
+            "vou fazer dois pães pro jantar coletivo",
+        ],
+        "cat": [
+            "a miso tá dormindo em cima do meu notebook de novo",
+            "ela roubou uma meia e escondeu embaixo do sofá",
+            "o veterinário disse que ela tá saudável só dramática",
+            "a miso quer comida às 5 da manhã todo dia",
+        ],
+        "work": [
+            "a oficina tava lotada, três pneus furados antes do almoço",
+            "passa na oficina que eu olho os freios",
+            "sua corrente deve tá esticada",
+            "hoje centralizei umas oito rodas",
+            "amo o trampo, minhas mãos vivem sujas de graxa",
+        ],
+        "lisbon": [
+            "meu sotaque lisboeta ainda é péssimo",
+            "a sequência do duolingo continua",
+            "procurar apartamento é um caos",
+            "nervosa mas principalmente animada",
+            "vou sentir falta do ginásio e de vocês",
+        ],
+        "food": [
+            "tô fazendo uma panela enorme de dal",
+            "sexta dá, lámen?",
+            "o lámen novo é bom demais, pede o apimentado",
+            "taco hoje à noite, vem",
+        ],
+        "chat": [
+            "o fim de semana foi super tranquilo, dormi muito",
+            "nada, só de boa",
+            "não vi, tava no ginásio",
+            "sábado tô livre",
+            "bem, cansada mas bem",
+            "foi mal tava no trampo, vi agora",
+        ],
+    },
+    openers=["sinceramente", "então", "tipo", "omg", "pera", "kkkk", "sim", "", "", "", ""],
+    sign_offs=["✨", "kkkk", "🥲", "hehe", "sinceramente", "!!", "rs", "", ""],
+    closers=["hehe sim", "tá bom ✨", "fechou", "me avisa!!", "omg sim", "mesma coisa", "beijo tchau 🥲", "claro", "parece ótimo ✨", "amei", "sim sim"],
+    follow_ups=[
+        "Kkkk que bom.",
+        "Parece ótimo!",
+        "Sério? Que pena.",
+        "Depois me conta.",
+        "Comigo é igual.",
+        "Conta mais.",
+        "Beleza, até mais.",
+        "Clássico.",
+        "Bom saber, valeu!",
+        "Eu levo uns petiscos.",
+    ],
+    facts=[
+        ("dm_theo", "theo", "Pera, quantos anos sua gata tem agora?", "minha gata miso fez quatro anos semana passada!! rajada cinza, uma peste ✨"),
+        ("general", "priya", "Onde você tá trabalhando agora?", "então comecei na raio & catraca, a oficina de bike da rua do bordo, tô amando"),
+        ("kitchen", "lena", "Quantos anos tem seu fermento natural?", "o gerald fez três anos esse mês, é mais velho que a maioria das minhas plantas kkkk"),
+        ("group", "priya", "Então é oficial?", "é oficial, vou me mudar pra lisboa em março!! achei um apê minúsculo em alfama 🥲"),
+        ("dm_priya", "priya", "Quer o macarrão com pesto de castanha de caju?",
+         "não posso desculpa, tenho alergia a castanha de caju 🥲 qualquer outro pesto serve"),
+        ("send_it", "marcus", "Finalmente mandou a via?", "finalmente mandei a v5 rosa da caverna, levou três semanas sinceramente"),
+    ],
+    prompts=[
+        ("como se chama sua gata?", "miso"),
+        ("em qual oficina de bike você trabalha?", "catraca"),
+        ("pra onde você vai se mudar?", "lisboa"),
+        ("você tem alergia a alguma coisa?", "caju"),
+        ("quantos anos tem seu fermento natural?", "gerald"),
+    ],
+    unanswerable=[
+        "qual carro você tem?",
+        "como se chama seu irmão?",
+        "em qual escola você estudou?",
+        "qual é seu livro favorito?",
+        "quanto você calça?",
+        "quando é seu aniversário?",
+        "como se chama sua mãe?",
+        "qual instrumento você toca?",
+        "qual é sua cor favorita?",
+        "onde você fez faculdade?",
+    ],
+    planted=[
+        ("national_id", "390.533.447-05", "dm_theo", "owner", "pro contrato meu cpf é 390.533.447-05"),
+        ("phone", "+55 11 98765-4321", "group", "owner", "se precisar me liga no +55 11 98765-4321"),
+        ("iban", "PT50 0002 0123 1234 5678 9015 4", "dm_priya", "owner", "manda o depósito pra PT50 0002 0123 1234 5678 9015 4 por favor"),
+    ],
+)
+
+VOICES = {voice.language: voice for voice in (GERMAN, SPANISH, PORTUGUESE)}

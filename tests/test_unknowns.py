@@ -48,6 +48,7 @@ def test_small_talk_requests_and_opinions_are_not_facts(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "¿dónde vives ahora?", "¿cómo se llama tu perro?", "oye, ¿cuántos años tienes?", "¿qué coche tienes?", "¿tienes hermanos?",
     "onde você mora?", "qual é o nome do teu cão?", "quantos anos tens?", "tens irmãos?",
+    "como se chama sua gata?", "você tem alergia a alguma coisa?", "quando é seu aniversário?", "vc tem irmãos?",
     "wo wohnst du?", "wie heißt dein hund?", "wie alt bist du?", "hast du geschwister?", "was für ein auto fährst du?",
     "tu habites où ?", "c'est quoi le nom de ton chien ?", "quel âge as-tu ?", "t'as des frères ?",
     "где ты живёшь?", "как зовут твою собаку?", "сколько тебе лет?", "откуда ты?",
@@ -59,6 +60,7 @@ def test_factual_questions_about_the_owner_in_other_languages(text: str) -> None
 @pytest.mark.parametrize("text", [
     "¿qué tal?", "¿qué haces esta noche?", "¿puedes mandarme el link?", "¿qué opinas de rust?", "jajaja buenísimo",
     "tudo bem?", "o que achas do filme?", "podes mandar o link?", "kkkk que engraçado",
+    "você pode me mandar o link?", "você quer ir no cinema?", "você acha que vai chover?", "tudo bem com você?",
     "wie geht's?", "was machst du heute?", "kannst du mir den link schicken?", "kommst du heute abend?", "was hältst du davon?",
     "ça va ?", "tu fais quoi ce soir ?", "tu peux m'envoyer le lien ?", "tu en penses quoi ?", "mdr trop bien",
     "как дела?", "что делаешь вечером?", "можешь скинуть ссылку?", "что думаешь про rust?", "ахах смешно",

@@ -78,12 +78,13 @@ RULES: dict[str, Rules] = {
         _rx(r"\b(?:dónde|cuál|cuándo|cuántos|cuántas|qué|cómo se llama|como se llama)\b"),
     ),
     "pt": Rules(
-        _rx(r"\b(?:você|voce|vc|tu|teu|tua|teus|tuas|te|ti|contigo|tens|és|moras|mora|trabalhas|estudaste|nasceste|conduzes|dirige|"
-            r"chamas|fazes anos)\b|\b[a-záéíóúãõç]{2,}(?:as|es)\s*\?$"),
-        _rx(r"^(?:o que|que|qual|quais|onde|de onde|quando|quem|quantos|quantas|quanto|como se chama|como te chamas|tens|tem|és|moras|"
-            r"trabalhas)\b"),
+        # Brazilian Portuguese says "your" with seu/sua (European: teu/tua) and "you" with você/vc/cê.
+        _rx(r"(?<!\w)(?:você|voce|vc|cê|tu|teu|tua|teus|tuas|seu|sua|seus|suas|te|ti|contigo|tens|és|moras|mora|trabalhas|estudaste|"
+            r"nasceste|conduzes|dirige|chamas|fazes anos)(?!\w)|\b[a-záéíóúãõç]{2,}(?:as|es)\s*\?$"),
+        _rx(r"^(?:o que|que|qual|quais|onde|de onde|pra onde|para onde|quando|quem|quantos|quantas|quanto|como se chama|como te chamas|"
+            r"tens|tem|és|moras|trabalhas|(?:você|voce|vc|cê) (?:tem|é|mora|trabalha|estudou|nasceu|já|toca|fala|dirige))(?!\w)"),
         _rx(r"(?:tudo bem|tudo bom|como vai|como está|como estás|e aí|e ai|o que achas|que achas|o que você acha|acha que|achas que|"
-            r"queres|quer ir|vens|vem hoje|podes|pode me|bora)"),
+            r"queres|quer ir|vens|vem hoje|podes|pode me|bora|(?:você|voce|vc|cê) (?:pode|poderia|quer|vem|topa|acha))"),
         _rx(r"^(?:podes|pode|manda|me passa|diz|diga|vamos|por favor)\b"),
         _openers(r"ei|olha|então|entao|kkk+|haha+|oi|olá|ola|ok|e"),
         _rx(r"\b(?:onde|qual|quando|quantos|quantas|quem)\b"),
