@@ -191,11 +191,11 @@ class Demo:
     def build_memory(self, store: Any) -> tuple[Any, int]:
         from persona import memory
         from persona.cli.progress import counting_bar
-        from persona.memory.embeddings import Embedder, resolve_embed_model
+        from persona.memory.embeddings import Embedder
 
         self._title(3, "Memory: conversations chunked and embedded into pgvector")
-        embedder = Embedder(resolve_embed_model(self.settings.embed_model))
         with store.connect() as conn:
+            embedder = Embedder(memory.chosen_model(conn, self.settings.embed_model))  # June in German: the multilingual model
             built = memory.build(conn, embedder, bar=lambda total: counting_bar(total, "embedding"))
         self.out.print(f"{built.created:,} new memories; {built.total:,} in all, embedded with {embedder.name}")
         return embedder, built.total

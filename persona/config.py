@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     )
     embed_model: str = Field(
         default="",
-        description="sentence-transformers id or folder; empty: the bundled all-MiniLM-L6-v2.",
+        description="sentence-transformers id or folder; `multilingual-e5-small`: the bundled multilingual model; "
+                    "empty: the model memory was built with, else e5 for an owner who writes mostly in other languages, MiniLM otherwise.",
     )
 
     allowed_channels: IdSet = Field(default=frozenset(), description="Comma-separated channel ids the bot answers in; empty: everywhere it can read.")
@@ -168,7 +169,11 @@ class Settings(BaseSettings):
                                    description="Logit added to the words of the owner's remembered sentences that answer the question (0: off).")
     grounding_copy_weight: float = Field(default=0.5, ge=0, le=1,
                                          description="Probability mixed in for the word that continues such a sentence (copying a fact whole).")
-    grounding_threshold: float = Field(default=0.45, ge=0, le=1, description="Similarity a remembered sentence needs to the question to count as evidence.")
+    grounding_threshold: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Similarity a remembered sentence needs to the question to count as evidence; "
+                    "empty: the embedder's own (MiniLM 0.45, multilingual-e5-small 0.86).",
+    )
     grounding_max_evidence: int = Field(default=1, ge=1, le=10, description="Most remembered sentences a reply is pulled towards.")
     consistency: ConsistencyPolicy = Field(
         default="regenerate", description="What happens to a reply whose claims about the owner memory contradicts or does not support: "
@@ -318,9 +323,9 @@ class Settings(BaseSettings):
             raise ValueError(f"{', '.join(unknown)} is not a language persona knows: use ISO 639-1 codes among {', '.join(sorted(TEXT_SEARCH))}")
         return ",".join(dict.fromkeys(codes))
 
-    @field_validator("heldout_after", mode="before")
+    @field_validator("heldout_after", "grounding_threshold", mode="before")
     @classmethod
-    def _empty_date_is_none(cls, value: Any) -> Any:
+    def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("home", mode="before")

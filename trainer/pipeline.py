@@ -82,11 +82,11 @@ def prepared_dataset(conn: psycopg.Connection, settings: Settings, *, count_toke
     dataset = build_dataset(conn, Options.from_settings(settings), count_tokens=count_tokens)
     if settings.train_memory_fraction <= 0 and settings.train_drill_fraction <= 0:
         return dataset
-    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.memory.embeddings import Embedder
     from trainer.drills import add_drills
     from trainer.recalled import add_recalled_memories
 
-    embedder = Embedder(resolve_embed_model(settings.embed_model))  # loads only if there are memories to search
+    embedder = Embedder(memory.chosen_model(conn, settings.embed_model))  # loads only if there are memories to search
     if settings.train_memory_fraction > 0:
         dataset.stats["with_recalled_memories"] = add_recalled_memories(
             conn, embedder, dataset.train + dataset.heldout, fraction=settings.train_memory_fraction, max_seq_len=settings.max_seq_len)
@@ -345,10 +345,10 @@ def fact_probes(conn: psycopg.Connection, settings: Settings, train: list[Exampl
     answered questions, no memory is built, or PERSONA_EVAL_FACT_PROBES=0."""
     if settings.eval_fact_probes <= 0 or memory.stored_model(conn) is None:
         return []
-    from persona.memory.embeddings import Embedder, resolve_embed_model
+    from persona.memory.embeddings import Embedder
 
     owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
-    return build_probes(conn, Embedder(resolve_embed_model(settings.embed_model)), train,
+    return build_probes(conn, Embedder(memory.chosen_model(conn, settings.embed_model)), train,
                         owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me",
                         grounding=GroundingSettings.from_settings(settings), limit=settings.eval_fact_probes)
 

@@ -14,10 +14,11 @@ memory_app = typer.Typer(help="Memory: chunk, embed and search what was said.", 
 app.add_typer(memory_app, name="memory")
 
 
-def embedder_for(settings: Settings) -> Any:  # persona.memory.embeddings.Embedder
-    from persona.memory.embeddings import Embedder, resolve_embed_model
+def embedder_for(settings: Settings, conn: Any, *, keep_stored: bool = True) -> Any:  # persona.memory.embeddings.Embedder
+    from persona.memory import chosen_model
+    from persona.memory.embeddings import Embedder
 
-    return Embedder(resolve_embed_model(settings.embed_model))
+    return Embedder(chosen_model(conn, settings.embed_model, keep_stored=keep_stored))
 
 
 @memory_app.command("build")
@@ -32,8 +33,8 @@ def memory_build(
 
     settings = settings_of(ctx)
     store = open_store(settings)
-    embedder = embedder_for(settings)
     with store.connect() as conn:
+        embedder = embedder_for(settings, conn)
         built = memory.build(conn, embedder, bar=lambda total: counting_bar(total, "embedding"))
     result = {"created": built.created, "embedded": built.embedded, "memories": built.total, "model": embedder.name,
               "index_built": built.index_built}
@@ -45,15 +46,15 @@ def memory_build(
 
 @memory_app.command("rebuild")
 def memory_rebuild(ctx: typer.Context) -> None:
-    """Re-embed every memory with PERSONA_EMBED_MODEL (after switching models)."""
+    """Re-embed every memory with PERSONA_EMBED_MODEL (after switching models; unset: chosen by the owner's languages again)."""
     from persona import memory
     from persona.cli.progress import counting_bar
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)
     store = open_store(settings)
-    embedder = embedder_for(settings)
     with store.connect() as conn:
+        embedder = embedder_for(settings, conn, keep_stored=False)
         embedded = memory.rebuild(conn, embedder, bar=lambda total: counting_bar(total, "re-embedding"))
     out.print(f"{embedded:,} memories re-embedded with {embedder.name} ({embedder.dimension}-d)")
 
@@ -78,10 +79,10 @@ def memory_search(
         raise ConfigError(f"--mode must be one of {', '.join(memory.MODES)}")
     settings = settings_of(ctx)
     store = open_store(settings)
-    embedder = embedder_for(settings)
     from persona.privacy.scopes import Place, readable_scopes
 
     with store.connect() as conn:
+        embedder = embedder_for(settings, conn)
         owner_id, asker, place = _who_and_where(conn, settings, as_user, channel, guild, default=Place.dm())
         scopes = readable_scopes(asker, place, owner_id)
         results = memory.recall(conn, embedder, text, asker_id=asker, place=place, owner_id=owner_id, k=k, mode=mode)

@@ -264,6 +264,13 @@ def counts(conn: psycopg.Connection) -> dict[str, object]:
     }
 
 
+def owner_main_language(conn: psycopg.Connection) -> str | None:
+    """The language the owner writes most in, among their messages whose language is known."""
+    row = conn.execute("SELECT language FROM messages WHERE language IS NOT NULL AND language <> 'und' "
+                       "AND author_id IN (SELECT id FROM people WHERE is_owner) GROUP BY language ORDER BY count(*) DESC, language LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
 def undetected(conn: psycopg.Connection, after_id: int, limit: int) -> list[tuple[int, str]]:
     """(id, text) of messages whose language was not looked at yet, by id after `after_id` (persona/languages.py)."""
     return conn.execute("SELECT id, content FROM messages WHERE language IS NULL AND id > %s ORDER BY id LIMIT %s",

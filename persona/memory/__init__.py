@@ -10,7 +10,7 @@
 
 from persona.memory.build import Built, build, chunk_pending, counts, embed_pending, rebuild, refresh, unembedded_count
 from persona.memory.recall import MODES, Memory, opened, recall, search
-from persona.memory.vectors import MemoryConfigError, ensure_index, prepare_vectors, stored_model
+from persona.memory.vectors import MemoryConfigError, chosen_model, ensure_index, prepare_vectors, stored_model
 
 __all__ = [
     "MODES",
@@ -18,6 +18,7 @@ __all__ = [
     "Memory",
     "MemoryConfigError",
     "build",
+    "chosen_model",
     "chunk_pending",
     "counts",
     "embed_pending",

@@ -8,8 +8,10 @@ import logging
 import psycopg
 from psycopg import sql
 
+from persona import languages
 from persona.errors import PersonaError
-from persona.memory.embeddings import Embedder
+from persona.history import messages as history
+from persona.memory.embeddings import MULTILINGUAL_ALIAS, MULTILINGUAL_NAME, Embedder, EmbedModelSpec, resolve_embed_model
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,26 @@ class MemoryConfigError(PersonaError):
 def stored_model(conn: psycopg.Connection) -> tuple[str, int] | None:
     row = conn.execute("SELECT embed_model, dimension FROM memory_config").fetchone()
     return (row[0], int(row[1])) if row else None
+
+
+def chosen_model(conn: psycopg.Connection, configured: str, *, keep_stored: bool = True) -> EmbedModelSpec:
+    """PERSONA_EMBED_MODEL; when it is empty, the bundled model memory was embedded with,
+    or — before anything is embedded — the bundled multilingual-e5-small for an owner who
+    writes mostly in a language other than English (their messages' detected languages;
+    `bench/languages.py`: it recalls and grounds German, Spanish and Portuguese facts that
+    MiniLM misses), the English MiniLM otherwise. Once chosen, the stored record keeps it
+    (`keep_stored=False`: choose again, as `persona memory rebuild` does)."""
+    if configured.strip():
+        return resolve_embed_model(configured)
+    stored = stored_model(conn) if keep_stored else None
+    if stored is not None:
+        return resolve_embed_model(MULTILINGUAL_ALIAS if stored[0] == MULTILINGUAL_NAME else "")
+    languages.fill_missing(conn, languages.configured())
+    main = history.owner_main_language(conn)
+    if main not in (None, "en"):
+        log.info("the owner writes mostly in %s: memory uses the bundled multilingual-e5-small (PERSONA_EMBED_MODEL overrides)", main)
+        return resolve_embed_model(MULTILINGUAL_ALIAS)
+    return resolve_embed_model("")
 
 
 def check_model(conn: psycopg.Connection, embedder: Embedder) -> None:

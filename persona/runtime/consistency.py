@@ -18,7 +18,7 @@ than its reply:
 3. **Verdict** per claim: *supported* when one of the owner's sentences holds at least half
    of the claim's content words (a name, a place, a number said again); *contradicted*
    when none does but one is about the same thing (embedding similarity of the question
-   and claim to the sentence ≥ `SAME_SUBJECT`: the owner said something else about it);
+   and claim to the sentence ≥ the embedder's `Calibration.evidence`: the owner said something else about it);
    *unsupported* when memory says nothing either way. A reply's verdict is its worst
    claim's; a reply without claims is `none` and passes untouched.
 
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 POLICIES = get_args(ConsistencyPolicy)  # PERSONA_CONSISTENCY
 OUTCOMES = ("none", "supported", "contradicted", "unsupported")
 SUPPORTED_SHARE = 0.5  # of a claim's content words found in one sentence of the owner's
-SAME_SUBJECT = 0.45  # similarity at which an owner's sentence speaks about what the claim is about
+
 CLAIM_RECALL_K = 5
 
 _CLAUSE = re.compile(r"(?<=[.!?…])\s+|\n+|(?<=[,;])\s+(?=(?:and |but |so )?(?:i|i'm|im|my|we|she|he|it|her|his)\b)")
@@ -230,6 +230,6 @@ def _judge(embedder: Embedder, claim: Claim, question: str, said: OwnerSentences
         return Verdict("supported", claim.text, said.texts[best], said.memory_ids[best])
     similarity = (said.vectors(embedder) @ embedder.embed_query(f"{question} {claim.text}")).tolist()
     closest = max(range(len(said.texts)), key=similarity.__getitem__)
-    if similarity[closest] >= SAME_SUBJECT:
+    if similarity[closest] >= embedder.spec.calibration.evidence:  # the owner's sentence speaks about what the claim is about
         return Verdict("contradicted", claim.text, said.texts[closest], said.memory_ids[closest])
     return Verdict("unsupported", claim.text)

@@ -65,7 +65,7 @@ class Evidence:
 class GroundingSettings:
     boost: float = 0.0  # logit added to evidence tokens; 0 turns grounding off
     copy_weight: float = 0.0  # probability mixed in for the token that continues the evidence (0..1)
-    threshold: float = 0.45  # cosine similarity a sentence needs to count as evidence
+    threshold: float | None = None  # cosine similarity a sentence needs to count as evidence; None: the embedder's calibration
     max_evidence: int = 1
 
     @property
@@ -110,18 +110,21 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
     candidates = remembered_sentences(conn, memories, owner_id)
     if not candidates:
         return []
+    calibration = embedder.spec.calibration
     language = language_of(question)
-    if language not in (None, "en"):  # the embedder's language is English's: elsewhere a sentence must share a word too
+    trusted = calibration.trusted_in is not None and (language or "en") in calibration.trusted_in
+    if not trusted:  # where similarity alone cannot tell the subject, a sentence must share a word with the question too
         candidates = [c for c in candidates if shares_a_word(question, c[1], language) or (c[2] and shares_a_word(question, c[2], language))]
         if not candidates:
             return []
+    threshold = calibration.evidence if settings.threshold is None else settings.threshold
     asked = embedder.embed_query(question)
     texts = list(dict.fromkeys([c[1] for c in candidates] + [c[2] for c in candidates if c[2]]))  # one batch, each text once
     similarity = dict(zip(texts, (embedder.embed_passages(texts) @ asked).tolist()))
     scores = [max(similarity[said], similarity.get(prompted, -1.0)) for _, said, prompted in candidates]
     chosen: list[Evidence] = []
     for i in sorted(range(len(candidates)), key=lambda i: -scores[i]):
-        if scores[i] < settings.threshold or len(chosen) >= settings.max_evidence:
+        if scores[i] < threshold or len(chosen) >= settings.max_evidence:
             break
         if all(candidates[i][1] != e.text for e in chosen):
             chosen.append(Evidence(candidates[i][0], candidates[i][1], scores[i]))
@@ -132,9 +135,10 @@ def shares_a_word(question: str, sentence: str, language: str | None) -> bool:
     """Whether `sentence` holds one of the question's content words, or a form of it (the
     shorter word whole at the start of the other — "zieh" / "ziehst", "katze" / "katzen" —
     or, past five letters, all but its last: "cumpleaños" / "cumpleaño…", not "libro" /
-    "libre") — grounding's lexical check outside
-    English, where the bundled English embedder scores unrelated sentences alike (measured
-    on the German demo: "wie heißt deine katze?" → "sie hat eine socke geklaut" at 0.84)."""
+    "libre") — grounding's lexical check where the embedder's similarity alone cannot tell
+    the subject (`Calibration.trusted_in`): outside English for the English MiniLM, which
+    scores unrelated sentences alike there (the German demo: "wie heißt deine katze?" →
+    "sie hat eine socke geklaut" at 0.84), and everywhere for e5, whose scores are compressed."""
     asked = content_words(question, language=language)
     said = content_words(sentence, language=language)
     def same(a: str, w: str) -> bool:

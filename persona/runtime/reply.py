@@ -22,7 +22,7 @@ from persona import adapters, memory, metrics, replies
 from persona.config import Settings
 from persona.errors import ModelUnavailable
 from persona.history.people import names_of, resolve_owner
-from persona.memory.embeddings import Embedder, resolve_embed_model
+from persona.memory.embeddings import Embedder
 from persona.privacy.scopes import Place, readable_scopes
 from persona.prompts import CURRENT_FRAME, Frame, Line, Messages, place_label, render_to_fit
 from persona.runtime import cancellation, consistency, identity, unknowns
@@ -145,8 +145,9 @@ class ReplyEngine:
         with store.connect() as conn:
             owner = resolve_owner(conn, settings.owner_id, settings.owner_name)
             names = names_of(conn, owner.id) if owner else ()
+            embedder = embedder or Embedder(memory.chosen_model(conn, settings.embed_model))
         generator = engine_for(settings, generation or GenerationSettings.from_settings(settings))
-        engine = cls(store, embedder or Embedder(resolve_embed_model(settings.embed_model)), generator,
+        engine = cls(store, embedder, generator,
                      owner_id=owner.id if owner else None, owner_name=(owner.name if owner else "") or "me", style_notes=settings.style_notes,
                      grounding=GroundingSettings.from_settings(settings), say_unknown=settings.say_unknown,
                      consistency_policy=settings.consistency, identity_policy=settings.identity_check, owner_names=names,
