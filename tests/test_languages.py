@@ -86,6 +86,14 @@ def test_import_stores_the_language_and_stats_count_it(database: Database, perso
     listed = json.loads(subprocess.run([str(persona_exe), "languages", "--json"], env=env, capture_output=True, text=True, check=True,
                                        timeout=120).stdout)
     assert listed["messages"] == {"de": 2, "en": 1, "es": 1, "undecided": 1} and listed["detected_among"] == list(DEFAULT_LANGUAGES)
+    assert listed["memory_embedded_with"] is None
+    # The owner writes mostly German: with PERSONA_EMBED_MODEL unset, the first build embeds with the multilingual model.
+    built = json.loads(subprocess.run([str(persona_exe), "memory", "build", "--json"], env=env, capture_output=True, text=True, check=True,
+                                      timeout=300).stdout)
+    assert built["model"] == "intfloat/multilingual-e5-small" and built["embedded"] >= 1
+    listed = json.loads(subprocess.run([str(persona_exe), "languages", "--json"], env=env, capture_output=True, text=True, check=True,
+                                       timeout=120).stdout)
+    assert listed["memory_embedded_with"] == "intfloat/multilingual-e5-small"
     wrong = subprocess.run([str(persona_exe), "languages"], env={**env, "PERSONA_LANGUAGES": "de,klingon"}, capture_output=True, text=True,
                            timeout=120)
     assert wrong.returncode != 0 and "PERSONA_LANGUAGES: klingon is not a language persona knows" in wrong.stderr

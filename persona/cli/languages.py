@@ -22,13 +22,15 @@ def languages_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
         return
     from persona.history import messages
     from persona.languages import parse
+    from persona.memory import stored_model
     from persona.storage.store import open_store
 
     settings = settings_of(ctx)
     with open_store(settings).connect() as conn:
         counts = messages.counts(conn)
+        embedded = stored_model(conn)
     found = {"detected_among": list(parse(settings.languages)), "messages": counts["messages_by_language"],
-             "owner_messages": counts["owner_messages_by_language"]}
+             "owner_messages": counts["owner_messages_by_language"], "memory_embedded_with": embedded[0] if embedded else None}
     if as_json:
         print(json.dumps(found))
         return
@@ -37,6 +39,8 @@ def languages_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
         table.add_row(language, f"{n:,}", f"{found['owner_messages'].get(language, 0):,}")
     out.print(table)
     out.print(f"detected among: {', '.join(found['detected_among'])} (PERSONA_LANGUAGES)")
+    out.print(f"memory embedded with: {found['memory_embedded_with'] or 'nothing yet'} "
+              "(PERSONA_EMBED_MODEL; unset, the first `persona memory build` picks the multilingual model when you write mostly in another language)")
 
 
 @languages_app.command("detect")
