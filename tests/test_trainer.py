@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -212,11 +213,14 @@ def test_promotion_gate_both_ways() -> None:
     assert evaluation_checks({"owner_likeness": {"base": 0.4, "adapter": 0.5}, "fact_use": {"base": 2, "adapter": 2}}, likeness=True, fact_use=True)[0]
 
 
-def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -> None:
+def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     with store.connect() as conn:
         voice.populate(conn, sessions=30)
+    caplog.set_level(logging.INFO, logger="trainer.pipeline")
     first = pipeline.run(store, tsettings, incremental=False, max_steps=20, learning_rate=1e-2, eval_samples=2, eval_max_new_tokens=6, quiet=True)
     assert first.status == "promoted" and first.version == 1
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training: ")]
+    assert said == [said[0]] and "20 optimiser steps" in said[0] and "estimated after the first step" in said[0]  # nothing to go by yet
     report = Path(first.report)
     assert report.exists() and (report.parent / "loss_curve.png").exists() and (report.parent / "reply_lengths.png").exists()
     assert first.metrics["heldout_loss"]["candidate"] < first.metrics["heldout_loss"]["base"]
@@ -236,8 +240,12 @@ def test_pipeline_trains_gates_and_retrains(store: Store, tsettings: Settings) -
     with store.connect() as conn:
         voice.populate(conn, sessions=12, start=datetime(2024, 1, 1, tzinfo=UTC), first_id=8_100_000_000_000_000_000, replies=voice.FORMAL)
     drifting = tsettings.model_copy(update={"replay_ratio": 0.0})
+    caplog.clear()
     broken = pipeline.run(store, drifting, incremental=True, max_steps=30, learning_rate=3e-2, eval_samples=0, quiet=True)
     assert broken.status == "not_promoted" and "worse than active" in broken.reason
+    seconds_per_step = first.metrics["train"]["seconds"] / first.metrics["train"]["steps"]
+    said = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training: "))
+    assert "30 optimiser steps" in said and f"{seconds_per_step:.1f} s a step, as v1's run here took" in said, said  # said before it ran
     with store.connect() as conn:
         assert adapters.active(conn).id == 1
         assert adapters.get(conn, broken.version).status == "candidate"
@@ -406,3 +414,24 @@ def test_decisions_on_drafts_teach_through_sft_kto_and_dpo(store: Store, tsettin
         forgotten, _ = carry_out(conn, lambda c: forget_person(c, friend), tsettings.datasets_dir)
     assert forgotten.tainted == [taught.version] and forgotten.drafts == 4  # reached through the decisions alone
     assert not any(p.get("draft_id") for p in (json.loads(line) for line in (data / "pairs.jsonl").read_text().splitlines()))
+
+
+def test_the_estimate_follows_the_data_and_the_last_run_of_the_same_shape() -> None:
+    from trainer.estimate import estimate, planned_steps
+    from trainer.sft import TrainOptions
+
+    options = TrainOptions(batch_size=4, grad_accumulation=2, epochs=2.0)
+    assert planned_steps(100, options) == 26 and planned_steps(100_000, options) == 25_000  # epochs, not a fixed count
+    assert planned_steps(100, TrainOptions(max_steps=7)) == 7 and planned_steps(100, options, processes=2) == 14
+
+    def version(number: int, base: str, seconds: float, **shape: object) -> adapters.AdapterVersion:
+        return adapters.AdapterVersion(number, None, base, "", "active", None, 0, 0, options.to_json() | shape,
+                                       {"train": {"steps": 10, "seconds": seconds}}, datetime(2026, 1, 1, tzinfo=UTC), None)
+
+    versions = [version(1, "smollm2", 50.0), version(2, "gemma", 300.0), version(3, "smollm2", 90.0, max_seq_len=2048)]
+    told = estimate(100, options, versions, "smollm2")
+    assert (told.steps, told.seconds_per_step, told.measured_on, told.seconds) == (26, 5.0, "v1", 130.0)  # v3 has another shape
+    assert "about 2 min" in told.line(100, 2.0) and "(2 epochs)" in told.line(100, 2.0)
+    budgeted = estimate(100, TrainOptions(batch_size=4, grad_accumulation=2, epochs=2.0, time_budget_s=60), versions, "smollm2")
+    assert budgeted.seconds == 60 and "cut to the time budget" in budgeted.line(100, 2.0)  # the budget is not part of the shape
+    assert estimate(100, options, versions, "llama").seconds is None  # no run of this model: said after the first step

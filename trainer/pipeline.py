@@ -35,6 +35,7 @@ from persona.runtime.grounding import GroundingSettings
 from persona.runtime.model import resolve_base_model
 from persona.storage.store import Store
 from trainer.dataset import Dataset, Example, Options, build_dataset
+from trainer.estimate import estimate
 from trainer.fact_probes import Probe, build_probes, write_probes
 from trainer.feedback import collect as collect_feedback
 from trainer.feedback import corrections_as_examples, write_kto_rows
@@ -167,6 +168,8 @@ def _run_locked(conn: psycopg.Connection, settings: Settings, incremental: bool,
         raise PersonaError("no held-out examples (each channel needs at least 2 conversations): import more history")
 
     options = TrainOptions.from_settings(settings, **overrides)
+    log.info("%s", estimate(len(train_examples), options, adapters.versions(conn), spec.name, processes)
+             .line(len(train_examples), options.epochs if options.max_steps <= 0 else 0))
     version_id = adapters.create_candidate(
         conn, base_model=spec.name, parent_id=current.id if init_adapter and current else None, hyperparams=options.to_json(),
         data_watermark=data_watermark, feedback_watermark=feedback_watermark,

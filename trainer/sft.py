@@ -98,7 +98,21 @@ def _callbacks(options: TrainOptions) -> list[Any]:
                 control.should_training_stop = True
                 control.should_save = True
 
-    callbacks: list[Any] = [Throughput(), TimeBudget(options.time_budget_s)]
+    class FirstStep(TrainerCallback):
+        """The time the run will take, from its first step (trainer/estimate.py says it up front when an earlier run here tells)."""
+
+        def __init__(self) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 1 and state.max_steps > 1:
+                took = time.perf_counter() - self.started
+                rest = took * (state.max_steps - 1)
+                if options.time_budget_s:
+                    rest = min(rest, max(0.0, options.time_budget_s - took))
+                log.info("step 1 of %d took %.1f s: about %s more", state.max_steps, took, f"{rest:.0f} s" if rest < 90 else f"{rest / 60:.0f} min")
+
+    callbacks: list[Any] = [Throughput(), TimeBudget(options.time_budget_s), FirstStep()]
     if options.patience > 0:
         from transformers import EarlyStoppingCallback
 
