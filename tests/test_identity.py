@@ -83,6 +83,19 @@ def test_what_backs_a_claim_in_other_languages() -> None:
     assert backing("мне 34 года") == [(4,)] and backing("мне 35 лет") == [None]
 
 
+def test_a_place_is_all_its_words_not_the_first() -> None:
+    """"in der nähe von münchen" is münchen, not "nähe": before, the place stopped at the first grammar word, and any
+    "ich wohne in der nähe von …" was backed by the owner's one sentence about münchen."""
+    known = identity.Known.of([], "", ["ich wohne in der nähe von münchen", "i live in the north of england"])
+    assert [c.value for c in identity.claims("ich wohne in der nähe von münchen")] == [("münchen",)]
+    assert [c.value for c in identity.claims("i live in the north of england")] == [("north", "england")]
+    assert [c.value for c in identity.claims("i live in london with my wife") if c.kind == "home"] == [("london",)]  # "with" ends it
+    for invented in ("ich wohne in der nähe von berlin", "i live in the north of france"):
+        assert [known.backs(c) for c in identity.claims(invented)] == [False], invented
+    for said in ("ich wohne in der nähe von münchen", "i live in the north of england"):
+        assert [known.backs(c) for c in identity.claims(said)] == [True], said
+
+
 def test_what_backs_a_claim() -> None:
     known = identity.Known.of(["Alex", "alexk"], "I live in Lisbon. My sister is Ana.", ["my cat is called miso, she is four",
                                                                                         "i turned 34 yesterday", "tom is coming over"])

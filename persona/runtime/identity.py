@@ -87,7 +87,11 @@ _REL = "(?P<relation>" + "|".join(sorted(map(re.escape, _RELATION_WORDS), key=le
 _I_AM = r"(?:i'?m|i’m|i am)"
 _NAME = r"(?P<value>[^\W\d_][\w'’-]*(?:\s+[^\W\d_][\w'’-]*)?)"
 _ONE_NAME = r"(?P<value>[^\W\d_][\w'’-]*)"
-_PLACE = r"(?P<value>[^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,2})"
+_PLACE = r"(?P<value>[^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,4})"
+# Grammar words that join the words of one place ("the north of england", "in der nähe von münchen",
+# "cerca del mar"): a place goes on across them; any other grammar word ("with", "and", "weil") ends it.
+_PLACE_JOINS = frozenset({"the", "of", "near", "de", "del", "la", "las", "los", "el", "da", "do", "das", "dos", "von", "vom", "der", "die", "den",
+                          "dem", "des", "am", "an", "bei", "nähe", "du", "le", "les", "cerca", "perto", "près", "около", "под", "возле"})
 _NOT_A_DURATION = r"(?!\s*(?:min|mins|minutes|hours?|hrs?|h\b|secs?|seconds|days?|weeks?|months?|%|k\b|am\b|pm\b|:|/|\.\d|mi\b|km\b|miles|x\b))"
 _CLAUSE_END = r"(?=\s*(?:$|[.!?,;:)]|\n|now\b|lol\b|haha\b|btw\b|and\b|but\b|so\b|tho\b|lmao\b))"
 
@@ -223,12 +227,13 @@ def _claim(kind: str, clause: str, match: re.Match[str], language: str = "en") -
         if kind == "name" and not name:
             return None
         return Claim(kind, clause, tuple(name), relation)
-    place = []
+    place: list[str] = []
     for word in words:
-        if word in stop and place:
-            break
-        if word not in stop:
-            place.append(word)
+        if word in stop or word in _PLACE_JOINS:
+            if place and word not in _PLACE_JOINS:
+                break
+            continue
+        place.append(word)
     return Claim(kind, clause, tuple(place)) if place else None
 
 
