@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from persona import memory
 from persona.config import Settings
 from persona.errors import PersonaError
-from persona.memory.embeddings import Embedder
+from persona.memory.embeddings import MULTILINGUAL_ALIAS, MULTILINGUAL_NAME, Embedder, resolve_embed_model
 from persona.storage.store import Store
 from tests.fixtures import voice
 from tests.helpers import hold_draft
@@ -211,3 +211,16 @@ def test_the_inbox_sets_and_clears_send_modes(client: TestClient, store: Store) 
     client.post("/inbox/modes", data={"place": "channel", "ident": "4321", "mode": "default"}, headers=csrf)
     with store.connect() as conn:
         assert send_modes.mode_for(conn, "draft", channel_id=4321, guild_id=1, person_id=5) == "draft"
+
+
+def test_the_dashboard_reads_memory_with_the_model_it_is_embedded_with(dashboard: Dashboard, store: Store) -> None:
+    """Memory embedded with the bundled multilingual model (an owner who writes mostly in another language, or the
+    setting): the dashboard's searches and playground use that model, not PERSONA_EMBED_MODEL's empty default —
+    MiniLM's vectors against e5's would be refused (or, at the same 384 dimensions, meaningless)."""
+    with store.connect() as conn:
+        voice.populate(conn, sessions=4)
+        memory.build(conn, Embedder(resolve_embed_model(MULTILINGUAL_ALIAS)))
+    embedder = dashboard.embedder()
+    assert embedder.name == MULTILINGUAL_NAME
+    with store.connect() as conn:
+        assert memory.search(conn, embedder, "climbing this weekend?", None, k=3)

@@ -39,9 +39,11 @@ class Dashboard:
     def embedder(self) -> Any:  # persona.memory.embeddings.Embedder
         with self._lock:
             if self._embedder is None:
-                from persona.memory.embeddings import Embedder, resolve_embed_model
+                from persona.memory import chosen_model
+                from persona.memory.embeddings import Embedder
 
-                self._embedder = Embedder(resolve_embed_model(self.settings.embed_model))
+                with self.store.connect() as conn:  # the model memory is embedded with (or would be: by the owner's languages)
+                    self._embedder = Embedder(chosen_model(conn, self.settings.embed_model))
             return self._embedder
 
     def engine(self) -> Any:  # persona.runtime.reply.ReplyEngine
