@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from persona.adapters import AdapterVersion
-from trainer.sft import TrainOptions
+from trainer.sft import TrainOptions, minutes
 
 _SAME_SHAPE = ("batch_size", "grad_accumulation", "max_seq_len", "lora_rank", "lora_targets", "load_in_4bit")
 
@@ -59,7 +59,3 @@ def estimate(examples: int, options: TrainOptions, versions: Sequence[AdapterVer
                 and all(version.hyperparams.get(key) == wanted[key] for key in _SAME_SHAPE)):
             return Estimate(steps, float(train["seconds"]) / int(train["steps"]), version.label, options.time_budget_s)
     return Estimate(steps, None, None, options.time_budget_s)
-
-
-def minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

