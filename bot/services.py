@@ -20,6 +20,7 @@ from persona.config import Settings
 from persona.errors import PersonaError
 from persona.history.people import is_opted_out, opted_out_among
 from persona.privacy.forget import Forgotten
+from persona.prompts import REPLY_CONTEXT_MESSAGES
 from persona.runtime.engines.registry import is_local
 from persona.runtime.reply import ReplyEngine
 from persona.storage.store import Store
@@ -35,7 +36,7 @@ class Services:
     owner_id: int
     trusted_ids: frozenset[int] = frozenset()  # whose 👍/👎 count (the owner always does)
     allowed_channels: frozenset[int] = frozenset()  # server channels the bot answers in; empty: all
-    history_limit: int = 12  # recent messages given as context
+    history_limit: int = REPLY_CONTEXT_MESSAGES  # recent messages given as context
     reply_timeout: float = 120.0
     max_pending: int = 20  # replies waiting for the model before new ones get "busy"
     per_user_rate: int = 6  # replies per person per minute

@@ -238,6 +238,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=8, ge=1, description="Examples per device per step.")
     grad_accumulation: int = Field(default=1, ge=1, description="Gradient accumulation steps.")
     eval_steps: int = Field(default=50, ge=1, description="Evaluate on the held-out split and save a checkpoint every this many steps.")
+    train_examples: Literal["windows", "turns"] = Field(
+        default="windows",
+        description="How conversations become training examples: windows (up to 24 turns each, loss on every owner turn) or turns (one example "
+                    "per owner turn, the messages a reply is given before it as context, loss on that turn only).")
     max_seq_len: int = Field(default=512, ge=32, description="Longest training example in tokens (longer ones are trimmed from the start).")
     heldout_fraction: float = Field(default=0.05, gt=0, lt=0.5, description="Latest share of each channel held out for evaluation (fixed once chosen).")
     heldout_after: date | None = Field(default=None,

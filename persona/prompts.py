@@ -33,6 +33,7 @@ Messages = list[dict[str, str]]
 
 FRAMES = (1, 2)
 CURRENT_FRAME = 2  # what training renders now; adapter_versions.prompt_frame records each adapter's
+REPLY_CONTEXT_MESSAGES = 12  # recent channel messages a reply is given (the bot), and a per-turn training example holds at most
 
 
 @dataclass(frozen=True)

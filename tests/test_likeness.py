@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 from persona.memory.embeddings import Embedder
+from trainer.dataset import Example
+from trainer.evaluate import likeness_metrics, reply_contexts, served_context
 from trainer.likeness import attribution_ceiling, discriminate, interval, owner_likeness, real_vs_generated, wilson
 from trainer.voice_range import distinct_n, is_stock, range_and_relevance, stock_line_rate, stock_lines
 
@@ -72,3 +74,51 @@ def test_stock_lines_distinct_n_and_relevance(embedder: Embedder) -> None:
     relevance = measured["relevance"]
     assert relevance["answers"]["mean"] > relevance["random owner line"]["mean"] > 0 and relevance["answers"]["mean"] > relevance["stock"]["mean"]
     assert measured["stock_line_rate"]["stock"]["rate"] == 1.0 and measured["distinct_1"]["answers"] > measured["distinct_1"]["stock"]
+
+
+def _example(day: str, lines: list[tuple[str, str]]) -> Example:
+    messages = [{"role": "system", "content": "You are Jack."}] + [{"role": role, "content": text} for role, text in lines]
+    return Example(messages=messages, target_ids=[1], channel_id=1, source="dce", kind="server", last_at=f"{day}T10:00:00")
+
+
+def test_the_evaluation_replies_to_every_owner_turn_of_a_long_conversation() -> None:
+    """One long held-out conversation is many contexts (not one: the play's last third was 8
+    examples and 60 owner turns), each the conversation up to that turn, the latest kept."""
+    long_one = _example("2026-01-23", [("user", "Algernon: Where have you been?"), ("assistant", "In the country."),
+                                        ("user", "Algernon: What on earth do you do there?"), ("assistant", "Oh, neighbours, neighbours."),
+                                        ("user", "Algernon: Got nice neighbours?"), ("assistant", "Perfectly horrid!")])
+    earlier = _example("2026-01-22", [("user", "Lane: Mr. Ernest Worthing."), ("assistant", "How are you, my dear Ernest?")])
+    chosen = reply_contexts([long_one, earlier], None)
+    assert [e.messages[turn]["content"] for e, turn in chosen] == [
+        "How are you, my dear Ernest?", "In the country.", "Oh, neighbours, neighbours.", "Perfectly horrid!"]
+    assert all(e.messages[turn - 1]["role"] == "user" for e, turn in chosen)
+    assert [e.messages[turn]["content"] for e, turn in reply_contexts([long_one, earlier], 2)] == [
+        "Oh, neighbours, neighbours.", "Perfectly horrid!"]
+    assert reply_contexts([long_one], 0) == []
+
+
+def test_real_against_real_still_has_a_reference_when_every_held_out_turn_is_replied_to() -> None:
+    rng = random.Random(3)
+    real = [" ".join(rng.choice(["quite", "so", "really", "Algy", "my", "dear", "fellow", "nonsense"]) for _ in range(6)) for _ in range(40)]
+    heldout = [_example("2026-01-23", [("user", "Algernon: well?"), ("assistant", line)]) for line in real]
+    metrics = likeness_metrics([], heldout, real, real[::-1], real, None)
+    assert metrics["real_vs_generated"]["owner"]["pairs"] == 20  # one half of the real replies against the other
+
+
+def test_a_context_is_cut_to_what_the_bot_is_given() -> None:
+    """The evaluation asks for each reply with the context the bot would have (its last 12
+    messages, the place-and-day line in front), however long the training window was."""
+    messages = [{"role": "system", "content": "You are Jack."}, {"role": "user", "content": "[#act-3 (Half-Moon Street) · 2026-01-22]\nAlgernon: one"}]
+    for i in range(20):
+        messages.append({"role": "assistant", "content": f"jack {i}"})
+        messages.append({"role": "user", "content": f"Algernon: a {i}\nCecily: b {i}"})
+    served = served_context(messages)
+    assert served[0] == messages[0] and served[-1] == messages[-1]
+    assert served[1] == {"role": "user", "content": "[#act-3 (Half-Moon Street) · 2026-01-22]"}  # as render() opens with an owner turn
+    assert sum(m["content"].count("\n") + 1 for m in served[2:]) == 12
+    assert [m["role"] for m in served[2:]] == ["assistant", "user"] * 4
+    short = messages[:4]
+    assert served_context(short) == short  # what fits is left as it was
+    owner_first = [*messages[:1], {"role": "user", "content": "[#act-3 (Half-Moon Street) · 2026-01-22]"}, *messages[2:]]
+    cut = served_context(owner_first[:5], limit=3)  # the cut lands on a user turn: the line goes in front of it
+    assert cut[1:] == [{"role": "user", "content": "[#act-3 (Half-Moon Street) · 2026-01-22]\nAlgernon: a 0\nCecily: b 0"}, owner_first[4]]

@@ -58,6 +58,9 @@ def test_only_the_owners_turns_get_labels(tiny: str) -> None:
     short = encode(tokenizer, CHAT, 24)
     assert short is not None and len(short["input_ids"]) == 24
     assert encode(tokenizer, CHAT[:2], 512) is None  # no owner turn: nothing to learn
+    last = encode(tokenizer, CHAT, 512, last_only=True)  # PERSONA_TRAIN_EXAMPLES=turns
+    assert last is not None and last["input_ids"] == encoded["input_ids"]
+    assert tokenizer.decode([t for t, label in zip(last["input_ids"], last["labels"]) if label != -100]) == "ya<|im_end|>\n"
 
 
 def test_dataset_examples_filters_and_policy(store: Store) -> None:
@@ -90,6 +93,26 @@ def test_dataset_examples_filters_and_policy(store: Store) -> None:
         assert {"dm", "dce"} <= set(example.tags)
         with_api = build_dataset(conn, Options(owner_name="Alex", allow_api_content=True))
         assert "api-obtained owner line" in json.dumps([e.to_json() for e in with_api.train + with_api.heldout])
+
+
+def test_one_example_per_owner_turn_with_the_turns_before_it(store: Store) -> None:
+    """PERSONA_TRAIN_EXAMPLES=turns: every owner turn is the end of an example of its own,
+    the conversation before it as context; it teaches that turn, and is held out by it."""
+    with store.connect() as conn:
+        voice.populate(conn, sessions=12)
+        windows = build_dataset(conn, Options(owner_name="Alex"))
+        turns = build_dataset(conn, Options(owner_name="Alex", examples="turns"))
+    owner_turns = sum(m["role"] == "assistant" for e in windows.train + windows.heldout for m in e.messages)
+    every = turns.train + turns.heldout
+    assert len(every) == owner_turns > len(windows.train + windows.heldout)
+    assert all(e.messages[-1]["role"] == "assistant" for e in every)
+    assert turns.stats["owner_messages"] == windows.stats["owner_messages"]  # each owner message taught once, not once per window
+    ends = {e.messages[-1]["content"] for e in every}
+    assert ends == {m["content"] for e in windows.train + windows.heldout for m in e.messages if m["role"] == "assistant"}
+    longest = max(every, key=lambda e: len(e.messages))
+    assert sum(m["role"] == "assistant" for m in longest.messages) > 1  # earlier owner turns are context
+    held = {i for e in turns.heldout for i in e.target_ids}
+    assert held and not held & {i for e in turns.train for i in e.target_ids}
 
 
 def test_owner_only_history_becomes_context_plus_reply(store: Store) -> None:

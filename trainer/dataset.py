@@ -33,7 +33,7 @@ from persona import adapters
 from persona.config import Settings, default_of
 from persona.history import messages as history
 from persona.history.people import stored_owner
-from persona.prompts import Frame, Line, place_label, render, turns_of
+from persona.prompts import REPLY_CONTEXT_MESSAGES, Frame, Line, place_label, render, turns_of
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class Options:
     max_per_channel: int = default_of("max_examples_per_channel")
     max_per_source: int = default_of("max_examples_per_source")
     allow_api_content: bool = default_of("train_on_api_content")
+    examples: str = default_of("train_examples")  # windows | turns
     seed: int = 13
 
     @classmethod
@@ -70,7 +71,7 @@ class Options:
         return cls(owner_name=settings.owner_name, style_notes=settings.style_notes, heldout_fraction=settings.heldout_fraction,
                    heldout_after=settings.heldout_after,
                    max_per_channel=settings.max_examples_per_channel, max_per_source=settings.max_examples_per_source,
-                   allow_api_content=settings.train_on_api_content)
+                   allow_api_content=settings.train_on_api_content, examples=settings.train_examples)
 
 
 @dataclass
@@ -140,7 +141,7 @@ def build_dataset(conn: psycopg.Connection, options: Options, *, count_tokens: A
         frame = Frame(owner_name, options.style_notes, place_label(channel.kind, channel.name, channel.guild_name, channel.dm_name))
         group = "dm" if channel.kind == "dm" else "group" if channel.kind == "group_dm" else "server"
         channel_id = channel.id
-        examples = list(_examples(messages, owner_id, frame, channel_id, group))
+        examples = list(_examples(messages, owner_id, frame, channel_id, group, per_turn=options.examples == "turns"))
         if len(examples) > options.max_per_channel:
             filtered["channel_cap"] += len(examples) - options.max_per_channel
             examples = sorted(rng.sample(examples, options.max_per_channel), key=lambda e: e.last_at)
@@ -193,34 +194,42 @@ def _looks_pasted(text: str) -> bool:
     return letters / len(text) < 0.6
 
 
-def _examples(messages: list[history.StoredMessage], owner_id: int, frame: Frame, channel_id: int, group: str) -> Iterable[Example]:
+def _examples(messages: list[history.StoredMessage], owner_id: int, frame: Frame, channel_id: int, group: str, *,
+              per_turn: bool = False) -> Iterable[Example]:
     others_present = any(m.author_id != owner_id for m in messages)
     session: list[history.StoredMessage] = []
     for message in messages:
         if session and message.created_at - session[-1].created_at > SESSION_GAP:
-            yield from _session_examples(session, owner_id, frame, channel_id, group, others_present)
+            yield from _session_examples(session, owner_id, frame, channel_id, group, others_present, per_turn)
             session = []
         session.append(message)
     if session:
-        yield from _session_examples(session, owner_id, frame, channel_id, group, others_present)
+        yield from _session_examples(session, owner_id, frame, channel_id, group, others_present, per_turn)
 
 
 def _session_examples(session: list[history.StoredMessage], owner_id: int, frame: Frame, channel_id: int, group: str,
-                      conversational: bool) -> Iterable[Example]:
-    """Turns of one session; long sessions become several examples of at most MAX_TURNS turns,
-    each ending with an owner turn, rendered by the frame replies use (persona.prompts)."""
+                      conversational: bool, per_turn: bool) -> Iterable[Example]:
+    """Turns of one session, rendered by the frame replies use (persona.prompts): long
+    sessions become examples of at most MAX_TURNS turns, each ending with an owner turn,
+    side by side (windows); or one example ends at each owner turn, the messages before it
+    that a reply would be given as context (per_turn: it teaches that turn, as the bot is
+    asked for it)."""
     by_id = {m.id: m for m in session}
     turns = turns_of([_Tagged(m.speaker, m.content, m.author_id == owner_id, m.id) for m in session])
     if not any(turn[0].is_owner for turn in turns):
         return
-    for start in range(0, len(turns), MAX_TURNS):
-        window = turns[start : start + MAX_TURNS]
+    if per_turn:
+        windows = [_context_of(turns, end) for end, turn in enumerate(turns) if turn[0].is_owner]
+    else:
+        windows = [turns[start : start + MAX_TURNS] for start in range(0, len(turns), MAX_TURNS)]
+    for window in windows:
         while window and not window[-1][0].is_owner:
             window.pop()
         if not window:
             continue
         window_msgs = [by_id[line.message_id] for turn in window for line in turn]
-        owner_msgs = [m for m in window_msgs if m.author_id == owner_id]
+        taught = window[-1:] if per_turn else window  # what the example's loss falls on
+        owner_msgs = [by_id[line.message_id] for turn in taught for line in turn if line.is_owner]
         day = window_msgs[0].created_at.strftime("%Y-%m-%d")
         chat = render(replace(frame, day=day), [line for turn in window for line in turn])
         text = " ".join(m.content for m in owner_msgs)
@@ -230,6 +239,16 @@ def _session_examples(session: list[history.StoredMessage], owner_id: int, frame
             kind=group, last_at=window_msgs[-1].created_at.isoformat(), tags=tags + ([] if conversational else ["owner_only"]),
             max_seq=max(m.seq for m in window_msgs), message_ids=[m.id for m in window_msgs],
         )
+
+
+def _context_of(turns: list[list[Any]], end: int) -> list[list[Any]]:
+    """Turn `end` with the turns before it, as far back as a reply is given context: up
+    to REPLY_CONTEXT_MESSAGES messages (the bot's channel history) before it."""
+    start, held = end, 0
+    while start > 0 and held + len(turns[start - 1]) <= REPLY_CONTEXT_MESSAGES:
+        start -= 1
+        held += len(turns[start])
+    return turns[start : end + 1]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Training examples as token ids: labels on the owner's turns only, batches padded little.
 
-Loss falls on the owner's turns only: the chat template renders the whole
+Loss falls on the owner's turns only (with PERSONA_TRAIN_EXAMPLES=turns, on the last
+one: each example ends at the turn it teaches): the chat template renders the whole
 conversation, and the character spans of assistant turns (found by rendering each
 prefix) select which tokens get labels. Discord messages are short, so padding is the
 main waste: batches are grouped by length (`length_grouped_order`), which keeps over
@@ -15,10 +16,11 @@ from typing import Any
 import torch
 
 
-def encode(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> dict[str, list[int]] | None:
-    """input_ids and labels (-100 outside the owner's turns); None if nothing to learn."""
+def encode(tokenizer: Any, messages: list[dict[str, str]], max_len: int, *, last_only: bool = False) -> dict[str, list[int]] | None:
+    """input_ids and labels (-100 outside the owner's turns, or outside the last one with
+    `last_only`); None if nothing to learn."""
     text = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = _assistant_spans(tokenizer, messages, text)
+    spans = _assistant_spans(tokenizer, messages, text)[-1:] if last_only else _assistant_spans(tokenizer, messages, text)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = encoded["input_ids"]
     labels = [-100] * len(ids)

@@ -25,6 +25,7 @@ import torch
 
 from persona.adapter_files import sample_lines
 from persona.config import Settings
+from persona.prompts import REPLY_CONTEXT_MESSAGES
 from persona.runtime.engines.base import GenerationSettings, prompt_ids
 from persona.runtime.engines.transformers_engine import generate
 from persona.runtime.grounding import GroundingSettings
@@ -44,9 +45,10 @@ SAMPLE_BATCH = 16
 
 
 @torch.no_grad()
-def heldout_loss(model: Any, tokenizer: Any, examples: list[Example], max_len: int, batch_size: int = 8) -> float | None:
-    """Mean loss per owner token over the held-out examples."""
-    rows = [r for r in (encode(tokenizer, e.messages, max_len) for e in examples) if r]
+def heldout_loss(model: Any, tokenizer: Any, examples: list[Example], max_len: int, batch_size: int = 8, *,
+                 last_only: bool = False) -> float | None:
+    """Mean loss per owner token over the held-out examples (their last owner turn only with `last_only`)."""
+    rows = [r for r in (encode(tokenizer, e.messages, max_len, last_only=last_only) for e in examples) if r]
     if not rows:
         return None
     collate = PadCollator(tokenizer.pad_token_id)
@@ -134,11 +136,12 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
 
     from persona.runtime.model import load_base_model, load_tokenizer
 
+    chosen = reply_contexts(heldout, samples)
     log.info("evaluating on %d held-out examples: loss of the base model%s and the adapter, then %d generated replies each",
-             len(heldout), ", the active adapter" if compare_adapter else "", min(samples, len(heldout)))
-    if 0 < len(heldout) < min(samples, EVAL_CONTEXTS):
+             len(heldout), ", the active adapter" if compare_adapter else "", len(chosen))
+    if 0 < len(chosen) < min(samples, EVAL_CONTEXTS):
         log.warning("only %d held-out contexts (the evaluation wants %d): its intervals are wide — read them before the figures",
-                    len(heldout), min(samples, EVAL_CONTEXTS))
+                    len(chosen), min(samples, EVAL_CONTEXTS))
     tokenizer = load_tokenizer(spec)
     model = PeftModel.from_pretrained(load_base_model(spec), adapter_dir, adapter_name="candidate")
     if compare_adapter:
@@ -146,18 +149,18 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
     model.eval()
 
     losses: dict[str, float | None] = {}
+    last = options.loss_on_last_turn
     with model.disable_adapter():
-        losses["base"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size)
+        losses["base"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size, last_only=last)
     model.set_adapter("candidate")
-    losses["candidate"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size)
+    losses["candidate"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size, last_only=last)
     if compare_adapter:
         model.set_adapter("active")
-        losses["active"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size)
+        losses["active"] = heldout_loss(model, tokenizer, heldout, options.max_seq_len, options.batch_size, last_only=last)
         model.set_adapter("candidate")
 
-    chosen = sorted(heldout, key=lambda e: e.last_at)[-samples:] if samples else []
-    contexts = [e.messages[: last_assistant(e.messages)] for e in chosen]
-    real = [e.messages[last_assistant(e.messages)]["content"] for e in chosen]
+    contexts = [served_context(e.messages[:turn]) for e, turn in chosen]
+    real = [e.messages[turn]["content"] for e, turn in chosen]
     generation = generation or GenerationSettings.from_settings(Settings.model_construct())
     with model.disable_adapter():
         base_replies = sample_replies(model, tokenizer, contexts, generation)
@@ -165,7 +168,7 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
     embedder = load_embedder(embed_model) if chosen or probes else None
 
     metrics: dict[str, Any] = {
-        "contexts": {"asked": samples, "used": len(chosen), "heldout": len(heldout)},
+        "contexts": {"asked": samples, "used": len(chosen), "heldout": len(heldout), "owner_turns": len(reply_contexts(heldout, None))},
         "heldout_examples": len(heldout),
         "heldout_loss": losses,
         "heldout_perplexity": {k: (round(math.exp(v), 3) if v is not None and v < 50 else None) for k, v in losses.items()},
@@ -176,7 +179,7 @@ def evaluate(spec: Any, adapter_dir: str, heldout: list[Example], options: Train
             "adapter": embedding_similarity(embedder, adapter_replies, real),
         },
         "samples": [{"context": c[-1]["content"][-300:], "real": r, "base": b, "adapter": a, "message_ids": e.message_ids}
-                    for e, c, r, b, a in zip(chosen, contexts, real, base_replies, adapter_replies)],
+                    for (e, _turn), c, r, b, a in zip(chosen, contexts, real, base_replies, adapter_replies)],
     }
     metrics |= likeness_metrics(train or [], heldout, real, base_replies, adapter_replies, embedder)
     if probes:
@@ -217,8 +220,12 @@ def likeness_metrics(train: list[Example], heldout: list[Example], real: list[st
                               "lowercase_rate": interval([float(t == t.lower()) for t in texts])}
     told = {who: discriminate(real, texts) for who, texts in generated.items()}
     # What "indistinguishable" looks like at this size: the owner's real replies against as many other held-out lines of theirs.
+    # (When the evaluation replies to nearly every held-out turn, one half of the real replies against the other.)
     others_of_owner = [line for line in owner_heldout if line not in set(real)][: len(real)]
-    told["owner"] = discriminate(real[: len(others_of_owner)], others_of_owner)
+    if len(others_of_owner) >= len(real) // 2:
+        told["owner"] = discriminate(real[: len(others_of_owner)], others_of_owner)
+    else:
+        told["owner"] = discriminate(real[0::2], real[1::2])
     return {
         "owner_likeness": owner_likeness(owner_train, others_train, owner_heldout, others_heldout, generated),
         "real_vs_generated_accuracy": {who: (t or {}).get("accuracy") for who, t in told.items() if who != "owner"},
@@ -243,6 +250,46 @@ def speakers_texts(examples: list[Example]) -> tuple[list[str], list[str]]:
                     if sep and text.strip() and not line.startswith("["):
                         others.append(text)
     return owner, others
+
+
+def reply_contexts(heldout: list[Example], samples: int | None) -> list[tuple[Example, int]]:
+    """(example, index of an owner turn) for every owner turn of the held-out examples, the
+    latest `samples` of them (None: all): each turn is replied to from what came before it.
+
+    Every turn, not only each example's last: a long conversation is one example of up to
+    24 turns, and one context per example left an evaluation of a chat-heavy history with
+    a handful of replies to judge (a play's last third: 8 examples, 60 owner turns)."""
+    if samples == 0:
+        return []
+    turns = [(e, i) for e in sorted(heldout, key=lambda e: e.last_at) for i, m in enumerate(e.messages) if m["role"] == "assistant" and i > 0]
+    return turns if samples is None else turns[-samples:]
+
+
+def served_context(messages: list[dict[str, str]], limit: int = REPLY_CONTEXT_MESSAGES) -> list[dict[str, str]]:
+    """`messages` cut to what the bot would be given: the system prompt and the turns holding
+    about the last `limit` messages (one per line), the place-and-day line kept in front.
+
+    Whatever the training examples looked like (windows of 24 turns, or one per turn), each
+    recipe is then judged on the same contexts, the ones replies are asked in."""
+    system, turns = messages[:1], messages[1:]
+    if not turns:
+        return messages
+    first = turns[0]["content"]
+    opening = first.split("\n", 1)[0] if turns[0]["role"] == "user" and first.startswith("[") else None
+    start, held = len(turns) - 1, 0
+    while start >= 0:
+        lines = turns[start]["content"].count("\n") + 1 - (start == 0 and opening is not None)
+        if held + lines > limit and start < len(turns) - 1:
+            break
+        held += lines
+        start -= 1
+    kept = [dict(t) for t in turns[start + 1:]]
+    if start >= 0 and opening is not None:
+        if kept[0]["role"] == "user":
+            kept[0]["content"] = f"{opening}\n{kept[0]['content']}"
+        else:
+            kept.insert(0, {"role": "user", "content": opening})
+    return system + kept
 
 
 def last_assistant(messages: list[dict[str, str]]) -> int:

@@ -38,6 +38,8 @@ class TrainOptions:
     batch_size: int = default_of("batch_size")
     grad_accumulation: int = default_of("grad_accumulation")
     max_seq_len: int = default_of("max_seq_len")
+    loss_on_last_turn: bool = False  # PERSONA_TRAIN_EXAMPLES=turns: each example teaches its last owner turn only
+    neftune_alpha: float = 0.0  # NEFTune noise on the input embeddings while training (0: off); a candidate of bench/likeness.py
     warmup_fraction: float = 0.05
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -57,7 +59,7 @@ class TrainOptions:
             lora_rank=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
             lora_targets=settings.lora_targets, learning_rate=settings.learning_rate, epochs=settings.train_epochs,
             batch_size=settings.batch_size, grad_accumulation=settings.grad_accumulation, max_seq_len=settings.max_seq_len,
-            load_in_4bit=settings.load_in_4bit, eval_steps=settings.eval_steps,
+            load_in_4bit=settings.load_in_4bit, eval_steps=settings.eval_steps, loss_on_last_turn=settings.train_examples == "turns",
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -214,11 +216,12 @@ def train(spec: Any, train_rows: list[list[dict[str, str]]], eval_rows: list[lis
     set_seed(options.seed)
     started = time.perf_counter()
     model, tokenizer = prepare_model(spec, options, init_adapter)
-    encoded = [r for r in (encode(tokenizer, m, options.max_seq_len) for m in train_rows) if r]
+    last = options.loss_on_last_turn
+    encoded = [r for r in (encode(tokenizer, m, options.max_seq_len, last_only=last) for m in train_rows) if r]
     if options.grouping == "length":
         encoded = [encoded[i] for i in length_grouped_order([len(r["input_ids"]) for r in encoded], options.batch_size, options.seed)]
     train_set = EncodedDataset(encoded)
-    eval_set = EncodedDataset([r for r in (encode(tokenizer, m, options.max_seq_len) for m in eval_rows) if r])
+    eval_set = EncodedDataset([r for r in (encode(tokenizer, m, options.max_seq_len, last_only=last) for m in eval_rows) if r])
     if len(train_set) == 0:
         raise ValueError("no training example has an owner turn to learn")
     checkpoints = output_dir / "checkpoints"
@@ -332,6 +335,7 @@ def _training_arguments(options: TrainOptions, checkpoints: Path, examples: int,
         use_cpu=not cuda,
         seed=options.seed,
         save_only_model=False,
+        neftune_noise_alpha=options.neftune_alpha or None,
     )
 
 
