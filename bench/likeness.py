@@ -66,6 +66,7 @@ TRAINING: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "turns-rank-8": ({"train_examples": "turns", "lora_rank": 8, "lora_alpha": 16}, {}),
     "epochs-4": ({"train_epochs": 4.0}, {}),
     "learning-rate-1e-3": ({"learning_rate": 1e-3}, {}),
+    "learning-rate-1e-3-epochs-8": ({"learning_rate": 1e-3, "train_epochs": 8.0}, {}),
 }
 # Serving-time recipes: the default adapter, replies sampled with these settings.
 SERVING = {
@@ -240,17 +241,20 @@ def owner_row(metrics: dict[str, Any]) -> dict[str, Any]:
             "discriminator_real_vs_real": told.get("accuracy"), "discriminator_real_vs_real_ci": told.get("interval")}
 
 
-def first_run(store: Any) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
-    """The default recipe's run of a reused home (its first adapter version), if it finished."""
+def first_run(store: Any, settings: Any, samples: int) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+    """The default recipe's run of a reused home (its first adapter version), if it finished,
+    evaluated again (so its figures come from today's evaluation, as the other rows' do)."""
     from persona import adapters
+    from trainer import pipeline
 
     with store.connect() as conn:
         version = adapters.get(conn, 1)
     if version is None or not (Path(version.path).parent / "result.json").exists():
         return None
     result = json.loads((Path(version.path).parent / "result.json").read_text())
-    return 1, result["metrics"], {"steps": result["train"]["steps"], "train_seconds": round(result["train"]["seconds"], 1),
-                                  "heldout_loss": result["metrics"].get("heldout_loss", {}).get("candidate")}
+    _version, metrics, _report = pipeline.evaluate_version(store, settings, 1, eval_samples=samples, quiet=True)
+    return 1, metrics, {"steps": result["train"]["steps"], "train_seconds": round(result["train"]["seconds"], 1),
+                        "heldout_loss": result["metrics"].get("heldout_loss", {}).get("candidate")}
 
 
 def train_variant(store: Any, settings: Any, recipe: tuple[dict[str, Any], dict[str, Any]], samples: int) -> tuple[int, dict[str, Any], dict[str, Any]]:
@@ -285,7 +289,7 @@ def main() -> None:
     started = time.perf_counter()
     settings, store, counts = history_home(root)
     rows: dict[str, Any] = {}
-    default_version, metrics, figures = first_run(store) or train_variant(store, settings, TRAINING["default"], args.samples)
+    default_version, metrics, figures = first_run(store, settings, args.samples) or train_variant(store, settings, TRAINING["default"], args.samples)
     result: dict[str, Any] = {"bench": "likeness", "source": "The Importance of Being Earnest (Wilde, 1895) via " + SOURCE_PACKAGE,
                               "owner": OWNER_ROLE.title(), **counts, "contexts": metrics.get("contexts"),
                               "owner_own": owner_row(metrics), "base": measures(metrics, "base")}
